@@ -1,0 +1,329 @@
+//! The log store: log records in time-bounded tantivy splits.
+//!
+//! Schema (one document per record):
+//!
+//! | field | indexed as | for |
+//! |---|---|---|
+//! | `tenant` | raw term | tenant isolation on every query |
+//! | `ts` | i64 fast field | time range filter, newest-first sort, histogram |
+//! | `seq` | u64 fast field | arrival order, the live-tail cursor |
+//! | `level`, `trace_id`, `span_id` | lowercased whole value | `level:error trace_id:…` |
+//! | `service`, `host`, `source` | raw term | `service:checkout` |
+//! | `body` | `log` tokenizer, with positions | words, identifiers, phrases |
+//! | `attributes` | JSON, `log` tokenizer | `attributes.user_id:42` |
+//! | `doc` | stored bytes (postcard) | the record returned to the user |
+//!
+//! Only `doc` is stored: the record is read back whole from one compressed blob, and
+//! no field is stored twice.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use tantivy::collector::{Count, HistogramCollector, TopDocs};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::{
+    BytesOptions, FAST, Field, IndexRecordOption, JsonObjectOptions, STRING, Schema,
+    TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::{DocAddress, Index, Order, Searcher, TantivyDocument, Term};
+use triad_model::store::{LogQuery, LogRead, LogSearchResult, StoreError, StoreResult, TailBatch};
+use triad_model::{LogRecord, attributes_to_json};
+
+use crate::error::Result;
+use crate::store::{Signal, Store};
+use crate::tokenizer::{self, ID_TOKENIZER, LOG_TOKENIZER};
+
+/// Field handles of the log schema.
+#[derive(Clone)]
+pub struct LogSignal {
+    schema: Schema,
+    tenant: Field,
+    ts: Field,
+    seq: Field,
+    level: Field,
+    service: Field,
+    host: Field,
+    trace_id: Field,
+    span_id: Field,
+    source: Field,
+    body: Field,
+    attributes: Field,
+    doc: Field,
+}
+
+impl Default for LogSignal {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LogSignal {
+    /// Builds the schema.
+    pub fn new() -> Self {
+        let mut b = Schema::builder();
+        let id_text = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(ID_TOKENIZER)
+                .set_index_option(IndexRecordOption::Basic),
+        );
+        let log_indexing = TextFieldIndexing::default()
+            .set_tokenizer(LOG_TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+        let tenant = b.add_text_field("tenant", STRING);
+        let ts = b.add_i64_field("ts", FAST);
+        let seq = b.add_u64_field("seq", FAST);
+        let level = b.add_text_field("level", id_text.clone());
+        let service = b.add_text_field("service", STRING);
+        let host = b.add_text_field("host", STRING);
+        let trace_id = b.add_text_field("trace_id", id_text.clone());
+        let span_id = b.add_text_field("span_id", id_text);
+        let source = b.add_text_field("source", STRING);
+        let body = b.add_text_field(
+            "body",
+            TextOptions::default().set_indexing_options(log_indexing.clone()),
+        );
+        let attributes = b.add_json_field(
+            "attributes",
+            JsonObjectOptions::default()
+                .set_indexing_options(log_indexing)
+                .set_expand_dots_enabled(),
+        );
+        let doc = b.add_bytes_field("doc", BytesOptions::default().set_stored());
+        Self {
+            schema: b.build(),
+            tenant,
+            ts,
+            seq,
+            level,
+            service,
+            host,
+            trace_id,
+            span_id,
+            source,
+            body,
+            attributes,
+            doc,
+        }
+    }
+
+    fn decode(&self, searcher: &Searcher, addr: DocAddress) -> Result<LogRecord> {
+        let doc: TantivyDocument = searcher.doc(addr)?;
+        let bytes = doc
+            .get_first(self.doc)
+            .and_then(|v| v.as_bytes())
+            .unwrap_or_default();
+        postcard::from_bytes(bytes).map_err(|e| crate::Error::Corrupt(format!("log record: {e}")))
+    }
+}
+
+impl Signal for LogSignal {
+    type Record = LogRecord;
+    const NAME: &'static str = "logs";
+
+    fn schema(&self) -> Schema {
+        self.schema.clone()
+    }
+
+    fn configure(&self, index: &Index) {
+        tokenizer::register(index);
+    }
+
+    fn document(&self, r: &LogRecord, seq: u64) -> TantivyDocument {
+        let mut d = TantivyDocument::default();
+        d.add_text(self.tenant, &r.tenant);
+        d.add_i64(self.ts, r.timestamp_ns);
+        d.add_u64(self.seq, seq);
+        let level = r.level();
+        if !level.is_empty() {
+            d.add_text(self.level, &level);
+        }
+        if !r.service.is_empty() {
+            d.add_text(self.service, &r.service);
+        }
+        if !r.host.is_empty() {
+            d.add_text(self.host, &r.host);
+        }
+        if let Some(t) = r.trace_id {
+            d.add_text(self.trace_id, t.to_hex());
+        }
+        if let Some(s) = r.span_id {
+            d.add_text(self.span_id, s.to_hex());
+        }
+        d.add_text(self.source, &r.source);
+        d.add_text(self.body, &r.body);
+        if !r.attributes.is_empty()
+            && let serde_json::Value::Object(map) = attributes_to_json(&r.attributes)
+        {
+            d.add_object(
+                self.attributes,
+                map.into_iter()
+                    .map(|(k, v)| (k, json_to_owned(v)))
+                    .collect(),
+            );
+        }
+        // Encoding our own model cannot fail; an empty blob would surface as a decode error.
+        d.add_bytes(self.doc, &postcard::to_stdvec(r).unwrap_or_default());
+        d
+    }
+
+    fn timestamp_ns(r: &LogRecord) -> i64 {
+        r.timestamp_ns
+    }
+}
+
+fn json_to_owned(v: serde_json::Value) -> tantivy::schema::OwnedValue {
+    tantivy::schema::OwnedValue::from(v)
+}
+
+/// The log store: a [`Store`] of [`LogSignal`] with the search operations.
+pub struct LogStore {
+    store: Arc<Store<LogSignal>>,
+}
+
+impl LogStore {
+    /// Wraps an opened store.
+    pub fn new(store: Arc<Store<LogSignal>>) -> Self {
+        Self { store }
+    }
+
+    /// The underlying store (append, retention, shutdown).
+    pub fn store(&self) -> &Arc<Store<LogSignal>> {
+        &self.store
+    }
+
+    /// Makes records durable; see [`Store::append`].
+    pub async fn append(&self, records: Vec<LogRecord>) -> Result<()> {
+        self.store.append(records).await
+    }
+
+    fn user_query(&self, text: &str) -> StoreResult<Box<dyn Query>> {
+        if text.trim().is_empty() {
+            return Ok(Box::new(AllQuery));
+        }
+        let s = self.store.signal();
+        let splits = self.store.splits();
+        let Some(split) = splits.last() else {
+            return Ok(Box::new(AllQuery));
+        };
+        let mut parser = QueryParser::for_index(&split.index, vec![s.body]);
+        parser.set_conjunction_by_default();
+        parser
+            .parse_query(text)
+            .map_err(|e| StoreError::InvalidQuery(e.to_string()))
+    }
+
+    fn with_filters(
+        &self,
+        tenant: &str,
+        user: Box<dyn Query>,
+        range: Box<dyn Query>,
+    ) -> BooleanQuery {
+        let s = self.store.signal();
+        let tenant_q = TermQuery::new(
+            Term::from_field_text(s.tenant, tenant),
+            IndexRecordOption::Basic,
+        );
+        BooleanQuery::new(vec![
+            (Occur::Must, user),
+            (Occur::Must, Box::new(tenant_q)),
+            (Occur::Must, range),
+        ])
+    }
+}
+
+impl LogRead for LogStore {
+    fn search(&self, q: &LogQuery) -> StoreResult<LogSearchResult> {
+        if q.end_ns <= q.start_ns {
+            return Err(StoreError::InvalidQuery("end must be after start".into()));
+        }
+        let s = self.store.signal();
+        let range = RangeQuery::new(
+            Bound::Included(Term::from_field_i64(s.ts, q.start_ns)),
+            Bound::Excluded(Term::from_field_i64(s.ts, q.end_ns)),
+        );
+        let query = self.with_filters(&q.tenant, self.user_query(&q.query)?, Box::new(range));
+        let buckets = q.histogram_buckets.max(1);
+        let span = (q.end_ns - q.start_ns) as u64;
+        let bucket_ns = span.div_ceil(buckets as u64).max(1);
+        let mut result = LogSearchResult {
+            bucket_ns: bucket_ns as i64,
+            histogram: vec![0; q.histogram_buckets],
+            ..Default::default()
+        };
+        let searchers = self.store.searchers(q.start_ns, q.end_ns);
+        let mut top: Vec<(i64, usize, DocAddress)> = Vec::new();
+        for (i, searcher) in searchers.iter().enumerate() {
+            let collector = (
+                Count,
+                TopDocs::with_limit(q.limit.max(1)).order_by_fast_field::<i64>("ts", Order::Desc),
+                HistogramCollector::new::<i64>("ts".to_string(), q.start_ns, bucket_ns, buckets),
+            );
+            let (count, hits, hist) = searcher
+                .search(&query, &collector)
+                .map_err(crate::Error::from)?;
+            result.total += count as u64;
+            for (b, c) in result.histogram.iter_mut().zip(hist) {
+                *b += c;
+            }
+            top.extend(
+                hits.into_iter()
+                    .map(|(ts, addr)| (ts.unwrap_or(i64::MIN), i, addr)),
+            );
+        }
+        top.sort_by_key(|t| std::cmp::Reverse(t.0));
+        top.truncate(q.limit);
+        for (_, i, addr) in top {
+            result.hits.push(s.decode(&searchers[i], addr)?);
+        }
+        Ok(result)
+    }
+
+    fn tail(
+        &self,
+        tenant: &str,
+        query: &str,
+        cursor: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<TailBatch> {
+        let splits = self.store.splits();
+        let newest = splits.iter().map(|s| s.meta().max_seq).max().unwrap_or(0);
+        let Some(cursor) = cursor else {
+            return Ok(TailBatch {
+                records: Vec::new(),
+                cursor: newest,
+            });
+        };
+        let s = self.store.signal();
+        let range = RangeQuery::new(
+            Bound::Excluded(Term::from_field_u64(s.seq, cursor)),
+            Bound::Unbounded,
+        );
+        let query = self.with_filters(tenant, self.user_query(query)?, Box::new(range));
+        let mut found: Vec<(u64, LogRecord)> = Vec::new();
+        for split in splits.iter().filter(|sp| sp.meta().max_seq > cursor) {
+            let searcher = split.searcher();
+            let hits = searcher
+                .search(
+                    &query,
+                    &TopDocs::with_limit(limit.max(1))
+                        .order_by_fast_field::<u64>("seq", Order::Asc),
+                )
+                .map_err(crate::Error::from)?;
+            for (seq, addr) in hits {
+                found.push((seq.unwrap_or(0), s.decode(&searcher, addr)?));
+            }
+        }
+        found.sort_by_key(|f| f.0);
+        let next = if found.len() > limit {
+            found.truncate(limit);
+            found.last().map(|f| f.0).unwrap_or(cursor)
+        } else {
+            // Everything up to the newest committed record has been seen.
+            newest.max(cursor)
+        };
+        Ok(TailBatch {
+            records: found.into_iter().map(|f| f.1).collect(),
+            cursor: next,
+        })
+    }
+}

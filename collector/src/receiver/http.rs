@@ -1,0 +1,310 @@
+//! OTLP/HTTP receiver: `POST /v1/traces` and `/v1/logs` with protobuf or JSON bodies,
+//! optionally gzip-compressed, answered in the encoding of the request as the OTLP
+//! specification says. Also `/metrics`, `/healthz` and `/readyz` of the collector.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prometheus_client::registry::Registry;
+use prost::Message;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use triad_model::DEFAULT_TENANT;
+
+use super::{Ingest, IngestError};
+
+const PROTOBUF: &str = "application/x-protobuf";
+const JSON: &str = "application/json";
+
+/// `google.rpc.Status`, the error body OTLP/HTTP prescribes.
+#[derive(Clone, PartialEq, Message, Serialize)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+/// State of the HTTP receiver.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The ingest path.
+    pub ingest: Ingest,
+    /// Largest body after decompression.
+    pub max_decompressed_bytes: usize,
+    /// Registry rendered on `/metrics`.
+    pub registry: Arc<Registry>,
+    /// Readiness: true when the stores accept writes.
+    pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+/// A refused request: HTTP status plus the `google.rpc.Status` body.
+struct Refusal {
+    http: StatusCode,
+    grpc_code: i32,
+    message: String,
+    outcome: &'static str,
+}
+
+impl Refusal {
+    fn new(
+        http: StatusCode,
+        grpc_code: i32,
+        outcome: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            http,
+            grpc_code,
+            message: message.into(),
+            outcome,
+        }
+    }
+
+    fn into_response(self, enc: Encoding) -> Response {
+        let status = RpcStatus {
+            code: self.grpc_code,
+            message: self.message,
+        };
+        let mut resp = encode(enc, &status, self.http);
+        if self.http == StatusCode::SERVICE_UNAVAILABLE
+            || self.http == StatusCode::TOO_MANY_REQUESTS
+        {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+fn encode<T: Message + Serialize>(enc: Encoding, msg: &T, status: StatusCode) -> Response {
+    match enc {
+        Encoding::Protobuf => (
+            status,
+            [(header::CONTENT_TYPE, PROTOBUF)],
+            msg.encode_to_vec(),
+        )
+            .into_response(),
+        Encoding::Json => {
+            let body = serde_json::to_vec(msg).unwrap_or_else(|_| b"{}".to_vec());
+            (status, [(header::CONTENT_TYPE, JSON)], body).into_response()
+        }
+    }
+}
+
+fn encoding_of(headers: &HeaderMap) -> Option<Encoding> {
+    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match mime.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Some(Encoding::Protobuf),
+        "application/json" => Some(Encoding::Json),
+        _ => None,
+    }
+}
+
+/// Decompresses per `Content-Encoding`, refusing anything that inflates past `limit`.
+fn decompress(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, Refusal> {
+    let ce = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    match ce.as_str() {
+        "" | "identity" => Ok(body),
+        "gzip" => {
+            let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+            let mut dec = flate2::read::GzDecoder::new(&body[..]).take(limit as u64 + 1);
+            dec.read_to_end(&mut out).map_err(|e| {
+                Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    3,
+                    "invalid",
+                    format!("invalid gzip body: {e}"),
+                )
+            })?;
+            if out.len() > limit {
+                return Err(Refusal::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    8,
+                    "too_large",
+                    format!("decompressed body exceeds {limit} bytes"),
+                ));
+            }
+            Ok(Bytes::from(out))
+        }
+        other => Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            3,
+            "unsupported_media_type",
+            format!("unsupported Content-Encoding {other:?}: use gzip or none"),
+        )),
+    }
+}
+
+fn decode<T: Message + Default + DeserializeOwned>(
+    enc: Encoding,
+    body: &[u8],
+) -> Result<T, Refusal> {
+    let invalid = |m: String| Refusal::new(StatusCode::BAD_REQUEST, 3, "invalid", m);
+    match enc {
+        Encoding::Protobuf => {
+            T::decode(body).map_err(|e| invalid(format!("malformed protobuf: {e}")))
+        }
+        Encoding::Json => {
+            serde_json::from_slice(body).map_err(|e| invalid(format!("malformed OTLP JSON: {e}")))
+        }
+    }
+}
+
+fn refusal_of(e: IngestError) -> Refusal {
+    match e {
+        IngestError::Invalid(m) => Refusal::new(StatusCode::BAD_REQUEST, 3, "invalid", m),
+        IngestError::Unavailable(m) => {
+            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, 14, "unavailable", m)
+        }
+    }
+}
+
+/// Content type, decompression and decoding shared by both endpoints.
+fn prepare<T: Message + Default + DeserializeOwned>(
+    state: &HttpState,
+    signal: &'static str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(Encoding, T), Box<Response>> {
+    let Some(enc) = encoding_of(headers) else {
+        state
+            .ingest
+            .record_outcome(signal, "http", "unsupported_media_type");
+        let r = Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            3,
+            "unsupported_media_type",
+            "Content-Type must be application/x-protobuf or application/json",
+        );
+        return Err(Box::new(r.into_response(Encoding::Json)));
+    };
+    state
+        .ingest
+        .metrics
+        .bytes
+        .get_or_create(&crate::metrics::RecvLabels {
+            signal,
+            transport: "http",
+        })
+        .inc_by(body.len() as u64);
+    let result =
+        decompress(headers, body, state.max_decompressed_bytes).and_then(|b| decode::<T>(enc, &b));
+    result.map(|msg| (enc, msg)).map_err(|r| {
+        state.ingest.record_outcome(signal, "http", r.outcome);
+        tracing::debug!(signal, error = %r.message, "refused OTLP/HTTP request");
+        Box::new(r.into_response(enc))
+    })
+}
+
+async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (enc, req) = match prepare::<ExportTraceServiceRequest>(&state, "traces", &headers, body) {
+        Ok(x) => x,
+        Err(resp) => return *resp,
+    };
+    match state.ingest.traces(&req, DEFAULT_TENANT, "http").await {
+        Ok(a) => {
+            let partial_success = (a.rejected > 0).then_some(ExportTracePartialSuccess {
+                rejected_spans: a.rejected as i64,
+                error_message: a.message,
+            });
+            encode(
+                enc,
+                &ExportTraceServiceResponse { partial_success },
+                StatusCode::OK,
+            )
+        }
+        Err(e) => refusal_of(e).into_response(enc),
+    }
+}
+
+async fn logs(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (enc, req) = match prepare::<ExportLogsServiceRequest>(&state, "logs", &headers, body) {
+        Ok(x) => x,
+        Err(resp) => return *resp,
+    };
+    match state.ingest.logs(&req, DEFAULT_TENANT, "http").await {
+        Ok(a) => {
+            let partial_success = (a.rejected > 0).then_some(ExportLogsPartialSuccess {
+                rejected_log_records: a.rejected as i64,
+                error_message: a.message,
+            });
+            encode(
+                enc,
+                &ExportLogsServiceResponse { partial_success },
+                StatusCode::OK,
+            )
+        }
+        Err(e) => refusal_of(e).into_response(enc),
+    }
+}
+
+/// Renders a registry in the Prometheus text format.
+pub fn render_metrics(registry: &Registry) -> Response {
+    let mut out = String::new();
+    match prometheus_client::encoding::text::encode(&mut out, registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            out,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The OTLP/HTTP router, with the body limit of `max_request_bytes` (413 above it).
+pub fn router(state: HttpState, max_request_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/traces", post(traces))
+        .route("/v1/logs", post(logs))
+        .route(
+            "/metrics",
+            get(|State(s): State<HttpState>| async move { render_metrics(&s.registry) }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(s): State<HttpState>| async move {
+                if (s.ready)() {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                }
+            }),
+        )
+        .layer(DefaultBodyLimit::max(max_request_bytes))
+        .with_state(state)
+}

@@ -1,0 +1,174 @@
+//! A split: one tantivy index holding the records of a bounded span of arrival time.
+//!
+//! Records go to the single active split of a store. It is sealed when it reaches
+//! `split_max_docs` or `split_max_age_secs`; a sealed split never changes again, so
+//! retention deletes whole directories and, later, sealed splits can move to object
+//! storage. Each commit carries a [`SplitMeta`] as its payload: the time range for
+//! skipping splits at query time, and the WAL position the commit covers.
+
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use serde::{Deserialize, Serialize};
+use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
+
+use crate::error::{Error, Result};
+
+/// What a split's last commit recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitMeta {
+    /// Smallest record timestamp, ns (`i64::MAX` when empty).
+    pub min_ts: i64,
+    /// Largest record timestamp, ns (`i64::MIN` when empty).
+    pub max_ts: i64,
+    /// Committed documents.
+    pub docs: u64,
+    /// Largest arrival sequence number in the split.
+    pub max_seq: u64,
+    /// Highest WAL LSN whose records this commit includes.
+    pub lsn: u64,
+    /// True once the split is closed for writes.
+    pub sealed: bool,
+    /// Wall time of the first document, ns (0 when empty); the split's age counts from it.
+    pub first_write_ns: i64,
+}
+
+impl Default for SplitMeta {
+    fn default() -> Self {
+        Self {
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+            docs: 0,
+            max_seq: 0,
+            lsn: 0,
+            sealed: false,
+            first_write_ns: 0,
+        }
+    }
+}
+
+impl SplitMeta {
+    /// Widens the time range to include `ts`.
+    pub fn observe(&mut self, ts: i64, seq: u64) {
+        self.min_ts = self.min_ts.min(ts);
+        self.max_ts = self.max_ts.max(ts);
+        self.max_seq = self.max_seq.max(seq);
+        self.docs += 1;
+    }
+}
+
+/// An open split.
+pub struct Split {
+    /// Directory name, sortable by creation time.
+    pub id: String,
+    /// Directory of the tantivy index.
+    pub dir: PathBuf,
+    /// The tantivy index.
+    pub index: Index,
+    reader: IndexReader,
+    meta: RwLock<SplitMeta>,
+}
+
+impl Split {
+    /// Creates an empty split in `parent` with the given schema.
+    pub fn create(
+        parent: &Path,
+        schema: tantivy::schema::Schema,
+        configure: &dyn Fn(&Index),
+    ) -> Result<Split> {
+        let mut ns = triad_model::now_ns();
+        let (id, dir) = loop {
+            let id = format!("{ns:020}");
+            let dir = parent.join(&id);
+            if !dir.exists() {
+                break (id, dir);
+            }
+            ns += 1;
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(Error::io(format!("create split {}", dir.display())))?;
+        let index = Index::create_in_dir(&dir, schema)?;
+        configure(&index);
+        Self::with_index(id, dir, index, SplitMeta::default())
+    }
+
+    /// Opens an existing split directory, reading its meta from the last commit.
+    pub fn open(dir: &Path, configure: &dyn Fn(&Index)) -> Result<Split> {
+        let index = Index::open_in_dir(dir)?;
+        configure(&index);
+        let metas = index.load_metas()?;
+        let mut meta = match metas.payload.as_deref() {
+            Some(p) => serde_json::from_str(p)
+                .map_err(|e| Error::Corrupt(format!("split {} meta: {e}", dir.display())))?,
+            None => SplitMeta::default(),
+        };
+        meta.docs = metas.segments.iter().map(|s| u64::from(s.num_docs())).sum();
+        let id = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        Self::with_index(id, dir.to_path_buf(), index, meta)
+    }
+
+    fn with_index(id: String, dir: PathBuf, index: Index, meta: SplitMeta) -> Result<Split> {
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Split {
+            id,
+            dir,
+            index,
+            reader,
+            meta: RwLock::new(meta),
+        })
+    }
+
+    /// The meta of the last commit.
+    pub fn meta(&self) -> SplitMeta {
+        self.meta.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records a new commit: reloads the reader and replaces the meta.
+    pub fn committed(&self, meta: SplitMeta) -> Result<()> {
+        self.reader.reload()?;
+        *self.meta.write().unwrap_or_else(|e| e.into_inner()) = meta;
+        Ok(())
+    }
+
+    /// Re-reads the meta and reloads the reader (read-only mode, another process writes).
+    pub fn refresh(&self) -> Result<()> {
+        let metas = self.index.load_metas()?;
+        if let Some(p) = metas.payload.as_deref()
+            && let Ok(mut meta) = serde_json::from_str::<SplitMeta>(p)
+        {
+            meta.docs = metas.segments.iter().map(|s| u64::from(s.num_docs())).sum();
+            *self.meta.write().unwrap_or_else(|e| e.into_inner()) = meta;
+        }
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// True when the split holds records with timestamps in `[start_ns, end_ns)`.
+    pub fn overlaps(&self, start_ns: i64, end_ns: i64) -> bool {
+        let m = self.meta();
+        m.docs > 0 && m.min_ts < end_ns && m.max_ts >= start_ns
+    }
+
+    /// A searcher over the split's committed documents.
+    pub fn searcher(&self) -> Searcher {
+        self.reader.searcher()
+    }
+
+    /// Bytes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        std::fs::read_dir(&self.dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}

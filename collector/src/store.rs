@@ -1,0 +1,677 @@
+//! A durable, time-partitioned store of one signal (logs or spans) on tantivy.
+//!
+//! Data path of an append (see docs/architecture.md):
+//!
+//! 1. the receiver encodes the batch (postcard) and sends it to the **WAL thread**
+//!    through a bounded queue ([`APPEND_QUEUE`]);
+//! 2. the WAL thread writes every waiting batch, makes them durable with one
+//!    `fdatasync` (group commit), hands them to the indexer through a second bounded
+//!    queue ([`INDEX_QUEUE`]) and only then acknowledges them: an acknowledged batch
+//!    survives `kill -9`;
+//! 3. the **indexer thread** adds documents to the active split's tantivy writer and
+//!    commits every `commit_interval_ms` or `commit_docs` documents. The commit payload
+//!    records the WAL position it covers; WAL segments below it are deleted, and at
+//!    start everything above it is replayed.
+//!
+//! Both queues are bounded, so a slow disk or indexer pushes back to the receivers
+//! instead of growing memory. Neither thread runs on the async runtime.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tantivy::schema::Schema;
+use tantivy::{Index, IndexWriter, Searcher, TantivyDocument};
+use tokio::sync::{mpsc, oneshot};
+use triad_model::config::StoreConfig;
+
+use crate::error::{Error, Result};
+use crate::metrics::{SignalLabel, StageLabels, StoreMetrics};
+use crate::split::{Split, SplitMeta};
+use crate::wal::Wal;
+
+/// Append requests waiting for the WAL thread. Each holds one export request (up to
+/// `max_request_bytes`), so this bounds queued memory to ~64 requests.
+pub const APPEND_QUEUE: usize = 64;
+/// Durable batches waiting for the indexer. While the indexer commits, the WAL keeps
+/// acknowledging until this fills; then appends wait (backpressure).
+pub const INDEX_QUEUE: usize = 256;
+/// The WAL thread gathers waiting requests up to this many bytes into one fsync.
+const GROUP_COMMIT_BYTES: usize = 8 << 20;
+
+/// What a store stores: its schema and how a record becomes a document.
+pub trait Signal: Send + Sync + 'static {
+    /// The stored record type.
+    type Record: Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// `logs` or `traces`: directory name and metrics label.
+    const NAME: &'static str;
+    /// The tantivy schema of a split.
+    fn schema(&self) -> Schema;
+    /// Registers tokenizers on a newly opened index.
+    fn configure(&self, index: &Index);
+    /// The document for a record; `seq` is its arrival number in the store.
+    fn document(&self, record: &Self::Record, seq: u64) -> TantivyDocument;
+    /// The record's timestamp, ns (drives split time ranges and retention).
+    fn timestamp_ns(record: &Self::Record) -> i64;
+}
+
+struct AppendRequest<R> {
+    records: Vec<R>,
+    payload: Vec<u8>,
+    ack: oneshot::Sender<Result<()>>,
+}
+
+struct IndexBatch<R> {
+    lsn: u64,
+    records: Vec<R>,
+}
+
+struct Shared<S: Signal> {
+    signal: S,
+    dir: PathBuf,
+    cfg: StoreConfig,
+    splits: RwLock<Vec<Arc<Split>>>,
+    /// Highest WAL LSN covered by an index commit.
+    checkpoint: AtomicU64,
+    /// False once a thread stopped on a fatal error.
+    healthy: AtomicBool,
+    metrics: StoreMetrics,
+}
+
+impl<S: Signal> Shared<S> {
+    fn label(&self) -> SignalLabel {
+        SignalLabel { signal: S::NAME }
+    }
+
+    fn error(&self, stage: &'static str) {
+        self.metrics
+            .errors
+            .get_or_create(&StageLabels {
+                signal: S::NAME,
+                stage,
+            })
+            .inc();
+    }
+
+    fn configure(&self) -> impl Fn(&Index) + '_ {
+        |index: &Index| self.signal.configure(index)
+    }
+
+    fn splits_dir(&self) -> PathBuf {
+        self.dir.join("splits")
+    }
+}
+
+/// A store of one signal. Cloning the `Arc` around it shares it between the receivers
+/// and the query side.
+pub struct Store<S: Signal> {
+    shared: Arc<Shared<S>>,
+    tx: Mutex<Option<mpsc::Sender<AppendRequest<S::Record>>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn open_splits<S: Signal>(shared: &Shared<S>) -> Result<Vec<Arc<Split>>> {
+    let dir = shared.splits_dir();
+    std::fs::create_dir_all(&dir).map_err(Error::io(format!("create {}", dir.display())))?;
+    let mut ids: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(Error::io(format!("list {}", dir.display())))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("meta.json").exists())
+        .map(|e| e.path())
+        .collect();
+    ids.sort();
+    ids.iter()
+        .map(|p| Split::open(p, &shared.configure()).map(Arc::new))
+        .collect()
+}
+
+impl<S: Signal> Store<S> {
+    /// Opens the store in `dir` for reading and writing: opens its splits, replays the
+    /// WAL above the last commit and starts the WAL and indexer threads.
+    pub fn open(
+        signal: S,
+        dir: &Path,
+        cfg: StoreConfig,
+        metrics: StoreMetrics,
+    ) -> Result<Arc<Self>> {
+        let shared = Arc::new(Shared {
+            signal,
+            dir: dir.to_path_buf(),
+            cfg,
+            splits: RwLock::new(Vec::new()),
+            checkpoint: AtomicU64::new(0),
+            healthy: AtomicBool::new(true),
+            metrics,
+        });
+        let mut splits = open_splits(&shared)?;
+        let checkpoint = splits.iter().map(|s| s.meta().lsn).max().unwrap_or(0);
+        let next_seq = splits.iter().map(|s| s.meta().max_seq).max().unwrap_or(0) + 1;
+        shared.checkpoint.store(checkpoint, Ordering::SeqCst);
+        // Only the newest split may take writes; an older unsealed one (a crash during
+        // a rollover) is treated as sealed.
+        let active = match splits.last() {
+            Some(s) if !s.meta().sealed => s.clone(),
+            _ => {
+                let s = Arc::new(Split::create(
+                    &shared.splits_dir(),
+                    shared.signal.schema(),
+                    &shared.configure(),
+                )?);
+                splits.push(s.clone());
+                s
+            }
+        };
+        *shared.splits.write().unwrap_or_else(|e| e.into_inner()) = splits;
+        shared
+            .metrics
+            .splits
+            .get_or_create(&shared.label())
+            .set(shared.splits.read().map(|s| s.len()).unwrap_or(0) as i64);
+
+        let writer = new_writer(&shared, &active)?;
+        let (index_tx, index_rx) = std_mpsc::sync_channel::<IndexBatch<S::Record>>(INDEX_QUEUE);
+        let indexer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("{}-indexer", S::NAME))
+                .spawn(move || index_loop(shared, index_rx, active, writer, next_seq))
+                .map_err(Error::io("spawn indexer thread"))?
+        };
+
+        // Replay what was acknowledged but not yet committed, in order, before any new write.
+        let wal_dir = dir.join("wal");
+        let replay_shared = shared.clone();
+        let (wal, stats) = Wal::open(&wal_dir, checkpoint, |lsn, payload| {
+            let records: Vec<S::Record> = postcard::from_bytes(&payload).map_err(|e| {
+                replay_shared.error("wal");
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("wal record {lsn}: {e}"),
+                )
+            })?;
+            index_tx
+                .send(IndexBatch { lsn, records })
+                .map_err(|_| std::io::Error::other("indexer stopped during replay"))
+        })
+        .map_err(Error::io(format!("open wal {}", wal_dir.display())))?;
+        shared
+            .metrics
+            .wal_replayed
+            .get_or_create(&shared.label())
+            .inc_by(stats.replayed);
+        if stats.replayed > 0 || stats.truncated_bytes > 0 {
+            tracing::info!(
+                signal = S::NAME,
+                replayed = stats.replayed,
+                truncated_bytes = stats.truncated_bytes,
+                "replayed write-ahead log"
+            );
+        }
+
+        let (tx, rx) = mpsc::channel(APPEND_QUEUE);
+        let wal_thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("{}-wal", S::NAME))
+                .spawn(move || wal_loop(shared, wal, rx, index_tx))
+                .map_err(Error::io("spawn wal thread"))?
+        };
+        Ok(Arc::new(Store {
+            shared,
+            tx: Mutex::new(Some(tx)),
+            threads: Mutex::new(vec![wal_thread, indexer]),
+        }))
+    }
+
+    /// Opens the store read-only, for a query server beside a collector that writes it.
+    /// Call [`Store::refresh`] periodically to see new commits and splits.
+    pub fn open_read_only(
+        signal: S,
+        dir: &Path,
+        cfg: StoreConfig,
+        metrics: StoreMetrics,
+    ) -> Result<Arc<Self>> {
+        let shared = Arc::new(Shared {
+            signal,
+            dir: dir.to_path_buf(),
+            cfg,
+            splits: RwLock::new(Vec::new()),
+            checkpoint: AtomicU64::new(0),
+            healthy: AtomicBool::new(true),
+            metrics,
+        });
+        let splits = open_splits(&shared)?;
+        *shared.splits.write().unwrap_or_else(|e| e.into_inner()) = splits;
+        Ok(Arc::new(Store {
+            shared,
+            tx: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Makes `records` durable; returns once they survive a crash. They become
+    /// searchable at the next index commit.
+    pub async fn append(&self, records: Vec<S::Record>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let payload = postcard::to_stdvec(&records).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let tx = lock(&self.tx).clone().ok_or(Error::Closed(S::NAME))?;
+        let (ack, done) = oneshot::channel();
+        tx.send(AppendRequest {
+            records,
+            payload,
+            ack,
+        })
+        .await
+        .map_err(|_| Error::Closed(S::NAME))?;
+        done.await.map_err(|_| Error::Closed(S::NAME))?
+    }
+
+    /// True while both threads run.
+    pub fn is_healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::SeqCst)
+    }
+
+    /// The signal (schema fields and helpers).
+    pub fn signal(&self) -> &S {
+        &self.shared.signal
+    }
+
+    /// All splits, oldest first.
+    pub fn splits(&self) -> Vec<Arc<Split>> {
+        self.shared
+            .splits
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Searchers of the splits with records in `[start_ns, end_ns)`, newest split first.
+    /// Splits outside the range are skipped without being opened for search.
+    pub fn searchers(&self, start_ns: i64, end_ns: i64) -> Vec<Searcher> {
+        let mut v: Vec<Searcher> = self
+            .splits()
+            .iter()
+            .filter(|s| s.overlaps(start_ns, end_ns))
+            .map(|s| s.searcher())
+            .collect();
+        v.reverse();
+        v
+    }
+
+    /// Searchers of every non-empty split, newest first.
+    pub fn all_searchers(&self) -> Vec<Searcher> {
+        self.searchers(i64::MIN, i64::MAX)
+    }
+
+    /// Read-only mode: picks up new commits, new splits and removed splits.
+    pub fn refresh(&self) -> Result<()> {
+        let on_disk = open_splits_ids(&self.shared.splits_dir())?;
+        let current = self.splits();
+        let mut next = Vec::with_capacity(on_disk.len());
+        for path in on_disk {
+            match current.iter().find(|s| s.dir == path) {
+                Some(s) => {
+                    s.refresh()?;
+                    next.push(s.clone());
+                }
+                None => next.push(Arc::new(Split::open(&path, &self.shared.configure())?)),
+            }
+        }
+        *self
+            .shared
+            .splits
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = next;
+        Ok(())
+    }
+
+    /// Drops sealed splits older than `retention_secs` (by their newest record), then the
+    /// oldest sealed splits while the store exceeds `retention_bytes`. Returns how many
+    /// splits were removed. Does blocking file I/O.
+    pub fn apply_retention(&self, now_ns: i64) -> Result<usize> {
+        let cfg = &self.shared.cfg;
+        let mut removed = Vec::new();
+        {
+            let mut splits = self
+                .shared
+                .splits
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            if cfg.retention_secs > 0 {
+                let cutoff = now_ns
+                    .saturating_sub((cfg.retention_secs as i64).saturating_mul(1_000_000_000));
+                splits.retain(|s| {
+                    let m = s.meta();
+                    let expired = m.sealed && m.max_ts < cutoff;
+                    if expired {
+                        removed.push(s.clone());
+                    }
+                    !expired
+                });
+            }
+            let sizes: Vec<u64> = splits.iter().map(|s| s.disk_bytes()).collect();
+            let mut total: u64 = sizes.iter().sum();
+            if cfg.retention_bytes > 0 {
+                let mut i = 0;
+                while total > cfg.retention_bytes && i < splits.len() {
+                    if splits[i].meta().sealed {
+                        total -= sizes[i];
+                        removed.push(splits.remove(i));
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            let label = self.shared.label();
+            self.shared
+                .metrics
+                .disk_bytes
+                .get_or_create(&label)
+                .set(total as i64);
+            self.shared
+                .metrics
+                .splits
+                .get_or_create(&label)
+                .set(splits.len() as i64);
+        }
+        for s in &removed {
+            tracing::info!(signal = S::NAME, split = %s.id, "retention removed split");
+            if let Err(e) = std::fs::remove_dir_all(&s.dir) {
+                self.shared.error("retention");
+                tracing::error!(split = %s.dir.display(), error = %e, "failed to delete expired split");
+            }
+        }
+        self.shared
+            .metrics
+            .retention_removed_splits
+            .get_or_create(&self.shared.label())
+            .inc_by(removed.len() as u64);
+        Ok(removed.len())
+    }
+
+    /// How often retention should run: often enough to drop a split soon after it expires.
+    pub fn retention_check_interval(&self) -> Duration {
+        Duration::from_secs(self.shared.cfg.split_max_age_secs.clamp(1, 60))
+    }
+
+    /// Stops accepting writes, lets the threads drain their queues, commits and joins
+    /// them. Blocks: call it from `spawn_blocking` on a runtime.
+    pub fn shutdown(&self) {
+        lock(&self.tx).take();
+        for t in lock(&self.threads).drain(..) {
+            if t.join().is_err() {
+                tracing::error!(signal = S::NAME, "store thread panicked");
+            }
+        }
+    }
+}
+
+fn open_splits_ids(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut ids: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(Error::io(format!("list {}", dir.display())))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("meta.json").exists())
+        .map(|e| e.path())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+fn new_writer<S: Signal>(shared: &Shared<S>, split: &Split) -> Result<IndexWriter> {
+    let cfg = &shared.cfg;
+    Ok(split
+        .index
+        .writer_with_num_threads(cfg.indexer_threads, cfg.indexer_memory_mb << 20)?)
+}
+
+fn wal_loop<S: Signal>(
+    shared: Arc<Shared<S>>,
+    mut wal: Wal,
+    mut rx: mpsc::Receiver<AppendRequest<S::Record>>,
+    index_tx: std_mpsc::SyncSender<IndexBatch<S::Record>>,
+) {
+    let label = shared.label();
+    let depth = shared
+        .metrics
+        .index_queue_depth
+        .get_or_create(&label)
+        .clone();
+    while let Some(first) = rx.blocking_recv() {
+        let mut bytes = first.payload.len();
+        let mut group = vec![first];
+        while bytes < GROUP_COMMIT_BYTES {
+            match rx.try_recv() {
+                Ok(r) => {
+                    bytes += r.payload.len();
+                    group.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let written: std::io::Result<Vec<u64>> = group
+            .iter()
+            .map(|r| wal.append(&r.payload))
+            .collect::<std::io::Result<Vec<u64>>>()
+            .and_then(|lsns| {
+                wal.sync(shared.checkpoint.load(Ordering::SeqCst))
+                    .map(|_| lsns)
+            });
+        let lsns = match written {
+            Ok(l) => l,
+            Err(e) => {
+                // The WAL's state on disk is unknown: stop taking writes rather than
+                // acknowledge something that may not be there.
+                shared.error("wal");
+                shared.healthy.store(false, Ordering::SeqCst);
+                tracing::error!(signal = S::NAME, error = %e, "write-ahead log failed; store stops accepting writes");
+                for r in group {
+                    let _ = r.ack.send(Err(Error::Closed(S::NAME)));
+                }
+                break;
+            }
+        };
+        shared
+            .metrics
+            .wal_sync_seconds
+            .get_or_create(&label)
+            .observe(started.elapsed().as_secs_f64());
+        shared
+            .metrics
+            .wal_bytes
+            .get_or_create(&label)
+            .inc_by(bytes as u64);
+        for (r, lsn) in group.into_iter().zip(lsns) {
+            shared
+                .metrics
+                .wal_records
+                .get_or_create(&label)
+                .inc_by(r.records.len() as u64);
+            depth.inc();
+            // Blocks while the indexer is behind: backpressure up to the receivers.
+            if index_tx
+                .send(IndexBatch {
+                    lsn,
+                    records: r.records,
+                })
+                .is_err()
+            {
+                depth.dec();
+                shared.healthy.store(false, Ordering::SeqCst);
+                // Durable in the WAL, so replayed at the next start; but not acknowledged.
+                let _ = r.ack.send(Err(Error::Closed(S::NAME)));
+                continue;
+            }
+            let _ = r.ack.send(Ok(()));
+        }
+    }
+}
+
+/// Owns the active split's writer: adds documents, commits, seals and rolls over.
+fn index_loop<S: Signal>(
+    shared: Arc<Shared<S>>,
+    rx: std_mpsc::Receiver<IndexBatch<S::Record>>,
+    mut active: Arc<Split>,
+    mut writer: IndexWriter,
+    mut next_seq: u64,
+) {
+    let label = shared.label();
+    let depth = shared
+        .metrics
+        .index_queue_depth
+        .get_or_create(&label)
+        .clone();
+    let interval = Duration::from_millis(shared.cfg.commit_interval_ms);
+    let max_age_ns = (shared.cfg.split_max_age_secs as i64).saturating_mul(1_000_000_000);
+    let mut meta = active.meta();
+    let mut pending: u64 = 0;
+    let mut last_commit = Instant::now();
+    loop {
+        let wait = interval.saturating_sub(last_commit.elapsed());
+        let disconnected = match rx.recv_timeout(wait) {
+            Ok(batch) => {
+                depth.dec();
+                if meta.first_write_ns == 0 {
+                    meta.first_write_ns = triad_model::now_ns();
+                }
+                for rec in &batch.records {
+                    let doc = shared.signal.document(rec, next_seq);
+                    meta.observe(S::timestamp_ns(rec), next_seq);
+                    next_seq += 1;
+                    if let Err(e) = writer.add_document(doc) {
+                        shared.error("index");
+                        shared.healthy.store(false, Ordering::SeqCst);
+                        tracing::error!(signal = S::NAME, error = %e, "index writer failed; store stops");
+                        return;
+                    }
+                }
+                shared
+                    .metrics
+                    .indexed_docs
+                    .get_or_create(&label)
+                    .inc_by(batch.records.len() as u64);
+                pending += batch.records.len() as u64;
+                meta.lsn = batch.lsn;
+                false
+            }
+            Err(std_mpsc::RecvTimeoutError::Timeout) => false,
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => true,
+        };
+        let due =
+            last_commit.elapsed() >= interval || pending >= shared.cfg.commit_docs || disconnected;
+        // An idle split is sealed once it is old enough, so retention can drop it.
+        let aged = meta.docs > 0 && triad_model::now_ns() - meta.first_write_ns >= max_age_ns;
+        let seal = meta.docs >= shared.cfg.split_max_docs || aged;
+        if due && (pending > 0 || seal) {
+            if seal {
+                meta.sealed = true;
+            }
+            let committed = commit(&shared, &mut writer, &active, &meta);
+            match committed {
+                Ok(()) => pending = 0,
+                Err(ref e) => {
+                    // Data is in the WAL; the next interval retries the commit.
+                    meta.sealed = false;
+                    shared.error("commit");
+                    tracing::error!(signal = S::NAME, error = %e, "index commit failed");
+                }
+            }
+            if committed.is_ok() && seal && !disconnected {
+                match roll_over(&shared, writer, &active, meta.lsn) {
+                    Ok((split, w)) => {
+                        active = split;
+                        writer = w;
+                        meta = SplitMeta {
+                            lsn: meta.lsn,
+                            ..SplitMeta::default()
+                        };
+                    }
+                    Err(e) => {
+                        shared.error("commit");
+                        shared.healthy.store(false, Ordering::SeqCst);
+                        tracing::error!(signal = S::NAME, error = %e, "could not start a new split; store stops");
+                        return;
+                    }
+                }
+            }
+        }
+        if due {
+            last_commit = Instant::now();
+        }
+        if disconnected {
+            if let Err(e) = writer.wait_merging_threads() {
+                tracing::warn!(signal = S::NAME, error = %e, "merge did not finish at shutdown");
+            }
+            return;
+        }
+    }
+}
+
+fn commit<S: Signal>(
+    shared: &Shared<S>,
+    writer: &mut IndexWriter,
+    split: &Split,
+    meta: &SplitMeta,
+) -> Result<()> {
+    let started = Instant::now();
+    let payload = serde_json::to_string(meta).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let mut prepared = writer.prepare_commit()?;
+    prepared.set_payload(&payload);
+    prepared.commit()?;
+    split.committed(meta.clone())?;
+    shared.checkpoint.store(meta.lsn, Ordering::SeqCst);
+    let label = shared.label();
+    shared.metrics.commits.get_or_create(&label).inc();
+    shared
+        .metrics
+        .commit_seconds
+        .get_or_create(&label)
+        .observe(started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Seals the active split (its last commit already says so) and opens a new one.
+fn roll_over<S: Signal>(
+    shared: &Shared<S>,
+    writer: IndexWriter,
+    sealed: &Split,
+    lsn: u64,
+) -> Result<(Arc<Split>, IndexWriter)> {
+    writer.wait_merging_threads()?;
+    tracing::info!(signal = S::NAME, split = %sealed.id, docs = sealed.meta().docs, "sealed split");
+    let split = Arc::new(Split::create(
+        &shared.splits_dir(),
+        shared.signal.schema(),
+        &shared.configure(),
+    )?);
+    let mut w = new_writer(shared, &split)?;
+    // An empty first commit records the WAL position, so a restart before the first
+    // document does not replay what the sealed split already holds.
+    let meta = SplitMeta {
+        lsn,
+        ..SplitMeta::default()
+    };
+    let mut prepared = w.prepare_commit()?;
+    prepared.set_payload(&serde_json::to_string(&meta).map_err(|e| Error::Corrupt(e.to_string()))?);
+    prepared.commit()?;
+    split.committed(meta)?;
+    let mut splits = shared.splits.write().unwrap_or_else(|e| e.into_inner());
+    splits.push(split.clone());
+    shared
+        .metrics
+        .splits
+        .get_or_create(&shared.label())
+        .set(splits.len() as i64);
+    Ok((split, w))
+}

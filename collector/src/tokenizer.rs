@@ -1,0 +1,134 @@
+//! Tokenizers for log text.
+//!
+//! `log`: splits on every character that is neither alphanumeric nor `_`, lowercases,
+//! and drops tokens over 255 bytes. Identifiers such as `user_id` and
+//! `ERR_CONN_REFUSED` stay whole; paths, IPs and dotted names split into parts, and
+//! the query parser turns `"/api/v1/users"` or `10.0.0.1` into a phrase query over the
+//! same parts (positions are indexed), so they are found exactly.
+//!
+//! `id`: the whole value, lowercased: for trace IDs, span IDs and levels, so that
+//! `trace_id:4BF9…` and `level:ERROR` match what was stored in lowercase.
+
+use tantivy::Index;
+use tantivy::tokenizer::{
+    LowerCaser, RawTokenizer, RemoveLongFilter, TextAnalyzer, Token, TokenStream, Tokenizer,
+};
+
+/// Name of the log text tokenizer.
+pub const LOG_TOKENIZER: &str = "log";
+/// Name of the lowercased whole-value tokenizer.
+pub const ID_TOKENIZER: &str = "id";
+/// Longest token indexed, in bytes.
+const MAX_TOKEN_BYTES: usize = 255;
+
+/// Splits on characters that are neither alphanumeric nor `_`.
+#[derive(Clone, Default)]
+pub struct LogTokenizer {
+    token: Token,
+}
+
+/// Token stream of [`LogTokenizer`].
+pub struct LogTokenStream<'a> {
+    text: &'a str,
+    chars: std::str::CharIndices<'a>,
+    token: &'a mut Token,
+}
+
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+impl Tokenizer for LogTokenizer {
+    type TokenStream<'a> = LogTokenStream<'a>;
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> LogTokenStream<'a> {
+        self.token.reset();
+        LogTokenStream {
+            text,
+            chars: text.char_indices(),
+            token: &mut self.token,
+        }
+    }
+}
+
+impl TokenStream for LogTokenStream<'_> {
+    fn advance(&mut self) -> bool {
+        self.token.text.clear();
+        self.token.position = self.token.position.wrapping_add(1);
+        while let Some((from, c)) = self.chars.next() {
+            if is_word(c) {
+                let to = self
+                    .chars
+                    .find(|(_, c)| !is_word(*c))
+                    .map(|(o, _)| o)
+                    .unwrap_or(self.text.len());
+                self.token.offset_from = from;
+                self.token.offset_to = to;
+                self.token.text.push_str(&self.text[from..to]);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.token
+    }
+}
+
+/// Registers [`LOG_TOKENIZER`] and [`ID_TOKENIZER`] on an index.
+pub fn register(index: &Index) {
+    let log = TextAnalyzer::builder(LogTokenizer::default())
+        .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
+        .filter(LowerCaser)
+        .build();
+    let id = TextAnalyzer::builder(RawTokenizer::default())
+        .filter(LowerCaser)
+        .build();
+    index.tokenizers().register(LOG_TOKENIZER, log);
+    index.tokenizers().register(ID_TOKENIZER, id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(text: &str) -> Vec<String> {
+        let mut a = TextAnalyzer::builder(LogTokenizer::default())
+            .filter(LowerCaser)
+            .build();
+        let mut s = a.token_stream(text);
+        let mut out = Vec::new();
+        while s.advance() {
+            out.push(s.token().text.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn keeps_identifiers_splits_paths_and_ips() {
+        assert_eq!(
+            tokens("GET /api/v1/users ERR_CONN_REFUSED from 10.0.0.1:8080 user_id=42 Ünïcode"),
+            vec![
+                "get",
+                "api",
+                "v1",
+                "users",
+                "err_conn_refused",
+                "from",
+                "10",
+                "0",
+                "0",
+                "1",
+                "8080",
+                "user_id",
+                "42",
+                "ünïcode"
+            ]
+        );
+        assert!(tokens("  ,.;  ").is_empty());
+    }
+}

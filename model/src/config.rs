@@ -1,0 +1,313 @@
+//! The `triad.yaml` configuration: one section per component, every field documented,
+//! defaults such that no file is needed at all.
+//!
+//! Loading (reading the file, YAML parsing) is the binary's job; this module holds the
+//! structs, their defaults and [`Config::validate`], which does no I/O.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A configuration value that is out of range; the message names the key and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}; {fix}")]
+pub struct ConfigError {
+    /// Dotted path of the offending key, e.g. `collector.logs.commit_interval_ms`.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+/// The whole `triad.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory for all stored data (write-ahead logs, indexes). `--data-dir` overrides it.
+    pub data_dir: PathBuf,
+    /// The collector: receivers and storage.
+    pub collector: CollectorConfig,
+    /// The query server: HTTP APIs.
+    pub query: QueryConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./triad-data"),
+            collector: CollectorConfig::default(),
+            query: QueryConfig::default(),
+        }
+    }
+}
+
+/// Collector section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorConfig {
+    /// Address of the OTLP/gRPC receiver.
+    pub otlp_grpc_listen: SocketAddr,
+    /// Address of the OTLP/HTTP receiver (`/v1/traces`, `/v1/logs`).
+    pub otlp_http_listen: SocketAddr,
+    /// Largest request body accepted, in bytes, as sent (compressed). Larger: HTTP 413 /
+    /// gRPC RESOURCE_EXHAUSTED.
+    pub max_request_bytes: usize,
+    /// Largest request body after gzip decompression, in bytes (guards against gzip bombs).
+    pub max_decompressed_bytes: usize,
+    /// Log store settings.
+    pub logs: StoreConfig,
+    /// Trace store settings.
+    pub traces: StoreConfig,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self {
+            otlp_grpc_listen: SocketAddr::from(([0, 0, 0, 0], 4317)),
+            otlp_http_listen: SocketAddr::from(([0, 0, 0, 0], 4318)),
+            max_request_bytes: 16 << 20,
+            max_decompressed_bytes: 64 << 20,
+            logs: StoreConfig::default(),
+            traces: StoreConfig::default(),
+        }
+    }
+}
+
+/// Settings of one store (logs or traces). See docs/architecture.md for the commit
+/// policy and the split lifecycle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Longest time between index commits: how long until acknowledged data is searchable.
+    pub commit_interval_ms: u64,
+    /// Commit early once this many documents are waiting.
+    pub commit_docs: u64,
+    /// Seal the active split once it holds this many documents.
+    pub split_max_docs: u64,
+    /// Seal the active split once it is this old (seconds), so retention can drop whole splits.
+    pub split_max_age_secs: u64,
+    /// Drop sealed splits whose newest record is older than this (seconds). 0 keeps forever.
+    pub retention_secs: u64,
+    /// Drop the oldest sealed splits while the store is larger than this (bytes). 0: no limit.
+    pub retention_bytes: u64,
+    /// Indexing threads of the tantivy writer.
+    pub indexer_threads: usize,
+    /// Memory budget of the tantivy writer, in MiB, shared by its threads.
+    pub indexer_memory_mb: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            commit_interval_ms: 1_000,
+            commit_docs: 200_000,
+            split_max_docs: 10_000_000,
+            split_max_age_secs: 3_600,
+            retention_secs: 7 * 86_400,
+            retention_bytes: 0,
+            indexer_threads: 1,
+            indexer_memory_mb: 128,
+        }
+    }
+}
+
+/// Query server section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Address of the query server (UI, Jaeger API, log API, `/metrics`).
+    pub listen: SocketAddr,
+    /// Most log hits one search may return (`limit` is capped to it).
+    pub max_log_hits: usize,
+    /// Most traces one Jaeger search may return.
+    pub max_traces: usize,
+    /// How often a live tail (`/api/logs/tail`) looks for new lines, in ms.
+    pub tail_poll_interval_ms: u64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7070)),
+            max_log_hits: 1_000,
+            max_traces: 1_500,
+            tail_poll_interval_ms: 500,
+        }
+    }
+}
+
+/// A configuration that passed [`Config::validate`].
+#[derive(Debug, Clone)]
+pub struct ValidConfig(Config);
+
+impl std::ops::Deref for ValidConfig {
+    type Target = Config;
+    fn deref(&self) -> &Config {
+        &self.0
+    }
+}
+
+impl ValidConfig {
+    /// Replaces the data directory (the `--data-dir` flag); any path is valid.
+    pub fn with_data_dir(mut self, dir: PathBuf) -> Self {
+        self.0.data_dir = dir;
+        self
+    }
+
+    /// Applies `f` and validates again, for overrides from the command line or tests.
+    pub fn modify(self, f: impl FnOnce(&mut Config)) -> Result<ValidConfig, ConfigError> {
+        let mut c = self.0;
+        f(&mut c);
+        c.validate()
+    }
+}
+
+fn range<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &str,
+    v: T,
+    min: T,
+    max: T,
+    fix: &str,
+) -> Result<(), ConfigError> {
+    if v < min || v > max {
+        return Err(ConfigError {
+            key: key.to_string(),
+            problem: format!("{v} is out of range [{min}, {max}]"),
+            fix: fix.to_string(),
+        });
+    }
+    Ok(())
+}
+
+impl StoreConfig {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let k = |f: &str| format!("{prefix}.{f}");
+        range(
+            &k("commit_interval_ms"),
+            self.commit_interval_ms,
+            10,
+            600_000,
+            "set how often new data becomes searchable, e.g. 1000",
+        )?;
+        range(
+            &k("commit_docs"),
+            self.commit_docs,
+            1,
+            100_000_000,
+            "e.g. 200000",
+        )?;
+        range(
+            &k("split_max_docs"),
+            self.split_max_docs,
+            1_000,
+            2_000_000_000,
+            "e.g. 10000000 documents per split",
+        )?;
+        range(
+            &k("split_max_age_secs"),
+            self.split_max_age_secs,
+            1,
+            7 * 86_400,
+            "e.g. 3600: one split per hour",
+        )?;
+        if self.retention_secs != 0 && self.retention_secs < self.split_max_age_secs {
+            return Err(ConfigError {
+                key: k("retention_secs"),
+                problem: format!(
+                    "{} is shorter than split_max_age_secs ({})",
+                    self.retention_secs, self.split_max_age_secs
+                ),
+                fix: "retention drops whole splits: make it at least split_max_age_secs, or 0 to keep forever".into(),
+            });
+        }
+        range(
+            &k("indexer_threads"),
+            self.indexer_threads,
+            1,
+            64,
+            "e.g. 1 or the number of cores",
+        )?;
+        // tantivy needs at least 15 MB per indexing thread.
+        let min_mem = 16 * self.indexer_threads;
+        range(
+            &k("indexer_memory_mb"),
+            self.indexer_memory_mb,
+            min_mem,
+            16_384,
+            "at least 16 MiB per indexer thread, e.g. 128",
+        )
+    }
+}
+
+impl Config {
+    /// Checks every value; the error names the key and how to fix it. Does no I/O.
+    pub fn validate(self) -> Result<ValidConfig, ConfigError> {
+        let c = &self.collector;
+        range(
+            "collector.max_request_bytes",
+            c.max_request_bytes,
+            1024,
+            1 << 30,
+            "e.g. 16777216 (16 MiB)",
+        )?;
+        range(
+            "collector.max_decompressed_bytes",
+            c.max_decompressed_bytes,
+            c.max_request_bytes,
+            4 << 30,
+            "must be at least max_request_bytes, e.g. 67108864 (64 MiB)",
+        )?;
+        c.logs.validate("collector.logs")?;
+        c.traces.validate("collector.traces")?;
+        let q = &self.query;
+        range(
+            "query.max_log_hits",
+            q.max_log_hits,
+            1,
+            100_000,
+            "e.g. 1000",
+        )?;
+        range("query.max_traces", q.max_traces, 1, 100_000, "e.g. 1500")?;
+        range(
+            "query.tail_poll_interval_ms",
+            q.tail_poll_interval_ms,
+            50,
+            60_000,
+            "e.g. 500",
+        )?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError {
+                key: "data_dir".into(),
+                problem: "is empty".into(),
+                fix: "set a directory, e.g. ./triad-data".into(),
+            });
+        }
+        Ok(ValidConfig(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut c = Config::default();
+        c.collector.traces.commit_interval_ms = 0;
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key, "collector.traces.commit_interval_ms");
+        assert!(e.to_string().contains("out of range"), "{e}");
+
+        let mut c = Config::default();
+        c.collector.logs.retention_secs = 60;
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key, "collector.logs.retention_secs");
+    }
+}

@@ -1,0 +1,464 @@
+//! Conversion from OTLP (`opentelemetry-proto`) into Triad's model.
+//!
+//! Conversion validates each item on its own: a span with a bad ID or an absurd
+//! timestamp is rejected and counted, and the rest of the request is kept. The counts
+//! and the first messages become OTLP's partial-success response.
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue as OtlpKeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+use crate::{Event, KeyValue, Link, LogRecord, Span, SpanId, SpanKind, StatusCode, TraceId, Value};
+
+/// Earliest timestamp accepted: 2000-01-01T00:00:00Z. Anything before is a unit error
+/// (seconds or ms sent as ns) or garbage.
+pub const MIN_VALID_NS: i64 = 946_684_800_000_000_000;
+/// How far in the future a timestamp may lie (clock skew allowance): one day.
+pub const MAX_FUTURE_SKEW_NS: i64 = 86_400_000_000_000;
+/// Attribute nesting deeper than this is flattened to JSON text, so hostile input
+/// cannot recurse without bound.
+const MAX_VALUE_DEPTH: usize = 16;
+/// At most this many rejection reasons are reported back to the sender.
+const MAX_REPORTED_ERRORS: usize = 5;
+
+/// Items that passed validation, and a count and description of those that did not.
+#[derive(Debug)]
+pub struct Converted<T> {
+    /// Valid items.
+    pub items: Vec<T>,
+    /// How many items were rejected.
+    pub rejected: u64,
+    /// The first few rejection reasons, for the sender.
+    pub errors: Vec<String>,
+}
+
+impl<T> Converted<T> {
+    fn new() -> Self {
+        Self {
+            items: Vec::new(),
+            rejected: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    fn reject(&mut self, what: String) {
+        self.rejected += 1;
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(what);
+        }
+    }
+
+    /// The rejection reasons joined for OTLP's `error_message`.
+    pub fn error_message(&self) -> String {
+        let mut msg = self.errors.join("; ");
+        if self.rejected as usize > self.errors.len() {
+            msg.push_str(&format!(
+                " (and {} more)",
+                self.rejected as usize - self.errors.len()
+            ));
+        }
+        msg
+    }
+}
+
+/// Converts an OTLP value into a [`Value`].
+pub fn value_from_otlp(v: &AnyValue) -> Value {
+    value_at_depth(v, 0)
+}
+
+fn value_at_depth(v: &AnyValue, depth: usize) -> Value {
+    use any_value::Value as V;
+    match &v.value {
+        None => Value::Empty,
+        Some(V::StringValue(s)) => Value::Str(s.clone()),
+        Some(V::BoolValue(b)) => Value::Bool(*b),
+        Some(V::IntValue(i)) => Value::Int(*i),
+        Some(V::DoubleValue(d)) => Value::Double(*d),
+        Some(V::BytesValue(b)) => Value::Bytes(b.clone()),
+        Some(V::ArrayValue(a)) if depth < MAX_VALUE_DEPTH => Value::Array(
+            a.values
+                .iter()
+                .map(|x| value_at_depth(x, depth + 1))
+                .collect(),
+        ),
+        Some(V::KvlistValue(kv)) if depth < MAX_VALUE_DEPTH => Value::Map(
+            kv.values
+                .iter()
+                .map(|x| kv_at_depth(x, depth + 1))
+                .collect(),
+        ),
+        Some(V::ArrayValue(_)) | Some(V::KvlistValue(_)) => Value::Str("<nested too deep>".into()),
+        // Dictionary-encoded strings only exist in the profiles signal, which Triad
+        // does not receive; keep the index rather than lose the attribute.
+        Some(V::StringValueStrindex(i)) => Value::Int(i64::from(*i)),
+    }
+}
+
+fn kv_at_depth(kv: &OtlpKeyValue, depth: usize) -> KeyValue {
+    let value = kv
+        .value
+        .as_ref()
+        .map(|v| value_at_depth(v, depth))
+        .unwrap_or(Value::Empty);
+    KeyValue::new(kv.key.clone(), value)
+}
+
+/// Converts OTLP attributes.
+pub fn attributes_from_otlp(attrs: &[OtlpKeyValue]) -> Vec<KeyValue> {
+    attrs.iter().map(|kv| kv_at_depth(kv, 0)).collect()
+}
+
+/// `service.name`, `host.name` and the remaining attributes of a resource.
+struct ResourceInfo {
+    service: String,
+    host: String,
+    rest: Vec<KeyValue>,
+}
+
+fn resource_info(resource: Option<&Resource>) -> ResourceInfo {
+    let mut info = ResourceInfo {
+        service: String::new(),
+        host: String::new(),
+        rest: Vec::new(),
+    };
+    for kv in resource
+        .map(|r| r.attributes.as_slice())
+        .unwrap_or_default()
+    {
+        let value = kv_at_depth(kv, 0);
+        match (kv.key.as_str(), &value.value) {
+            ("service.name", Value::Str(s)) => info.service = s.clone(),
+            ("host.name", Value::Str(s)) => {
+                info.host = s.clone();
+                info.rest.push(value);
+            }
+            _ => info.rest.push(value),
+        }
+    }
+    if info.service.is_empty() {
+        // The OTel SDKs' own default when no service name is configured.
+        info.service = "unknown_service".into();
+    }
+    info
+}
+
+/// Checks that a timestamp lies between [`MIN_VALID_NS`] and now plus the skew allowance.
+pub fn check_timestamp(what: &str, ns: u64, now_ns: i64) -> Result<i64, String> {
+    let max = now_ns.saturating_add(MAX_FUTURE_SKEW_NS);
+    match i64::try_from(ns) {
+        Ok(v) if (MIN_VALID_NS..=max).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{what} {ns} is outside the accepted range (after 2000-01-01 and at most one day ahead of the receiver's clock)"
+        )),
+    }
+}
+
+fn convert_span(
+    s: &opentelemetry_proto::tonic::trace::v1::Span,
+    tenant: &str,
+    res: &ResourceInfo,
+    scope: (&str, &str),
+    now_ns: i64,
+) -> Result<Span, String> {
+    let trace_id = TraceId::from_bytes(&s.trace_id).map_err(|e| e.to_string())?;
+    let span_id = SpanId::from_bytes(&s.span_id).map_err(|e| e.to_string())?;
+    let parent_span_id = if s.parent_span_id.is_empty() {
+        None
+    } else {
+        Some(SpanId::from_bytes(&s.parent_span_id).map_err(|e| format!("parent_{e}"))?)
+    };
+    let start_ns = check_timestamp("start_time_unix_nano", s.start_time_unix_nano, now_ns)?;
+    let end_ns = check_timestamp("end_time_unix_nano", s.end_time_unix_nano, now_ns)?;
+    if end_ns < start_ns {
+        return Err(format!(
+            "end_time_unix_nano {end_ns} is before start_time_unix_nano {start_ns}"
+        ));
+    }
+    let mut links = Vec::with_capacity(s.links.len());
+    for l in &s.links {
+        // A link with a malformed ID is dropped, not the whole span.
+        if let (Ok(t), Ok(sp)) = (
+            TraceId::from_bytes(&l.trace_id),
+            SpanId::from_bytes(&l.span_id),
+        ) {
+            links.push(Link {
+                trace_id: t,
+                span_id: sp,
+                attributes: attributes_from_otlp(&l.attributes),
+            });
+        }
+    }
+    let status = s.status.as_ref();
+    Ok(Span {
+        tenant: tenant.to_string(),
+        trace_id,
+        span_id,
+        parent_span_id,
+        trace_state: s.trace_state.clone(),
+        name: s.name.clone(),
+        kind: SpanKind::from_otlp(s.kind),
+        start_ns,
+        end_ns,
+        status_code: StatusCode::from_otlp(status.map(|s| s.code).unwrap_or(0)),
+        status_message: status.map(|s| s.message.clone()).unwrap_or_default(),
+        service: res.service.clone(),
+        attributes: attributes_from_otlp(&s.attributes),
+        events: s
+            .events
+            .iter()
+            .map(|e| Event {
+                time_ns: i64::try_from(e.time_unix_nano).unwrap_or(start_ns),
+                name: e.name.clone(),
+                attributes: attributes_from_otlp(&e.attributes),
+            })
+            .collect(),
+        links,
+        resource: res.rest.clone(),
+        scope_name: scope.0.to_string(),
+        scope_version: scope.1.to_string(),
+    })
+}
+
+/// Converts an OTLP trace export request, validating each span.
+pub fn spans_from_otlp(
+    req: &ExportTraceServiceRequest,
+    tenant: &str,
+    now_ns: i64,
+) -> Converted<Span> {
+    let mut out = Converted::new();
+    for rs in &req.resource_spans {
+        let res = resource_info(rs.resource.as_ref());
+        for ss in &rs.scope_spans {
+            let scope = ss
+                .scope
+                .as_ref()
+                .map(|s| (s.name.as_str(), s.version.as_str()))
+                .unwrap_or(("", ""));
+            for s in &ss.spans {
+                match convert_span(s, tenant, &res, scope, now_ns) {
+                    Ok(span) => out.items.push(span),
+                    Err(e) => out.reject(format!("span {:?}: {e}", s.name)),
+                }
+            }
+        }
+    }
+    out
+}
+
+fn body_text(body: Option<&AnyValue>) -> String {
+    match body.map(value_from_otlp) {
+        None | Some(Value::Empty) => String::new(),
+        Some(Value::Str(s)) => s,
+        Some(other) => other.to_text(),
+    }
+}
+
+fn convert_log(
+    l: &opentelemetry_proto::tonic::logs::v1::LogRecord,
+    tenant: &str,
+    res: &ResourceInfo,
+    now_ns: i64,
+) -> Result<LogRecord, String> {
+    let observed_ns = match l.observed_time_unix_nano {
+        0 => now_ns,
+        t => check_timestamp("observed_time_unix_nano", t, now_ns)?,
+    };
+    // OTLP: a zero time means "unknown"; fall back to the observed time.
+    let timestamp_ns = match l.time_unix_nano {
+        0 => observed_ns,
+        t => check_timestamp("time_unix_nano", t, now_ns)?,
+    };
+    let trace_id = if l.trace_id.is_empty() {
+        None
+    } else {
+        Some(TraceId::from_bytes(&l.trace_id).map_err(|e| e.to_string())?)
+    };
+    let span_id = if l.span_id.is_empty() {
+        None
+    } else {
+        Some(SpanId::from_bytes(&l.span_id).map_err(|e| e.to_string())?)
+    };
+    let own = attributes_from_otlp(&l.attributes);
+    // Record attributes win over resource attributes with the same key.
+    let mut attributes: Vec<KeyValue> = res
+        .rest
+        .iter()
+        .filter(|r| !own.iter().any(|o| o.key == r.key))
+        .cloned()
+        .collect();
+    attributes.extend(own);
+    if !l.event_name.is_empty() {
+        attributes.push(KeyValue::new(
+            "event.name",
+            Value::Str(l.event_name.clone()),
+        ));
+    }
+    Ok(LogRecord {
+        tenant: tenant.to_string(),
+        timestamp_ns,
+        observed_ns,
+        severity_text: l.severity_text.clone(),
+        severity_number: l.severity_number,
+        body: body_text(l.body.as_ref()),
+        service: res.service.clone(),
+        host: res.host.clone(),
+        trace_id,
+        span_id,
+        source: "otlp".into(),
+        attributes,
+    })
+}
+
+/// Converts an OTLP logs export request, validating each record.
+pub fn logs_from_otlp(
+    req: &ExportLogsServiceRequest,
+    tenant: &str,
+    now_ns: i64,
+) -> Converted<LogRecord> {
+    let mut out = Converted::new();
+    for rl in &req.resource_logs {
+        let res = resource_info(rl.resource.as_ref());
+        for sl in &rl.scope_logs {
+            for l in &sl.log_records {
+                match convert_log(l, tenant, &res, now_ns) {
+                    Ok(rec) => out.items.push(rec),
+                    Err(e) => out.reject(format!("log record: {e}")),
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord as OtlpLog, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::trace::v1::{
+        ResourceSpans, ScopeSpans, Span as OtlpSpan, Status,
+    };
+
+    const NOW: i64 = 1_700_000_000_000_000_000;
+
+    fn kv(k: &str, v: &str) -> OtlpKeyValue {
+        OtlpKeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn span(trace: Vec<u8>, start: u64, end: u64) -> OtlpSpan {
+        OtlpSpan {
+            trace_id: trace,
+            span_id: vec![1; 8],
+            name: "GET /x".into(),
+            kind: 2,
+            start_time_unix_nano: start,
+            end_time_unix_nano: end,
+            status: Some(Status {
+                code: 2,
+                message: "boom".into(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn trace_req(spans: Vec<OtlpSpan>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", "checkout"), kv("host.name", "h1")],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn converts_valid_span_and_rejects_bad_ones() {
+        let ok = span(vec![7; 16], NOW as u64, NOW as u64 + 5);
+        let short_id = span(vec![7; 15], NOW as u64, NOW as u64 + 5);
+        let absurd = span(vec![7; 16], 5, 10);
+        let backwards = span(vec![7; 16], NOW as u64 + 5, NOW as u64);
+        let out = spans_from_otlp(&trace_req(vec![ok, short_id, absurd, backwards]), "t1", NOW);
+        assert_eq!(out.items.len(), 1);
+        assert_eq!(out.rejected, 3);
+        let s = &out.items[0];
+        assert_eq!(s.service, "checkout");
+        assert_eq!(s.tenant, "t1");
+        assert_eq!(s.kind, SpanKind::Server);
+        assert!(s.is_error());
+        assert_eq!(s.duration_ns(), 5);
+        assert!(s.resource.iter().any(|kv| kv.key == "host.name"));
+        let msg = out.error_message();
+        assert!(msg.contains("trace_id must be 16 bytes, got 15"), "{msg}");
+        assert!(msg.contains("outside the accepted range"), "{msg}");
+        assert!(msg.contains("before start"), "{msg}");
+    }
+
+    #[test]
+    fn log_time_falls_back_to_observed_and_attributes_merge() {
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", "api"), kv("env", "prod"), kv("k", "res")],
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![OtlpLog {
+                        observed_time_unix_nano: NOW as u64,
+                        severity_number: 17,
+                        body: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue("hi".into())),
+                        }),
+                        attributes: vec![kv("k", "own")],
+                        trace_id: vec![3; 16],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let out = logs_from_otlp(&req, "t", NOW);
+        assert_eq!(out.rejected, 0);
+        let r = &out.items[0];
+        assert_eq!(r.timestamp_ns, NOW);
+        assert_eq!(r.level(), "error");
+        assert_eq!(r.service, "api");
+        let k: Vec<_> = r.attributes.iter().filter(|a| a.key == "k").collect();
+        assert_eq!(k.len(), 1);
+        assert_eq!(k[0].value, Value::Str("own".into()));
+        assert!(r.attributes.iter().any(|a| a.key == "env"));
+    }
+
+    #[test]
+    fn deep_nesting_is_bounded() {
+        let mut v = AnyValue {
+            value: Some(any_value::Value::StringValue("leaf".into())),
+        };
+        for _ in 0..100 {
+            v = AnyValue {
+                value: Some(any_value::Value::ArrayValue(
+                    opentelemetry_proto::tonic::common::v1::ArrayValue { values: vec![v] },
+                )),
+            };
+        }
+        let mut depth = 0;
+        let mut cur = value_from_otlp(&v);
+        while let Value::Array(mut a) = cur {
+            depth += 1;
+            cur = a.remove(0);
+        }
+        assert_eq!(depth, MAX_VALUE_DEPTH);
+    }
+}

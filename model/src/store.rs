@@ -1,0 +1,140 @@
+//! The read side of storage, as the query server sees it.
+//!
+//! The collector implements these traits on its tantivy stores; the query server holds
+//! `Arc<dyn LogRead>` / `Arc<dyn TraceRead>` and does not know whether they are
+//! in-process (all-in-one) or elsewhere. The calls block: callers on an async runtime
+//! run them in `spawn_blocking`.
+
+use crate::{LogRecord, Span, SpanKind, TraceId};
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The query text or parameters are invalid; the message is for the user.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// Storage failed; details are logged by the store.
+    #[error("storage error: {0}")]
+    Internal(String),
+}
+
+/// Result of a read.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A log search.
+#[derive(Debug, Clone)]
+pub struct LogQuery {
+    /// Tenant to search in.
+    pub tenant: String,
+    /// tantivy query syntax over `body` and the fields (`service:x level:error trace_id:…`);
+    /// empty matches everything.
+    pub query: String,
+    /// Inclusive start, ns.
+    pub start_ns: i64,
+    /// Exclusive end, ns.
+    pub end_ns: i64,
+    /// Most hits to return (newest first).
+    pub limit: usize,
+    /// Number of histogram buckets over `[start_ns, end_ns)`; 0 for none.
+    pub histogram_buckets: usize,
+}
+
+/// Result of a log search.
+#[derive(Debug, Clone, Default)]
+pub struct LogSearchResult {
+    /// Hits, newest first.
+    pub hits: Vec<LogRecord>,
+    /// Exact number of matching records in the range.
+    pub total: u64,
+    /// Width of one histogram bucket, ns.
+    pub bucket_ns: i64,
+    /// Matching records per bucket; bucket `i` starts at `start_ns + i * bucket_ns`.
+    pub histogram: Vec<u64>,
+}
+
+/// New records for a live tail, and where to continue from.
+#[derive(Debug, Clone, Default)]
+pub struct TailBatch {
+    /// Matching records that arrived after the cursor, in arrival order.
+    pub records: Vec<LogRecord>,
+    /// Cursor to pass next time.
+    pub cursor: u64,
+}
+
+/// Read access to logs.
+pub trait LogRead: Send + Sync {
+    /// Searches logs in a time range.
+    fn search(&self, q: &LogQuery) -> StoreResult<LogSearchResult>;
+
+    /// Records matching `query` that became searchable after `cursor` (in arrival order).
+    /// With `cursor = None`, returns no records and the cursor of "now".
+    fn tail(
+        &self,
+        tenant: &str,
+        query: &str,
+        cursor: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<TailBatch>;
+}
+
+/// An operation of a service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Operation {
+    /// Span name.
+    pub name: String,
+    /// Span kind.
+    pub kind: SpanKind,
+}
+
+/// A trace search, Jaeger-style: traces with at least one span matching all criteria.
+#[derive(Debug, Clone)]
+pub struct TraceQuery {
+    /// Tenant to search in.
+    pub tenant: String,
+    /// Service of the matching span.
+    pub service: String,
+    /// Operation (span name) of the matching span, if given.
+    pub operation: Option<String>,
+    /// Attribute (or resource attribute) equalities the matching span must satisfy.
+    pub tags: Vec<(String, String)>,
+    /// Span start lower bound, ns (inclusive).
+    pub start_ns: i64,
+    /// Span start upper bound, ns (inclusive).
+    pub end_ns: i64,
+    /// Minimum span duration, ns.
+    pub min_duration_ns: Option<i64>,
+    /// Maximum span duration, ns.
+    pub max_duration_ns: Option<i64>,
+    /// Most traces to return.
+    pub limit: usize,
+}
+
+/// A service-to-service call count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DependencyLink {
+    /// Calling service.
+    pub parent: String,
+    /// Called service.
+    pub child: String,
+    /// Number of calls in the window.
+    pub call_count: u64,
+}
+
+/// Read access to traces.
+pub trait TraceRead: Send + Sync {
+    /// Services that sent spans, sorted.
+    fn services(&self, tenant: &str) -> StoreResult<Vec<String>>;
+    /// Operations of a service, sorted.
+    fn operations(&self, tenant: &str, service: &str) -> StoreResult<Vec<Operation>>;
+    /// All spans of a trace, at any age within retention; empty when unknown.
+    fn trace(&self, tenant: &str, trace_id: TraceId) -> StoreResult<Vec<Span>>;
+    /// IDs of traces matching the query, most recent first.
+    fn find_trace_ids(&self, q: &TraceQuery) -> StoreResult<Vec<TraceId>>;
+    /// Service call graph from parent/child spans that started in `[start_ns, end_ns]`.
+    fn dependencies(
+        &self,
+        tenant: &str,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> StoreResult<Vec<DependencyLink>>;
+}

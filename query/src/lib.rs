@@ -1,0 +1,98 @@
+//! The Triad query server: Jaeger-compatible trace API, log search and live tail,
+//! `/metrics`, `/healthz`, `/readyz`.
+//!
+//! It reads storage only through `triad_model::store` traits, so the same router serves
+//! stores in the same process (all-in-one) or opened read-only beside a collector.
+//! [`app`] builds the router; tests call it with `oneshot` and no network.
+
+pub mod error;
+pub mod jaeger;
+pub mod logs;
+pub mod metrics;
+pub mod time;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+use triad_model::config::QueryConfig;
+use triad_model::store::{LogRead, TraceRead};
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Log storage.
+    pub logs: Arc<dyn LogRead>,
+    /// Trace storage.
+    pub traces: Arc<dyn TraceRead>,
+    /// Query server settings.
+    pub cfg: QueryConfig,
+    /// Registry rendered on `/metrics` (the whole process's metrics).
+    pub registry: Arc<Registry>,
+    /// Readiness of the storage behind the server.
+    pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// Fires at shutdown; ends live tails so the server can drain.
+    pub cancel: CancellationToken,
+}
+
+fn render_metrics(registry: &Registry) -> Response {
+    let mut out = String::new();
+    match prometheus_client::encoding::text::encode(&mut out, registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            out,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The query server's router.
+pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
+    Router::new()
+        .route("/api/services", get(jaeger::services))
+        .route(
+            "/api/services/{service}/operations",
+            get(jaeger::service_operations),
+        )
+        .route("/api/operations", get(jaeger::operations))
+        .route("/api/traces", get(jaeger::search))
+        .route("/api/traces/{id}", get(jaeger::trace))
+        .route("/api/dependencies", get(jaeger::dependencies))
+        .route("/api/logs/search", get(logs::search))
+        .route("/api/logs/tail", get(logs::tail))
+        .route(
+            "/metrics",
+            get(
+                |axum::extract::State(s): axum::extract::State<AppState>| async move {
+                    render_metrics(&s.registry)
+                },
+            ),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(
+                |axum::extract::State(s): axum::extract::State<AppState>| async move {
+                    if (s.ready)() {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    }
+                },
+            ),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ))
+        .with_state(state)
+}

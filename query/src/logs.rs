@@ -1,0 +1,201 @@
+//! Log search (`/api/logs/search`) and live tail (`/api/logs/tail`, server-sent events).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde_json::{Value as J, json};
+use triad_model::store::LogQuery;
+use triad_model::{DEFAULT_TENANT, LogRecord, attributes_to_json};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::time::{format_rfc3339, parse_time_ns};
+
+/// Default search window: the last hour.
+const DEFAULT_RANGE_NS: i64 = 3_600_000_000_000;
+/// Default number of hits.
+const DEFAULT_LIMIT: usize = 100;
+/// Histogram buckets over the searched range.
+const HISTOGRAM_BUCKETS: usize = 60;
+/// Most lines a tail sends per poll.
+const TAIL_BATCH: usize = 1_000;
+
+/// A log record as the API returns it.
+pub fn record_json(r: &LogRecord) -> J {
+    json!({
+        "timestamp": format_rfc3339(r.timestamp_ns),
+        "timestamp_ns": r.timestamp_ns.to_string(),
+        "observed_timestamp": format_rfc3339(r.observed_ns),
+        "level": r.level(),
+        "severity_text": r.severity_text,
+        "severity_number": r.severity_number,
+        "body": r.body,
+        "service": r.service,
+        "host": r.host,
+        "trace_id": r.trace_id.map(|t| t.to_hex()),
+        "span_id": r.span_id.map(|s| s.to_hex()),
+        "source": r.source,
+        "attributes": attributes_to_json(&r.attributes),
+    })
+}
+
+/// Builds the store query from `q`, `start`, `end` and `limit`.
+pub fn log_query(
+    params: &BTreeMap<String, String>,
+    max_hits: usize,
+    now_ns: i64,
+) -> ApiResult<LogQuery> {
+    let time = |k: &str| -> ApiResult<Option<i64>> {
+        params
+            .get(k)
+            .filter(|v| !v.is_empty())
+            .map(|v| parse_time_ns(v).map_err(|e| ApiError::BadRequest(format!("{k}: {e}"))))
+            .transpose()
+    };
+    let end_ns = time("end")?.unwrap_or(now_ns);
+    let start_ns = time("start")?.unwrap_or(end_ns - DEFAULT_RANGE_NS);
+    if end_ns <= start_ns {
+        return Err(ApiError::BadRequest("end must be after start".into()));
+    }
+    let limit = match params.get("limit").filter(|v| !v.is_empty()) {
+        Some(l) => l
+            .parse::<usize>()
+            .map_err(|_| ApiError::BadRequest(format!("limit: not a number: {l:?}")))?,
+        None => DEFAULT_LIMIT,
+    };
+    Ok(LogQuery {
+        tenant: DEFAULT_TENANT.to_string(),
+        query: params.get("q").cloned().unwrap_or_default(),
+        // The end is inclusive for the user (Prometheus-style); the store's is exclusive.
+        end_ns: end_ns.saturating_add(1),
+        start_ns,
+        limit: limit.min(max_hits),
+        histogram_buckets: HISTOGRAM_BUCKETS,
+    })
+}
+
+/// `GET /api/logs/search?q=&start=&end=&limit=`: newest-first hits, the exact total and
+/// a count histogram over the range.
+pub async fn search(
+    State(st): State<AppState>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> ApiResult<Json<J>> {
+    let q = log_query(&params, st.cfg.max_log_hits, triad_model::now_ns())?;
+    let logs = st.logs.clone();
+    let started = std::time::Instant::now();
+    let (q, res) = tokio::task::spawn_blocking(move || {
+        let r = logs.search(&q);
+        (q, r)
+    })
+    .await?;
+    let res = res?;
+    let histogram: Vec<J> = res
+        .histogram
+        .iter()
+        .enumerate()
+        .map(|(i, c)| json!({"time": (q.start_ns + i as i64 * res.bucket_ns) as f64 / 1e9, "count": c}))
+        .collect();
+    Ok(Json(json!({
+        "hits": res.hits.iter().map(record_json).collect::<Vec<_>>(),
+        "total": res.total,
+        "histogram": histogram,
+        "bucket_seconds": res.bucket_ns as f64 / 1e9,
+        "took_ms": started.elapsed().as_secs_f64() * 1e3,
+    })))
+}
+
+struct TailState {
+    st: AppState,
+    query: String,
+    cursor: Option<u64>,
+    pending: std::collections::VecDeque<LogRecord>,
+}
+
+/// `GET /api/logs/tail?q=`: streams lines that match `q` as they become searchable,
+/// one SSE `log` event per line. Ends when the client leaves or the server stops.
+pub async fn tail(
+    State(st): State<AppState>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let query = params.get("q").cloned().unwrap_or_default();
+    // Validate the query up front, so a typo is a 400, not a silent empty stream.
+    let logs = st.logs.clone();
+    let q2 = query.clone();
+    let first =
+        tokio::task::spawn_blocking(move || logs.tail(DEFAULT_TENANT, &q2, None, 1)).await??;
+    let probe = st.logs.clone();
+    let q3 = query.clone();
+    tokio::task::spawn_blocking(move || probe.tail(DEFAULT_TENANT, &q3, Some(u64::MAX), 1))
+        .await??;
+    let state = TailState {
+        st,
+        query,
+        cursor: Some(first.cursor),
+        pending: Default::default(),
+    };
+    let stream = futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(r) = s.pending.pop_front() {
+                let ev = Event::default()
+                    .event("log")
+                    .data(record_json(&r).to_string());
+                return Some((Ok(ev), s));
+            }
+            let poll = Duration::from_millis(s.st.cfg.tail_poll_interval_ms);
+            tokio::select! {
+                _ = s.st.cancel.cancelled() => return None,
+                _ = tokio::time::sleep(poll) => {}
+            }
+            let logs = s.st.logs.clone();
+            let (query, cursor) = (s.query.clone(), s.cursor);
+            match tokio::task::spawn_blocking(move || {
+                logs.tail(DEFAULT_TENANT, &query, cursor, TAIL_BATCH)
+            })
+            .await
+            {
+                Ok(Ok(batch)) => {
+                    s.cursor = Some(batch.cursor);
+                    s.pending.extend(batch.records);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "log tail poll failed");
+                    let ev = Event::default().event("error").data(e.to_string());
+                    return Some((Ok(ev), s));
+                }
+                Err(_) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_defaults_and_errors() {
+        let mut p = BTreeMap::new();
+        let q = log_query(&p, 1000, 10 * DEFAULT_RANGE_NS).unwrap();
+        assert_eq!(q.start_ns, 9 * DEFAULT_RANGE_NS);
+        assert_eq!(q.limit, DEFAULT_LIMIT);
+        p.insert("limit".to_string(), "5000".to_string());
+        assert_eq!(log_query(&p, 1000, 0).unwrap().limit, 1000);
+        p.insert("start".to_string(), "2023-11-14T22:13:20Z".to_string());
+        p.insert("end".to_string(), "1600000000".to_string());
+        let e = log_query(&p, 1000, 0).unwrap_err();
+        assert!(e.to_string().contains("after start"), "{e}");
+        p.insert("end".to_string(), "soon".to_string());
+        assert!(
+            log_query(&p, 1000, 0)
+                .unwrap_err()
+                .to_string()
+                .starts_with("end:")
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! Reading `triad.yaml`: YAML parse errors and validation errors name the file, the key
+//! and the fix.
+
+use std::path::Path;
+
+use anyhow::Context;
+use triad_model::config::{Config, ValidConfig};
+
+/// Loads and validates the configuration; `None` means all defaults.
+pub fn load(path: Option<&Path>) -> anyhow::Result<ValidConfig> {
+    let Some(path) = path else {
+        return Config::default()
+            .validate()
+            .map_err(|e| anyhow::anyhow!("default configuration: {e}"));
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Parses and validates YAML text.
+pub fn parse(text: &str) -> Result<ValidConfig, String> {
+    // An empty file means "all defaults", as it would for Prometheus.
+    let cfg: Config = if text.trim().is_empty() {
+        Config::default()
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| e.to_string())?
+    };
+    cfg.validate().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = parse("collector:\n  logs:\n    comit_interval_ms: 5\n").unwrap_err();
+        assert!(e.contains("comit_interval_ms"), "{e}");
+    }
+
+    #[test]
+    fn values_are_validated_with_the_key() {
+        let e = parse("query:\n  max_log_hits: 0\n").unwrap_err();
+        assert!(e.contains("query.max_log_hits"), "{e}");
+    }
+
+    #[test]
+    fn partial_files_keep_defaults() {
+        let c =
+            parse("data_dir: /tmp/x\ncollector:\n  traces:\n    retention_secs: 86400\n").unwrap();
+        assert_eq!(c.collector.traces.retention_secs, 86_400);
+        assert_eq!(c.collector.logs.retention_secs, 7 * 86_400);
+        assert!(parse("").is_ok());
+    }
+}

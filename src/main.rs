@@ -1,0 +1,416 @@
+//! `triad`: the command-line entry point. It parses arguments, loads and validates the
+//! configuration, sets up logging and wires the library crates together; the logic
+//! lives in `triad-collector` and `triad-query`.
+
+mod config_file;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use prometheus_client::registry::Registry;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use triad_collector::Collector;
+use triad_model::config::ValidConfig;
+
+/// How long shutdown waits for servers to drain before giving up on them.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Parser)]
+#[command(
+    name = "triad",
+    version,
+    about = "Triad: logs, traces and metrics in one observability stack",
+    long_about = "Triad collects logs and traces (OTLP gRPC/HTTP), stores them durably in \
+                  tantivy-backed indexes, and serves them through a Jaeger-compatible API and a \
+                  log search API.\n\nStart everything in one process with `triad up`; no \
+                  configuration file is needed."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything in one process: collector (OTLP on :4317/:4318) and query server (:7070).
+    ///
+    /// Data goes to ./triad-data unless --data-dir or the config file says otherwise.
+    /// Stop with Ctrl-C or SIGTERM: receivers stop accepting, queued data is committed,
+    /// then the process exits.
+    Up(UpArgs),
+    /// Run the collector alone: OTLP receivers and storage.
+    Collector(CollectorArgs),
+    /// Run the query server alone, reading the data directory a collector on this host writes.
+    Query(QueryArgs),
+    /// Validate a configuration file without starting anything; exits non-zero on errors.
+    CheckConfig {
+        /// The YAML file to check (triad.yaml).
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// YAML configuration file (see docs/configuration.md); defaults apply without one.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory; overrides `data_dir` of the config file.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    #[command(flatten)]
+    common: Common,
+    /// OTLP/gRPC listen address; overrides collector.otlp_grpc_listen.
+    #[arg(long, value_name = "ADDR")]
+    otlp_grpc_listen: Option<SocketAddr>,
+    /// OTLP/HTTP listen address; overrides collector.otlp_http_listen.
+    #[arg(long, value_name = "ADDR")]
+    otlp_http_listen: Option<SocketAddr>,
+    /// Query server listen address; overrides query.listen.
+    #[arg(long, value_name = "ADDR")]
+    query_listen: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+struct CollectorArgs {
+    #[command(flatten)]
+    common: Common,
+    /// OTLP/gRPC listen address; overrides collector.otlp_grpc_listen.
+    #[arg(long, value_name = "ADDR")]
+    otlp_grpc_listen: Option<SocketAddr>,
+    /// OTLP/HTTP listen address; overrides collector.otlp_http_listen.
+    #[arg(long, value_name = "ADDR")]
+    otlp_http_listen: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Query server listen address; overrides query.listen.
+    #[arg(long, value_name = "ADDR")]
+    query_listen: Option<SocketAddr>,
+}
+
+fn load(
+    common: &Common,
+    f: impl FnOnce(&mut triad_model::config::Config),
+) -> anyhow::Result<ValidConfig> {
+    let cfg = config_file::load(common.config.as_deref())?;
+    let cfg = cfg
+        .modify(f)
+        .map_err(|e| anyhow::anyhow!("invalid command-line override: {e}"))?;
+    Ok(match &common.data_dir {
+        Some(d) => cfg.with_data_dir(d.clone()),
+        None => cfg,
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tantivy=warn"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Command::CheckConfig { file } = &cli.command {
+        config_file::load(Some(file))?;
+        println!("{}: ok", file.display());
+        return Ok(());
+    }
+    init_logging();
+    let runtime = tokio::runtime::Runtime::new().context("start async runtime")?;
+    runtime.block_on(run(cli.command))
+}
+
+async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    let l = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for {what}: is another process using the port?")
+    })?;
+    let local = l.local_addr()?;
+    // One machine-readable line per listener on stdout; logs go to stderr.
+    println!("listening {what} {local}");
+    tracing::info!(component = what, addr = %local, "listening");
+    Ok(l)
+}
+
+fn shutdown_signal(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
+            _ = cancel.cancelled() => return,
+        }
+        tracing::info!("shutdown requested: draining");
+        cancel.cancel();
+    });
+}
+
+/// Waits for every task; the first failure cancels the rest.
+async fn supervise(
+    mut tasks: JoinSet<Result<(), String>>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut first_error = None;
+    loop {
+        let next = if cancel.is_cancelled() {
+            match tokio::time::timeout(DRAIN_DEADLINE, tasks.join_next()).await {
+                Ok(n) => n,
+                Err(_) => {
+                    tracing::warn!("servers did not drain in time; stopping them");
+                    tasks.abort_all();
+                    break;
+                }
+            }
+        } else {
+            tasks.join_next().await
+        };
+        let Some(res) = next else { break };
+        let err = match res {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(e) if e.is_cancelled() => None,
+            Err(e) => Some(format!("task panicked: {e}")),
+        };
+        if let Some(e) = err {
+            tracing::error!(error = %e, "component failed; shutting down");
+            first_error.get_or_insert(e);
+            cancel.cancel();
+        }
+    }
+    match first_error {
+        Some(e) => Err(anyhow::anyhow!(e)),
+        None => Ok(()),
+    }
+}
+
+fn query_state(
+    cfg: &ValidConfig,
+    logs: Arc<dyn triad_model::store::LogRead>,
+    traces: Arc<dyn triad_model::store::TraceRead>,
+    registry: Arc<Registry>,
+    ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    cancel: &CancellationToken,
+) -> triad_query::AppState {
+    triad_query::AppState {
+        logs,
+        traces,
+        cfg: cfg.query.clone(),
+        registry,
+        ready,
+        cancel: cancel.child_token(),
+    }
+}
+
+fn spawn_query(
+    app: axum::Router,
+    listener: tokio::net::TcpListener,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<Result<(), String>>,
+) {
+    let c = cancel.child_token();
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(c.cancelled_owned())
+            .await
+            .map_err(|e| format!("query server: {e}"))
+    });
+}
+
+async fn open_collector(
+    cfg: &ValidConfig,
+    registry: &mut Registry,
+) -> anyhow::Result<Arc<Collector>> {
+    let started = std::time::Instant::now();
+    let collector = Collector::open(&cfg.collector, &cfg.data_dir, registry)
+        .with_context(|| format!("cannot open the data directory {}", cfg.data_dir.display()))?;
+    tracing::info!(data_dir = %cfg.data_dir.display(), ms = started.elapsed().as_millis() as u64, "storage open");
+    Ok(Arc::new(collector))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    shutdown_signal(cancel.clone());
+    let mut tasks = JoinSet::new();
+    let mut registry = Registry::default();
+    let collector = match command {
+        Command::Up(a) => {
+            let cfg = load(&a.common, |c| {
+                if let Some(x) = a.otlp_grpc_listen {
+                    c.collector.otlp_grpc_listen = x
+                }
+                if let Some(x) = a.otlp_http_listen {
+                    c.collector.otlp_http_listen = x
+                }
+                if let Some(x) = a.query_listen {
+                    c.query.listen = x
+                }
+            })?;
+            let collector = open_collector(&cfg, &mut registry).await?;
+            let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
+            let registry = Arc::new(registry);
+            let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
+            let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
+            let query = bind("query", cfg.query.listen).await?;
+            collector.spawn(grpc, http, registry.clone(), &cancel, &mut tasks);
+            let ready = {
+                let c = collector.clone();
+                Arc::new(move || c.is_ready())
+            };
+            let state = query_state(
+                &cfg,
+                collector.logs.clone(),
+                collector.traces.clone(),
+                registry,
+                ready,
+                &cancel,
+            );
+            spawn_query(triad_query::app(state, qm), query, &cancel, &mut tasks);
+            println!("ready: query API on http://{}", cfg.query.listen);
+            Some(collector)
+        }
+        Command::Collector(a) => {
+            let cfg = load(&a.common, |c| {
+                if let Some(x) = a.otlp_grpc_listen {
+                    c.collector.otlp_grpc_listen = x
+                }
+                if let Some(x) = a.otlp_http_listen {
+                    c.collector.otlp_http_listen = x
+                }
+            })?;
+            let collector = open_collector(&cfg, &mut registry).await?;
+            let registry = Arc::new(registry);
+            let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
+            let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
+            collector.spawn(grpc, http, registry, &cancel, &mut tasks);
+            println!("ready: collector");
+            Some(collector)
+        }
+        Command::Query(a) => {
+            let cfg = load(&a.common, |c| {
+                if let Some(x) = a.query_listen {
+                    c.query.listen = x
+                }
+            })?;
+            let readers = read_only::open(&cfg, &mut registry)?;
+            let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
+            let registry = Arc::new(registry);
+            let query = bind("query", cfg.query.listen).await?;
+            readers.spawn_refresh(&cancel, &mut tasks);
+            let state = query_state(
+                &cfg,
+                readers.logs.clone(),
+                readers.traces.clone(),
+                registry,
+                Arc::new(|| true),
+                &cancel,
+            );
+            spawn_query(triad_query::app(state, qm), query, &cancel, &mut tasks);
+            println!("ready: query API on http://{}", cfg.query.listen);
+            None
+        }
+        Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
+    };
+    let result = supervise(tasks, &cancel).await;
+    if let Some(c) = collector {
+        c.shutdown().await;
+        tracing::info!("storage committed and closed");
+    }
+    result
+}
+
+mod read_only {
+    //! The query server's view of a data directory that a collector writes.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use prometheus_client::registry::Registry;
+    use tokio::task::JoinSet;
+    use tokio_util::sync::CancellationToken;
+    use triad_collector::log_index::{LogSignal, LogStore};
+    use triad_collector::metrics::StoreMetrics;
+    use triad_collector::store::Store;
+    use triad_collector::trace_store::{SpanSignal, TraceStore};
+    use triad_model::config::ValidConfig;
+
+    /// How often the read-only stores look for new commits and splits.
+    const REFRESH: Duration = Duration::from_secs(2);
+
+    pub struct Readers {
+        pub logs: Arc<LogStore>,
+        pub traces: Arc<TraceStore>,
+    }
+
+    pub fn open(cfg: &ValidConfig, registry: &mut Registry) -> anyhow::Result<Readers> {
+        let m = StoreMetrics::register(registry);
+        let dir = &cfg.data_dir;
+        let logs = Store::open_read_only(
+            LogSignal::new(),
+            &dir.join("logs"),
+            cfg.collector.logs.clone(),
+            m.clone(),
+        )?;
+        let traces = Store::open_read_only(
+            SpanSignal::new(),
+            &dir.join("traces"),
+            cfg.collector.traces.clone(),
+            m,
+        )?;
+        Ok(Readers {
+            logs: Arc::new(LogStore::new(logs)),
+            traces: Arc::new(TraceStore::new(traces)?),
+        })
+    }
+
+    impl Readers {
+        pub fn spawn_refresh(
+            &self,
+            cancel: &CancellationToken,
+            tasks: &mut JoinSet<Result<(), String>>,
+        ) {
+            let (logs, traces, c) = (self.logs.clone(), self.traces.clone(), cancel.child_token());
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(REFRESH);
+                loop {
+                    tokio::select! { _ = c.cancelled() => return Ok(()), _ = tick.tick() => {} }
+                    let (l, t) = (logs.clone(), traces.clone());
+                    let r = tokio::task::spawn_blocking(move || {
+                        l.store().refresh()?;
+                        t.store().refresh()?;
+                        t.rebuild_catalog()
+                    })
+                    .await;
+                    if let Ok(Err(e)) = r {
+                        tracing::warn!(error = %e, "refreshing stores failed");
+                    }
+                }
+            });
+        }
+    }
+}
