@@ -285,6 +285,9 @@ impl LogRead for LogStore {
         cursor: Option<u64>,
         limit: usize,
     ) -> StoreResult<TailBatch> {
+        // One more than asked is fetched, to know whether the batch is cut and the
+        // cursor must stop at its last record rather than jump to the newest.
+        let limit = limit.max(1);
         let splits = self.store.splits();
         let newest = splits.iter().map(|s| s.meta().max_seq).max().unwrap_or(0);
         let Some(cursor) = cursor else {
@@ -305,8 +308,7 @@ impl LogRead for LogStore {
             let hits = searcher
                 .search(
                     &query,
-                    &TopDocs::with_limit(limit.max(1))
-                        .order_by_fast_field::<u64>("seq", Order::Asc),
+                    &TopDocs::with_limit(limit + 1).order_by_fast_field::<u64>("seq", Order::Asc),
                 )
                 .map_err(crate::Error::from)?;
             for (seq, addr) in hits {
@@ -319,7 +321,9 @@ impl LogRead for LogStore {
             found.last().map(|f| f.0).unwrap_or(cursor)
         } else {
             // Everything up to the newest committed record has been seen.
-            newest.max(cursor)
+            newest
+                .max(cursor)
+                .max(found.last().map(|f| f.0).unwrap_or(0))
         };
         Ok(TailBatch {
             records: found.into_iter().map(|f| f.1).collect(),

@@ -1,20 +1,28 @@
 //! OTLP/gRPC receiver (TraceService, LogsService). MetricsService is not registered,
 //! so tonic answers UNIMPLEMENTED for it.
+//!
+//! The services are written out here rather than taken from `opentelemetry-proto`'s
+//! generated servers for one reason: those decode with `tonic-prost`'s codec, which
+//! reports malformed protobuf as INTERNAL. OTLP senders treat INTERNAL as retryable
+//! and would resend the same garbage forever; [`OtlpCodec`] reports it as
+//! INVALID_ARGUMENT, which they drop. Everything else (framing, gzip, size limits)
+//! is tonic's own `Grpc` machinery.
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::task::{Context, Poll};
+
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use prost::Message;
 use tokio_util::sync::CancellationToken;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings};
+use tonic::codegen::{BoxFuture, StdError, http};
+use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 use triad_model::DEFAULT_TENANT;
 
@@ -28,46 +36,173 @@ fn status(e: IngestError) -> Status {
     }
 }
 
-struct Traces(Ingest);
-struct Logs(Ingest);
+/// Protobuf codec whose decode errors are INVALID_ARGUMENT.
+pub struct OtlpCodec<E, D>(PhantomData<(E, D)>);
 
-#[tonic::async_trait]
-impl TraceService for Traces {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let accepted = self
-            .0
-            .traces(request.get_ref(), DEFAULT_TENANT, "grpc")
-            .await
-            .map_err(status)?;
-        let partial_success = (accepted.rejected > 0).then_some(ExportTracePartialSuccess {
-            rejected_spans: accepted.rejected as i64,
-            error_message: accepted.message,
-        });
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success,
-        }))
+impl<E, D> Default for OtlpCodec<E, D> {
+    fn default() -> Self {
+        Self(PhantomData)
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for Logs {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let accepted = self
-            .0
-            .logs(request.get_ref(), DEFAULT_TENANT, "grpc")
-            .await
-            .map_err(status)?;
-        let partial_success = (accepted.rejected > 0).then_some(ExportLogsPartialSuccess {
-            rejected_log_records: accepted.rejected as i64,
-            error_message: accepted.message,
-        });
-        Ok(Response::new(ExportLogsServiceResponse { partial_success }))
+/// Decoder half of [`OtlpCodec`].
+pub struct OtlpDecoder<D>(PhantomData<D>);
+
+impl<D: Message + Default> Decoder for OtlpDecoder<D> {
+    type Item = D;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<D>, Status> {
+        D::decode(buf)
+            .map(Some)
+            .map_err(|e| Status::invalid_argument(format!("malformed protobuf: {e}")))
+    }
+}
+
+impl<E, D> Codec for OtlpCodec<E, D>
+where
+    E: Message + Send + 'static,
+    D: Message + Default + Send + 'static,
+{
+    type Encode = E;
+    type Decode = D;
+    type Encoder = <tonic_prost::ProstCodec<E, D> as Codec>::Encoder;
+    type Decoder = OtlpDecoder<D>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstCodec::<E, D>::default().encoder()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        OtlpDecoder(PhantomData)
+    }
+}
+
+/// One OTLP export method: its gRPC name, messages and handler.
+pub trait ExportMethod: Send + Sync + 'static {
+    /// Fully qualified gRPC service name.
+    const SERVICE: &'static str;
+    /// Request message.
+    type Req: Message + Default + Send + 'static;
+    /// Response message.
+    type Resp: Message + Send + 'static;
+    /// Handles one export.
+    fn handle(ingest: Ingest, req: Self::Req) -> BoxFuture<Self::Resp, Status>;
+}
+
+/// `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
+pub struct TraceExport;
+/// `opentelemetry.proto.collector.logs.v1.LogsService/Export`.
+pub struct LogsExport;
+
+impl ExportMethod for TraceExport {
+    const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    type Req = ExportTraceServiceRequest;
+    type Resp = ExportTraceServiceResponse;
+
+    fn handle(ingest: Ingest, req: Self::Req) -> BoxFuture<Self::Resp, Status> {
+        Box::pin(async move {
+            let a = ingest
+                .traces(&req, DEFAULT_TENANT, "grpc")
+                .await
+                .map_err(status)?;
+            let partial_success = (a.rejected > 0).then_some(ExportTracePartialSuccess {
+                rejected_spans: a.rejected as i64,
+                error_message: a.message,
+            });
+            Ok(ExportTraceServiceResponse { partial_success })
+        })
+    }
+}
+
+impl ExportMethod for LogsExport {
+    const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    type Req = ExportLogsServiceRequest;
+    type Resp = ExportLogsServiceResponse;
+
+    fn handle(ingest: Ingest, req: Self::Req) -> BoxFuture<Self::Resp, Status> {
+        Box::pin(async move {
+            let a = ingest
+                .logs(&req, DEFAULT_TENANT, "grpc")
+                .await
+                .map_err(status)?;
+            let partial_success = (a.rejected > 0).then_some(ExportLogsPartialSuccess {
+                rejected_log_records: a.rejected as i64,
+                error_message: a.message,
+            });
+            Ok(ExportLogsServiceResponse { partial_success })
+        })
+    }
+}
+
+/// A gRPC service with the single `Export` method of `M`.
+pub struct ExportService<M> {
+    ingest: Ingest,
+    max_message_bytes: usize,
+    _m: PhantomData<M>,
+}
+
+impl<M> Clone for ExportService<M> {
+    fn clone(&self) -> Self {
+        Self {
+            ingest: self.ingest.clone(),
+            max_message_bytes: self.max_message_bytes,
+            _m: PhantomData,
+        }
+    }
+}
+
+impl<M: ExportMethod> NamedService for ExportService<M> {
+    const NAME: &'static str = M::SERVICE;
+}
+
+struct Unary<M>(Ingest, PhantomData<M>);
+
+impl<M: ExportMethod> UnaryService<M::Req> for Unary<M> {
+    type Response = M::Resp;
+    type Future = BoxFuture<Response<M::Resp>, Status>;
+
+    fn call(&mut self, request: Request<M::Req>) -> Self::Future {
+        let ingest = self.0.clone();
+        Box::pin(async move {
+            M::handle(ingest, request.into_inner())
+                .await
+                .map(Response::new)
+        })
+    }
+}
+
+impl<M, B> tonic::codegen::Service<http::Request<B>> for ExportService<M>
+where
+    M: ExportMethod,
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let export_path = format!("/{}/Export", M::SERVICE);
+        if req.uri().path() != export_path {
+            return Box::pin(async { Ok(Status::unimplemented("unknown method").into_http()) });
+        }
+        let (ingest, max) = (self.ingest.clone(), self.max_message_bytes);
+        Box::pin(async move {
+            let gzip = {
+                let mut e = EnabledCompressionEncodings::default();
+                e.enable(CompressionEncoding::Gzip);
+                e
+            };
+            let mut grpc = Grpc::new(OtlpCodec::<M::Resp, M::Req>::default())
+                .apply_compression_config(gzip, gzip)
+                .apply_max_message_size_config(Some(max), None);
+            Ok(grpc.unary(Unary::<M>(ingest, PhantomData), req).await)
+        })
     }
 }
 
@@ -79,14 +214,16 @@ pub async fn serve(
     max_message_bytes: usize,
     cancel: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let traces = TraceServiceServer::new(Traces(ingest.clone()))
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max_message_bytes);
-    let logs = LogsServiceServer::new(Logs(ingest))
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max_message_bytes);
+    let traces = ExportService::<TraceExport> {
+        ingest: ingest.clone(),
+        max_message_bytes,
+        _m: PhantomData,
+    };
+    let logs = ExportService::<LogsExport> {
+        ingest,
+        max_message_bytes,
+        _m: PhantomData,
+    };
     tonic::transport::Server::builder()
         .add_service(traces)
         .add_service(logs)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -194,7 +195,7 @@ fn prepare<T: Message + Default + DeserializeOwned>(
     state: &HttpState,
     signal: &'static str,
     headers: &HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(Encoding, T), Box<Response>> {
     let Some(enc) = encoding_of(headers) else {
         state
@@ -207,6 +208,28 @@ fn prepare<T: Message + Default + DeserializeOwned>(
             "Content-Type must be application/x-protobuf or application/json",
         );
         return Err(Box::new(r.into_response(Encoding::Json)));
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let r = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Refusal::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    8,
+                    "too_large",
+                    "request body exceeds max_request_bytes",
+                )
+            } else {
+                Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    3,
+                    "invalid",
+                    format!("cannot read request body: {rejection}"),
+                )
+            };
+            state.ingest.record_outcome(signal, "http", r.outcome);
+            return Err(Box::new(r.into_response(enc)));
+        }
     };
     state
         .ingest
@@ -226,7 +249,11 @@ fn prepare<T: Message + Default + DeserializeOwned>(
     })
 }
 
-async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn traces(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let (enc, req) = match prepare::<ExportTraceServiceRequest>(&state, "traces", &headers, body) {
         Ok(x) => x,
         Err(resp) => return *resp,
@@ -247,7 +274,11 @@ async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Bytes)
     }
 }
 
-async fn logs(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn logs(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let (enc, req) = match prepare::<ExportLogsServiceRequest>(&state, "logs", &headers, body) {
         Ok(x) => x,
         Err(resp) => return *resp,
