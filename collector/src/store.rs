@@ -66,9 +66,11 @@ struct AppendRequest<R> {
     ack: oneshot::Sender<Result<()>>,
 }
 
-struct IndexBatch<R> {
-    lsn: u64,
-    records: Vec<R>,
+enum IndexMsg<R> {
+    /// Durable records to index.
+    Batch { lsn: u64, records: Vec<R> },
+    /// Commit what is pending, then reply: a barrier for WAL replay at open.
+    Flush(std_mpsc::SyncSender<()>),
 }
 
 struct Shared<S: Signal> {
@@ -178,7 +180,7 @@ impl<S: Signal> Store<S> {
             .set(shared.splits.read().map(|s| s.len()).unwrap_or(0) as i64);
 
         let writer = new_writer(&shared, &active)?;
-        let (index_tx, index_rx) = std_mpsc::sync_channel::<IndexBatch<S::Record>>(INDEX_QUEUE);
+        let (index_tx, index_rx) = std_mpsc::sync_channel::<IndexMsg<S::Record>>(INDEX_QUEUE);
         let indexer = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -199,7 +201,7 @@ impl<S: Signal> Store<S> {
                 )
             })?;
             index_tx
-                .send(IndexBatch { lsn, records })
+                .send(IndexMsg::Batch { lsn, records })
                 .map_err(|_| std::io::Error::other("indexer stopped during replay"))
         })
         .map_err(Error::io(format!("open wal {}", wal_dir.display())))?;
@@ -208,6 +210,14 @@ impl<S: Signal> Store<S> {
             .wal_replayed
             .get_or_create(&shared.label())
             .inc_by(stats.replayed);
+        if stats.replayed > 0 {
+            // Open returns once replayed data is committed: ready means searchable.
+            let (done_tx, done_rx) = std_mpsc::sync_channel(1);
+            index_tx
+                .send(IndexMsg::Flush(done_tx))
+                .map_err(|_| Error::Closed(S::NAME))?;
+            done_rx.recv().map_err(|_| Error::Closed(S::NAME))?;
+        }
         if stats.replayed > 0 || stats.truncated_bytes > 0 {
             tracing::info!(
                 signal = S::NAME,
@@ -439,7 +449,7 @@ fn wal_loop<S: Signal>(
     shared: Arc<Shared<S>>,
     mut wal: Wal,
     mut rx: mpsc::Receiver<AppendRequest<S::Record>>,
-    index_tx: std_mpsc::SyncSender<IndexBatch<S::Record>>,
+    index_tx: std_mpsc::SyncSender<IndexMsg<S::Record>>,
 ) {
     let label = shared.label();
     let depth = shared
@@ -501,7 +511,7 @@ fn wal_loop<S: Signal>(
             depth.inc();
             // Blocks while the indexer is behind: backpressure up to the receivers.
             if index_tx
-                .send(IndexBatch {
+                .send(IndexMsg::Batch {
                     lsn,
                     records: r.records,
                 })
@@ -521,7 +531,7 @@ fn wal_loop<S: Signal>(
 /// Owns the active split's writer: adds documents, commits, seals and rolls over.
 fn index_loop<S: Signal>(
     shared: Arc<Shared<S>>,
-    rx: std_mpsc::Receiver<IndexBatch<S::Record>>,
+    rx: std_mpsc::Receiver<IndexMsg<S::Record>>,
     mut active: Arc<Split>,
     mut writer: IndexWriter,
     mut next_seq: u64,
@@ -539,13 +549,18 @@ fn index_loop<S: Signal>(
     let mut last_commit = Instant::now();
     loop {
         let wait = interval.saturating_sub(last_commit.elapsed());
+        let mut flush_reply = None;
         let disconnected = match rx.recv_timeout(wait) {
-            Ok(batch) => {
+            Ok(IndexMsg::Flush(reply)) => {
+                flush_reply = Some(reply);
+                false
+            }
+            Ok(IndexMsg::Batch { lsn, records }) => {
                 depth.dec();
                 if meta.first_write_ns == 0 {
                     meta.first_write_ns = triad_model::now_ns();
                 }
-                for rec in &batch.records {
+                for rec in &records {
                     let doc = shared.signal.document(rec, next_seq);
                     meta.observe(S::timestamp_ns(rec), next_seq);
                     next_seq += 1;
@@ -560,16 +575,18 @@ fn index_loop<S: Signal>(
                     .metrics
                     .indexed_docs
                     .get_or_create(&label)
-                    .inc_by(batch.records.len() as u64);
-                pending += batch.records.len() as u64;
-                meta.lsn = batch.lsn;
+                    .inc_by(records.len() as u64);
+                pending += records.len() as u64;
+                meta.lsn = lsn;
                 false
             }
             Err(std_mpsc::RecvTimeoutError::Timeout) => false,
             Err(std_mpsc::RecvTimeoutError::Disconnected) => true,
         };
-        let due =
-            last_commit.elapsed() >= interval || pending >= shared.cfg.commit_docs || disconnected;
+        let due = last_commit.elapsed() >= interval
+            || pending >= shared.cfg.commit_docs
+            || disconnected
+            || flush_reply.is_some();
         // An idle split is sealed once it is old enough, so retention can drop it.
         let aged = meta.docs > 0 && triad_model::now_ns() - meta.first_write_ns >= max_age_ns;
         let seal = meta.docs >= shared.cfg.split_max_docs || aged;
@@ -608,6 +625,9 @@ fn index_loop<S: Signal>(
         }
         if due {
             last_commit = Instant::now();
+        }
+        if let Some(reply) = flush_reply {
+            let _ = reply.send(());
         }
         if disconnected {
             if let Err(e) = writer.wait_merging_threads() {

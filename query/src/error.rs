@@ -25,7 +25,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::InvalidQuery(m) => ApiError::BadRequest(m),
+            StoreError::InvalidQuery(m) => ApiError::BadRequest(format!("invalid query: {m}")),
             StoreError::Internal(m) => ApiError::Internal(m),
         }
     }

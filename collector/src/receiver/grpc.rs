@@ -36,26 +36,29 @@ fn status(e: IngestError) -> Status {
     }
 }
 
-/// Protobuf codec whose decode errors are INVALID_ARGUMENT.
-pub struct OtlpCodec<E, D>(PhantomData<(E, D)>);
-
-impl<E, D> Default for OtlpCodec<E, D> {
-    fn default() -> Self {
-        Self(PhantomData)
-    }
+/// Protobuf codec whose decode errors are INVALID_ARGUMENT, counted in the metrics.
+pub struct OtlpCodec<E, D> {
+    ingest: Ingest,
+    signal: &'static str,
+    _types: PhantomData<(E, D)>,
 }
 
 /// Decoder half of [`OtlpCodec`].
-pub struct OtlpDecoder<D>(PhantomData<D>);
+pub struct OtlpDecoder<D> {
+    ingest: Ingest,
+    signal: &'static str,
+    _type: PhantomData<D>,
+}
 
 impl<D: Message + Default> Decoder for OtlpDecoder<D> {
     type Item = D;
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<D>, Status> {
-        D::decode(buf)
-            .map(Some)
-            .map_err(|e| Status::invalid_argument(format!("malformed protobuf: {e}")))
+        D::decode(buf).map(Some).map_err(|e| {
+            self.ingest.record_outcome(self.signal, "grpc", "invalid");
+            Status::invalid_argument(format!("malformed protobuf: {e}"))
+        })
     }
 }
 
@@ -74,7 +77,11 @@ where
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        OtlpDecoder(PhantomData)
+        OtlpDecoder {
+            ingest: self.ingest.clone(),
+            signal: self.signal,
+            _type: PhantomData,
+        }
     }
 }
 
@@ -82,6 +89,8 @@ where
 pub trait ExportMethod: Send + Sync + 'static {
     /// Fully qualified gRPC service name.
     const SERVICE: &'static str;
+    /// Metrics label of the signal.
+    const SIGNAL: &'static str;
     /// Request message.
     type Req: Message + Default + Send + 'static;
     /// Response message.
@@ -97,6 +106,7 @@ pub struct LogsExport;
 
 impl ExportMethod for TraceExport {
     const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const SIGNAL: &'static str = "traces";
     type Req = ExportTraceServiceRequest;
     type Resp = ExportTraceServiceResponse;
 
@@ -117,6 +127,7 @@ impl ExportMethod for TraceExport {
 
 impl ExportMethod for LogsExport {
     const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const SIGNAL: &'static str = "logs";
     type Req = ExportLogsServiceRequest;
     type Resp = ExportLogsServiceResponse;
 
@@ -198,10 +209,26 @@ where
                 e.enable(CompressionEncoding::Gzip);
                 e
             };
-            let mut grpc = Grpc::new(OtlpCodec::<M::Resp, M::Req>::default())
+            let codec = OtlpCodec::<M::Resp, M::Req> {
+                ingest: ingest.clone(),
+                signal: M::SIGNAL,
+                _types: PhantomData,
+            };
+            let mut grpc = Grpc::new(codec)
                 .apply_compression_config(gzip, gzip)
                 .apply_max_message_size_config(Some(max), None);
-            Ok(grpc.unary(Unary::<M>(ingest, PhantomData), req).await)
+            let resp = grpc
+                .unary(Unary::<M>(ingest.clone(), PhantomData), req)
+                .await;
+            // Size limits are enforced by tonic before any of our code runs; count them here.
+            if resp
+                .headers()
+                .get(Status::GRPC_STATUS)
+                .is_some_and(|c| c == "8")
+            {
+                ingest.record_outcome(M::SIGNAL, "grpc", "too_large");
+            }
+            Ok(resp)
         })
     }
 }

@@ -105,9 +105,19 @@ fn encode<T: Message + Serialize>(enc: Encoding, msg: &T, status: StatusCode) ->
         )
             .into_response(),
         Encoding::Json => {
-            let body = serde_json::to_vec(msg).unwrap_or_else(|_| b"{}".to_vec());
+            // Protobuf JSON leaves unset fields out; serde would write them as null.
+            let mut value = serde_json::to_value(msg).unwrap_or_default();
+            strip_nulls(&mut value);
+            let body = serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec());
             (status, [(header::CONTENT_TYPE, JSON)], body).into_response()
         }
+    }
+}
+
+fn strip_nulls(v: &mut serde_json::Value) {
+    if let serde_json::Value::Object(map) = v {
+        map.retain(|_, x| !x.is_null());
+        map.values_mut().for_each(strip_nulls);
     }
 }
 

@@ -1,0 +1,109 @@
+"""Start the real `triad` binary on ephemeral ports and talk to it like a user would."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("TRIAD_BIN", ROOT / "target" / "debug" / "triad"))
+
+
+def wait_until(what, fn, timeout=30.0, interval=0.05):
+    """Poll fn until it returns something truthy; tests never sleep blindly."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except (urllib.error.URLError, ConnectionError, KeyError, ValueError) as e:
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+class Triad:
+    """One `triad up` process on 127.0.0.1 with OS-assigned ports."""
+
+    def __init__(self, data_dir, config=None, log_path=None):
+        self.data_dir = Path(data_dir)
+        self.config = config
+        self.log_path = Path(log_path or self.data_dir.parent / "triad.log")
+        self.proc = None
+
+    def start(self):
+        args = [str(BIN), "up", "--data-dir", str(self.data_dir),
+                "--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0",
+                "--query-listen", "127.0.0.1:0"]
+        if self.config:
+            args += ["--config", str(self.config)]
+        self.log = open(self.log_path, "ab")
+        started = time.monotonic()
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        addrs = {}
+        for line in self.proc.stdout:
+            parts = line.split()
+            if parts[:1] == ["listening"]:
+                addrs[parts[1]] = parts[2]
+            if line.startswith("ready:"):
+                break
+        else:
+            raise AssertionError(f"triad exited before ready; see {self.log_path}")
+        self.ready_seconds = time.monotonic() - started
+        self.grpc = addrs["otlp-grpc"]
+        self.http = "http://" + addrs["otlp-http"]
+        self.query = "http://" + addrs["query"]
+        return self
+
+    def stop(self):
+        """Graceful stop (SIGTERM): drain, commit, exit 0."""
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self.log.close()
+        assert code == 0, f"triad exited with {code}; see {self.log_path}"
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+    def get(self, path, **params):
+        url = self.query + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return json.loads(r.read())
+
+    def get_status(self, path, base=None):
+        try:
+            with urllib.request.urlopen((base or self.query) + path, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def metrics(self, base=None):
+        return self.get_status("/metrics", base)[1].decode()
+
+
+def metric_value(text, prefix):
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.fixture
+def triad(tmp_path):
+    t = Triad(tmp_path / "data").start()
+    yield t
+    if t.proc.poll() is None:
+        t.kill9()

@@ -1,0 +1,55 @@
+"""Data acknowledged to a sender survives `kill -9`: it is in the write-ahead log
+before the acknowledgement, and replayed at the next start."""
+
+import time
+import urllib.request
+
+from conftest import Triad, wait_until
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+
+def post(url, msg):
+    req = urllib.request.Request(url, data=msg.SerializeToString(), headers={"Content-Type": "application/x-protobuf"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+
+
+def test_kill9_right_after_ack_loses_nothing(tmp_path):
+    # No index commit for 10 minutes: after the kill, the data can only come from the WAL.
+    cfg = tmp_path / "no-commit.yaml"
+    cfg.write_text("collector:\n  logs: {commit_interval_ms: 600000}\n  traces: {commit_interval_ms: 600000}\n")
+    t = Triad(tmp_path / "data", config=cfg).start()
+    now = time.time_ns()
+    traces = trace_service_pb2.ExportTraceServiceRequest()
+    rs = traces.resource_spans.add()
+    kv = rs.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", "crashy"
+    spans = rs.scope_spans.add()
+    for i in range(200):
+        s = spans.spans.add()
+        s.trace_id, s.span_id, s.name = bytes([7] * 15 + [i % 256]), bytes([1] * 7 + [i % 250 + 1]), f"op-{i}"
+        s.start_time_unix_nano, s.end_time_unix_nano = now, now + 5000
+    logs = logs_service_pb2.ExportLogsServiceRequest()
+    rl = logs.resource_logs.add()
+    kv = rl.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", "crashy"
+    recs = rl.scope_logs.add()
+    for i in range(200):
+        r = recs.log_records.add()
+        r.time_unix_nano = now
+        r.body.string_value = f"acknowledged line {i} survives"
+    post(t.http + "/v1/traces", traces)
+    post(t.http + "/v1/logs", logs)
+    t.kill9()
+
+    t2 = Triad(tmp_path / "data").start()
+    try:
+        found = wait_until("replayed logs", lambda: t2.get("/api/logs/search", q="acknowledged survives", start="0")["total"] == 200)
+        assert found
+        for i in (0, 199):
+            tid = bytes([7] * 15 + [i]).hex()
+            wait_until(f"trace {tid}", lambda: t2.get_status(f"/api/traces/{tid}")[0] == 200)
+        assert "crashy" in t2.get("/api/services")["data"]
+    finally:
+        t2.stop()
