@@ -34,16 +34,21 @@ def wait_until(what, fn, timeout=30.0, interval=0.05):
 class Triad:
     """One `triad up` process on 127.0.0.1 with OS-assigned ports."""
 
-    def __init__(self, data_dir, config=None, log_path=None):
+    LISTEN_FLAGS = {
+        "up": ["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0"],
+        "collector": ["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"],
+        "query": ["--query-listen", "127.0.0.1:0"],
+    }
+
+    def __init__(self, data_dir, config=None, log_path=None, command="up"):
         self.data_dir = Path(data_dir)
         self.config = config
-        self.log_path = Path(log_path or self.data_dir.parent / "triad.log")
+        self.command = command
+        self.log_path = Path(log_path or self.data_dir.parent / f"triad-{command}.log")
         self.proc = None
 
     def start(self):
-        args = [str(BIN), "up", "--data-dir", str(self.data_dir),
-                "--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0",
-                "--query-listen", "127.0.0.1:0"]
+        args = [str(BIN), self.command, "--data-dir", str(self.data_dir), *self.LISTEN_FLAGS[self.command]]
         if self.config:
             args += ["--config", str(self.config)]
         self.log = open(self.log_path, "ab")
@@ -59,9 +64,9 @@ class Triad:
         else:
             raise AssertionError(f"triad exited before ready; see {self.log_path}")
         self.ready_seconds = time.monotonic() - started
-        self.grpc = addrs["otlp-grpc"]
-        self.http = "http://" + addrs["otlp-http"]
-        self.query = "http://" + addrs["query"]
+        self.grpc = addrs.get("otlp-grpc")
+        self.http = "http://" + addrs["otlp-http"] if "otlp-http" in addrs else None
+        self.query = "http://" + addrs["query"] if "query" in addrs else None
         return self
 
     def stop(self):

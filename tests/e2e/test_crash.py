@@ -53,3 +53,25 @@ def test_kill9_right_after_ack_loses_nothing(tmp_path):
         assert "crashy" in t2.get("/api/services")["data"]
     finally:
         t2.stop()
+
+
+def test_split_deployment_query_reads_what_the_collector_writes(tmp_path):
+    collector = Triad(tmp_path / "data", command="collector").start()
+    query = Triad(tmp_path / "data", command="query").start()
+    try:
+        now = time.time_ns()
+        logs = logs_service_pb2.ExportLogsServiceRequest()
+        rl = logs.resource_logs.add()
+        kv = rl.resource.attributes.add()
+        kv.key, kv.value.string_value = "service.name", "split"
+        r = rl.scope_logs.add().log_records.add()
+        r.time_unix_nano = now
+        r.body.string_value = "written by the collector, read by the query server"
+        post(collector.http + "/v1/logs", logs)
+        hit = wait_until("query server sees the collector's commit",
+                         lambda: query.get("/api/logs/search", q="collector query server")["total"] == 1)
+        assert hit
+        assert query.get_status("/readyz")[0] == 200
+    finally:
+        query.stop()
+        collector.stop()
