@@ -419,11 +419,26 @@ impl<S: Signal> Store<S> {
     /// them. Blocks: call it from `spawn_blocking` on a runtime.
     pub fn shutdown(&self) {
         lock(&self.tx).take();
-        for t in lock(&self.threads).drain(..) {
+        let threads: Vec<_> = lock(&self.threads).drain(..).collect();
+        let was_running = !threads.is_empty();
+        for t in threads {
             if t.join().is_err() {
                 tracing::error!(signal = S::NAME, "store thread panicked");
             }
         }
+        if was_running {
+            // Everything is committed now: reopening the WAL at the final checkpoint
+            // deletes the segments it covers. Anything above it stays for replay.
+            let checkpoint = self.shared.checkpoint.load(Ordering::SeqCst);
+            if let Err(e) = Wal::open(&self.shared.dir.join("wal"), checkpoint, |_, _| Ok(())) {
+                tracing::warn!(signal = S::NAME, error = %e, "could not trim the write-ahead log at shutdown");
+            }
+        }
+    }
+
+    /// Bytes on disk of the split indexes (without the write-ahead log).
+    pub fn index_bytes(&self) -> u64 {
+        self.splits().iter().map(|s| s.disk_bytes()).sum()
     }
 }
 
