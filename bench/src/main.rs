@@ -183,25 +183,33 @@ fn raw_tantivy(docs: &[GenLog], threads: usize) -> anyhow::Result<(Duration, u64
     Ok((elapsed, dir_bytes(dir.path())))
 }
 
-async fn send_logs(
-    endpoint: &str,
-    requests: Vec<ExportLogsServiceRequest>,
-    clients: usize,
-) -> anyhow::Result<()> {
+/// One export request of either signal.
+enum Export {
+    Logs(ExportLogsServiceRequest),
+    Traces(ExportTraceServiceRequest),
+}
+
+/// Sends every request over `clients` concurrent gRPC connections; returns when all
+/// were acknowledged.
+async fn send_all(endpoint: &str, requests: Vec<Export>, clients: usize) -> anyhow::Result<()> {
     let queue = Arc::new(std::sync::Mutex::new(requests));
     let mut set = JoinSet::new();
     for _ in 0..clients {
         let (queue, endpoint) = (queue.clone(), endpoint.to_string());
         set.spawn(async move {
-            let mut c = LogsServiceClient::connect(endpoint)
-                .await?
-                .max_encoding_message_size(64 << 20);
+            let channel = tonic::transport::Endpoint::from_shared(endpoint)?
+                .connect()
+                .await?;
+            let mut logs =
+                LogsServiceClient::new(channel.clone()).max_encoding_message_size(64 << 20);
+            let mut traces = TraceServiceClient::new(channel).max_encoding_message_size(64 << 20);
             loop {
                 let next = queue.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop();
-                let Some(req) = next else {
-                    return Ok::<(), anyhow::Error>(());
-                };
-                c.export(req).await?;
+                match next {
+                    None => return Ok::<(), anyhow::Error>(()),
+                    Some(Export::Logs(r)) => drop(logs.export(r).await?),
+                    Some(Export::Traces(r)) => drop(traces.export(r).await?),
+                }
             }
         });
     }
@@ -211,32 +219,34 @@ async fn send_logs(
     Ok(())
 }
 
-async fn send_traces(
-    endpoint: &str,
-    requests: Vec<ExportTraceServiceRequest>,
-    clients: usize,
-) -> anyhow::Result<()> {
-    let queue = Arc::new(std::sync::Mutex::new(requests));
-    let mut set = JoinSet::new();
-    for _ in 0..clients {
-        let (queue, endpoint) = (queue.clone(), endpoint.to_string());
-        set.spawn(async move {
-            let mut c = TraceServiceClient::connect(endpoint)
-                .await?
-                .max_encoding_message_size(64 << 20);
-            loop {
-                let next = queue.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop();
-                let Some(req) = next else {
-                    return Ok::<(), anyhow::Error>(());
-                };
-                c.export(req).await?;
+/// Bytes per document by component and field (set TRIAD_BENCH_SPACE=1).
+fn space_report(name: &str, searchers: &[tantivy::Searcher]) {
+    let mut per: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut docs = 0u64;
+    for s in searchers {
+        let Ok(usage) = s.space_usage() else { continue };
+        for seg in usage.segments() {
+            docs += u64::from(seg.num_docs());
+            for (kind, fields) in [
+                ("term", seg.termdict()),
+                ("postings", seg.postings()),
+                ("positions", seg.positions()),
+                ("fast", seg.fast_fields()),
+            ] {
+                for f in fields.fields() {
+                    *per.entry(format!("{kind} {}", f.field_name())).or_default() +=
+                        f.total().get_bytes();
+                }
             }
-        });
+            *per.entry("store".into()).or_default() += seg.store().total().get_bytes();
+        }
     }
-    while let Some(r) = set.join_next().await {
-        r??;
+    println!("space per document, {name} ({docs} docs):");
+    let mut v: Vec<_> = per.into_iter().collect();
+    v.sort_by_key(|e| std::cmp::Reverse(e.1));
+    for (k, b) in v.iter().take(15) {
+        println!("  {k:<28} {:>7.1} B", *b as f64 / docs.max(1) as f64);
     }
-    Ok(())
 }
 
 fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
@@ -350,6 +360,11 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(0)
     };
 
+    let mut sample_traces: Vec<String> = timed_logs
+        .iter()
+        .step_by(997)
+        .map(|g| datagen::hex(&g.otlp.trace_id))
+        .collect();
     let requests: Vec<_> = timed_logs
         .chunks(BATCH)
         .map(|c| {
@@ -365,7 +380,12 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     drop(timed_logs);
     let started = Instant::now();
-    send_logs(&endpoint, requests, args.clients).await?;
+    send_all(
+        &endpoint,
+        requests.into_iter().map(Export::Logs).collect(),
+        args.clients,
+    )
+    .await?;
     let acked = started.elapsed();
     wait_searchable("logs", args.timed_log_lines as u64, || log_count(&logs)).await?;
     let searchable = started.elapsed();
@@ -393,7 +413,6 @@ async fn main() -> anyhow::Result<()> {
     // Fill up to the full log volume (not reported as throughput).
     let mut sent = args.timed_log_lines;
     let mut raw_total = raw_bytes;
-    let mut sample_traces: Vec<String> = Vec::new();
     while sent < args.log_lines {
         let n = (args.log_lines - sent).min(100_000);
         let chunk = gen_logs(&mut rng, n, base_ns + sent as u64 * 1_000);
@@ -407,7 +426,7 @@ async fn main() -> anyhow::Result<()> {
                 .step_by(997)
                 .map(|g| datagen::hex(&g.otlp.trace_id)),
         );
-        let reqs = chunk
+        let reqs: Vec<ExportLogsServiceRequest> = chunk
             .chunks(BATCH)
             .map(|c| {
                 c.iter()
@@ -420,7 +439,12 @@ async fn main() -> anyhow::Result<()> {
             })
             .map(datagen::logs_request)
             .collect();
-        send_logs(&endpoint, reqs, args.clients).await?;
+        send_all(
+            &endpoint,
+            reqs.into_iter().map(Export::Logs).collect(),
+            args.clients,
+        )
+        .await?;
         sent += n;
     }
     wait_searchable("all logs", args.log_lines as u64, || log_count(&logs)).await?;
@@ -444,7 +468,12 @@ async fn main() -> anyhow::Result<()> {
             .sum::<u64>()
     };
     let started = Instant::now();
-    send_traces(&endpoint, span_reqs, args.clients).await?;
+    send_all(
+        &endpoint,
+        span_reqs.into_iter().map(Export::Traces).collect(),
+        args.clients,
+    )
+    .await?;
     let acked = started.elapsed();
     wait_searchable("spans", timed_spans as u64, || span_count(&traces)).await?;
     let searchable = started.elapsed();
@@ -473,7 +502,12 @@ async fn main() -> anyhow::Result<()> {
             })
             .collect();
         spans_total += reqs.len() * BATCH;
-        send_traces(&endpoint, reqs, args.clients).await?;
+        send_all(
+            &endpoint,
+            reqs.into_iter().map(Export::Traces).collect(),
+            args.clients,
+        )
+        .await?;
     }
     wait_searchable("all spans", spans_total as u64, || span_count(&traces)).await?;
 
@@ -555,6 +589,10 @@ async fn main() -> anyhow::Result<()> {
         format!("{:.0} B", trace_disk as f64 / spans_total as f64),
         &format!("{:.1} MB", trace_disk as f64 / 1e6),
     );
+    if std::env::var_os("TRIAD_BENCH_SPACE").is_some() {
+        space_report("logs", &logs.store().all_searchers());
+        space_report("traces", &traces.store().all_searchers());
+    }
     row(
         &mut table,
         "write-ahead log left after clean shutdown",

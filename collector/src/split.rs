@@ -74,6 +74,7 @@ impl Split {
     pub fn create(
         parent: &Path,
         schema: tantivy::schema::Schema,
+        settings: tantivy::IndexSettings,
         configure: &dyn Fn(&Index),
     ) -> Result<Split> {
         let mut ns = triad_model::now_ns();
@@ -87,7 +88,10 @@ impl Split {
         };
         std::fs::create_dir_all(&dir)
             .map_err(Error::io(format!("create split {}", dir.display())))?;
-        let index = Index::create_in_dir(&dir, schema)?;
+        let index = Index::builder()
+            .schema(schema)
+            .settings(settings)
+            .create_in_dir(&dir)?;
         configure(&index);
         Self::with_index(id, dir, index, SplitMeta::default())
     }

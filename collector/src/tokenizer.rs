@@ -10,6 +10,7 @@
 //! `trace_id:4BF9…` and `level:ERROR` match what was stored in lowercase.
 
 use tantivy::Index;
+use tantivy::schema::{IndexRecordOption, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{
     LowerCaser, RawTokenizer, RemoveLongFilter, TextAnalyzer, Token, TokenStream, Tokenizer,
 };
@@ -77,6 +78,21 @@ impl TokenStream for LogTokenStream<'_> {
     fn token_mut(&mut self) -> &mut Token {
         self.token
     }
+}
+
+/// Indexing of a term field: whole values with `tokenizer`, no frequencies, positions
+/// or field norms. Triad orders hits by time and never scores them, so norms would
+/// only cost a byte per field per document.
+pub fn term_options(tokenizer: &str) -> TextOptions {
+    TextOptions::default().set_indexing_options(term_indexing(tokenizer))
+}
+
+/// The indexing part of [`term_options`], for JSON fields.
+pub fn term_indexing(tokenizer: &str) -> TextFieldIndexing {
+    TextFieldIndexing::default()
+        .set_tokenizer(tokenizer)
+        .set_index_option(IndexRecordOption::Basic)
+        .set_fieldnorms(false)
 }
 
 /// Registers [`LOG_TOKENIZER`] and [`ID_TOKENIZER`] on an index.

@@ -14,7 +14,7 @@
 //! |---|---|---|
 //! | `tenant`, `service`, `operation` | raw term | filters |
 //! | `svc_op` | raw term `tenant␟service␟kind␟name` | the catalog |
-//! | `trace_id` | raw term (hex) | trace by ID |
+//! | `trace_id` | raw bytes term | trace by ID |
 //! | `trace_hi`, `trace_lo`, `span_id`, `parent_id` | u64 fast fields | dedupe, dependencies |
 //! | `start`, `duration` | i64 fast fields | time and duration filters, sort |
 //! | `tags` | raw terms `key=value` | Jaeger tag search (attributes, resource, `error`, `span.kind`) |
@@ -26,9 +26,7 @@ use std::sync::{Arc, RwLock};
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
-use tantivy::schema::{
-    BytesOptions, FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, Value,
-};
+use tantivy::schema::{BytesOptions, FAST, Field, IndexRecordOption, Schema, Value};
 use tantivy::{DocId, Index, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
 use triad_model::store::{
     DependencyLink, Operation, StoreError, StoreResult, TraceQuery, TraceRead,
@@ -106,19 +104,20 @@ impl SpanSignal {
     /// Builds the schema.
     pub fn new() -> Self {
         let mut b = Schema::builder();
-        let tenant = b.add_text_field("tenant", STRING);
-        let trace_id = b.add_text_field("trace_id", STRING);
+        let raw = crate::tokenizer::term_options("raw");
+        let tenant = b.add_text_field("tenant", raw.clone());
+        let trace_id = b.add_bytes_field("trace_id", BytesOptions::default().set_indexed());
         let trace_hi = b.add_u64_field("trace_hi", FAST);
         let trace_lo = b.add_u64_field("trace_lo", FAST);
         let span_id = b.add_u64_field("span_id", FAST);
         let parent_id = b.add_u64_field("parent_id", FAST);
-        let service = b.add_text_field("service", STRING | FAST);
-        let operation = b.add_text_field("operation", STRING);
-        let svc_op = b.add_text_field("svc_op", STRING);
+        let service = b.add_text_field("service", raw.clone() | FAST);
+        let operation = b.add_text_field("operation", raw.clone());
+        let svc_op = b.add_text_field("svc_op", raw.clone());
         let start = b.add_i64_field("start", FAST);
-        let duration = b.add_i64_field("duration", FAST | INDEXED);
+        let duration = b.add_i64_field("duration", FAST);
         let seq = b.add_u64_field("seq", FAST);
-        let tags = b.add_text_field("tags", STRING);
+        let tags = b.add_text_field("tags", raw);
         let doc = b.add_bytes_field("doc", BytesOptions::default().set_stored());
         Self {
             schema: b.build(),
@@ -161,7 +160,7 @@ impl Signal for SpanSignal {
         let mut d = TantivyDocument::default();
         let (hi, lo) = split_trace_id(s.trace_id);
         d.add_text(self.tenant, &s.tenant);
-        d.add_text(self.trace_id, s.trace_id.to_hex());
+        d.add_bytes(self.trace_id, &s.trace_id.0);
         d.add_u64(self.trace_hi, hi);
         d.add_u64(self.trace_lo, lo);
         d.add_u64(self.span_id, s.span_id.to_u64());
@@ -299,7 +298,13 @@ impl TraceStore {
     fn trace_spans(&self, tenant: &str, trace_id: TraceId) -> Result<Vec<Span>> {
         let s = self.store.signal();
         let query = BooleanQuery::new(vec![
-            (Occur::Must, s.term_query(s.trace_id, &trace_id.to_hex())),
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_bytes(s.trace_id, &trace_id.0),
+                    IndexRecordOption::Basic,
+                )),
+            ),
             (Occur::Must, s.term_query(s.tenant, tenant)),
         ]);
         let mut spans = Vec::new();

@@ -319,3 +319,51 @@ fn retention_by_size_drops_oldest_sealed_splits() {
     );
     store.store().shutdown();
 }
+
+#[test]
+fn span_id_queries_and_round_trip_of_fast_field_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_logs(dir.path(), fast_cfg());
+    let now = triad_model::now_ns();
+    let mut with_span = log(now - 5, "inside the span", "api", "info", Some(tid(3)));
+    with_span.span_id = Some(sid(0xab));
+    with_span.observed_ns = now + 7;
+    let other = log(now - 4, "other line", "api", "info", Some(tid(3)));
+    runtime()
+        .block_on(store.append(vec![with_span.clone(), other]))
+        .unwrap();
+    let q = |text: &str| store.search(&query(text, now - HOUR_NS, now + 1)).unwrap();
+    wait_for("commit", || q("").total == 2);
+    let hit = q(&format!("span_id:{}", sid(0xab).to_hex()));
+    assert_eq!(hit.total, 1);
+    assert_eq!(
+        hit.hits[0], with_span,
+        "the record comes back exactly, ts and span from fast fields"
+    );
+    assert_eq!(
+        q(&format!(
+            "trace_id:{} AND NOT span_id:{}",
+            tid(3).to_hex(),
+            sid(0xab).to_hex()
+        ))
+        .total,
+        1
+    );
+    assert_eq!(
+        q(&format!("trace_id:{} AND NOT inside", tid(3).to_hex())).total,
+        1,
+        "AND NOT as in Lucene"
+    );
+    let set = format!(
+        "span_id: IN [{} {}]",
+        sid(0xab).to_hex(),
+        sid(0xcd).to_hex()
+    );
+    assert_eq!(q(&set).total, 1);
+    assert!(
+        store
+            .search(&query("span_id:nothex", now - HOUR_NS, now + 1))
+            .is_err()
+    );
+    store.store().shutdown();
+}

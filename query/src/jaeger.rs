@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as J, json};
-use triad_model::store::TraceQuery;
+use triad_model::store::{StoreResult, TraceQuery, TraceRead};
 use triad_model::{DEFAULT_TENANT, KeyValue, Span, SpanKind, StatusCode, TraceId, Value};
 
 use crate::AppState;
@@ -29,6 +29,15 @@ fn jaeger<T>(r: ApiResult<T>, f: impl FnOnce(T) -> Response) -> Response {
         Ok(v) => f(v),
         Err(e) => e.into_jaeger(),
     }
+}
+
+/// Runs a blocking trace-store read off the async runtime.
+async fn read<T: Send + 'static>(
+    st: &AppState,
+    f: impl FnOnce(&dyn TraceRead) -> StoreResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let traces = st.traces.clone();
+    Ok(tokio::task::spawn_blocking(move || f(traces.as_ref())).await??)
 }
 
 fn tag(kv: &KeyValue) -> J {
@@ -128,16 +137,11 @@ pub fn trace_json(trace_id: TraceId, spans: &[Span]) -> J {
 
 /// `GET /api/services`
 pub async fn services(State(st): State<AppState>) -> Response {
-    let traces = st.traces.clone();
-    let r = tokio::task::spawn_blocking(move || traces.services(DEFAULT_TENANT)).await;
-    jaeger(
-        r.map_err(ApiError::from)
-            .and_then(|r| r.map_err(ApiError::from)),
-        |s| {
-            let n = s.len();
-            envelope(json!(s), n)
-        },
-    )
+    let r = read(&st, move |t| t.services(DEFAULT_TENANT)).await;
+    jaeger(r, |s| {
+        let n = s.len();
+        envelope(json!(s), n)
+    })
 }
 
 /// `GET /api/services/{service}/operations` (legacy shape: a list of names).
@@ -145,18 +149,13 @@ pub async fn service_operations(
     State(st): State<AppState>,
     Path(service): Path<String>,
 ) -> Response {
-    let traces = st.traces.clone();
-    let r = tokio::task::spawn_blocking(move || traces.operations(DEFAULT_TENANT, &service)).await;
-    jaeger(
-        r.map_err(ApiError::from)
-            .and_then(|r| r.map_err(ApiError::from)),
-        |ops| {
-            let mut names: Vec<String> = ops.into_iter().map(|o| o.name).collect();
-            names.dedup();
-            let n = names.len();
-            envelope(json!(names), n)
-        },
-    )
+    let r = read(&st, move |t| t.operations(DEFAULT_TENANT, &service)).await;
+    jaeger(r, |ops| {
+        let mut names: Vec<String> = ops.into_iter().map(|o| o.name).collect();
+        names.dedup();
+        let n = names.len();
+        envelope(json!(names), n)
+    })
 }
 
 /// `GET /api/operations?service=&spanKind=` (the newer shape: `{name, spanKind}`).
@@ -168,21 +167,16 @@ pub async fn operations(
         return ApiError::BadRequest("parameter 'service' is required".into()).into_jaeger();
     };
     let kind = params.get("spanKind").cloned().unwrap_or_default();
-    let traces = st.traces.clone();
-    let r = tokio::task::spawn_blocking(move || traces.operations(DEFAULT_TENANT, &service)).await;
-    jaeger(
-        r.map_err(ApiError::from)
-            .and_then(|r| r.map_err(ApiError::from)),
-        |ops| {
-            let data: Vec<J> = ops
-                .into_iter()
-                .filter(|o| kind.is_empty() || o.kind.as_str() == kind)
-                .map(|o| json!({"name": o.name, "spanKind": o.kind.as_str()}))
-                .collect();
-            let n = data.len();
-            envelope(json!(data), n)
-        },
-    )
+    let r = read(&st, move |t| t.operations(DEFAULT_TENANT, &service)).await;
+    jaeger(r, |ops| {
+        let data: Vec<J> = ops
+            .into_iter()
+            .filter(|o| kind.is_empty() || o.kind.as_str() == kind)
+            .map(|o| json!({"name": o.name, "spanKind": o.kind.as_str()}))
+            .collect();
+        let n = data.len();
+        envelope(json!(data), n)
+    })
 }
 
 /// `GET /api/traces/{traceID}`. `start`/`end` (Grafana sends them, in µs or ms) are
@@ -192,19 +186,14 @@ pub async fn trace(State(st): State<AppState>, Path(id): Path<String>) -> Respon
         Ok(t) => t,
         Err(e) => return ApiError::BadRequest(format!("invalid trace ID: {e}")).into_jaeger(),
     };
-    let traces = st.traces.clone();
-    let r = tokio::task::spawn_blocking(move || traces.trace(DEFAULT_TENANT, trace_id)).await;
-    jaeger(
-        r.map_err(ApiError::from)
-            .and_then(|r| r.map_err(ApiError::from)),
-        |spans| {
-            if spans.is_empty() {
-                ApiError::NotFound("trace not found".into()).into_jaeger()
-            } else {
-                envelope(json!([trace_json(trace_id, &spans)]), 1)
-            }
-        },
-    )
+    let r = read(&st, move |t| t.trace(DEFAULT_TENANT, trace_id)).await;
+    jaeger(r, |spans| {
+        if spans.is_empty() {
+            ApiError::NotFound("trace not found".into()).into_jaeger()
+        } else {
+            envelope(json!([trace_json(trace_id, &spans)]), 1)
+        }
+    })
 }
 
 /// Parses `tags` (JSON object) and legacy `tag=key:value` parameters.
@@ -318,28 +307,22 @@ pub async fn search(
         Ok(q) => q,
         Err(e) => return e.into_jaeger(),
     };
-    let traces = st.traces.clone();
-    let r =
-        tokio::task::spawn_blocking(move || -> Result<Vec<J>, triad_model::store::StoreError> {
-            let ids = traces.find_trace_ids(&q)?;
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                let spans = traces.trace(&q.tenant, id)?;
-                if !spans.is_empty() {
-                    out.push(trace_json(id, &spans));
-                }
+    let r = read(&st, move |t| {
+        let ids = t.find_trace_ids(&q)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let spans = t.trace(&q.tenant, id)?;
+            if !spans.is_empty() {
+                out.push(trace_json(id, &spans));
             }
-            Ok(out)
-        })
-        .await;
-    jaeger(
-        r.map_err(ApiError::from)
-            .and_then(|r| r.map_err(ApiError::from)),
-        |traces| {
-            let n = traces.len();
-            envelope(J::Array(traces), n)
-        },
-    )
+        }
+        Ok(out)
+    })
+    .await;
+    jaeger(r, |traces| {
+        let n = traces.len();
+        envelope(J::Array(traces), n)
+    })
 }
 
 /// `GET /api/dependencies?endTs=&lookback=` (both in ms).
@@ -365,22 +348,18 @@ pub async fn dependencies(
     };
     let end_ns = end_ms.saturating_mul(1_000_000);
     let start_ns = end_ns.saturating_sub(lookback_ms.saturating_mul(1_000_000));
-    let traces = st.traces.clone();
-    let r =
-        tokio::task::spawn_blocking(move || traces.dependencies(DEFAULT_TENANT, start_ns, end_ns))
-            .await;
-    jaeger(
-        r.map_err(ApiError::from)
-            .and_then(|r| r.map_err(ApiError::from)),
-        |links| {
-            let data: Vec<J> = links
-                .iter()
-                .map(|l| json!({"parent": l.parent, "child": l.child, "callCount": l.call_count}))
-                .collect();
-            let n = data.len();
-            envelope(J::Array(data), n)
-        },
-    )
+    let r = read(&st, move |t| {
+        t.dependencies(DEFAULT_TENANT, start_ns, end_ns)
+    })
+    .await;
+    jaeger(r, |links| {
+        let data: Vec<J> = links
+            .iter()
+            .map(|l| json!({"parent": l.parent, "child": l.child, "callCount": l.call_count}))
+            .collect();
+        let n = data.len();
+        envelope(J::Array(data), n)
+    })
 }
 
 #[cfg(test)]
