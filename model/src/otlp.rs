@@ -62,51 +62,50 @@ impl<T> Converted<T> {
     }
 }
 
-/// Converts an OTLP value into a [`Value`].
-pub fn value_from_otlp(v: &AnyValue) -> Value {
+/// Converts an OTLP value into a [`Value`], taking its strings without copying.
+pub fn value_from_otlp(v: AnyValue) -> Value {
     value_at_depth(v, 0)
 }
 
-fn value_at_depth(v: &AnyValue, depth: usize) -> Value {
+fn value_at_depth(v: AnyValue, depth: usize) -> Value {
     use any_value::Value as V;
-    match &v.value {
+    match v.value {
         None => Value::Empty,
-        Some(V::StringValue(s)) => Value::Str(s.clone()),
-        Some(V::BoolValue(b)) => Value::Bool(*b),
-        Some(V::IntValue(i)) => Value::Int(*i),
-        Some(V::DoubleValue(d)) => Value::Double(*d),
-        Some(V::BytesValue(b)) => Value::Bytes(b.clone()),
+        Some(V::StringValue(s)) => Value::Str(s),
+        Some(V::BoolValue(b)) => Value::Bool(b),
+        Some(V::IntValue(i)) => Value::Int(i),
+        Some(V::DoubleValue(d)) => Value::Double(d),
+        Some(V::BytesValue(b)) => Value::Bytes(b),
         Some(V::ArrayValue(a)) if depth < MAX_VALUE_DEPTH => Value::Array(
             a.values
-                .iter()
+                .into_iter()
                 .map(|x| value_at_depth(x, depth + 1))
                 .collect(),
         ),
         Some(V::KvlistValue(kv)) if depth < MAX_VALUE_DEPTH => Value::Map(
             kv.values
-                .iter()
+                .into_iter()
                 .map(|x| kv_at_depth(x, depth + 1))
                 .collect(),
         ),
         Some(V::ArrayValue(_)) | Some(V::KvlistValue(_)) => Value::Str("<nested too deep>".into()),
         // Dictionary-encoded strings only exist in the profiles signal, which Triad
         // does not receive; keep the index rather than lose the attribute.
-        Some(V::StringValueStrindex(i)) => Value::Int(i64::from(*i)),
+        Some(V::StringValueStrindex(i)) => Value::Int(i64::from(i)),
     }
 }
 
-fn kv_at_depth(kv: &OtlpKeyValue, depth: usize) -> KeyValue {
+fn kv_at_depth(kv: OtlpKeyValue, depth: usize) -> KeyValue {
     let value = kv
         .value
-        .as_ref()
         .map(|v| value_at_depth(v, depth))
         .unwrap_or(Value::Empty);
-    KeyValue::new(kv.key.clone(), value)
+    KeyValue::new(kv.key, value)
 }
 
-/// Converts OTLP attributes.
-pub fn attributes_from_otlp(attrs: &[OtlpKeyValue]) -> Vec<KeyValue> {
-    attrs.iter().map(|kv| kv_at_depth(kv, 0)).collect()
+/// Converts OTLP attributes, taking their strings without copying.
+pub fn attributes_from_otlp(attrs: Vec<OtlpKeyValue>) -> Vec<KeyValue> {
+    attrs.into_iter().map(|kv| kv_at_depth(kv, 0)).collect()
 }
 
 /// `service.name`, `host.name` and the remaining attributes of a resource.
@@ -116,18 +115,15 @@ struct ResourceInfo {
     rest: Vec<KeyValue>,
 }
 
-fn resource_info(resource: Option<&Resource>) -> ResourceInfo {
+fn resource_info(resource: Option<Resource>) -> ResourceInfo {
     let mut info = ResourceInfo {
         service: String::new(),
         host: String::new(),
         rest: Vec::new(),
     };
-    for kv in resource
-        .map(|r| r.attributes.as_slice())
-        .unwrap_or_default()
-    {
+    for kv in resource.map(|r| r.attributes).unwrap_or_default() {
         let value = kv_at_depth(kv, 0);
-        match (kv.key.as_str(), &value.value) {
+        match (value.key.as_str(), &value.value) {
             ("service.name", Value::Str(s)) => info.service = s.clone(),
             ("host.name", Value::Str(s)) => {
                 info.host = s.clone();
@@ -155,7 +151,7 @@ pub fn check_timestamp(what: &str, ns: u64, now_ns: i64) -> Result<i64, String> 
 }
 
 fn convert_span(
-    s: &opentelemetry_proto::tonic::trace::v1::Span,
+    s: opentelemetry_proto::tonic::trace::v1::Span,
     tenant: &str,
     res: &ResourceInfo,
     scope: (&str, &str),
@@ -176,7 +172,7 @@ fn convert_span(
         ));
     }
     let mut links = Vec::with_capacity(s.links.len());
-    for l in &s.links {
+    for l in s.links {
         // A link with a malformed ID is dropped, not the whole span.
         if let (Ok(t), Ok(sp)) = (
             TraceId::from_bytes(&l.trace_id),
@@ -185,32 +181,33 @@ fn convert_span(
             links.push(Link {
                 trace_id: t,
                 span_id: sp,
-                attributes: attributes_from_otlp(&l.attributes),
+                attributes: attributes_from_otlp(l.attributes),
             });
         }
     }
-    let status = s.status.as_ref();
+    let (status_code, status_message) =
+        s.status.map(|st| (st.code, st.message)).unwrap_or_default();
     Ok(Span {
         tenant: tenant.to_string(),
         trace_id,
         span_id,
         parent_span_id,
-        trace_state: s.trace_state.clone(),
-        name: s.name.clone(),
+        trace_state: s.trace_state,
+        name: s.name,
         kind: SpanKind::from_otlp(s.kind),
         start_ns,
         end_ns,
-        status_code: StatusCode::from_otlp(status.map(|s| s.code).unwrap_or(0)),
-        status_message: status.map(|s| s.message.clone()).unwrap_or_default(),
+        status_code: StatusCode::from_otlp(status_code),
+        status_message,
         service: res.service.clone(),
-        attributes: attributes_from_otlp(&s.attributes),
+        attributes: attributes_from_otlp(s.attributes),
         events: s
             .events
-            .iter()
+            .into_iter()
             .map(|e| Event {
                 time_ns: i64::try_from(e.time_unix_nano).unwrap_or(start_ns),
-                name: e.name.clone(),
-                attributes: attributes_from_otlp(&e.attributes),
+                name: e.name,
+                attributes: attributes_from_otlp(e.attributes),
             })
             .collect(),
         links,
@@ -220,25 +217,29 @@ fn convert_span(
     })
 }
 
-/// Converts an OTLP trace export request, validating each span.
+/// Converts an OTLP trace export request, validating each span. Takes the request by
+/// value so that strings move into the model instead of being copied.
 pub fn spans_from_otlp(
-    req: &ExportTraceServiceRequest,
+    req: ExportTraceServiceRequest,
     tenant: &str,
     now_ns: i64,
 ) -> Converted<Span> {
     let mut out = Converted::new();
-    for rs in &req.resource_spans {
-        let res = resource_info(rs.resource.as_ref());
-        for ss in &rs.scope_spans {
-            let scope = ss
-                .scope
-                .as_ref()
-                .map(|s| (s.name.as_str(), s.version.as_str()))
-                .unwrap_or(("", ""));
-            for s in &ss.spans {
-                match convert_span(s, tenant, &res, scope, now_ns) {
+    for rs in req.resource_spans {
+        let res = resource_info(rs.resource);
+        for ss in rs.scope_spans {
+            let (scope_name, scope_version) =
+                ss.scope.map(|s| (s.name, s.version)).unwrap_or_default();
+            for s in ss.spans {
+                // The name is kept only while it may still be reported.
+                let name = if out.errors.len() < MAX_REPORTED_ERRORS {
+                    s.name.clone()
+                } else {
+                    String::new()
+                };
+                match convert_span(s, tenant, &res, (&scope_name, &scope_version), now_ns) {
                     Ok(span) => out.items.push(span),
-                    Err(e) => out.reject(format!("span {:?}: {e}", s.name)),
+                    Err(e) => out.reject(format!("span {name:?}: {e}")),
                 }
             }
         }
@@ -246,7 +247,7 @@ pub fn spans_from_otlp(
     out
 }
 
-fn body_text(body: Option<&AnyValue>) -> String {
+fn body_text(body: Option<AnyValue>) -> String {
     match body.map(value_from_otlp) {
         None | Some(Value::Empty) => String::new(),
         Some(Value::Str(s)) => s,
@@ -255,7 +256,7 @@ fn body_text(body: Option<&AnyValue>) -> String {
 }
 
 fn convert_log(
-    l: &opentelemetry_proto::tonic::logs::v1::LogRecord,
+    l: opentelemetry_proto::tonic::logs::v1::LogRecord,
     tenant: &str,
     res: &ResourceInfo,
     now_ns: i64,
@@ -279,7 +280,7 @@ fn convert_log(
     } else {
         Some(SpanId::from_bytes(&l.span_id).map_err(|e| e.to_string())?)
     };
-    let own = attributes_from_otlp(&l.attributes);
+    let own = attributes_from_otlp(l.attributes);
     // Record attributes win over resource attributes with the same key.
     let mut attributes: Vec<KeyValue> = res
         .rest
@@ -289,18 +290,15 @@ fn convert_log(
         .collect();
     attributes.extend(own);
     if !l.event_name.is_empty() {
-        attributes.push(KeyValue::new(
-            "event.name",
-            Value::Str(l.event_name.clone()),
-        ));
+        attributes.push(KeyValue::new("event.name", Value::Str(l.event_name)));
     }
     Ok(LogRecord {
         tenant: tenant.to_string(),
         timestamp_ns,
         observed_ns,
-        severity_text: l.severity_text.clone(),
+        severity_text: l.severity_text,
         severity_number: l.severity_number,
-        body: body_text(l.body.as_ref()),
+        body: body_text(l.body),
         service: res.service.clone(),
         host: res.host.clone(),
         trace_id,
@@ -310,17 +308,18 @@ fn convert_log(
     })
 }
 
-/// Converts an OTLP logs export request, validating each record.
+/// Converts an OTLP logs export request, validating each record. Takes the request by
+/// value so that strings move into the model instead of being copied.
 pub fn logs_from_otlp(
-    req: &ExportLogsServiceRequest,
+    req: ExportLogsServiceRequest,
     tenant: &str,
     now_ns: i64,
 ) -> Converted<LogRecord> {
     let mut out = Converted::new();
-    for rl in &req.resource_logs {
-        let res = resource_info(rl.resource.as_ref());
-        for sl in &rl.scope_logs {
-            for l in &sl.log_records {
+    for rl in req.resource_logs {
+        let res = resource_info(rl.resource);
+        for sl in rl.scope_logs {
+            for l in sl.log_records {
                 match convert_log(l, tenant, &res, now_ns) {
                     Ok(rec) => out.items.push(rec),
                     Err(e) => out.reject(format!("log record: {e}")),
@@ -389,7 +388,7 @@ mod tests {
         let short_id = span(vec![7; 15], NOW as u64, NOW as u64 + 5);
         let absurd = span(vec![7; 16], 5, 10);
         let backwards = span(vec![7; 16], NOW as u64 + 5, NOW as u64);
-        let out = spans_from_otlp(&trace_req(vec![ok, short_id, absurd, backwards]), "t1", NOW);
+        let out = spans_from_otlp(trace_req(vec![ok, short_id, absurd, backwards]), "t1", NOW);
         assert_eq!(out.items.len(), 1);
         assert_eq!(out.rejected, 3);
         let s = &out.items[0];
@@ -429,7 +428,7 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let out = logs_from_otlp(&req, "t", NOW);
+        let out = logs_from_otlp(req, "t", NOW);
         assert_eq!(out.rejected, 0);
         let r = &out.items[0];
         assert_eq!(r.timestamp_ns, NOW);
@@ -454,7 +453,7 @@ mod tests {
             };
         }
         let mut depth = 0;
-        let mut cur = value_from_otlp(&v);
+        let mut cur = value_from_otlp(v);
         while let Value::Array(mut a) = cur {
             depth += 1;
             cur = a.remove(0);

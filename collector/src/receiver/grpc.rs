@@ -113,7 +113,7 @@ impl ExportMethod for TraceExport {
     fn handle(ingest: Ingest, req: Self::Req) -> BoxFuture<Self::Resp, Status> {
         Box::pin(async move {
             let a = ingest
-                .traces(&req, DEFAULT_TENANT, "grpc")
+                .traces(req, DEFAULT_TENANT, "grpc")
                 .await
                 .map_err(status)?;
             let partial_success = (a.rejected > 0).then_some(ExportTracePartialSuccess {
@@ -134,7 +134,7 @@ impl ExportMethod for LogsExport {
     fn handle(ingest: Ingest, req: Self::Req) -> BoxFuture<Self::Resp, Status> {
         Box::pin(async move {
             let a = ingest
-                .logs(&req, DEFAULT_TENANT, "grpc")
+                .logs(req, DEFAULT_TENANT, "grpc")
                 .await
                 .map_err(status)?;
             let partial_success = (a.rejected > 0).then_some(ExportLogsPartialSuccess {

@@ -268,7 +268,7 @@ async fn traces(
         Ok(x) => x,
         Err(resp) => return *resp,
     };
-    match state.ingest.traces(&req, DEFAULT_TENANT, "http").await {
+    match state.ingest.traces(req, DEFAULT_TENANT, "http").await {
         Ok(a) => {
             let partial_success = (a.rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: a.rejected as i64,
@@ -293,7 +293,7 @@ async fn logs(
         Ok(x) => x,
         Err(resp) => return *resp,
     };
-    match state.ingest.logs(&req, DEFAULT_TENANT, "http").await {
+    match state.ingest.logs(req, DEFAULT_TENANT, "http").await {
         Ok(a) => {
             let partial_success = (a.rejected > 0).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: a.rejected as i64,

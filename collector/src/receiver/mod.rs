@@ -48,33 +48,24 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    fn count<T>(
+    fn count(
         &self,
         signal: &'static str,
         transport: &'static str,
-        c: &Converted<T>,
+        accepted: u64,
+        rejected: u64,
         outcome: &Result<Accepted, IngestError>,
     ) {
         let l = RecvLabels { signal, transport };
-        self.metrics.rejected.get_or_create(&l).inc_by(c.rejected);
+        self.metrics.rejected.get_or_create(&l).inc_by(rejected);
         let outcome = match outcome {
-            Ok(_) if c.rejected > 0 => "partial",
             Ok(_) => {
-                self.metrics
-                    .accepted
-                    .get_or_create(&l)
-                    .inc_by(c.items.len() as u64);
-                "ok"
+                self.metrics.accepted.get_or_create(&l).inc_by(accepted);
+                if rejected > 0 { "partial" } else { "ok" }
             }
             Err(IngestError::Invalid(_)) => "invalid",
             Err(IngestError::Unavailable(_)) => "unavailable",
         };
-        if outcome == "partial" {
-            self.metrics
-                .accepted
-                .get_or_create(&l)
-                .inc_by(c.items.len() as u64);
-        }
         self.record_outcome(signal, transport, outcome);
     }
 
@@ -98,56 +89,52 @@ impl Ingest {
     /// Validates, converts and stores spans.
     pub async fn traces(
         &self,
-        req: &ExportTraceServiceRequest,
+        req: ExportTraceServiceRequest,
         tenant: &str,
         transport: &'static str,
     ) -> Result<Accepted, IngestError> {
         let converted = otlp::spans_from_otlp(req, tenant, triad_model::now_ns());
-        let result = self
-            .store_converted(&converted, |items| self.traces.append(items))
-            .await;
-        self.count("traces", transport, &converted, &result);
+        let (accepted, rejected) = (converted.items.len() as u64, converted.rejected);
+        let result = store_converted(converted, |items| self.traces.append(items)).await;
+        self.count("traces", transport, accepted, rejected, &result);
         result
     }
 
     /// Validates, converts and stores log records.
     pub async fn logs(
         &self,
-        req: &ExportLogsServiceRequest,
+        req: ExportLogsServiceRequest,
         tenant: &str,
         transport: &'static str,
     ) -> Result<Accepted, IngestError> {
         let converted = otlp::logs_from_otlp(req, tenant, triad_model::now_ns());
-        let result = self
-            .store_converted(&converted, |items| self.logs.append(items))
-            .await;
-        self.count("logs", transport, &converted, &result);
+        let (accepted, rejected) = (converted.items.len() as u64, converted.rejected);
+        let result = store_converted(converted, |items| self.logs.append(items)).await;
+        self.count("logs", transport, accepted, rejected, &result);
         result
     }
+}
 
-    async fn store_converted<T: Clone, F, Fut>(
-        &self,
-        c: &Converted<T>,
-        append: F,
-    ) -> Result<Accepted, IngestError>
-    where
-        F: FnOnce(Vec<T>) -> Fut,
-        Fut: std::future::Future<Output = crate::Result<()>>,
-    {
-        if c.items.is_empty() && c.rejected > 0 {
-            return Err(IngestError::Invalid(c.error_message()));
-        }
-        append(c.items.clone()).await.map_err(|e| {
-            tracing::error!(error = %e, "append failed");
-            IngestError::Unavailable(e.to_string())
-        })?;
-        Ok(Accepted {
-            rejected: c.rejected,
-            message: if c.rejected > 0 {
-                c.error_message()
-            } else {
-                String::new()
-            },
-        })
+/// Appends the valid items (moved, not copied); refuses the request if all were invalid.
+async fn store_converted<T, F, Fut>(c: Converted<T>, append: F) -> Result<Accepted, IngestError>
+where
+    F: FnOnce(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = crate::Result<()>>,
+{
+    let message = if c.rejected > 0 {
+        c.error_message()
+    } else {
+        String::new()
+    };
+    if c.items.is_empty() && c.rejected > 0 {
+        return Err(IngestError::Invalid(message));
     }
+    append(c.items).await.map_err(|e| {
+        tracing::error!(error = %e, "append failed");
+        IngestError::Unavailable(e.to_string())
+    })?;
+    Ok(Accepted {
+        rejected: c.rejected,
+        message,
+    })
 }
