@@ -9,7 +9,7 @@
 pub mod error;
 pub mod log_index;
 pub mod metrics;
-mod query_text;
+pub mod query_text;
 pub mod receiver;
 pub mod split;
 pub mod store;

@@ -150,3 +150,22 @@ mod tests {
         assert!(parse("body words only").is_ok());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text, including hostile ID literals, parses or fails with a message.
+        #[test]
+        fn arbitrary_queries_never_panic(
+            q in "\\PC{0,80}",
+            field in "(trace_id|span_id|body|service|attributes\\.x)",
+            value in "[ -~]{0,40}",
+        ) {
+            let _ = super::parse(&q);
+            let _ = super::parse(&format!("{field}:{value}"));
+            let _ = super::parse(&format!("a AND NOT {field}:{value}"));
+        }
+    }
+}

@@ -461,3 +461,64 @@ mod tests {
         assert_eq!(depth, MAX_VALUE_DEPTH);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as OtlpSpan};
+    use proptest::prelude::*;
+    use prost::Message;
+
+    const NOW: i64 = 1_700_000_000_000_000_000;
+
+    proptest! {
+        /// Whatever bytes arrive, decoding either fails cleanly or conversion succeeds
+        /// without panicking, and every accepted item satisfies the model's invariants.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            if let Ok(req) = ExportTraceServiceRequest::decode(&bytes[..]) {
+                let out = spans_from_otlp(req, "t", NOW);
+                for s in &out.items {
+                    prop_assert!(s.end_ns >= s.start_ns && s.start_ns >= MIN_VALID_NS);
+                }
+            }
+            if let Ok(req) = ExportLogsServiceRequest::decode(&bytes[..]) {
+                let out = logs_from_otlp(req, "t", NOW);
+                for r in &out.items {
+                    prop_assert!(r.timestamp_ns >= MIN_VALID_NS && r.timestamp_ns <= NOW + MAX_FUTURE_SKEW_NS);
+                }
+            }
+        }
+
+        /// Every span is either accepted with valid fields or rejected with a reason;
+        /// nothing is silently dropped.
+        #[test]
+        fn each_span_is_accepted_or_rejected(
+            trace in proptest::collection::vec(any::<u8>(), 0..20),
+            span in proptest::collection::vec(any::<u8>(), 0..10),
+            start in any::<u64>(),
+            len in any::<u64>(),
+        ) {
+            let s = OtlpSpan { trace_id: trace, span_id: span, start_time_unix_nano: start,
+                end_time_unix_nano: start.wrapping_add(len), ..Default::default() };
+            let req = ExportTraceServiceRequest { resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans { spans: vec![s], ..Default::default() }], ..Default::default() }] };
+            let out = spans_from_otlp(req, "t", NOW);
+            prop_assert_eq!(out.items.len() as u64 + out.rejected, 1);
+            prop_assert_eq!(out.errors.len() as u64, out.rejected);
+            for s in &out.items {
+                prop_assert!(s.trace_id.0.iter().any(|b| *b != 0) && s.end_ns >= s.start_ns);
+            }
+        }
+
+        #[test]
+        fn hex_ids_round_trip(bytes in any::<[u8; 16]>(), text in "\\PC{0,40}") {
+            if bytes.iter().any(|b| *b != 0) {
+                let t = crate::TraceId(bytes);
+                prop_assert_eq!(crate::TraceId::from_hex(&t.to_hex()), Ok(t));
+            }
+            let _ = crate::TraceId::from_hex(&text);
+            let _ = crate::SpanId::from_hex(&text);
+        }
+    }
+}

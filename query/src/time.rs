@@ -102,3 +102,19 @@ mod tests {
         assert!(parse_go_duration_ns("5 parsecs").is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_times_and_durations_never_panic(s in "\\PC{0,40}", n in any::<f64>(), unit in "(ns|us|µs|ms|s|m|h|x)") {
+            let _ = super::parse_time_ns(&s);
+            let _ = super::parse_time_ns(&n.to_string());
+            let _ = super::parse_go_duration_ns(&s);
+            let _ = super::parse_go_duration_ns(&format!("{n}{unit}"));
+            let _ = super::format_rfc3339(n as i64);
+        }
+    }
+}
