@@ -1,18 +1,20 @@
 //! `cargo run --release -p triad-bench`: Triad's ingest and query benchmarks, each next
 //! to a reference measured in the same run (raw tantivy on the same documents).
 //!
-//! What it measures, with the collector in this process behind its real gRPC receiver:
+//! What it measures, with the real `triad up` binary (built beside this one) as a child
+//! process, fed through its gRPC receiver and queried through its HTTP APIs:
 //! 1. raw tantivy indexing of the log documents (1 and 2 threads, every field stored);
 //! 2. OTLP log ingest of the same documents: lines/s, MB/s of their JSON-line form,
 //!    counted until acknowledged and until searchable;
 //! 3. OTLP span ingest: spans/s until acknowledged and until searchable;
 //! 4. trace-by-ID and log query latency (p50/p99) once the stores hold the full volume;
-//! 5. bytes on disk per span and per raw log byte; peak RSS of the process.
+//! 5. bytes on disk per span and per raw log byte; peak RSS and CPU time of the server.
 //!
 //! Requests are generated before the timed phases, so client-side generation is not
 //! counted; protobuf encoding and the loopback network are.
 
 mod datagen;
+mod server;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,14 +25,14 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use prometheus_client::registry::Registry;
 use tantivy::schema::{FAST, JsonObjectOptions, STORED, STRING, Schema, TEXT};
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
-use triad_collector::Collector;
-use triad_model::config::Config;
-use triad_model::store::{LogQuery, LogRead, TraceRead};
-use triad_model::{DEFAULT_TENANT, TraceId};
+use server::{Server, encode};
+use triad_collector::log_index::LogSignal;
+use triad_collector::metrics::StoreMetrics;
+use triad_collector::store::{Signal, Store};
+use triad_collector::trace_store::SpanSignal;
+use triad_model::config::StoreConfig;
 
 const BATCH: usize = 1_000;
 const SPANS_PER_TRACE: usize = 5;
@@ -129,16 +131,6 @@ fn dir_bytes(p: &std::path::Path) -> u64 {
     total
 }
 
-fn proc_status(key: &str) -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .map(|l| l[key.len()..].trim().to_string())
-        })
-        .unwrap_or_else(|| "n/a".into())
-}
 
 /// Raw tantivy: the same documents, a plain schema with every field stored.
 fn raw_tantivy(docs: &[GenLog], threads: usize) -> anyhow::Result<(Duration, u64)> {
@@ -255,31 +247,30 @@ fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
-fn all_logs(now: i64) -> LogQuery {
-    LogQuery {
-        tenant: DEFAULT_TENANT.into(),
-        query: String::new(),
-        start_ns: 0,
-        end_ns: now + 86_400_000_000_000,
-        limit: 1,
-        histogram_buckets: 0,
-    }
-}
 
-async fn wait_searchable<F: Fn() -> u64>(
-    what: &str,
-    expected: u64,
-    count: F,
-) -> anyhow::Result<()> {
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
-    while count() < expected {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{what}: data not searchable after 10 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    while !done() {
+        anyhow::ensure!(Instant::now() < deadline, "{what}: not searchable after 10 minutes");
+        std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
+}
+
+/// Opens a store read-only and prints where its bytes go.
+fn space_of<S: Signal>(signal: S, dir: &std::path::Path) -> anyhow::Result<()> {
+    let store = Store::open_read_only(signal, dir, StoreConfig::default(), StoreMetrics::unregistered())?;
+    space_report(S::NAME, &store.all_searchers());
+    Ok(())
+}
+
+fn to_export(chunk: &[GenLog]) -> ExportLogsServiceRequest {
+    datagen::logs_request(
+        chunk
+            .iter()
+            .map(|g| GenLog { otlp: g.otlp.clone(), service: g.service, json_line: String::new() })
+            .collect(),
+    )
 }
 
 #[tokio::main]
@@ -287,7 +278,7 @@ async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let mut table = Vec::new();
     let mut rng = Rng::new(0x7121AD);
-    let now_ns = triad_model::now_ns() as u64;
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
     let base_ns = now_ns - 3_600_000_000_000;
     println!(
         "triad-bench: {} log lines ({} timed), {} spans ({} timed), {} clients",
@@ -296,119 +287,39 @@ async fn main() -> anyhow::Result<()> {
 
     // 1. Reference: raw tantivy on the same documents.
     let timed_logs = gen_logs(&mut rng, args.timed_log_lines, base_ns);
-    let raw_bytes: u64 = timed_logs
-        .iter()
-        .map(|l| l.json_line.len() as u64 + 1)
-        .sum();
+    let raw_bytes: u64 = timed_logs.iter().map(|l| l.json_line.len() as u64 + 1).sum();
     let mb = raw_bytes as f64 / 1e6;
-    println!(
-        "reference: raw tantivy, {} lines, {:.0} bytes/line",
-        timed_logs.len(),
-        raw_bytes as f64 / timed_logs.len() as f64
-    );
+    println!("reference: raw tantivy, {} lines, {:.0} bytes/line", timed_logs.len(), raw_bytes as f64 / timed_logs.len() as f64);
     let (t1, raw_disk) = raw_tantivy(&timed_logs, 1)?;
     let (t2, _) = raw_tantivy(&timed_logs, 2)?;
     let raw1 = mb / t1.as_secs_f64();
-    row(
-        &mut table,
-        "raw tantivy, 1 thread (reference)",
-        format!("{raw1:.1} MB/s"),
-        &format!("{:.0} lines/s", timed_logs.len() as f64 / t1.as_secs_f64()),
-    );
-    row(
-        &mut table,
-        "raw tantivy, 2 threads (reference)",
-        format!("{:.1} MB/s", mb / t2.as_secs_f64()),
-        &format!("{:.0} lines/s", timed_logs.len() as f64 / t2.as_secs_f64()),
-    );
-    row(
-        &mut table,
-        "raw tantivy bytes on disk per raw byte",
-        format!("{:.3}", raw_disk as f64 / raw_bytes as f64),
-        "(naive schema, lz4 doc store)",
-    );
+    let lines = timed_logs.len() as f64;
+    row(&mut table, "raw tantivy, 1 thread (reference)", format!("{raw1:.1} MB/s"), &format!("{:.0} lines/s", lines / t1.as_secs_f64()));
+    row(&mut table, "raw tantivy, 2 threads (reference)", format!("{:.1} MB/s", mb / t2.as_secs_f64()), &format!("{:.0} lines/s", lines / t2.as_secs_f64()));
+    row(&mut table, "raw tantivy bytes on disk per raw byte", format!("{:.3}", raw_disk as f64 / raw_bytes as f64), "(plain schema, lz4 doc store)");
 
-    // 2. Triad, in process, behind its real gRPC receiver.
+    // 2. Triad: the real binary, fed over OTLP/gRPC.
     let data = tempfile::tempdir()?;
-    let data_path = args
-        .keep_data
-        .clone()
-        .unwrap_or_else(|| data.path().to_path_buf());
-    let threads = args.indexer_threads;
-    let cfg = Config::default()
-        .validate()
-        .and_then(|c| {
-            c.modify(|c| {
-                c.collector.logs.indexer_threads = threads;
-                c.collector.traces.indexer_threads = threads;
-            })
-        })
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut registry = Registry::default();
-    let collector = Arc::new(Collector::open(&cfg.collector, &data_path, &mut registry)?);
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let endpoint = format!("http://{}", grpc.local_addr()?);
-    let cancel = CancellationToken::new();
-    let mut tasks = JoinSet::new();
-    collector.spawn(grpc, http, Arc::new(registry), &cancel, &mut tasks);
-    let logs = collector.logs.clone();
-    let traces = collector.traces.clone();
-    let log_count = |logs: &triad_collector::log_index::LogStore| {
-        logs.search(&all_logs(now_ns as i64))
-            .map(|r| r.total)
-            .unwrap_or(0)
-    };
+    let data_path = args.keep_data.clone().unwrap_or_else(|| data.path().join("data"));
+    let config = data.path().join("triad.yaml");
+    let t = args.indexer_threads;
+    std::fs::write(&config, format!("collector:\n  logs: {{indexer_threads: {t}}}\n  traces: {{indexer_threads: {t}}}\n"))?;
+    let server = Server::start(&data_path, &config)?;
+    let idle_rss = server.rss_kib();
 
-    let mut sample_traces: Vec<String> = timed_logs
-        .iter()
-        .step_by(997)
-        .map(|g| datagen::hex(&g.otlp.trace_id))
-        .collect();
-    let requests: Vec<_> = timed_logs
-        .chunks(BATCH)
-        .map(|c| {
-            c.iter()
-                .map(|g| GenLog {
-                    otlp: g.otlp.clone(),
-                    service: g.service,
-                    json_line: String::new(),
-                })
-                .collect()
-        })
-        .map(datagen::logs_request)
-        .collect();
+    let mut sample_traces: Vec<String> = timed_logs.iter().step_by(997).map(|g| datagen::hex(&g.otlp.trace_id)).collect();
+    let requests: Vec<Export> = timed_logs.chunks(BATCH).map(to_export).map(Export::Logs).collect();
     drop(timed_logs);
+    let cpu0 = server.cpu_seconds();
     let started = Instant::now();
-    send_all(
-        &endpoint,
-        requests.into_iter().map(Export::Logs).collect(),
-        args.clients,
-    )
-    .await?;
+    send_all(&server.grpc, requests, args.clients).await?;
     let acked = started.elapsed();
-    wait_searchable("logs", args.timed_log_lines as u64, || log_count(&logs)).await?;
+    wait_until("logs", || server.log_total("") >= args.timed_log_lines as u64)?;
     let searchable = started.elapsed();
-    let ours = mb / acked.as_secs_f64();
-    row(
-        &mut table,
-        "Triad OTLP/gRPC log ingest, acknowledged",
-        format!("{ours:.1} MB/s"),
-        &format!(
-            "{:.0} lines/s, {:.0}% of raw tantivy 1 thread",
-            args.timed_log_lines as f64 / acked.as_secs_f64(),
-            100.0 * ours / raw1
-        ),
-    );
-    row(
-        &mut table,
-        "Triad OTLP/gRPC log ingest, searchable",
-        format!("{:.1} MB/s", mb / searchable.as_secs_f64()),
-        &format!(
-            "{:.0} lines/s",
-            args.timed_log_lines as f64 / searchable.as_secs_f64()
-        ),
-    );
+    let cpu = server.cpu_seconds() - cpu0;
+    row(&mut table, "Triad log ingest, acknowledged", format!("{:.1} MB/s", mb / acked.as_secs_f64()), &format!("{:.0} lines/s", lines / acked.as_secs_f64()));
+    row(&mut table, "Triad log ingest, searchable", format!("{:.1} MB/s", mb / searchable.as_secs_f64()), &format!("{:.0} lines/s, {:.0}% of raw tantivy 1 thread", lines / searchable.as_secs_f64(), 100.0 * (mb / searchable.as_secs_f64()) / raw1));
+    row(&mut table, "Triad CPU per GB of log lines ingested", format!("{:.0} CPU-s/GB", cpu / (mb / 1e3)), "server process, user + system");
 
     // Fill up to the full log volume (not reported as throughput).
     let mut sent = args.timed_log_lines;
@@ -416,195 +327,110 @@ async fn main() -> anyhow::Result<()> {
     while sent < args.log_lines {
         let n = (args.log_lines - sent).min(100_000);
         let chunk = gen_logs(&mut rng, n, base_ns + sent as u64 * 1_000);
-        raw_total += chunk
-            .iter()
-            .map(|l| l.json_line.len() as u64 + 1)
-            .sum::<u64>();
-        sample_traces.extend(
-            chunk
-                .iter()
-                .step_by(997)
-                .map(|g| datagen::hex(&g.otlp.trace_id)),
-        );
-        let reqs: Vec<ExportLogsServiceRequest> = chunk
-            .chunks(BATCH)
-            .map(|c| {
-                c.iter()
-                    .map(|g| GenLog {
-                        otlp: g.otlp.clone(),
-                        service: g.service,
-                        json_line: String::new(),
-                    })
-                    .collect()
-            })
-            .map(datagen::logs_request)
-            .collect();
-        send_all(
-            &endpoint,
-            reqs.into_iter().map(Export::Logs).collect(),
-            args.clients,
-        )
-        .await?;
+        raw_total += chunk.iter().map(|l| l.json_line.len() as u64 + 1).sum::<u64>();
+        sample_traces.extend(chunk.iter().step_by(997).map(|g| datagen::hex(&g.otlp.trace_id)));
+        let reqs = chunk.chunks(BATCH).map(to_export).map(Export::Logs).collect();
+        send_all(&server.grpc, reqs, args.clients).await?;
         sent += n;
     }
-    wait_searchable("all logs", args.log_lines as u64, || log_count(&logs)).await?;
+    wait_until("all logs", || server.log_total("") >= args.log_lines as u64)?;
 
-    // 3. Spans.
+    // 3. Spans. Searchable = one trace from every request is found with all its spans.
     let traces_per_req = BATCH / SPANS_PER_TRACE;
-    let mut known: Vec<TraceId> = Vec::new();
+    let mut known: Vec<String> = Vec::new();
     let mut span_reqs = Vec::new();
+    let mut probes = Vec::new();
     for _ in 0..args.timed_spans.div_ceil(BATCH) {
         let (req, ids) = datagen::traces_request(&mut rng, traces_per_req, base_ns);
-        known.extend(ids.iter().step_by(50).map(|t| TraceId(*t)));
-        span_reqs.push(req);
+        known.extend(ids.iter().step_by(50).map(|t| datagen::hex(t)));
+        // Clients pop requests from the end, so the first requests are sent last; a
+        // commit covers everything acknowledged before it, so probing those suffices.
+        if probes.len() < 2 * args.clients {
+            probes.push(datagen::hex(&ids[ids.len() - 1]));
+        }
+        span_reqs.push(Export::Traces(req));
     }
     let timed_spans = span_reqs.len() * BATCH;
-    let span_count = |traces: &triad_collector::trace_store::TraceStore| {
-        traces
-            .store()
-            .splits()
-            .iter()
-            .map(|s| s.searcher().num_docs())
-            .sum::<u64>()
+    let complete = |id: &str| {
+        server
+            .get(&format!("/api/traces/{id}"))
+            .ok()
+            .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["data"][0]["spans"].as_array().map(|a| a.len()) == Some(SPANS_PER_TRACE))
     };
+    let cpu0 = server.cpu_seconds();
     let started = Instant::now();
-    send_all(
-        &endpoint,
-        span_reqs.into_iter().map(Export::Traces).collect(),
-        args.clients,
-    )
-    .await?;
+    send_all(&server.grpc, span_reqs, args.clients).await?;
     let acked = started.elapsed();
-    wait_searchable("spans", timed_spans as u64, || span_count(&traces)).await?;
+    wait_until("spans", || {
+        probes.retain(|id| !complete(id));
+        probes.is_empty()
+    })?;
     let searchable = started.elapsed();
-    row(
-        &mut table,
-        "Triad OTLP/gRPC span ingest, acknowledged",
-        format!("{:.0} spans/s", timed_spans as f64 / acked.as_secs_f64()),
-        "",
-    );
-    row(
-        &mut table,
-        "Triad OTLP/gRPC span ingest, searchable",
-        format!(
-            "{:.0} spans/s",
-            timed_spans as f64 / searchable.as_secs_f64()
-        ),
-        "",
-    );
+    let cpu = server.cpu_seconds() - cpu0;
+    row(&mut table, "Triad span ingest, acknowledged", format!("{:.0} spans/s", timed_spans as f64 / acked.as_secs_f64()), "");
+    row(&mut table, "Triad span ingest, searchable", format!("{:.0} spans/s", timed_spans as f64 / searchable.as_secs_f64()), &format!("{:.1} CPU-s per million spans", cpu * 1e6 / timed_spans as f64));
     let mut spans_total = timed_spans;
+    let mut last_probe = String::new();
     while spans_total < args.spans {
-        let reqs: Vec<_> = (0..50)
+        let reqs: Vec<Export> = (0..50)
             .map(|_| {
                 let (req, ids) = datagen::traces_request(&mut rng, traces_per_req, base_ns);
-                known.extend(ids.iter().step_by(50).map(|t| TraceId(*t)));
-                req
+                known.extend(ids.iter().step_by(50).map(|t| datagen::hex(t)));
+                last_probe = datagen::hex(&ids[0]);
+                Export::Traces(req)
             })
             .collect();
         spans_total += reqs.len() * BATCH;
-        send_all(
-            &endpoint,
-            reqs.into_iter().map(Export::Traces).collect(),
-            args.clients,
-        )
-        .await?;
+        send_all(&server.grpc, reqs, args.clients).await?;
     }
-    wait_searchable("all spans", spans_total as u64, || span_count(&traces)).await?;
+    if !last_probe.is_empty() {
+        wait_until("all spans", || complete(&last_probe))?;
+    }
 
-    // 4. Query latency at full volume.
+    // 4. Query latency at full volume, through the HTTP APIs.
     let mut lat = Vec::new();
     for k in 0..args.queries {
-        let id = known[(k * 7919) % known.len()];
+        let id = &known[(k * 7919) % known.len()];
         let t = Instant::now();
-        let spans = traces.trace(DEFAULT_TENANT, id)?;
+        anyhow::ensure!(complete(id), "trace {id} incomplete");
         lat.push(t.elapsed());
-        anyhow::ensure!(
-            spans.len() == SPANS_PER_TRACE,
-            "trace {id} has {} spans",
-            spans.len()
-        );
     }
     let (p50, p99) = percentiles(lat);
-    row(
-        &mut table,
-        &format!("trace by ID, {spans_total} spans stored"),
-        format!("p50 {p50:.2} ms, p99 {p99:.2} ms"),
-        "store API, 5-span traces",
-    );
-
+    row(&mut table, &format!("trace by ID, {spans_total} spans stored"), format!("p50 {p50:.2} ms, p99 {p99:.2} ms"), "GET /api/traces/{id}, Jaeger JSON");
     let services = datagen::SERVICES;
-    let mut lat = Vec::new();
-    for k in 0..args.queries {
-        let q = match k % 4 {
-            0 => format!(
-                "trace_id:{}",
-                sample_traces
-                    .get(k % sample_traces.len().max(1))
-                    .cloned()
-                    .unwrap_or_default()
-            ),
-            1 => format!("service:{} level:error", services[k % services.len()]),
-            2 => "ETIMEDOUT".to_string(),
-            _ => "\"/api/v1/cart\" user_id".to_string(),
-        };
-        let query = LogQuery {
-            query: q,
-            limit: 100,
-            histogram_buckets: 60,
-            ..all_logs(now_ns as i64)
-        };
-        let t = Instant::now();
-        logs.search(&query)?;
-        lat.push(t.elapsed());
+    let kinds: [(&str, Box<dyn Fn(usize) -> String>); 4] = [
+        ("trace_id:<id>", Box::new(|k| format!("trace_id:{}", sample_traces[k % sample_traces.len()]))),
+        ("service:<s> level:error", Box::new(|k| format!("service:{} level:error", services[k % services.len()]))),
+        ("rare word", Box::new(|_| "ETIMEDOUT".to_string())),
+        ("phrase + common word", Box::new(|_| "\"/api/v1/cart\" user_id".to_string())),
+    ];
+    for (name, make) in &kinds {
+        let mut lat = Vec::new();
+        for k in 0..args.queries.div_ceil(4) {
+            let q = encode(&make(k));
+            let t = Instant::now();
+            server.get(&format!("/api/logs/search?start=0&limit=100&q={q}"))?;
+            lat.push(t.elapsed());
+        }
+        let (p50, p99) = percentiles(lat);
+        row(&mut table, &format!("log query {name}, {} lines", args.log_lines), format!("p50 {p50:.2} ms, p99 {p99:.2} ms"), "100 hits + exact total + 60-bucket histogram");
     }
-    let (p50, p99) = percentiles(lat);
-    row(
-        &mut table,
-        &format!("log query, {} lines stored", args.log_lines),
-        format!("p50 {p50:.2} ms, p99 {p99:.2} ms"),
-        "trace_id / service+level / word / phrase; 100 hits + exact total + 60-bucket histogram",
-    );
 
-    // 5. Disk and memory.
-    cancel.cancel();
-    while tasks.join_next().await.is_some() {}
-    collector.shutdown().await;
-    let log_disk = logs.store().index_bytes();
-    let trace_disk = traces.store().index_bytes();
-    let wal_left =
-        dir_bytes(&data_path.join("logs/wal")) + dir_bytes(&data_path.join("traces/wal"));
-    row(
-        &mut table,
-        "log bytes on disk per raw log byte",
-        format!("{:.3}", log_disk as f64 / raw_total as f64),
-        &format!(
-            "{:.1} MB for {:.1} MB of JSON lines",
-            log_disk as f64 / 1e6,
-            raw_total as f64 / 1e6
-        ),
-    );
-    row(
-        &mut table,
-        "trace bytes on disk per span",
-        format!("{:.0} B", trace_disk as f64 / spans_total as f64),
-        &format!("{:.1} MB", trace_disk as f64 / 1e6),
-    );
+    // 5. Memory, then disk after a graceful stop.
+    row(&mut table, "server RSS idle at start / after ingest", format!("{:.0} / {:.0} MiB", idle_rss as f64 / 1024.0, server.rss_kib() as f64 / 1024.0), "");
+    row(&mut table, "server peak RSS", format!("{:.0} MiB", server.peak_rss_kib() as f64 / 1024.0), "includes tantivy writer budgets (2 x 128 MiB)");
+    server.stop()?;
+    let log_disk = dir_bytes(&data_path.join("logs/splits"));
+    let trace_disk = dir_bytes(&data_path.join("traces/splits"));
+    let wal_left = dir_bytes(&data_path.join("logs/wal")) + dir_bytes(&data_path.join("traces/wal"));
+    row(&mut table, "log bytes on disk per raw log byte", format!("{:.3}", log_disk as f64 / raw_total as f64), &format!("{:.1} MB for {:.1} MB of JSON lines", log_disk as f64 / 1e6, raw_total as f64 / 1e6));
+    row(&mut table, "trace bytes on disk per span", format!("{:.0} B", trace_disk as f64 / spans_total as f64), &format!("{:.1} MB", trace_disk as f64 / 1e6));
+    row(&mut table, "write-ahead log left after graceful stop", format!("{wal_left} B"), "");
     if std::env::var_os("TRIAD_BENCH_SPACE").is_some() {
-        space_report("logs", &logs.store().all_searchers());
-        space_report("traces", &traces.store().all_searchers());
+        space_of(LogSignal::new(), &data_path.join("logs"))?;
+        space_of(SpanSignal::new(), &data_path.join("traces"))?;
     }
-    row(
-        &mut table,
-        "write-ahead log left after clean shutdown",
-        format!("{wal_left} B"),
-        "",
-    );
-    row(
-        &mut table,
-        "peak RSS (whole process, incl. generated requests)",
-        proc_status("VmHWM:"),
-        "",
-    );
 
     println!("\n| measurement | value | notes |\n|---|---|---|");
     for Row(a, b, c) in &table {
