@@ -25,9 +25,9 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use server::{Server, encode};
 use tantivy::schema::{FAST, JsonObjectOptions, STORED, STRING, Schema, TEXT};
 use tokio::task::JoinSet;
-use server::{Server, encode};
 use triad_collector::log_index::LogSignal;
 use triad_collector::metrics::StoreMetrics;
 use triad_collector::store::{Signal, Store};
@@ -130,7 +130,6 @@ fn dir_bytes(p: &std::path::Path) -> u64 {
     }
     total
 }
-
 
 /// Raw tantivy: the same documents, a plain schema with every field stored.
 fn raw_tantivy(docs: &[GenLog], threads: usize) -> anyhow::Result<(Duration, u64)> {
@@ -247,11 +246,13 @@ fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
-
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     while !done() {
-        anyhow::ensure!(Instant::now() < deadline, "{what}: not searchable after 10 minutes");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{what}: not searchable after 10 minutes"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
@@ -259,7 +260,12 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()> 
 
 /// Opens a store read-only and prints where its bytes go.
 fn space_of<S: Signal>(signal: S, dir: &std::path::Path) -> anyhow::Result<()> {
-    let store = Store::open_read_only(signal, dir, StoreConfig::default(), StoreMetrics::unregistered())?;
+    let store = Store::open_read_only(
+        signal,
+        dir,
+        StoreConfig::default(),
+        StoreMetrics::unregistered(),
+    )?;
     space_report(S::NAME, &store.all_searchers());
     Ok(())
 }
@@ -268,7 +274,11 @@ fn to_export(chunk: &[GenLog]) -> ExportLogsServiceRequest {
     datagen::logs_request(
         chunk
             .iter()
-            .map(|g| GenLog { otlp: g.otlp.clone(), service: g.service, json_line: String::new() })
+            .map(|g| GenLog {
+                otlp: g.otlp.clone(),
+                service: g.service,
+                json_line: String::new(),
+            })
             .collect(),
     )
 }
@@ -278,7 +288,9 @@ async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let mut table = Vec::new();
     let mut rng = Rng::new(0x7121AD);
-    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64;
     let base_ns = now_ns - 3_600_000_000_000;
     println!(
         "triad-bench: {} log lines ({} timed), {} spans ({} timed), {} clients",
@@ -287,55 +299,100 @@ async fn main() -> anyhow::Result<()> {
 
     // 1. Reference: raw tantivy on the same documents.
     let timed_logs = gen_logs(&mut rng, args.timed_log_lines, base_ns);
-    let raw_bytes: u64 = timed_logs.iter().map(|l| l.json_line.len() as u64 + 1).sum();
+    let raw_bytes: u64 = timed_logs
+        .iter()
+        .map(|l| l.json_line.len() as u64 + 1)
+        .sum();
     let mb = raw_bytes as f64 / 1e6;
-    println!("reference: raw tantivy, {} lines, {:.0} bytes/line", timed_logs.len(), raw_bytes as f64 / timed_logs.len() as f64);
+    println!(
+        "reference: raw tantivy, {} lines, {:.0} bytes/line",
+        timed_logs.len(),
+        raw_bytes as f64 / timed_logs.len() as f64
+    );
     let (t1, raw_disk) = raw_tantivy(&timed_logs, 1)?;
     let (t2, _) = raw_tantivy(&timed_logs, 2)?;
     let raw1 = mb / t1.as_secs_f64();
     let lines = timed_logs.len() as f64;
-    row(&mut table, "raw tantivy, 1 thread (reference)", format!("{raw1:.1} MB/s"), &format!("{:.0} lines/s", lines / t1.as_secs_f64()));
-    row(&mut table, "raw tantivy, 2 threads (reference)", format!("{:.1} MB/s", mb / t2.as_secs_f64()), &format!("{:.0} lines/s", lines / t2.as_secs_f64()));
-    row(&mut table, "raw tantivy bytes on disk per raw byte", format!("{:.3}", raw_disk as f64 / raw_bytes as f64), "(plain schema, lz4 doc store)");
+    row(
+        &mut table,
+        "raw tantivy, 1 thread (reference)",
+        format!("{raw1:.1} MB/s"),
+        &format!("{:.0} lines/s", lines / t1.as_secs_f64()),
+    );
+    row(
+        &mut table,
+        "raw tantivy, 2 threads (reference)",
+        format!("{:.1} MB/s", mb / t2.as_secs_f64()),
+        &format!("{:.0} lines/s", lines / t2.as_secs_f64()),
+    );
+    row(
+        &mut table,
+        "raw tantivy bytes on disk per raw byte",
+        format!("{:.3}", raw_disk as f64 / raw_bytes as f64),
+        "(plain schema, lz4 doc store)",
+    );
 
     // 2. Triad: the real binary, fed over OTLP/gRPC.
     let data = tempfile::tempdir()?;
-    let data_path = args.keep_data.clone().unwrap_or_else(|| data.path().join("data"));
+    let data_path = args
+        .keep_data
+        .clone()
+        .unwrap_or_else(|| data.path().join("data"));
     let config = data.path().join("triad.yaml");
     let t = args.indexer_threads;
-    std::fs::write(&config, format!("collector:\n  logs: {{indexer_threads: {t}}}\n  traces: {{indexer_threads: {t}}}\n"))?;
+    std::fs::write(
+        &config,
+        format!(
+            "collector:\n  logs: {{indexer_threads: {t}}}\n  traces: {{indexer_threads: {t}}}\n"
+        ),
+    )?;
     let server = Server::start(&data_path, &config)?;
     let idle_rss = server.rss_kib();
 
-    let mut sample_traces: Vec<String> = timed_logs.iter().step_by(997).map(|g| datagen::hex(&g.otlp.trace_id)).collect();
-    let requests: Vec<Export> = timed_logs.chunks(BATCH).map(to_export).map(Export::Logs).collect();
+    let mut sample_traces: Vec<String> = timed_logs
+        .iter()
+        .step_by(997)
+        .map(|g| datagen::hex(&g.otlp.trace_id))
+        .collect();
+    let requests: Vec<Export> = timed_logs
+        .chunks(BATCH)
+        .map(to_export)
+        .map(Export::Logs)
+        .collect();
     drop(timed_logs);
     let cpu0 = server.cpu_seconds();
     let started = Instant::now();
     send_all(&server.grpc, requests, args.clients).await?;
     let acked = started.elapsed();
-    wait_until("logs", || server.log_total("") >= args.timed_log_lines as u64)?;
+    wait_until("logs", || {
+        server.log_total("") >= args.timed_log_lines as u64
+    })?;
     let searchable = started.elapsed();
     let cpu = server.cpu_seconds() - cpu0;
-    row(&mut table, "Triad log ingest, acknowledged", format!("{:.1} MB/s", mb / acked.as_secs_f64()), &format!("{:.0} lines/s", lines / acked.as_secs_f64()));
-    row(&mut table, "Triad log ingest, searchable", format!("{:.1} MB/s", mb / searchable.as_secs_f64()), &format!("{:.0} lines/s, {:.0}% of raw tantivy 1 thread", lines / searchable.as_secs_f64(), 100.0 * (mb / searchable.as_secs_f64()) / raw1));
-    row(&mut table, "Triad CPU per GB of log lines ingested", format!("{:.0} CPU-s/GB", cpu / (mb / 1e3)), "server process, user + system");
+    row(
+        &mut table,
+        "Triad log ingest, acknowledged",
+        format!("{:.1} MB/s", mb / acked.as_secs_f64()),
+        &format!("{:.0} lines/s", lines / acked.as_secs_f64()),
+    );
+    row(
+        &mut table,
+        "Triad log ingest, searchable",
+        format!("{:.1} MB/s", mb / searchable.as_secs_f64()),
+        &format!(
+            "{:.0} lines/s, {:.0}% of raw tantivy 1 thread",
+            lines / searchable.as_secs_f64(),
+            100.0 * (mb / searchable.as_secs_f64()) / raw1
+        ),
+    );
+    row(
+        &mut table,
+        "Triad CPU per GB of log lines ingested",
+        format!("{:.0} CPU-s/GB", cpu / (mb / 1e3)),
+        "server process, user + system",
+    );
 
-    // Fill up to the full log volume (not reported as throughput).
-    let mut sent = args.timed_log_lines;
-    let mut raw_total = raw_bytes;
-    while sent < args.log_lines {
-        let n = (args.log_lines - sent).min(100_000);
-        let chunk = gen_logs(&mut rng, n, base_ns + sent as u64 * 1_000);
-        raw_total += chunk.iter().map(|l| l.json_line.len() as u64 + 1).sum::<u64>();
-        sample_traces.extend(chunk.iter().step_by(997).map(|g| datagen::hex(&g.otlp.trace_id)));
-        let reqs = chunk.chunks(BATCH).map(to_export).map(Export::Logs).collect();
-        send_all(&server.grpc, reqs, args.clients).await?;
-        sent += n;
-    }
-    wait_until("all logs", || server.log_total("") >= args.log_lines as u64)?;
-
-    // 3. Spans. Searchable = one trace from every request is found with all its spans.
+    // 3. Spans. Searchable = the traces of the last requests sent are found complete.
     let traces_per_req = BATCH / SPANS_PER_TRACE;
     let mut known: Vec<String> = Vec::new();
     let mut span_reqs = Vec::new();
@@ -356,7 +413,9 @@ async fn main() -> anyhow::Result<()> {
             .get(&format!("/api/traces/{id}"))
             .ok()
             .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
-            .is_some_and(|v| v["data"][0]["spans"].as_array().map(|a| a.len()) == Some(SPANS_PER_TRACE))
+            .is_some_and(|v| {
+                v["data"][0]["spans"].as_array().map(|a| a.len()) == Some(SPANS_PER_TRACE)
+            })
     };
     let cpu0 = server.cpu_seconds();
     let started = Instant::now();
@@ -368,8 +427,51 @@ async fn main() -> anyhow::Result<()> {
     })?;
     let searchable = started.elapsed();
     let cpu = server.cpu_seconds() - cpu0;
-    row(&mut table, "Triad span ingest, acknowledged", format!("{:.0} spans/s", timed_spans as f64 / acked.as_secs_f64()), "");
-    row(&mut table, "Triad span ingest, searchable", format!("{:.0} spans/s", timed_spans as f64 / searchable.as_secs_f64()), &format!("{:.1} CPU-s per million spans", cpu * 1e6 / timed_spans as f64));
+    row(
+        &mut table,
+        "Triad span ingest, acknowledged",
+        format!("{:.0} spans/s", timed_spans as f64 / acked.as_secs_f64()),
+        "",
+    );
+    row(
+        &mut table,
+        "Triad span ingest, searchable",
+        format!(
+            "{:.0} spans/s",
+            timed_spans as f64 / searchable.as_secs_f64()
+        ),
+        &format!(
+            "{:.1} CPU-s per million spans",
+            cpu * 1e6 / timed_spans as f64
+        ),
+    );
+    // Fill up to the full volumes (not reported as throughput). The timed span phase
+    // ran first, so background merges of the large log store do not skew it.
+    let mut sent = args.timed_log_lines;
+    let mut raw_total = raw_bytes;
+    while sent < args.log_lines {
+        let n = (args.log_lines - sent).min(100_000);
+        let chunk = gen_logs(&mut rng, n, base_ns + sent as u64 * 1_000);
+        raw_total += chunk
+            .iter()
+            .map(|l| l.json_line.len() as u64 + 1)
+            .sum::<u64>();
+        sample_traces.extend(
+            chunk
+                .iter()
+                .step_by(997)
+                .map(|g| datagen::hex(&g.otlp.trace_id)),
+        );
+        let reqs = chunk
+            .chunks(BATCH)
+            .map(to_export)
+            .map(Export::Logs)
+            .collect();
+        send_all(&server.grpc, reqs, args.clients).await?;
+        sent += n;
+    }
+    wait_until("all logs", || server.log_total("") >= args.log_lines as u64)?;
+
     let mut spans_total = timed_spans;
     let mut last_probe = String::new();
     while spans_total < args.spans {
@@ -397,13 +499,28 @@ async fn main() -> anyhow::Result<()> {
         lat.push(t.elapsed());
     }
     let (p50, p99) = percentiles(lat);
-    row(&mut table, &format!("trace by ID, {spans_total} spans stored"), format!("p50 {p50:.2} ms, p99 {p99:.2} ms"), "GET /api/traces/{id}, Jaeger JSON");
+    row(
+        &mut table,
+        &format!("trace by ID, {spans_total} spans stored"),
+        format!("p50 {p50:.2} ms, p99 {p99:.2} ms"),
+        "GET /api/traces/{id}, Jaeger JSON",
+    );
     let services = datagen::SERVICES;
-    let kinds: [(&str, Box<dyn Fn(usize) -> String>); 4] = [
-        ("trace_id:<id>", Box::new(|k| format!("trace_id:{}", sample_traces[k % sample_traces.len()]))),
-        ("service:<s> level:error", Box::new(|k| format!("service:{} level:error", services[k % services.len()]))),
+    type QueryMaker<'a> = Box<dyn Fn(usize) -> String + 'a>;
+    let kinds: [(&str, QueryMaker); 4] = [
+        (
+            "trace_id:<id>",
+            Box::new(|k| format!("trace_id:{}", sample_traces[k % sample_traces.len()])),
+        ),
+        (
+            "service:<s> level:error",
+            Box::new(|k| format!("service:{} level:error", services[k % services.len()])),
+        ),
         ("rare word", Box::new(|_| "ETIMEDOUT".to_string())),
-        ("phrase + common word", Box::new(|_| "\"/api/v1/cart\" user_id".to_string())),
+        (
+            "phrase + common word",
+            Box::new(|_| "\"/api/v1/cart\" user_id".to_string()),
+        ),
     ];
     for (name, make) in &kinds {
         let mut lat = Vec::new();
@@ -414,19 +531,64 @@ async fn main() -> anyhow::Result<()> {
             lat.push(t.elapsed());
         }
         let (p50, p99) = percentiles(lat);
-        row(&mut table, &format!("log query {name}, {} lines", args.log_lines), format!("p50 {p50:.2} ms, p99 {p99:.2} ms"), "100 hits + exact total + 60-bucket histogram");
+        row(
+            &mut table,
+            &format!("log query {name}, {} lines", args.log_lines),
+            format!("p50 {p50:.2} ms, p99 {p99:.2} ms"),
+            "100 hits + exact total + 60-bucket histogram",
+        );
     }
 
     // 5. Memory, then disk after a graceful stop.
-    row(&mut table, "server RSS idle at start / after ingest", format!("{:.0} / {:.0} MiB", idle_rss as f64 / 1024.0, server.rss_kib() as f64 / 1024.0), "");
-    row(&mut table, "server peak RSS", format!("{:.0} MiB", server.peak_rss_kib() as f64 / 1024.0), "includes tantivy writer budgets (2 x 128 MiB)");
+    row(
+        &mut table,
+        "server RSS idle at start / after ingest",
+        format!(
+            "{:.0} / {:.0} MiB",
+            idle_rss as f64 / 1024.0,
+            server.rss_kib() as f64 / 1024.0
+        ),
+        "resident pages incl. mmapped index files (page cache)",
+    );
+    row(
+        &mut table,
+        "server anonymous memory after ingest",
+        format!("{:.0} MiB", server.anon_kib() as f64 / 1024.0),
+        "heap; the tantivy writers may use up to 2 x 128 MiB",
+    );
+    row(
+        &mut table,
+        "server peak RSS",
+        format!("{:.0} MiB", server.peak_rss_kib() as f64 / 1024.0),
+        "",
+    );
     server.stop()?;
     let log_disk = dir_bytes(&data_path.join("logs/splits"));
     let trace_disk = dir_bytes(&data_path.join("traces/splits"));
-    let wal_left = dir_bytes(&data_path.join("logs/wal")) + dir_bytes(&data_path.join("traces/wal"));
-    row(&mut table, "log bytes on disk per raw log byte", format!("{:.3}", log_disk as f64 / raw_total as f64), &format!("{:.1} MB for {:.1} MB of JSON lines", log_disk as f64 / 1e6, raw_total as f64 / 1e6));
-    row(&mut table, "trace bytes on disk per span", format!("{:.0} B", trace_disk as f64 / spans_total as f64), &format!("{:.1} MB", trace_disk as f64 / 1e6));
-    row(&mut table, "write-ahead log left after graceful stop", format!("{wal_left} B"), "");
+    let wal_left =
+        dir_bytes(&data_path.join("logs/wal")) + dir_bytes(&data_path.join("traces/wal"));
+    row(
+        &mut table,
+        "log bytes on disk per raw log byte",
+        format!("{:.3}", log_disk as f64 / raw_total as f64),
+        &format!(
+            "{:.1} MB for {:.1} MB of JSON lines",
+            log_disk as f64 / 1e6,
+            raw_total as f64 / 1e6
+        ),
+    );
+    row(
+        &mut table,
+        "trace bytes on disk per span",
+        format!("{:.0} B", trace_disk as f64 / spans_total as f64),
+        &format!("{:.1} MB", trace_disk as f64 / 1e6),
+    );
+    row(
+        &mut table,
+        "write-ahead log left after graceful stop",
+        format!("{wal_left} B"),
+        "",
+    );
     if std::env::var_os("TRIAD_BENCH_SPACE").is_some() {
         space_of(LogSignal::new(), &data_path.join("logs"))?;
         space_of(SpanSignal::new(), &data_path.join("traces"))?;

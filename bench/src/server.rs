@@ -25,7 +25,13 @@ impl Server {
             triad.display()
         );
         let mut child = Command::new(&triad)
-            .args(["up", "--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"])
+            .args([
+                "up",
+                "--otlp-grpc-listen",
+                "127.0.0.1:0",
+                "--otlp-http-listen",
+                "127.0.0.1:0",
+            ])
             .args(["--query-listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .arg("--config")
@@ -47,8 +53,15 @@ impl Server {
                 _ => {}
             }
         }
-        anyhow::ensure!(!grpc.is_empty() && !query.is_empty(), "triad up did not report its ports");
-        Ok(Server { child, grpc: format!("http://{grpc}"), query })
+        anyhow::ensure!(
+            !grpc.is_empty() && !query.is_empty(),
+            "triad up did not report its ports"
+        );
+        Ok(Server {
+            child,
+            grpc: format!("http://{grpc}"),
+            query,
+        })
     }
 
     fn proc_field(&self, file: &str, key: &str) -> Option<u64> {
@@ -60,6 +73,11 @@ impl Server {
     /// Peak resident set size, KiB.
     pub fn peak_rss_kib(&self) -> u64 {
         self.proc_field("status", "VmHWM:").unwrap_or(0)
+    }
+
+    /// Resident anonymous memory (heap, not file-backed index pages), KiB.
+    pub fn anon_kib(&self) -> u64 {
+        self.proc_field("status", "RssAnon:").unwrap_or(0)
     }
 
     /// Current resident set size, KiB.
@@ -74,8 +92,18 @@ impl Server {
         };
         // Fields after the parenthesised command name, starting at field 3 (state);
         // utime and stime are fields 14 and 15 of proc(5), in clock ticks (100 Hz).
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-        let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        let tick = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         let ticks = tick(14 - 3) + tick(15 - 3);
         ticks as f64 / 100.0
     }
@@ -84,12 +112,22 @@ impl Server {
     pub fn get(&self, path: &str) -> anyhow::Result<String> {
         let mut s = std::net::TcpStream::connect(&self.query)?;
         s.set_read_timeout(Some(Duration::from_secs(60)))?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.query)?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.query
+        )?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw)?;
         let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text.split_once("\r\n\r\n").context("malformed HTTP response")?;
-        anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "GET {path}: {}", head.lines().next().unwrap_or(""));
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .context("malformed HTTP response")?;
+        anyhow::ensure!(
+            head.starts_with("HTTP/1.1 200"),
+            "GET {path}: {}",
+            head.lines().next().unwrap_or("")
+        );
         Ok(body.to_string())
     }
 
@@ -104,7 +142,9 @@ impl Server {
 
     /// Graceful stop (SIGTERM), as an operator would; waits up to a minute.
     pub fn stop(mut self) -> anyhow::Result<()> {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
@@ -122,7 +162,9 @@ impl Server {
 pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -38,9 +38,11 @@ use crate::wal::Wal;
 /// Append requests waiting for the WAL thread. Each holds one export request (up to
 /// `max_request_bytes`), so this bounds queued memory to ~64 requests.
 pub const APPEND_QUEUE: usize = 64;
-/// Durable batches waiting for the indexer. While the indexer commits, the WAL keeps
-/// acknowledging until this fills; then appends wait (backpressure).
-pub const INDEX_QUEUE: usize = 256;
+/// Durable batches waiting for the indexer. It absorbs the indexer's commit pauses
+/// (~100-300 ms, i.e. 10-30 batches of 1000 records at full speed); beyond that the WAL
+/// thread waits and backpressure reaches the senders. At 256 it held ~250 MB of
+/// decoded spans when senders outran the indexer (measured with triad-bench).
+pub const INDEX_QUEUE: usize = 32;
 /// The WAL thread gathers waiting requests up to this many bytes into one fsync.
 const GROUP_COMMIT_BYTES: usize = 8 << 20;
 
