@@ -15,7 +15,7 @@ pub mod store;
 mod value;
 
 pub use ids::{IdError, SpanId, TraceId};
-pub use log::LogRecord;
+pub use log::{LogRecord, normalise_level};
 pub use span::{Event, Link, Span, SpanKind, StatusCode};
 pub use value::{KeyValue, Value, attributes_to_json};
 
