@@ -17,6 +17,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 
+echo "== building the triad binary (the steps below run it)"
+cargo build --workspace --locked
+
 echo "== example configurations pass check-config"
 for f in deploy/config/*.yaml; do
   ./target/debug/triad check-config "$f"
