@@ -26,7 +26,27 @@ pub fn parse(text: &str) -> Result<ValidConfig, String> {
     } else {
         serde_saphyr::from_str(text).map_err(|e| e.to_string())?
     };
-    cfg.validate().map_err(|e| e.to_string())
+    let cfg = cfg.validate().map_err(|e| e.to_string())?;
+    // Glob syntax is checked here too, so check-config reports it before a start.
+    triad_agent::tailer::Tailer::new(tailer_config(&cfg.agent))
+        .map_err(|e| format!("agent.include/exclude: {e}; fix the glob pattern"))?;
+    Ok(cfg)
+}
+
+/// The tailer settings of the `agent` section.
+pub fn tailer_config(a: &triad_model::config::AgentConfig) -> triad_agent::tailer::TailerConfig {
+    use triad_agent::tailer::{ReadFrom, TailerConfig};
+    TailerConfig {
+        include: a.include.clone(),
+        exclude: a.exclude.clone(),
+        read_from: match a.read_from {
+            triad_model::config::ReadFrom::Beginning => ReadFrom::Beginning,
+            triad_model::config::ReadFrom::End => ReadFrom::End,
+        },
+        max_line_bytes: a.max_line_bytes,
+        ignore_older: std::time::Duration::from_secs(a.ignore_older_secs),
+        ..TailerConfig::default()
+    }
 }
 
 #[cfg(test)]
@@ -43,6 +63,22 @@ mod tests {
     fn values_are_validated_with_the_key() {
         let e = parse("query:\n  max_log_hits: 0\n").unwrap_err();
         assert!(e.contains("query.max_log_hits"), "{e}");
+    }
+
+    #[test]
+    fn agent_section_and_bad_globs() {
+        let c = parse(
+            "agent:\n  include: [\"/var/log/*.log\"]\n  read_from: end\n  labels: {env: prod}\n",
+        )
+        .unwrap();
+        assert_eq!(c.agent.include, vec!["/var/log/*.log"]);
+        let e = parse("agent:\n  include: [\"/var/log/[\"]\n").unwrap_err();
+        assert!(
+            e.contains("agent.include") && e.contains("/var/log/["),
+            "{e}"
+        );
+        let e = parse("agent:\n  read_from: middle\n").unwrap_err();
+        assert!(e.contains("middle"), "{e}");
     }
 
     #[test]

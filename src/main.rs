@@ -302,6 +302,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 &cancel,
             );
             spawn_query(triad_query::app(state, qm), query, &cancel, &mut tasks);
+            if !cfg.agent.include.is_empty() {
+                in_process_agent::spawn(&cfg, collector.logs.clone(), &cancel, &mut tasks)?;
+            }
             println!("ready: query API on http://{}", cfg.query.listen);
             Some(collector)
         }
@@ -353,6 +356,64 @@ async fn run(command: Command) -> anyhow::Result<()> {
         tracing::info!("storage committed and closed");
     }
     result
+}
+
+mod in_process_agent {
+    //! `triad up`'s own agent: tails the configured files straight into the log store.
+
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::task::JoinSet;
+    use tokio_util::sync::CancellationToken;
+    use triad_agent::source::{FileSource, Sink, SourceConfig, host_name};
+    use triad_collector::log_index::LogStore;
+    use triad_model::config::ValidConfig;
+
+    /// Delivers to the log store in this process: acknowledged once in its WAL.
+    struct StoreSink(Arc<LogStore>);
+
+    impl Sink for StoreSink {
+        fn deliver(
+            &self,
+            records: Vec<triad_model::LogRecord>,
+        ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+            Box::pin(async move { self.0.append(records).await.map_err(|e| e.to_string()) })
+        }
+    }
+
+    pub fn spawn(
+        cfg: &ValidConfig,
+        logs: Arc<LogStore>,
+        cancel: &CancellationToken,
+        tasks: &mut JoinSet<Result<(), String>>,
+    ) -> anyhow::Result<()> {
+        let a = &cfg.agent;
+        let source = FileSource::new(SourceConfig {
+            tailer: crate::config_file::tailer_config(a),
+            checkpoint_path: cfg.data_dir.join("agent").join("checkpoints.json"),
+            poll_interval: Duration::from_millis(a.poll_interval_ms),
+            tenant: triad_model::DEFAULT_TENANT.to_string(),
+            host: host_name(),
+            labels: a
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+        .map_err(|e| anyhow::anyhow!("agent: {e}"))?;
+        let sink: Arc<dyn Sink> = Arc::new(StoreSink(logs));
+        let handle = tokio::runtime::Handle::current();
+        let stop = cancel.child_token();
+        tracing::info!(include = ?a.include, "tailing log files");
+        tasks.spawn_blocking(move || {
+            source.run(sink, |f| handle.block_on(f), || stop.is_cancelled());
+            Ok(())
+        });
+        Ok(())
+    }
 }
 
 mod read_only {

@@ -25,6 +25,23 @@ pub enum Format {
     Cri,
 }
 
+impl Format {
+    /// Guesses the format from a file's first line: a Docker `json-file` entry, a CRI
+    /// line, or anything else (JSON lines or plain text).
+    pub fn sniff(first_line: &[u8]) -> Format {
+        let text = String::from_utf8_lossy(first_line);
+        if text.starts_with("{\"log\":") {
+            return Format::Docker;
+        }
+        let mut parts = text.splitn(4, ' ');
+        let (time, stream, tag) = (parts.next(), parts.next(), parts.next());
+        let cri = matches!(stream, Some("stdout" | "stderr"))
+            && matches!(tag.and_then(|t| t.split(':').next()), Some("P" | "F"))
+            && time.is_some_and(|t| parse_timestamp(&J::String(t.to_string())).is_some());
+        if cri { Format::Cri } else { Format::Lines }
+    }
+}
+
 /// Decodes the lines of one file into records, keeping partial-line state between calls.
 #[derive(Debug)]
 pub struct Decoder {
@@ -79,6 +96,11 @@ impl Decoder {
             Format::Docker => self.push_docker(&text, observed_ns),
             Format::Cri => self.push_cri(&text, observed_ns),
         }
+    }
+
+    /// True while pieces of a split line wait for their end.
+    pub fn has_pending(&self) -> bool {
+        self.partial_meta.is_some()
     }
 
     /// Returns a pending partial line as a record (at end of file, after a timeout).
@@ -183,6 +205,20 @@ mod tests {
             .iter()
             .find(|a| a.key == "log.iostream")
             .map(|a| a.value.to_text())
+    }
+
+    #[test]
+    fn sniffs_the_format_from_the_first_line() {
+        assert_eq!(
+            Format::sniff(br#"{"log":"x\n","stream":"stdout","time":"2023-11-14T22:13:20Z"}"#),
+            Format::Docker
+        );
+        assert_eq!(
+            Format::sniff(b"2023-11-14T22:13:20.1Z stderr P part"),
+            Format::Cri
+        );
+        assert_eq!(Format::sniff(br#"{"msg":"app json"}"#), Format::Lines);
+        assert_eq!(Format::sniff(b"yesterday stdout F not cri"), Format::Lines);
     }
 
     #[test]

@@ -12,4 +12,5 @@ pub mod decode;
 pub mod fields;
 pub mod fingerprint;
 pub mod k8s;
+pub mod source;
 pub mod tailer;

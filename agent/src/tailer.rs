@@ -128,6 +128,11 @@ impl Tailer {
         self.files.len()
     }
 
+    /// The current fingerprint of an open file.
+    pub fn fingerprint(&self, file: (u64, u64)) -> Option<Fingerprint> {
+        self.files.get(&file).map(|w| w.fingerprint)
+    }
+
     /// True while the file with this device and inode is open (its checkpoint is live).
     pub fn is_open(&self, file: (u64, u64)) -> bool {
         self.files.contains_key(&file)

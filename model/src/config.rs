@@ -31,6 +31,8 @@ pub struct Config {
     pub collector: CollectorConfig,
     /// The query server: HTTP APIs.
     pub query: QueryConfig,
+    /// The node agent's file tailing (in `triad up`, it runs in-process).
+    pub agent: AgentConfig,
 }
 
 impl Default for Config {
@@ -39,6 +41,53 @@ impl Default for Config {
             data_dir: PathBuf::from("./triad-data"),
             collector: CollectorConfig::default(),
             query: QueryConfig::default(),
+            agent: AgentConfig::default(),
+        }
+    }
+}
+
+/// Where to start reading files found at start-up without a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadFrom {
+    /// Read what the files already hold.
+    Beginning,
+    /// Only lines written from now on.
+    End,
+}
+
+/// The node agent's file tailing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Glob patterns of log files to tail, e.g. `/var/log/containers/*.log`. Empty: no
+    /// file tailing. JSON lines, Docker json-file, CRI and plain text are recognised.
+    pub include: Vec<String>,
+    /// Glob patterns of files to skip even when included.
+    pub exclude: Vec<String>,
+    /// `beginning` or `end`: where to start in files found at start-up without a
+    /// checkpoint. Files that appear later are always read from their beginning.
+    pub read_from: ReadFrom,
+    /// Longer lines are cut at this many bytes, with a `…[truncated]` marker.
+    pub max_line_bytes: usize,
+    /// How often to look for new lines when the files are idle, in ms.
+    pub poll_interval_ms: u64,
+    /// Files unchanged for longer than this are not opened, in seconds; 0: no limit.
+    pub ignore_older_secs: u64,
+    /// Labels added to every record as attributes, e.g. `{env: prod}`.
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            include: Vec::new(),
+            exclude: Vec::new(),
+            read_from: ReadFrom::Beginning,
+            max_line_bytes: 256 * 1024,
+            poll_interval_ms: 250,
+            ignore_older_secs: 0,
+            labels: Default::default(),
         }
     }
 }
@@ -276,6 +325,21 @@ impl Config {
             50,
             60_000,
             "e.g. 500",
+        )?;
+        let a = &self.agent;
+        range(
+            "agent.max_line_bytes",
+            a.max_line_bytes,
+            1024,
+            64 << 20,
+            "e.g. 262144 (256 KiB)",
+        )?;
+        range(
+            "agent.poll_interval_ms",
+            a.poll_interval_ms,
+            10,
+            60_000,
+            "e.g. 250",
         )?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError {
