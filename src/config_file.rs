@@ -35,14 +35,11 @@ pub fn parse(text: &str) -> Result<ValidConfig, String> {
 
 /// The tailer settings of the `agent` section.
 pub fn tailer_config(a: &triad_model::config::AgentConfig) -> triad_agent::tailer::TailerConfig {
-    use triad_agent::tailer::{ReadFrom, TailerConfig};
+    use triad_agent::tailer::TailerConfig;
     TailerConfig {
         include: a.include.clone(),
         exclude: a.exclude.clone(),
-        read_from: match a.read_from {
-            triad_model::config::ReadFrom::Beginning => ReadFrom::Beginning,
-            triad_model::config::ReadFrom::End => ReadFrom::End,
-        },
+        read_from: a.read_from,
         max_line_bytes: a.max_line_bytes,
         ignore_older: std::time::Duration::from_secs(a.ignore_older_secs),
         ..TailerConfig::default()

@@ -14,19 +14,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use triad_model::config::ReadFrom;
+
 use crate::checkpoint::Checkpoints;
 use crate::decode::TRUNCATION_MARKER;
 use crate::fingerprint::Fingerprint;
-
-/// Where to start reading a file seen for the first time at start-up. Files that appear
-/// later (after a rotation, say) are always read from their beginning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadFrom {
-    /// Read existing content.
-    Beginning,
-    /// Only lines written from now on.
-    End,
-}
 
 /// Tailer settings.
 #[derive(Debug, Clone)]
@@ -35,7 +27,8 @@ pub struct TailerConfig {
     pub include: Vec<String>,
     /// Glob patterns of files to leave alone, even if included.
     pub exclude: Vec<String>,
-    /// Start position for files found at start-up without a checkpoint.
+    /// Start position for files found at start-up without a checkpoint; files that
+    /// appear later are always read from their beginning.
     pub read_from: ReadFrom,
     /// Longer lines are cut at this many bytes, with [`TRUNCATION_MARKER`].
     pub max_line_bytes: usize,

@@ -99,6 +99,29 @@ class Triad:
         return self.get_status("/metrics", base)[1].decode()
 
 
+def post_protobuf(url, msg):
+    """POST an OTLP protobuf message; asserts the 200 that acknowledges it."""
+    req = urllib.request.Request(url, data=msg.SerializeToString(), headers={"Content-Type": "application/x-protobuf"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+
+
+def logs_request(service, bodies, time_ns=None):
+    """An OTLP logs export request: one record per body, from `service`."""
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+    req = logs_service_pb2.ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    kv = rl.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", service
+    recs = rl.scope_logs.add()
+    for body in bodies:
+        r = recs.log_records.add()
+        r.time_unix_nano = time_ns or time.time_ns()
+        r.body.string_value = body
+    return req
+
+
 def metric_value(text, prefix):
     for line in text.splitlines():
         if line.startswith(prefix):

@@ -2,17 +2,9 @@
 before the acknowledgement, and replayed at the next start."""
 
 import time
-import urllib.request
 
-from conftest import Triad, wait_until
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from conftest import Triad, logs_request, post_protobuf, wait_until
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
-
-def post(url, msg):
-    req = urllib.request.Request(url, data=msg.SerializeToString(), headers={"Content-Type": "application/x-protobuf"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        assert r.status == 200
 
 
 def test_kill9_right_after_ack_loses_nothing(tmp_path):
@@ -30,17 +22,9 @@ def test_kill9_right_after_ack_loses_nothing(tmp_path):
         s = spans.spans.add()
         s.trace_id, s.span_id, s.name = bytes([7] * 15 + [i % 256]), bytes([1] * 7 + [i % 250 + 1]), f"op-{i}"
         s.start_time_unix_nano, s.end_time_unix_nano = now, now + 5000
-    logs = logs_service_pb2.ExportLogsServiceRequest()
-    rl = logs.resource_logs.add()
-    kv = rl.resource.attributes.add()
-    kv.key, kv.value.string_value = "service.name", "crashy"
-    recs = rl.scope_logs.add()
-    for i in range(200):
-        r = recs.log_records.add()
-        r.time_unix_nano = now
-        r.body.string_value = f"acknowledged line {i} survives"
-    post(t.http + "/v1/traces", traces)
-    post(t.http + "/v1/logs", logs)
+    logs = logs_request("crashy", [f"acknowledged line {i} survives" for i in range(200)], now)
+    post_protobuf(t.http + "/v1/traces", traces)
+    post_protobuf(t.http + "/v1/logs", logs)
     t.kill9()
 
     t2 = Triad(tmp_path / "data").start()
@@ -60,14 +44,8 @@ def test_split_deployment_query_reads_what_the_collector_writes(tmp_path):
     query = Triad(tmp_path / "data", command="query").start()
     try:
         now = time.time_ns()
-        logs = logs_service_pb2.ExportLogsServiceRequest()
-        rl = logs.resource_logs.add()
-        kv = rl.resource.attributes.add()
-        kv.key, kv.value.string_value = "service.name", "split"
-        r = rl.scope_logs.add().log_records.add()
-        r.time_unix_nano = now
-        r.body.string_value = "written by the collector, read by the query server"
-        post(collector.http + "/v1/logs", logs)
+        logs = logs_request("split", ["written by the collector, read by the query server"], now)
+        post_protobuf(collector.http + "/v1/logs", logs)
         hit = wait_until("query server sees the collector's commit",
                          lambda: query.get("/api/logs/search", q="collector query server")["total"] == 1)
         assert hit

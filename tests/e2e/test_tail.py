@@ -3,26 +3,13 @@ events, and only matching ones."""
 
 import json
 import threading
-import time
 import urllib.request
 
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from conftest import logs_request, post_protobuf
 
 
 def send_logs(t, bodies, service="tailed"):
-    req = logs_service_pb2.ExportLogsServiceRequest()
-    rl = req.resource_logs.add()
-    kv = rl.resource.attributes.add()
-    kv.key, kv.value.string_value = "service.name", service
-    recs = rl.scope_logs.add()
-    for b in bodies:
-        r = recs.log_records.add()
-        r.time_unix_nano = time.time_ns()
-        r.body.string_value = b
-    http = urllib.request.Request(t.http + "/v1/logs", data=req.SerializeToString(),
-                                  headers={"Content-Type": "application/x-protobuf"})
-    with urllib.request.urlopen(http, timeout=10) as resp:
-        assert resp.status == 200
+    post_protobuf(t.http + "/v1/logs", logs_request(service, bodies))
 
 
 def test_tail_streams_matching_lines(triad):
