@@ -346,7 +346,7 @@ async fn main() -> anyhow::Result<()> {
             "collector:\n  logs: {{indexer_threads: {t}}}\n  traces: {{indexer_threads: {t}}}\n"
         ),
     )?;
-    let server = Server::start(&data_path, &config)?;
+    let mut server = Server::start(&data_path, &config)?;
     let idle_rss = server.rss_kib();
 
     let mut sample_traces: Vec<String> = timed_logs
@@ -476,10 +476,13 @@ async fn main() -> anyhow::Result<()> {
     let mut last_probe = String::new();
     while spans_total < args.spans {
         let reqs: Vec<Export> = (0..50)
-            .map(|_| {
+            .map(|k| {
                 let (req, ids) = datagen::traces_request(&mut rng, traces_per_req, base_ns);
                 known.extend(ids.iter().step_by(50).map(|t| datagen::hex(t)));
-                last_probe = datagen::hex(&ids[0]);
+                // Requests are popped from the end: the first one is sent last.
+                if k == 0 {
+                    last_probe = datagen::hex(&ids[ids.len() - 1]);
+                }
                 Export::Traces(req)
             })
             .collect();

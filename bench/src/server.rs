@@ -141,7 +141,7 @@ impl Server {
     }
 
     /// Graceful stop (SIGTERM), as an operator would; waits up to a minute.
-    pub fn stop(mut self) -> anyhow::Result<()> {
+    pub fn stop(&mut self) -> anyhow::Result<()> {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()?;
@@ -155,6 +155,16 @@ impl Server {
         }
         self.child.kill()?;
         anyhow::bail!("triad did not stop within a minute")
+    }
+}
+
+impl Drop for Server {
+    /// A benchmark that fails must not leave the server running on a deleted directory.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
