@@ -182,15 +182,34 @@ fn regression_merged_segments_stay_readable() {
     let now = triad_model::now_ns();
     for batch in 0..40u8 {
         let spans: Vec<_> = (0..50u8)
-            .map(|i| span(tid(batch.wrapping_mul(7).wrapping_add(1)), sid(i + 1), None, "svc", "op", now, 1_000, false))
+            .map(|i| {
+                span(
+                    tid(batch.wrapping_mul(7).wrapping_add(1)),
+                    sid(i + 1),
+                    None,
+                    "svc",
+                    "op",
+                    now,
+                    1_000,
+                    false,
+                )
+            })
             .collect();
         rt.block_on(store.append(spans)).unwrap();
         let want = tid(batch.wrapping_mul(7).wrapping_add(1));
-        wait_for("commit", || !store.trace("default", want).unwrap().is_empty());
+        wait_for("commit", || {
+            !store.trace("default", want).unwrap().is_empty()
+        });
     }
     assert!(store.store().is_healthy());
     for batch in 0..40u8 {
-        assert_eq!(store.trace("default", tid(batch.wrapping_mul(7).wrapping_add(1))).unwrap().len(), 50);
+        assert_eq!(
+            store
+                .trace("default", tid(batch.wrapping_mul(7).wrapping_add(1)))
+                .unwrap()
+                .len(),
+            50
+        );
     }
     store.store().shutdown();
     let reopened = open_traces(dir.path(), fast_cfg());
