@@ -448,11 +448,6 @@ impl<S: Signal> Store<S> {
             }
         }
     }
-
-    /// Bytes on disk of the split indexes (without the write-ahead log).
-    pub fn index_bytes(&self) -> u64 {
-        self.splits().iter().map(|s| s.disk_bytes()).sum()
-    }
 }
 
 /// Split directories (those holding a tantivy `meta.json`), oldest first.
