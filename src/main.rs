@@ -43,6 +43,13 @@ enum Command {
     /// Stop with Ctrl-C or SIGTERM: receivers stop accepting, queued data is committed,
     /// then the process exits.
     Up(UpArgs),
+    /// Run the node agent: tail log files, receive spans and logs (OTLP :4317/:4318,
+    /// Zipkin :9411), buffer on disk and forward to a collector over OTLP/gRPC.
+    ///
+    /// Agent and host metrics are on :9464/metrics. The buffer and the file checkpoints
+    /// live under <data dir>/agent; lines are checkpointed only once the collector
+    /// acknowledged them, so a crash or a collector outage loses nothing.
+    Agent(AgentArgs),
     /// Run the collector alone: OTLP receivers and storage.
     Collector(CollectorArgs),
     /// Run the query server alone, reading the data directory a collector on this host writes.
@@ -77,6 +84,31 @@ struct UpArgs {
     /// Query server listen address; overrides query.listen.
     #[arg(long, value_name = "ADDR")]
     query_listen: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Collector OTLP/gRPC endpoint, e.g. http://collector:4317; overrides
+    /// agent.collector_endpoint.
+    #[arg(long, value_name = "URL")]
+    collector: Option<String>,
+    /// Log files to tail (glob; repeatable); adds to agent.include.
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// OTLP/gRPC listen address ("" turns it off); overrides agent.otlp_grpc_listen.
+    #[arg(long, value_name = "ADDR")]
+    otlp_grpc_listen: Option<String>,
+    /// OTLP/HTTP listen address ("" turns it off); overrides agent.otlp_http_listen.
+    #[arg(long, value_name = "ADDR")]
+    otlp_http_listen: Option<String>,
+    /// Zipkin v2 listen address ("" turns it off); overrides agent.zipkin_listen.
+    #[arg(long, value_name = "ADDR")]
+    zipkin_listen: Option<String>,
+    /// Metrics listen address ("" turns it off); overrides agent.metrics_listen.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
 }
 
 #[derive(Args)]
@@ -264,6 +296,17 @@ async fn open_collector(
     Ok(Arc::new(collector))
 }
 
+/// Binds an agent listener from its config value; `""` means off.
+async fn bind_optional(what: &str, addr: &str) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    let addr: SocketAddr = addr
+        .parse()
+        .with_context(|| format!("{what}: {addr:?} is not an address"))?;
+    Ok(Some(bind(what, addr).await?))
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     shutdown_signal(cancel.clone());
@@ -284,6 +327,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             })?;
             let collector = open_collector(&cfg, &mut registry).await?;
             let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
+            let agent_metrics = triad_agent::metrics::AgentMetrics::register(&mut registry);
+            registry.register_collector(Box::new(triad_agent::metrics::HostMetrics));
             let registry = Arc::new(registry);
             let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
             let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
@@ -303,10 +348,71 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             spawn_query(triad_query::app(state, qm), query, &cancel, &mut tasks);
             if !cfg.agent.include.is_empty() {
-                in_process_agent::spawn(&cfg, collector.logs.clone(), &cancel, &mut tasks)?;
+                in_process_agent::spawn(
+                    &cfg,
+                    collector.logs.clone(),
+                    agent_metrics,
+                    &cancel,
+                    &mut tasks,
+                )?;
             }
             println!("ready: query API on http://{}", cfg.query.listen);
             Some(collector)
+        }
+        Command::Agent(a) => {
+            let cfg = load(&a.common, |c| {
+                let ag = &mut c.agent;
+                if let Some(x) = &a.collector {
+                    ag.collector_endpoint = x.clone();
+                }
+                ag.include.extend(a.include.iter().cloned());
+                for (slot, value) in [
+                    (&mut ag.otlp_grpc_listen, &a.otlp_grpc_listen),
+                    (&mut ag.otlp_http_listen, &a.otlp_http_listen),
+                    (&mut ag.zipkin_listen, &a.zipkin_listen),
+                    (&mut ag.metrics_listen, &a.metrics_listen),
+                ] {
+                    if let Some(v) = value {
+                        *slot = v.clone();
+                    }
+                }
+            })?;
+            let ag = &cfg.agent;
+            let settings = triad_agent::run::AgentSettings {
+                data_dir: cfg.data_dir.join("agent"),
+                collector_endpoint: ag.collector_endpoint.clone(),
+                max_buffer_bytes: ag.max_buffer_bytes,
+                source: (!ag.include.is_empty()).then(|| in_process_agent::source_config(&cfg)),
+                host: triad_agent::source::host_name(),
+                max_request_bytes: ag.max_request_bytes,
+                max_decompressed_bytes: cfg.collector.max_decompressed_bytes,
+            };
+            let agent = tokio::task::spawn_blocking(move || {
+                triad_agent::run::Agent::open(settings, &mut registry).map(|a| (a, registry))
+            })
+            .await
+            .context("agent start-up task failed")?
+            .with_context(|| {
+                format!(
+                    "cannot open the agent buffer under {}",
+                    cfg.data_dir.display()
+                )
+            })?;
+            let (agent, registry) = agent;
+            let listeners = triad_agent::run::Listeners {
+                otlp_grpc: bind_optional("otlp-grpc", &ag.otlp_grpc_listen).await?,
+                otlp_http: bind_optional("otlp-http", &ag.otlp_http_listen).await?,
+                zipkin: bind_optional("zipkin", &ag.zipkin_listen).await?,
+                metrics: bind_optional("metrics", &ag.metrics_listen).await?,
+            };
+            agent
+                .spawn(listeners, Arc::new(registry), &cancel, &mut tasks)
+                .map_err(|e| anyhow::anyhow!("agent: {e}"))?;
+            if !ag.include.is_empty() {
+                tracing::info!(include = ?ag.include, "tailing log files");
+            }
+            println!("ready: agent forwarding to {}", ag.collector_endpoint);
+            None
         }
         Command::Collector(a) => {
             let cfg = load(&a.common, |c| {
@@ -361,37 +467,42 @@ async fn run(command: Command) -> anyhow::Result<()> {
 mod in_process_agent {
     //! `triad up`'s own agent: tails the configured files straight into the log store.
 
-    use std::future::Future;
-    use std::pin::Pin;
     use std::sync::Arc;
     use std::time::Duration;
 
     use tokio::task::JoinSet;
     use tokio_util::sync::CancellationToken;
-    use triad_agent::source::{FileSource, Sink, SourceConfig, host_name};
+    use triad_agent::forward::AckBoard;
+    use triad_agent::metrics::AgentMetrics;
+    use triad_agent::source::{Batch, DeliverFuture, FileSource, Sink, SourceConfig, host_name};
     use triad_collector::log_index::LogStore;
     use triad_model::config::ValidConfig;
 
     /// Delivers to the log store in this process: acknowledged once in its WAL.
-    struct StoreSink(Arc<LogStore>);
+    struct StoreSink {
+        logs: Arc<LogStore>,
+        acks: AckBoard,
+    }
 
     impl Sink for StoreSink {
-        fn deliver(
-            &self,
-            records: Vec<triad_model::LogRecord>,
-        ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-            Box::pin(async move { self.0.append(records).await.map_err(|e| e.to_string()) })
+        fn deliver(&self, batch: Batch) -> DeliverFuture<'_> {
+            Box::pin(async move {
+                // The store consumes the records; a copy is kept for a retry.
+                match self.logs.append(batch.records.clone()).await {
+                    Ok(()) => {
+                        self.acks.acknowledge(batch.positions);
+                        Ok(())
+                    }
+                    Err(e) => Err((e.to_string(), batch)),
+                }
+            })
         }
     }
 
-    pub fn spawn(
-        cfg: &ValidConfig,
-        logs: Arc<LogStore>,
-        cancel: &CancellationToken,
-        tasks: &mut JoinSet<Result<(), String>>,
-    ) -> anyhow::Result<()> {
+    /// The file source settings of a configuration.
+    pub fn source_config(cfg: &ValidConfig) -> SourceConfig {
         let a = &cfg.agent;
-        let source = FileSource::new(SourceConfig {
+        SourceConfig {
             tailer: crate::config_file::tailer_config(a),
             checkpoint_path: cfg.data_dir.join("agent").join("checkpoints.json"),
             poll_interval: Duration::from_millis(a.poll_interval_ms),
@@ -402,12 +513,23 @@ mod in_process_agent {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-        })
-        .map_err(|e| anyhow::anyhow!("agent: {e}"))?;
-        let sink: Arc<dyn Sink> = Arc::new(StoreSink(logs));
+        }
+    }
+
+    pub fn spawn(
+        cfg: &ValidConfig,
+        logs: Arc<LogStore>,
+        metrics: AgentMetrics,
+        cancel: &CancellationToken,
+        tasks: &mut JoinSet<Result<(), String>>,
+    ) -> anyhow::Result<()> {
+        let acks = AckBoard::default();
+        let source = FileSource::new(source_config(cfg), acks.clone(), metrics)
+            .map_err(|e| anyhow::anyhow!("agent: {e}"))?;
+        let sink: Arc<dyn Sink> = Arc::new(StoreSink { logs, acks });
         let handle = tokio::runtime::Handle::current();
         let stop = cancel.child_token();
-        tracing::info!(include = ?a.include, "tailing log files");
+        tracing::info!(include = ?cfg.agent.include, "tailing log files");
         tasks.spawn_blocking(move || {
             source.run(sink, |f| handle.block_on(f), || stop.is_cancelled());
             Ok(())

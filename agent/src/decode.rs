@@ -9,7 +9,7 @@
 use serde_json::Value as J;
 use triad_model::{KeyValue, LogRecord, Value};
 
-use crate::fields::{LineContext, parse_timestamp, record_from_text};
+use crate::fields::{LineContext, parse_timestamp, record_from_text_checked};
 
 /// Appended to a line cut at `max_line_bytes`.
 pub const TRUNCATION_MARKER: &str = "…[truncated]";
@@ -54,6 +54,9 @@ pub struct Decoder {
     partial_meta: Option<(Option<i64>, String)>,
     /// The pending line was cut; skip its remaining parts.
     truncated: bool,
+    /// Lines that did not parse as the format they claimed, since the last
+    /// [`Decoder::take_parse_errors`].
+    parse_errors: u64,
 }
 
 /// Cuts `s` to at most `max` bytes on a character boundary.
@@ -77,7 +80,27 @@ impl Decoder {
             partial: String::new(),
             partial_meta: None,
             truncated: false,
+            parse_errors: 0,
         }
+    }
+
+    /// Lines kept as plain text because they did not parse as their format claimed
+    /// (broken JSON, corrupt container-runtime entries), since the last call.
+    pub fn take_parse_errors(&mut self) -> u64 {
+        std::mem::take(&mut self.parse_errors)
+    }
+
+    /// A record from a complete line, counting a line that claimed JSON but was not.
+    fn record(&mut self, text: &str, observed_ns: i64) -> LogRecord {
+        let (rec, broken) = record_from_text_checked(text, &self.ctx, observed_ns);
+        self.parse_errors += u64::from(broken);
+        rec
+    }
+
+    /// A line that does not match the file's container-runtime format: kept as text.
+    fn foreign(&mut self, text: &str, observed_ns: i64) -> Option<LogRecord> {
+        self.parse_errors += 1;
+        Some(record_from_text_checked(text, &self.ctx, observed_ns).0)
     }
 
     /// Feeds one line as read from the file (without its `\n`; invalid UTF-8 is
@@ -91,7 +114,7 @@ impl Decoder {
                     cut(&mut line, self.max_line_bytes);
                     line.push_str(TRUNCATION_MARKER);
                 }
-                Some(record_from_text(&line, &self.ctx, observed_ns))
+                Some(self.record(&line, observed_ns))
             }
             Format::Docker => self.push_docker(&text, observed_ns),
             Format::Cri => self.push_cri(&text, observed_ns),
@@ -134,8 +157,14 @@ impl Decoder {
         if last { self.flush(observed_ns) } else { None }
     }
 
-    fn finish(&self, text: &str, time: Option<i64>, stream: &str, observed_ns: i64) -> LogRecord {
-        let mut rec = record_from_text(text, &self.ctx, observed_ns);
+    fn finish(
+        &mut self,
+        text: &str,
+        time: Option<i64>,
+        stream: &str,
+        observed_ns: i64,
+    ) -> LogRecord {
+        let mut rec = self.record(text, observed_ns);
         // The runtime's time stands in when the application wrote none.
         if let Some(t) = time
             && rec.timestamp_ns == observed_ns
@@ -155,7 +184,7 @@ impl Decoder {
         let entry = match serde_json::from_str::<J>(text) {
             Ok(J::Object(m)) => m,
             // Not a json-file entry (a corrupt or foreign line): keep it as plain text.
-            _ => return Some(record_from_text(text, &self.ctx, observed_ns)),
+            _ => return self.foreign(text, observed_ns),
         };
         let log = entry.get("log").and_then(J::as_str).unwrap_or_default();
         let stream = entry.get("stream").and_then(J::as_str).unwrap_or_default();
@@ -171,12 +200,12 @@ impl Decoder {
         let (Some(time), Some(stream), Some(tag), msg) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Some(record_from_text(text, &self.ctx, observed_ns));
+            return self.foreign(text, observed_ns);
         };
         let time = parse_timestamp(&J::String(time.to_string()));
         let partial = tag.split(':').next() == Some("P");
         if time.is_none() || !(stream == "stdout" || stream == "stderr") {
-            return Some(record_from_text(text, &self.ctx, observed_ns));
+            return self.foreign(text, observed_ns);
         }
         self.append(msg.unwrap_or_default(), time, stream, !partial, observed_ns)
     }

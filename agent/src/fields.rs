@@ -29,6 +29,17 @@ pub struct LineContext {
 /// dropped. `observed_ns` is when the agent read it, and the timestamp when the line has
 /// none.
 pub fn record_from_text(text: &str, ctx: &LineContext, observed_ns: i64) -> LogRecord {
+    record_from_text_checked(text, ctx, observed_ns).0
+}
+
+/// [`record_from_text`], also telling whether the line looked like a JSON object
+/// (it starts with `{`) but did not parse as one: a parse error worth counting.
+pub fn record_from_text_checked(
+    text: &str,
+    ctx: &LineContext,
+    observed_ns: i64,
+) -> (LogRecord, bool) {
+    let mut broken_json = false;
     let mut rec = LogRecord {
         tenant: ctx.tenant.clone(),
         timestamp_ns: observed_ns,
@@ -46,9 +57,24 @@ pub fn record_from_text(text: &str, ctx: &LineContext, observed_ns: i64) -> LogR
     let trimmed = text.trim_end_matches(['\r', '\n']);
     match parse_object(trimmed) {
         Some(obj) => apply_fields(&mut rec, obj, trimmed),
-        None => rec.body = trimmed.to_string(),
+        None => {
+            broken_json = trimmed.trim_start().starts_with('{');
+            rec.body = trimmed.to_string();
+        }
     }
-    rec
+    if rec.service.is_empty() {
+        // As the OTel SDKs do with no service name; on Kubernetes, the container's name.
+        rec.service = rec
+            .attributes
+            .iter()
+            .find(|kv| kv.key == "k8s.container.name")
+            .and_then(|kv| match &kv.value {
+                Value::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| triad_model::otlp::UNKNOWN_SERVICE.to_string());
+    }
+    (rec, broken_json)
 }
 
 fn parse_object(text: &str) -> Option<Map<String, J>> {
@@ -68,10 +94,18 @@ fn take(obj: &mut Map<String, J>, keys: &[&str]) -> Option<J> {
 
 fn apply_fields(rec: &mut LogRecord, mut obj: Map<String, J>, raw: &str) {
     if let Some(ts) = take(&mut obj, &TIME_KEYS) {
+        let plausible = |ns: i64| {
+            (triad_model::otlp::MIN_VALID_NS
+                ..=rec
+                    .observed_ns
+                    .saturating_add(triad_model::otlp::MAX_FUTURE_SKEW_NS))
+                .contains(&ns)
+        };
         match parse_timestamp(&ts) {
-            Some(ns) => rec.timestamp_ns = ns,
-            // Unparseable: keep it, so nothing the application wrote is lost.
-            None => rec
+            Some(ns) if plausible(ns) => rec.timestamp_ns = ns,
+            // Unparseable or absurd (a collector would refuse it): keep it as an
+            // attribute, so nothing the application wrote is lost.
+            _ => rec
                 .attributes
                 .push(KeyValue::new("timestamp.unparsed", Value::from_json(&ts))),
         }

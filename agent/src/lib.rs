@@ -1,16 +1,26 @@
 //! The Triad node agent.
 //!
-//! So far: [`tailer`], which follows files through rotation, truncation and deletion,
-//! identifying them by [`fingerprint`] and resuming from [`checkpoint`]s; [`decode`],
-//! which turns their lines — JSON lines, Docker `json-file`, CRI, or plain text — into
-//! [`triad_model::LogRecord`]s, reassembling the partial lines container runtimes split;
-//! and [`k8s`], which reads pod metadata from `/var/log/containers/` file names. Span
-//! receivers and delivery build on these (see the node-agent issue).
+//! - [`tailer`] follows files through rotation, truncation and deletion, identifying
+//!   them by [`fingerprint`] and resuming from [`checkpoint`]s; [`watch`] wakes it on
+//!   file-system events;
+//! - [`decode`] turns lines — JSON lines, Docker `json-file`, CRI, plain text — into
+//!   [`triad_model::LogRecord`]s ([`fields`] maps the usual field names, [`k8s`] reads
+//!   pod metadata from `/var/log/containers/` file names);
+//! - [`source`] runs the tailer and hands batches to a sink, checkpointing only what
+//!   the sink acknowledged;
+//! - [`buffer`] is the bounded on-disk queue, [`forward`] sends it to the collector
+//!   over OTLP/gRPC, [`run`] wires these with the receivers of `triad_receiver`;
+//! - [`metrics`]: the agent's own counters and the host's CPU, memory, disk, network.
 
+pub mod buffer;
 pub mod checkpoint;
 pub mod decode;
 pub mod fields;
 pub mod fingerprint;
+pub mod forward;
 pub mod k8s;
+pub mod metrics;
+pub mod run;
 pub mod source;
 pub mod tailer;
+pub mod watch;

@@ -1,16 +1,24 @@
 //! The file source: tail, decode, deliver, and checkpoint only what was acknowledged.
 //!
 //! It runs on its own thread (file reads and the checkpoint fsync are blocking) and
-//! hands batches to a [`Sink`]. A batch is retried with exponential backoff until the
-//! sink acknowledges it; meanwhile no new lines are read, so backpressure reaches the
-//! files instead of memory. After each acknowledgement the checkpoint file is written
-//! atomically: a crash replays at most the last unacknowledged batch (at-least-once).
+//! hands [`Batch`]es to a [`Sink`]. A batch is retried with exponential backoff until
+//! the sink takes it; meanwhile no new lines are read, so backpressure reaches the
+//! files instead of memory. A batch carries the file positions it completes; the sink
+//! hands them to the [`AckBoard`] once its records are durable at their destination
+//! (at once for the in-process store, after the collector's answer for the agent's
+//! forwarder), and only then are they written to the checkpoint file, atomically. A
+//! crash replays lines rather than losing them (at-least-once).
+//!
+//! The source wakes when `notify` reports a change under the watched directories, and
+//! at `poll_interval` in any case: the scan that finds what events missed (network file
+//! systems, an overflowed inotify queue).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use triad_model::{KeyValue, LogRecord, Value};
@@ -18,21 +26,36 @@ use triad_model::{KeyValue, LogRecord, Value};
 use crate::checkpoint::{Checkpoints, Position};
 use crate::decode::{Decoder, Format};
 use crate::fields::LineContext;
+use crate::forward::AckBoard;
+use crate::metrics::AgentMetrics;
 use crate::tailer::{Line, Tailer, TailerConfig};
 
-/// Per file: the offset up to which every line is in a delivered record, and its path.
-type SafeOffsets = HashMap<(u64, u64), (u64, String)>;
+/// Most lines in one batch.
+const MAX_BATCH_LINES: usize = 10_000;
+/// Most line bytes in one batch.
+const MAX_BATCH_BYTES: usize = 2 << 20;
 
-/// Most lines delivered in one batch.
-const MAX_BATCH_LINES: usize = 5_000;
+/// Records and the file positions they complete.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// The records, in file order per file.
+    pub records: Vec<LogRecord>,
+    /// Per file, the offset up to which every line is in these (or earlier) records.
+    pub positions: Vec<Position>,
+}
 
-/// Where records go. `deliver` resolves once they are durable at the destination.
+/// A batch the sink did not take, handed back for the retry.
+pub type Refused = (String, Batch);
+
+/// The future a [`Sink`] returns.
+pub type DeliverFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Refused>> + Send + 'a>>;
+
+/// Where batches go.
 pub trait Sink: Send + Sync {
-    /// Delivers a batch; an error means "not delivered, retry".
-    fn deliver(
-        &self,
-        records: Vec<LogRecord>,
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+    /// Takes a batch, or hands it back with the reason (the source retries it). Once
+    /// the records are durable at their destination the sink passes `batch.positions`
+    /// to the source's [`AckBoard`] — before returning, or later.
+    fn deliver(&self, batch: Batch) -> DeliverFuture<'_>;
 }
 
 /// Settings of the file source.
@@ -42,7 +65,7 @@ pub struct SourceConfig {
     pub tailer: TailerConfig,
     /// Checkpoint file.
     pub checkpoint_path: PathBuf,
-    /// How often to look for new lines.
+    /// How often to scan when no change is reported (the fallback for lost events).
     pub poll_interval: Duration,
     /// Tenant of the records.
     pub tenant: String,
@@ -58,23 +81,56 @@ pub struct FileSource {
     tailer: Tailer,
     checkpoints: Checkpoints,
     decoders: HashMap<(u64, u64), Decoder>,
+    acks: AckBoard,
+    metrics: AgentMetrics,
+    wake: Option<Receiver<()>>,
+    _watcher: Option<crate::watch::Watcher>,
 }
 
 impl FileSource {
-    /// Validates the globs and loads the checkpoints.
-    pub fn new(cfg: SourceConfig) -> Result<FileSource, String> {
+    /// Validates the globs, loads the checkpoints and starts watching the directories.
+    pub fn new(
+        cfg: SourceConfig,
+        acks: AckBoard,
+        metrics: AgentMetrics,
+    ) -> Result<FileSource, String> {
         let tailer = Tailer::new(cfg.tailer.clone())?;
         if let Some(dir) = cfg.checkpoint_path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         }
         let checkpoints = Checkpoints::load(&cfg.checkpoint_path)
             .map_err(|e| format!("load checkpoints {}: {e}", cfg.checkpoint_path.display()))?;
+        let (watcher, wake) = match crate::watch::Watcher::new(&cfg.tailer.include) {
+            Ok((w, rx)) => (Some(w), Some(rx)),
+            Err(e) => {
+                tracing::warn!(error = %e, "file change notifications unavailable; scanning every poll interval");
+                (None, None)
+            }
+        };
         Ok(FileSource {
             cfg,
             tailer,
             checkpoints,
             decoders: HashMap::new(),
+            acks,
+            metrics,
+            wake,
+            _watcher: watcher,
         })
+    }
+
+    /// Resumes after positions whose lines are already on their way (the agent's buffer
+    /// holds them), where these lie beyond the checkpoints.
+    pub fn resume_after(&mut self, positions: Vec<Position>) {
+        for p in positions {
+            let further = match self.checkpoints.get(p.fingerprint.dev, p.fingerprint.ino) {
+                Some(c) => c.fingerprint != p.fingerprint || c.offset < p.offset,
+                None => true,
+            };
+            if further {
+                self.checkpoints.set(p);
+            }
+        }
     }
 
     fn context(&self, path: &str) -> LineContext {
@@ -93,13 +149,13 @@ impl FileSource {
         }
     }
 
-    /// Decodes lines; also returns, per file, the offset up to which every line is in a
-    /// returned record. Pieces of a split line still waiting in the decoder lie beyond
-    /// it, so checkpointing that offset never skips them after a crash.
-    fn decode(&mut self, lines: &[Line]) -> (Vec<LogRecord>, SafeOffsets) {
+    /// Decodes lines into a batch. A file's position is included only when no piece
+    /// of a split line is waiting in its decoder: checkpointing it never skips them.
+    fn decode(&mut self, lines: &[Line]) -> Batch {
         let now = triad_model::now_ns();
-        let mut out = Vec::with_capacity(lines.len());
-        let mut safe = HashMap::new();
+        let mut records = Vec::with_capacity(lines.len());
+        let mut safe: HashMap<(u64, u64), Position> = HashMap::new();
+        let mut parse_errors = 0;
         for l in lines {
             if !self.decoders.contains_key(&l.file) {
                 let d = Decoder::new(
@@ -109,35 +165,78 @@ impl FileSource {
                 );
                 self.decoders.insert(l.file, d);
             }
-            if let Some(d) = self.decoders.get_mut(&l.file) {
-                out.extend(d.push(&l.bytes, now));
-                if !d.has_pending() {
-                    safe.insert(l.file, (l.end_offset, l.path.clone()));
-                }
+            let Some(d) = self.decoders.get_mut(&l.file) else {
+                continue;
+            };
+            records.extend(d.push(&l.bytes, now));
+            parse_errors += d.take_parse_errors();
+            if !d.has_pending()
+                && let Some(fingerprint) = self.tailer.fingerprint(l.file)
+            {
+                safe.insert(
+                    l.file,
+                    Position {
+                        fingerprint,
+                        offset: l.end_offset,
+                        path: l.path.clone(),
+                    },
+                );
             }
         }
-        (out, safe)
+        for _ in 0..parse_errors {
+            self.metrics.parse_error("format");
+        }
+        self.metrics.records.inc_by(records.len() as u64);
+        Batch {
+            records,
+            positions: safe.into_values().collect(),
+        }
     }
 
-    fn checkpoint(&mut self, safe: SafeOffsets) {
-        for (file, (offset, path)) in safe {
-            if let Some(fingerprint) = self.tailer.fingerprint(file) {
-                self.checkpoints.set(Position {
-                    fingerprint,
-                    offset,
-                    path,
-                });
-            }
+    /// Split lines of files the tailer closed: their last pieces become records now.
+    fn flush_closed(&mut self) -> Vec<LogRecord> {
+        let now = triad_model::now_ns();
+        let closed: Vec<(u64, u64)> = self
+            .decoders
+            .keys()
+            .filter(|k| !self.tailer.is_open(**k))
+            .copied()
+            .collect();
+        closed
+            .into_iter()
+            .filter_map(|k| self.decoders.remove(&k)?.flush(now))
+            .collect()
+    }
+
+    /// Writes acknowledged positions to the checkpoint file.
+    fn apply_acks(&mut self) {
+        let acked = self.acks.drain();
+        if acked.is_empty() {
+            return;
+        }
+        for p in acked {
+            self.checkpoints.set(p);
         }
         let tailer = &self.tailer;
         self.checkpoints.retain(|p| {
             tailer.is_open((p.fingerprint.dev, p.fingerprint.ino))
                 || std::path::Path::new(&p.path).exists()
         });
-        self.decoders.retain(|k, _| tailer.is_open(*k));
         if let Err(e) = self.checkpoints.save() {
             // The data was delivered; a stale checkpoint only means replay after a crash.
+            self.metrics.checkpoint_errors.inc();
             tracing::error!(path = %self.cfg.checkpoint_path.display(), error = %e, "saving checkpoints failed");
+        }
+    }
+
+    fn wait(&self) {
+        match &self.wake {
+            Some(rx) => match rx.recv_timeout(self.cfg.poll_interval) {
+                // A burst of events is one wake-up.
+                Ok(()) => while rx.try_recv().is_ok() {},
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
+            },
+            None => std::thread::sleep(self.cfg.poll_interval),
         }
     }
 
@@ -146,37 +245,77 @@ impl FileSource {
     pub fn run(
         mut self,
         sink: Arc<dyn Sink>,
-        block_on: impl Fn(
-            Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>,
-        ) -> Result<(), String>,
+        block_on: impl Fn(DeliverFuture<'_>) -> Result<(), Refused>,
         stop: impl Fn() -> bool,
     ) {
         while !stop() {
+            self.apply_acks();
             let mut lines = self.tailer.poll(&self.checkpoints);
-            if lines.is_empty() {
-                std::thread::sleep(self.cfg.poll_interval);
+            let flushed = self.flush_closed();
+            self.metrics.open_files.set(self.tailer.open_files() as i64);
+            self.metrics.set_file_lag(&self.tailer.lags());
+            if lines.is_empty() && flushed.is_empty() {
+                self.wait();
                 continue;
             }
-            while !lines.is_empty() && !stop() {
-                let rest = lines.split_off(lines.len().min(MAX_BATCH_LINES));
-                let (records, safe) = self.decode(&lines);
-                let mut backoff = Duration::from_millis(100);
-                loop {
-                    match block_on(sink.deliver(records.clone())) {
-                        Ok(()) => break,
-                        Err(e) if stop() => {
-                            tracing::warn!(error = %e, "stopping with an undelivered batch; it is re-read at the next start");
-                            return;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "delivering log lines failed; retrying");
-                            std::thread::sleep(backoff);
-                            backoff = (backoff * 2).min(Duration::from_secs(5));
-                        }
-                    }
+            self.metrics.lines_read.inc_by(lines.len() as u64);
+            self.metrics
+                .bytes_read
+                .inc_by(lines.iter().map(|l| l.bytes.len() as u64 + 1).sum());
+            let mut pending_flush = Some(flushed);
+            while !stop() && (!lines.is_empty() || pending_flush.is_some()) {
+                let take = batch_len(&lines);
+                let rest = lines.split_off(take);
+                let mut batch = self.decode(&lines);
+                if let Some(f) = pending_flush.take() {
+                    self.metrics.records.inc_by(f.len() as u64);
+                    batch.records.extend(f);
                 }
-                self.checkpoint(safe);
                 lines = rest;
+                // Even a batch without records goes through the sink: its positions
+                // must not be checkpointed ahead of earlier batches still in flight.
+                if !deliver_with_retry(&*sink, batch, &block_on, &stop) {
+                    return;
+                }
+                self.apply_acks();
+            }
+        }
+    }
+}
+
+/// How many of `lines` go into the next batch.
+fn batch_len(lines: &[Line]) -> usize {
+    let mut bytes = 0;
+    for (i, l) in lines.iter().enumerate() {
+        bytes += l.bytes.len();
+        if i + 1 >= MAX_BATCH_LINES || bytes >= MAX_BATCH_BYTES {
+            return i + 1;
+        }
+    }
+    lines.len()
+}
+
+/// Delivers, retrying with backoff; false if stopped first (the batch is re-read at
+/// the next start, since its positions were never acknowledged).
+fn deliver_with_retry(
+    sink: &dyn Sink,
+    mut batch: Batch,
+    block_on: &impl Fn(DeliverFuture<'_>) -> Result<(), Refused>,
+    stop: &impl Fn() -> bool,
+) -> bool {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match block_on(sink.deliver(batch)) {
+            Ok(()) => return true,
+            Err((e, _)) if stop() => {
+                tracing::warn!(error = %e, "stopping with an undelivered batch; it is re-read at the next start");
+                return false;
+            }
+            Err((e, back)) => {
+                batch = back;
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "delivering log lines failed; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }

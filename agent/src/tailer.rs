@@ -87,6 +87,8 @@ struct Watched {
     last_seen: Instant,
     /// When the file last grew.
     last_growth: Instant,
+    /// Size at the last poll.
+    size: u64,
 }
 
 /// Tails the files matching the configured globs.
@@ -119,6 +121,17 @@ impl Tailer {
     /// Number of files currently open.
     pub fn open_files(&self) -> usize {
         self.files.len()
+    }
+
+    /// Per open file: its path and the bytes not yet read.
+    pub fn lags(&self) -> Vec<(String, u64)> {
+        self.files
+            .values()
+            .map(|w| {
+                let lag = w.size.saturating_sub(w.read_offset);
+                (w.path.display().to_string(), lag)
+            })
+            .collect()
     }
 
     /// The current fingerprint of an open file.
@@ -222,6 +235,7 @@ impl Tailer {
             pending_since: now,
             last_seen: now,
             last_growth: now,
+            size: len,
         })
     }
 }
@@ -233,6 +247,7 @@ fn read_file(
     out: &mut Vec<Line>,
 ) -> std::io::Result<()> {
     let len = w.file.metadata()?.len();
+    w.size = len;
     // Truncated in place (copytruncate, `> file`), also when new writes already grew it
     // past the old offset: the head no longer matches. Start over from the beginning.
     if len < w.read_offset || !w.fingerprint.matches(&mut w.file)? {

@@ -9,30 +9,36 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use triad_agent::source::{FileSource, Sink, SourceConfig};
+use triad_agent::forward::AckBoard;
+use triad_agent::metrics::AgentMetrics;
+use triad_agent::source::{Batch, DeliverFuture, FileSource, Sink, SourceConfig};
 use triad_agent::tailer::TailerConfig;
 use triad_model::LogRecord;
 
-/// Records what it is given; refuses the first `fail_first` deliveries.
+/// Records what it is given and acknowledges it; refuses the first `fail_first`
+/// deliveries.
 struct RecordingSink {
     fail_first: usize,
     calls: AtomicUsize,
     delivered: Mutex<Vec<LogRecord>>,
+    acks: AckBoard,
 }
 
 impl Sink for RecordingSink {
-    fn deliver(
-        &self,
-        records: Vec<LogRecord>,
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+    fn deliver(&self, batch: Batch) -> DeliverFuture<'_> {
         Box::pin(async move {
             if self.calls.fetch_add(1, Ordering::SeqCst) < self.fail_first {
-                return Err("collector unavailable".into());
+                return Err(("collector unavailable".into(), batch));
             }
-            self.delivered.lock().unwrap().extend(records);
+            self.delivered.lock().unwrap().extend(batch.records);
+            self.acks.acknowledge(batch.positions);
             Ok(())
         })
     }
+}
+
+fn source(sink: &RecordingSink, dir: &std::path::Path) -> FileSource {
+    FileSource::new(config(dir), sink.acks.clone(), AgentMetrics::unregistered()).unwrap()
 }
 
 /// The sink's futures are ready at once; poll them to completion.
@@ -98,14 +104,13 @@ fn docker_and_cri_fixtures_are_reassembled_and_mapped() {
     std::fs::copy(fixtures.join("cri.log"), dir.path().join("cri.log")).unwrap();
     let sink = Arc::new(RecordingSink {
         fail_first: 0,
+        acks: AckBoard::default(),
         calls: AtomicUsize::new(0),
         delivered: Mutex::new(Vec::new()),
     });
-    run_until(
-        FileSource::new(config(dir.path())).unwrap(),
-        sink.clone(),
-        |s| s.delivered.lock().unwrap().len() == 6,
-    );
+    run_until(source(&sink, dir.path()), sink.clone(), |s| {
+        s.delivered.lock().unwrap().len() == 6
+    });
     assert_eq!(
         bodies(&sink),
         [
@@ -144,6 +149,7 @@ fn refused_deliveries_are_retried_and_checkpoints_wait_for_the_ack() {
     std::fs::write(dir.path().join("app.log"), "one\ntwo\nthree\n").unwrap();
     let sink = Arc::new(RecordingSink {
         fail_first: 3,
+        acks: AckBoard::default(),
         calls: AtomicUsize::new(0),
         delivered: Mutex::new(Vec::new()),
     });
@@ -152,16 +158,12 @@ fn refused_deliveries_are_retried_and_checkpoints_wait_for_the_ack() {
     {
         let seen = seen_before_ack.clone();
         let cp = checkpoint.clone();
-        run_until(
-            FileSource::new(config(dir.path())).unwrap(),
-            sink.clone(),
-            move |s| {
-                if s.delivered.lock().unwrap().is_empty() && cp.exists() {
-                    seen.store(true, Ordering::SeqCst);
-                }
-                s.delivered.lock().unwrap().len() == 3
-            },
-        );
+        run_until(source(&sink, dir.path()), sink.clone(), move |s| {
+            if s.delivered.lock().unwrap().is_empty() && cp.exists() {
+                seen.store(true, Ordering::SeqCst);
+            }
+            s.delivered.lock().unwrap().len() == 3
+        });
     }
     assert!(
         !seen_before_ack.load(Ordering::SeqCst),
@@ -179,13 +181,12 @@ fn refused_deliveries_are_retried_and_checkpoints_wait_for_the_ack() {
     std::fs::write(dir.path().join("app.log"), "one\ntwo\nthree\nfour\n").unwrap();
     let again = Arc::new(RecordingSink {
         fail_first: 0,
+        acks: AckBoard::default(),
         calls: AtomicUsize::new(0),
         delivered: Mutex::new(Vec::new()),
     });
-    run_until(
-        FileSource::new(config(dir.path())).unwrap(),
-        again.clone(),
-        |s| !s.delivered.lock().unwrap().is_empty(),
-    );
+    run_until(source(&again, dir.path()), again.clone(), |s| {
+        !s.delivered.lock().unwrap().is_empty()
+    });
     assert_eq!(bodies(&again), ["four"]);
 }

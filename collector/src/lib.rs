@@ -1,16 +1,17 @@
 //! The Triad collector: OTLP receivers in front of durable, tantivy-backed stores.
 //!
-//! - [`receiver`]: OTLP/gRPC and OTLP/HTTP endpoints that validate, convert and append;
+//! - [`ingest`]: what the OTLP receivers (`triad_receiver`) hand their requests to:
+//!   validate, convert and append;
 //! - [`store`]: the write-ahead log, indexer thread and time-bounded [`split`]s shared by
 //!   both signals;
 //! - [`log_index`] and [`trace_store`]: the schemas and the read operations the query
 //!   server uses through `triad_model::store`.
 
 pub mod error;
+pub mod ingest;
 pub mod log_index;
 pub mod metrics;
 pub mod query_text;
-pub mod receiver;
 pub mod split;
 pub mod store;
 mod tokenizer;
@@ -26,10 +27,12 @@ use prometheus_client::registry::Registry;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use triad_model::config::CollectorConfig;
+use triad_receiver::Ingest;
+use triad_receiver::metrics::ReceiverMetrics;
 
+use crate::ingest::StoreDestination;
 use crate::log_index::{LogSignal, LogStore};
-use crate::metrics::{ReceiverMetrics, StoreMetrics};
-use crate::receiver::Ingest;
+use crate::metrics::StoreMetrics;
 use crate::store::Store;
 use crate::trace_store::{SpanSignal, TraceStore};
 
@@ -66,11 +69,13 @@ impl Collector {
         )?;
         let logs = Arc::new(LogStore::new(logs));
         let traces = Arc::new(TraceStore::new(traces)?);
-        let ingest = Ingest {
-            logs: logs.clone(),
-            traces: traces.clone(),
-            metrics: ReceiverMetrics::register(registry),
-        };
+        let ingest = Ingest::new(
+            Arc::new(StoreDestination {
+                logs: logs.clone(),
+                traces: traces.clone(),
+            }),
+            ReceiverMetrics::register(registry, "triad_collector"),
+        );
         Ok(Collector {
             logs,
             traces,
@@ -98,19 +103,19 @@ impl Collector {
         let max = self.cfg.max_decompressed_bytes;
         let c = cancel.child_token();
         tasks.spawn(async move {
-            receiver::grpc::serve(ingest, grpc, max, c)
+            triad_receiver::grpc::serve(ingest, grpc, max, c)
                 .await
                 .map_err(|e| format!("otlp grpc: {e}"))
         });
 
         let me = self.clone();
-        let state = receiver::http::HttpState {
+        let state = triad_receiver::http::HttpState {
             ingest: self.ingest.clone(),
             max_decompressed_bytes: self.cfg.max_decompressed_bytes,
             registry,
             ready: Arc::new(move || me.is_ready()),
         };
-        let app = receiver::http::router(state, self.cfg.max_request_bytes);
+        let app = triad_receiver::http::router(state, self.cfg.max_request_bytes);
         let c = cancel.child_token();
         tasks.spawn(async move {
             axum::serve(http, app)

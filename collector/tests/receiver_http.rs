@@ -17,10 +17,11 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prometheus_client::registry::Registry;
 use prost::Message;
 use tower::ServiceExt;
-use triad_collector::metrics::ReceiverMetrics;
-use triad_collector::receiver::Ingest;
-use triad_collector::receiver::http::{HttpState, router};
+use triad_collector::ingest::StoreDestination;
 use triad_model::store::TraceRead;
+use triad_receiver::Ingest;
+use triad_receiver::http::{HttpState, router};
+use triad_receiver::metrics::ReceiverMetrics;
 
 const MAX_BODY: usize = 64 * 1024;
 const MAX_INFLATED: usize = 1024 * 1024;
@@ -28,7 +29,8 @@ const MAX_INFLATED: usize = 1024 * 1024;
 struct Fixture {
     _dir: tempfile::TempDir,
     app: axum::Router,
-    ingest: Ingest,
+    logs: Arc<triad_collector::log_index::LogStore>,
+    traces: Arc<triad_collector::trace_store::TraceStore>,
     registry: Arc<Registry>,
 }
 
@@ -37,11 +39,13 @@ fn fixture() -> Fixture {
     let logs = arc(open_logs(&dir.path().join("logs"), fast_cfg()));
     let traces = arc(open_traces(&dir.path().join("traces"), fast_cfg()));
     let mut registry = Registry::default();
-    let ingest = Ingest {
-        logs,
-        traces,
-        metrics: ReceiverMetrics::register(&mut registry),
-    };
+    let ingest = Ingest::new(
+        Arc::new(StoreDestination {
+            logs: logs.clone(),
+            traces: traces.clone(),
+        }),
+        ReceiverMetrics::register(&mut registry, "triad_collector"),
+    );
     let registry = Arc::new(registry);
     let state = HttpState {
         ingest: ingest.clone(),
@@ -52,7 +56,8 @@ fn fixture() -> Fixture {
     Fixture {
         _dir: dir,
         app: router(state, MAX_BODY),
-        ingest,
+        logs,
+        traces,
         registry,
     }
 }
@@ -298,7 +303,7 @@ async fn hostile_input_gets_clear_errors_and_costs_no_data() {
     assert!(ps.error_message.contains("trace_id"));
 
     // Earlier data intact, the kept span stored, counters up.
-    let traces = f.ingest.traces.clone();
+    let traces = f.traces.clone();
     wait_for("good spans searchable", || {
         traces
             .trace("default", triad_model::TraceId([1; 16]))
@@ -365,6 +370,6 @@ async fn hostile_input_gets_clear_errors_and_costs_no_data() {
         ),
         4.0
     );
-    f.ingest.traces.store().shutdown();
-    f.ingest.logs.store().shutdown();
+    f.traces.store().shutdown();
+    f.logs.store().shutdown();
 }

@@ -76,6 +76,22 @@ pub struct AgentConfig {
     pub ignore_older_secs: u64,
     /// Labels added to every record as attributes, e.g. `{env: prod}`.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `triad agent` only: the collector's OTLP/gRPC endpoint to forward to.
+    pub collector_endpoint: String,
+    /// `triad agent` only: bound of the on-disk buffer that holds batches until the
+    /// collector acknowledges them, in bytes.
+    pub max_buffer_bytes: u64,
+    /// `triad agent` only: OTLP/gRPC receiver address (`""` turns it off).
+    pub otlp_grpc_listen: String,
+    /// `triad agent` only: OTLP/HTTP receiver address (`""` turns it off).
+    pub otlp_http_listen: String,
+    /// `triad agent` only: Zipkin v2 JSON receiver address (`""` turns it off).
+    pub zipkin_listen: String,
+    /// `triad agent` only: address of `/metrics` (agent and host metrics), `/healthz`
+    /// and `/readyz`.
+    pub metrics_listen: String,
+    /// `triad agent` only: largest request body the receivers accept, in bytes.
+    pub max_request_bytes: usize,
 }
 
 impl Default for AgentConfig {
@@ -88,6 +104,13 @@ impl Default for AgentConfig {
             poll_interval_ms: 250,
             ignore_older_secs: 0,
             labels: Default::default(),
+            collector_endpoint: "http://127.0.0.1:4317".into(),
+            max_buffer_bytes: 1 << 30,
+            otlp_grpc_listen: "0.0.0.0:4317".into(),
+            otlp_http_listen: "0.0.0.0:4318".into(),
+            zipkin_listen: "0.0.0.0:9411".into(),
+            metrics_listen: "0.0.0.0:9464".into(),
+            max_request_bytes: 16 << 20,
         }
     }
 }
@@ -341,6 +364,44 @@ impl Config {
             60_000,
             "e.g. 250",
         )?;
+        range(
+            "agent.max_buffer_bytes",
+            a.max_buffer_bytes,
+            1 << 20,
+            1 << 50,
+            "e.g. 1073741824 (1 GiB)",
+        )?;
+        range(
+            "agent.max_request_bytes",
+            a.max_request_bytes,
+            1024,
+            1 << 30,
+            "e.g. 16777216 (16 MiB)",
+        )?;
+        let endpoint = a.collector_endpoint.as_str();
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+            || endpoint.len() <= "http://".len()
+        {
+            return Err(ConfigError {
+                key: "agent.collector_endpoint".into(),
+                problem: format!("{endpoint:?} is not an http:// or https:// URL"),
+                fix: "set the collector's OTLP/gRPC address, e.g. http://collector:4317".into(),
+            });
+        }
+        for (key, addr) in [
+            ("agent.otlp_grpc_listen", &a.otlp_grpc_listen),
+            ("agent.otlp_http_listen", &a.otlp_http_listen),
+            ("agent.zipkin_listen", &a.zipkin_listen),
+            ("agent.metrics_listen", &a.metrics_listen),
+        ] {
+            if !addr.is_empty() && addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError {
+                    key: key.into(),
+                    problem: format!("{addr:?} is not an address"),
+                    fix: "write ip:port, e.g. 0.0.0.0:4317, or \"\" to turn it off".into(),
+                });
+            }
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError {
                 key: "data_dir".into(),

@@ -16,6 +16,11 @@ use crate::{Event, KeyValue, Link, LogRecord, Span, SpanId, SpanKind, StatusCode
 pub const MIN_VALID_NS: i64 = 946_684_800_000_000_000;
 /// How far in the future a timestamp may lie (clock skew allowance): one day.
 pub const MAX_FUTURE_SKEW_NS: i64 = 86_400_000_000_000;
+/// Service name of data that names none, as the OpenTelemetry SDKs default it.
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+/// Log attribute carrying the file a line was read from (OpenTelemetry semantic
+/// conventions); it becomes [`LogRecord::source`].
+pub const LOG_FILE_PATH: &str = "log.file.path";
 /// Attribute nesting deeper than this is flattened to JSON text, so hostile input
 /// cannot recurse without bound.
 const MAX_VALUE_DEPTH: usize = 16;
@@ -134,7 +139,7 @@ fn resource_info(resource: Option<Resource>) -> ResourceInfo {
     }
     if info.service.is_empty() {
         // The OTel SDKs' own default when no service name is configured.
-        info.service = "unknown_service".into();
+        info.service = UNKNOWN_SERVICE.into();
     }
     info
 }
@@ -280,7 +285,15 @@ fn convert_log(
     } else {
         Some(SpanId::from_bytes(&l.span_id).map_err(|e| e.to_string())?)
     };
-    let own = attributes_from_otlp(l.attributes);
+    let mut own = attributes_from_otlp(l.attributes);
+    // A line tailed from a file by an agent names its file.
+    let source = match own.iter().position(|kv| kv.key == LOG_FILE_PATH) {
+        Some(i) => match own.remove(i).value {
+            Value::Str(path) => path,
+            other => other.to_text(),
+        },
+        None => "otlp".to_string(),
+    };
     // Record attributes win over resource attributes with the same key.
     let mut attributes: Vec<KeyValue> = res
         .rest
@@ -303,7 +316,7 @@ fn convert_log(
         host: res.host.clone(),
         trace_id,
         span_id,
-        source: "otlp".into(),
+        source,
         attributes,
     })
 }
@@ -328,6 +341,108 @@ pub fn logs_from_otlp(
         }
     }
     out
+}
+
+/// Converts a [`Value`] into OTLP's `AnyValue`, moving its strings.
+pub fn value_to_otlp(v: Value) -> AnyValue {
+    use any_value::Value as V;
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+    let value = match v {
+        Value::Str(s) => Some(V::StringValue(s)),
+        Value::Bool(b) => Some(V::BoolValue(b)),
+        Value::Int(i) => Some(V::IntValue(i)),
+        Value::Double(d) => Some(V::DoubleValue(d)),
+        Value::Bytes(b) => Some(V::BytesValue(b)),
+        Value::Array(a) => Some(V::ArrayValue(ArrayValue {
+            values: a.into_iter().map(value_to_otlp).collect(),
+        })),
+        Value::Map(m) => Some(V::KvlistValue(KeyValueList {
+            values: attributes_to_otlp(m),
+        })),
+        Value::Empty => None,
+    };
+    AnyValue { value }
+}
+
+/// Converts attributes into OTLP's, moving their strings.
+pub fn attributes_to_otlp(attrs: Vec<KeyValue>) -> Vec<OtlpKeyValue> {
+    attrs
+        .into_iter()
+        .map(|kv| OtlpKeyValue {
+            key: kv.key,
+            value: Some(value_to_otlp(kv.value)),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn str_kv(key: &str, value: String) -> OtlpKeyValue {
+    OtlpKeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Converts log records into one OTLP export request, one resource per (service,
+/// host) in order of first appearance, records in their order. The file a record was
+/// read from travels as the `log.file.path` attribute, which [`logs_from_otlp`] turns
+/// back into [`LogRecord::source`]; the tenant travels with the request, not here.
+pub fn logs_to_otlp(records: Vec<LogRecord>) -> ExportLogsServiceRequest {
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord as OtlpLog, ResourceLogs, ScopeLogs};
+    let mut resources: Vec<ResourceLogs> = Vec::new();
+    let mut index: std::collections::HashMap<(String, String), usize> =
+        std::collections::HashMap::new();
+    for r in records {
+        let key = (r.service, r.host);
+        let i = match index.get(&key) {
+            Some(i) => *i,
+            None => {
+                let mut attributes = Vec::with_capacity(2);
+                if !key.0.is_empty() {
+                    attributes.push(str_kv("service.name", key.0.clone()));
+                }
+                if !key.1.is_empty() {
+                    attributes.push(str_kv("host.name", key.1.clone()));
+                }
+                resources.push(ResourceLogs {
+                    resource: Some(Resource {
+                        attributes,
+                        ..Default::default()
+                    }),
+                    scope_logs: vec![ScopeLogs::default()],
+                    ..Default::default()
+                });
+                index.insert(key, resources.len() - 1);
+                resources.len() - 1
+            }
+        };
+        let mut attributes = attributes_to_otlp(r.attributes);
+        if !r.source.is_empty() && r.source != "otlp" {
+            attributes.push(str_kv(LOG_FILE_PATH, r.source));
+        }
+        let log = OtlpLog {
+            time_unix_nano: u64::try_from(r.timestamp_ns).unwrap_or(0),
+            observed_time_unix_nano: u64::try_from(r.observed_ns).unwrap_or(0),
+            severity_number: r.severity_number,
+            severity_text: r.severity_text,
+            body: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(r.body)),
+            }),
+            attributes,
+            trace_id: r.trace_id.map(|t| t.0.to_vec()).unwrap_or_default(),
+            span_id: r.span_id.map(|s| s.0.to_vec()).unwrap_or_default(),
+            ..Default::default()
+        };
+        if let Some(scope) = resources[i].scope_logs.first_mut() {
+            scope.log_records.push(log);
+        }
+    }
+    ExportLogsServiceRequest {
+        resource_logs: resources,
+    }
 }
 
 #[cfg(test)]
@@ -519,6 +634,42 @@ mod properties {
             }
             let _ = crate::TraceId::from_hex(&text);
             let _ = crate::SpanId::from_hex(&text);
+        }
+
+        #[test]
+        fn file_logs_round_trip_through_otlp(
+            recs in proptest::collection::vec((
+                "[a-c]{1,3}", "[h-i]{1,2}", "\\PC{0,30}", "(/var/log/[a-z]{1,5}\\.log)?",
+                0i64..1_000_000_000, any::<bool>(), any::<i64>(), "[a-z]{1,8}",
+            ), 0..20),
+        ) {
+            let records: Vec<LogRecord> = recs.into_iter().map(|(svc, host, body, src, dt, with_ids, n, key)| LogRecord {
+                tenant: "t".into(),
+                timestamp_ns: NOW - dt,
+                observed_ns: NOW,
+                severity_text: "warn".into(),
+                severity_number: 13,
+                body,
+                service: svc,
+                host,
+                trace_id: with_ids.then_some(crate::TraceId([3; 16])),
+                span_id: with_ids.then_some(crate::SpanId([4; 8])),
+                source: if src.is_empty() { "otlp".into() } else { src },
+                attributes: vec![KeyValue::new(key, Value::Int(n)),
+                    KeyValue::new("nested", Value::Map(vec![KeyValue::new("a", Value::Array(vec![Value::Bool(true), Value::Empty]))]))],
+            }).collect();
+            let back = logs_from_otlp(logs_to_otlp(records.clone()), "t", NOW);
+            prop_assert_eq!(back.rejected, 0);
+            // Grouped by (service, host): compare as multisets per group, in order.
+            let mut got = back.items;
+            for r in &mut got {
+                r.attributes.retain(|kv| kv.key != "host.name");
+            }
+            let key = |r: &LogRecord| (r.service.clone(), r.host.clone());
+            let mut want = records;
+            want.sort_by_key(key);
+            got.sort_by_key(key);
+            prop_assert_eq!(got, want);
         }
     }
 }

@@ -38,17 +38,23 @@ class Triad:
         "up": ["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0"],
         "collector": ["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"],
         "query": ["--query-listen", "127.0.0.1:0"],
+        "agent": ["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0",
+                  "--zipkin-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"],
     }
 
-    def __init__(self, data_dir, config=None, log_path=None, command="up"):
+    def __init__(self, data_dir, config=None, log_path=None, command="up", args=()):
+        """`args` come after the ephemeral-port flags, so they can pin a port."""
         self.data_dir = Path(data_dir)
         self.config = config
         self.command = command
+        self.args = list(args)
         self.log_path = Path(log_path or self.data_dir.parent / f"triad-{command}.log")
         self.proc = None
 
     def start(self):
-        args = [str(BIN), self.command, "--data-dir", str(self.data_dir), *self.LISTEN_FLAGS[self.command]]
+        flags = self.LISTEN_FLAGS[self.command]
+        ephemeral = [x for i in range(0, len(flags), 2) if flags[i] not in self.args for x in flags[i:i + 2]]
+        args = [str(BIN), self.command, "--data-dir", str(self.data_dir), *ephemeral, *self.args]
         if self.config:
             args += ["--config", str(self.config)]
         self.log = open(self.log_path, "ab")
@@ -67,6 +73,8 @@ class Triad:
         self.grpc = addrs.get("otlp-grpc")
         self.http = "http://" + addrs["otlp-http"] if "otlp-http" in addrs else None
         self.query = "http://" + addrs["query"] if "query" in addrs else None
+        self.zipkin = "http://" + addrs["zipkin"] if "zipkin" in addrs else None
+        self.ops = "http://" + addrs["metrics"] if "metrics" in addrs else None
         return self
 
     def stop(self):

@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use triad_model::DEFAULT_TENANT;
 
-use super::{Ingest, IngestError};
+use crate::{Ingest, IngestError};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -53,16 +53,18 @@ pub struct HttpState {
     pub max_decompressed_bytes: usize,
     /// Registry rendered on `/metrics`.
     pub registry: Arc<Registry>,
-    /// Readiness: true when the stores accept writes.
-    pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// Readiness: true when the destination accepts writes.
+    pub ready: Readiness,
 }
 
 /// A refused request: HTTP status plus the `google.rpc.Status` body.
-struct Refusal {
-    http: StatusCode,
+pub(crate) struct Refusal {
+    pub(crate) http: StatusCode,
     grpc_code: i32,
-    message: String,
-    outcome: &'static str,
+    pub(crate) message: String,
+    pub(crate) outcome: &'static str,
+    /// Seconds for `Retry-After` on 429 and 503.
+    retry_after: u64,
 }
 
 impl Refusal {
@@ -77,6 +79,7 @@ impl Refusal {
             grpc_code,
             message: message.into(),
             outcome,
+            retry_after: 1,
         }
     }
 
@@ -89,8 +92,10 @@ impl Refusal {
         if self.http == StatusCode::SERVICE_UNAVAILABLE
             || self.http == StatusCode::TOO_MANY_REQUESTS
         {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(self.retry_after),
+            );
         }
         resp
     }
@@ -136,8 +141,33 @@ fn encoding_of(headers: &HeaderMap) -> Option<Encoding> {
     }
 }
 
+/// Reads a decompressing reader to its end, refusing anything that inflates past `limit`.
+fn inflate(reader: impl Read, what: &str, hint: usize, limit: usize) -> Result<Bytes, Refusal> {
+    let mut out = Vec::with_capacity(hint.saturating_mul(4).min(limit));
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                3,
+                "invalid",
+                format!("invalid {what} body: {e}"),
+            )
+        })?;
+    if out.len() > limit {
+        return Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            8,
+            "too_large",
+            format!("decompressed body exceeds {limit} bytes"),
+        ));
+    }
+    Ok(Bytes::from(out))
+}
+
 /// Decompresses per `Content-Encoding`, refusing anything that inflates past `limit`.
-fn decompress(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, Refusal> {
+pub(crate) fn decompress(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, Refusal> {
     let ce = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -146,32 +176,28 @@ fn decompress(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, R
         .to_ascii_lowercase();
     match ce.as_str() {
         "" | "identity" => Ok(body),
-        "gzip" => {
-            let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
-            let mut dec = flate2::read::GzDecoder::new(&body[..]).take(limit as u64 + 1);
-            dec.read_to_end(&mut out).map_err(|e| {
+        "gzip" => inflate(
+            flate2::read::GzDecoder::new(&body[..]),
+            "gzip",
+            body.len(),
+            limit,
+        ),
+        "zstd" => {
+            let dec = zstd::stream::read::Decoder::with_buffer(&body[..]).map_err(|e| {
                 Refusal::new(
                     StatusCode::BAD_REQUEST,
                     3,
                     "invalid",
-                    format!("invalid gzip body: {e}"),
+                    format!("invalid zstd body: {e}"),
                 )
             })?;
-            if out.len() > limit {
-                return Err(Refusal::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    8,
-                    "too_large",
-                    format!("decompressed body exceeds {limit} bytes"),
-                ));
-            }
-            Ok(Bytes::from(out))
+            inflate(dec, "zstd", body.len(), limit)
         }
         other => Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             3,
             "unsupported_media_type",
-            format!("unsupported Content-Encoding {other:?}: use gzip or none"),
+            format!("unsupported Content-Encoding {other:?}: use gzip, zstd or none"),
         )),
     }
 }
@@ -193,9 +219,19 @@ fn decode<T: Message + Default + DeserializeOwned>(
 
 fn refusal_of(e: IngestError) -> Refusal {
     match e {
-        IngestError::Invalid(m) => Refusal::new(StatusCode::BAD_REQUEST, 3, "invalid", m),
+        IngestError::Invalid { message, .. } => {
+            Refusal::new(StatusCode::BAD_REQUEST, 3, "invalid", message)
+        }
         IngestError::Unavailable(m) => {
             Refusal::new(StatusCode::SERVICE_UNAVAILABLE, 14, "unavailable", m)
+        }
+        IngestError::Full {
+            message,
+            retry_after,
+        } => {
+            let mut r = Refusal::new(StatusCode::TOO_MANY_REQUESTS, 8, "queue_full", message);
+            r.retry_after = retry_after.as_secs().max(1);
+            r
         }
     }
 }
@@ -241,15 +277,7 @@ fn prepare<T: Message + Default + DeserializeOwned>(
             return Err(Box::new(r.into_response(enc)));
         }
     };
-    state
-        .ingest
-        .metrics
-        .bytes
-        .get_or_create(&crate::metrics::RecvLabels {
-            signal,
-            transport: "http",
-        })
-        .inc_by(body.len() as u64);
+    state.ingest.record_bytes(signal, "http", body.len());
     let result =
         decompress(headers, body, state.max_decompressed_bytes).and_then(|b| decode::<T>(enc, &b));
     result.map(|msg| (enc, msg)).map_err(|r| {
@@ -326,26 +354,43 @@ pub fn render_metrics(registry: &Registry) -> Response {
     }
 }
 
-/// The OTLP/HTTP router, with the body limit of `max_request_bytes` (413 above it).
-pub fn router(state: HttpState, max_request_bytes: usize) -> Router {
+/// Readiness as `/readyz` reports it.
+pub type Readiness = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// `/metrics` (the registry in the Prometheus text format), `/healthz` and `/readyz`.
+pub fn ops_router(registry: Arc<Registry>, ready: Readiness) -> Router {
     Router::new()
-        .route("/v1/traces", post(traces))
-        .route("/v1/logs", post(logs))
         .route(
             "/metrics",
-            get(|State(s): State<HttpState>| async move { render_metrics(&s.registry) }),
+            get(move || {
+                let registry = registry.clone();
+                async move { render_metrics(&registry) }
+            }),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
-            get(|State(s): State<HttpState>| async move {
-                if (s.ready)() {
-                    (StatusCode::OK, "ready")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    if ready() {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    }
                 }
             }),
         )
+}
+
+/// The OTLP/HTTP router with [`ops_router`]'s endpoints, and the body limit of
+/// `max_request_bytes` (413 above it).
+pub fn router(state: HttpState, max_request_bytes: usize) -> Router {
+    let ops = ops_router(state.registry.clone(), state.ready.clone());
+    Router::new()
+        .route("/v1/traces", post(traces))
+        .route("/v1/logs", post(logs))
         .layer(DefaultBodyLimit::max(max_request_bytes))
         .with_state(state)
+        .merge(ops)
 }

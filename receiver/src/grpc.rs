@@ -1,5 +1,5 @@
 //! OTLP/gRPC receiver (TraceService, LogsService). MetricsService is not registered,
-//! so tonic answers UNIMPLEMENTED for it.
+//! so tonic answers UNIMPLEMENTED for it. Requests may be gzip- or zstd-compressed.
 //!
 //! The services are written out here rather than taken from `opentelemetry-proto`'s
 //! generated servers for one reason: those decode with `tonic-prost`'s codec, which
@@ -26,14 +26,94 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 use triad_model::DEFAULT_TENANT;
 
-use super::{Ingest, IngestError};
+use crate::{Ingest, IngestError};
 
 fn status(e: IngestError) -> Status {
     match e {
-        IngestError::Invalid(m) => Status::invalid_argument(m),
+        IngestError::Invalid { message, .. } => Status::invalid_argument(message),
         // UNAVAILABLE is retryable for OTLP exporters.
         IngestError::Unavailable(m) => Status::unavailable(m),
+        // RESOURCE_EXHAUSTED is retryable only with a RetryInfo detail (OTLP spec).
+        IngestError::Full {
+            message,
+            retry_after,
+        } => Status::with_details(
+            tonic::Code::ResourceExhausted,
+            message.clone(),
+            retry_info_details(8, &message, retry_after).into(),
+        ),
     }
+}
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, Message)]
+struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+    #[prost(int32, tag = "2")]
+    nanos: i32,
+}
+
+/// `google.rpc.RetryInfo`.
+#[derive(Clone, PartialEq, Message)]
+struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    retry_delay: Option<ProtoDuration>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, Message)]
+struct ProtoAny {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+/// `google.rpc.Status` with details.
+#[derive(Clone, PartialEq, Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<ProtoAny>,
+}
+
+/// The `grpc-status-details-bin` payload carrying a `google.rpc.RetryInfo`, which
+/// OTLP exporters read to wait before retrying a RESOURCE_EXHAUSTED export.
+pub fn retry_info_details(code: i32, message: &str, delay: std::time::Duration) -> Vec<u8> {
+    let info = RetryInfo {
+        retry_delay: Some(ProtoDuration {
+            seconds: delay.as_secs() as i64,
+            nanos: delay.subsec_nanos() as i32,
+        }),
+    };
+    RpcStatus {
+        code,
+        message: message.to_string(),
+        details: vec![ProtoAny {
+            type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+            value: info.encode_to_vec(),
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Reads the retry delay from a `grpc-status-details-bin` payload, if it has one.
+pub fn retry_delay_of(details: &[u8]) -> Option<std::time::Duration> {
+    let status = RpcStatus::decode(details).ok()?;
+    status.details.iter().find_map(|d| {
+        if !d.type_url.ends_with("google.rpc.RetryInfo") {
+            return None;
+        }
+        let delay = RetryInfo::decode(&d.value[..]).ok()?.retry_delay?;
+        Some(std::time::Duration::new(
+            delay.seconds.max(0) as u64,
+            delay.nanos.clamp(0, 999_999_999) as u32,
+        ))
+    })
 }
 
 /// Protobuf codec whose decode errors are INVALID_ARGUMENT, counted in the metrics.
@@ -204,9 +284,10 @@ where
         }
         let (ingest, max) = (self.ingest.clone(), self.max_message_bytes);
         Box::pin(async move {
-            let gzip = {
+            let compression = {
                 let mut e = EnabledCompressionEncodings::default();
                 e.enable(CompressionEncoding::Gzip);
+                e.enable(CompressionEncoding::Zstd);
                 e
             };
             let codec = OtlpCodec::<M::Resp, M::Req> {
@@ -215,7 +296,7 @@ where
                 _types: PhantomData,
             };
             let mut grpc = Grpc::new(codec)
-                .apply_compression_config(gzip, gzip)
+                .apply_compression_config(compression, compression)
                 .apply_max_message_size_config(Some(max), None);
             let resp = grpc
                 .unary(Unary::<M>(ingest.clone(), PhantomData), req)

@@ -1,0 +1,353 @@
+//! `triad agent`: file source and receivers feed the on-disk buffer; the forwarder
+//! drains it into the collector; `/metrics` shows the agent's and the host's metrics.
+//!
+//! ```text
+//! files ──► FileSource ──► BufferSink ─┐
+//! OTLP gRPC/HTTP, Zipkin ──► receivers ├─► DiskBuffer ──► Forwarder ──► collector :4317
+//!                                      │        ▲                │
+//!                   checkpoints ◄── AckBoard ◄──┴──── ack ◄──────┘
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prometheus_client::registry::Registry;
+use prost::Message;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use triad_receiver::metrics::ReceiverMetrics;
+use triad_receiver::{Accepted, Destination, Ingest, IngestError, IngestFuture};
+
+use crate::buffer::{BufferError, DiskBuffer, Kind, Producer};
+use crate::forward::{AckBoard, Forwarder};
+use crate::metrics::{AgentMetrics, HostMetrics};
+use crate::source::{Batch, DeliverFuture, FileSource, Sink, SourceConfig};
+
+/// zstd level of buffered batches: fast, and still 5–10× on log lines.
+const ZSTD_LEVEL: i32 = 1;
+/// What a refused sender is told to wait.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Settings of a standalone agent.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// Holds the buffer (`buffer/`) and the checkpoints.
+    pub data_dir: PathBuf,
+    /// The collector's OTLP/gRPC endpoint.
+    pub collector_endpoint: String,
+    /// Bound of the on-disk buffer.
+    pub max_buffer_bytes: u64,
+    /// File tailing, if any files are configured.
+    pub source: Option<SourceConfig>,
+    /// Host name added to what the receivers take.
+    pub host: String,
+    /// Largest request body the receivers accept.
+    pub max_request_bytes: usize,
+    /// Largest request body after decompression.
+    pub max_decompressed_bytes: usize,
+}
+
+/// Sockets the agent serves on; `None` turns a receiver off.
+#[derive(Default)]
+pub struct Listeners {
+    /// OTLP/gRPC.
+    pub otlp_grpc: Option<TcpListener>,
+    /// OTLP/HTTP.
+    pub otlp_http: Option<TcpListener>,
+    /// Zipkin v2 JSON.
+    pub zipkin: Option<TcpListener>,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub metrics: Option<TcpListener>,
+}
+
+/// A running agent's parts.
+pub struct Agent {
+    settings: AgentSettings,
+    buffer: Arc<DiskBuffer>,
+    metrics: AgentMetrics,
+    receiver_metrics: ReceiverMetrics,
+    acks: AckBoard,
+}
+
+impl Agent {
+    /// Opens the buffer (recovering what a previous run left) and registers the
+    /// metrics. Blocking.
+    pub fn open(settings: AgentSettings, registry: &mut Registry) -> Result<Agent, BufferError> {
+        let buffer = Arc::new(DiskBuffer::open(
+            &settings.data_dir.join("buffer"),
+            settings.max_buffer_bytes,
+        )?);
+        let metrics = AgentMetrics::register(registry);
+        metrics.set_buffer(&buffer);
+        registry.register_collector(Box::new(HostMetrics));
+        let receiver_metrics = ReceiverMetrics::register(registry, "triad_agent");
+        if !buffer.is_empty() {
+            tracing::info!(
+                batches = buffer.len(),
+                bytes = buffer.bytes(),
+                "agent buffer holds batches from the last run; sending them first"
+            );
+        }
+        Ok(Agent {
+            settings,
+            buffer,
+            metrics,
+            receiver_metrics,
+            acks: AckBoard::default(),
+        })
+    }
+
+    /// The buffer (for tests and readiness).
+    pub fn buffer(&self) -> &Arc<DiskBuffer> {
+        &self.buffer
+    }
+
+    /// Starts the forwarder, the file source, the receivers and the metrics server.
+    /// Every task stops when `cancel` fires.
+    pub fn spawn(
+        &self,
+        listeners: Listeners,
+        registry: Arc<Registry>,
+        cancel: &CancellationToken,
+        tasks: &mut JoinSet<Result<(), String>>,
+    ) -> Result<(), String> {
+        let forwarder = Forwarder::new(
+            &self.settings.collector_endpoint,
+            self.buffer.clone(),
+            self.acks.clone(),
+            self.metrics.clone(),
+        )?;
+        let c = cancel.child_token();
+        tasks.spawn(async move {
+            forwarder.run(c).await;
+            Ok(())
+        });
+
+        if let Some(cfg) = self.settings.source.clone() {
+            let mut source = FileSource::new(cfg, self.acks.clone(), self.metrics.clone())?;
+            source.resume_after(
+                self.buffer
+                    .pending_positions()
+                    .map_err(|e| format!("reading the agent buffer: {e}"))?,
+            );
+            let stop = cancel.child_token();
+            let sink: Arc<dyn Sink> = Arc::new(BufferSink {
+                buffer: self.buffer.clone(),
+                metrics: self.metrics.clone(),
+                stop: stop.clone(),
+            });
+            let handle = tokio::runtime::Handle::current();
+            tasks.spawn_blocking(move || {
+                source.run(sink, |f| handle.block_on(f), || stop.is_cancelled());
+                Ok(())
+            });
+        }
+
+        let ingest = Ingest::new(
+            Arc::new(BufferDestination {
+                buffer: self.buffer.clone(),
+                metrics: self.metrics.clone(),
+                resource: host_resource(&self.settings.host),
+            }),
+            self.receiver_metrics.clone(),
+        );
+        let max = self.settings.max_decompressed_bytes;
+        if let Some(l) = listeners.otlp_grpc {
+            let (ingest, c) = (ingest.clone(), cancel.child_token());
+            tasks.spawn(async move {
+                triad_receiver::grpc::serve(ingest, l, max, c)
+                    .await
+                    .map_err(|e| format!("agent otlp grpc: {e}"))
+            });
+        }
+        let ready: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(|| true);
+        if let Some(l) = listeners.otlp_http {
+            let state = triad_receiver::http::HttpState {
+                ingest: ingest.clone(),
+                max_decompressed_bytes: max,
+                registry: registry.clone(),
+                ready: ready.clone(),
+            };
+            let app = triad_receiver::http::router(state, self.settings.max_request_bytes);
+            spawn_server("agent otlp http", l, app, cancel, tasks);
+        }
+        if let Some(l) = listeners.zipkin {
+            let app = triad_receiver::zipkin::router(
+                ingest.clone(),
+                max,
+                self.settings.max_request_bytes,
+            );
+            spawn_server("agent zipkin", l, app, cancel, tasks);
+        }
+        if let Some(l) = listeners.metrics {
+            let app = triad_receiver::http::ops_router(registry, ready);
+            spawn_server("agent metrics", l, app, cancel, tasks);
+        }
+        Ok(())
+    }
+}
+
+fn spawn_server(
+    name: &'static str,
+    listener: TcpListener,
+    app: axum::Router,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<Result<(), String>>,
+) {
+    let c = cancel.child_token();
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(c.cancelled_owned())
+            .await
+            .map_err(|e| format!("{name}: {e}"))
+    });
+}
+
+fn str_kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The resource attributes the agent adds: `host.name`, `host.arch`, `os.type`.
+fn host_resource(host: &str) -> Vec<KeyValue> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    vec![
+        str_kv("host.name", host),
+        str_kv("host.arch", arch),
+        str_kv("os.type", std::env::consts::OS),
+    ]
+}
+
+/// Adds the host's attributes to a resource, leaving those the sender set alone.
+fn enrich(resource: &mut Option<Resource>, host: &[KeyValue]) {
+    let r = resource.get_or_insert_with(Resource::default);
+    for kv in host {
+        if !r.attributes.iter().any(|a| a.key == kv.key) {
+            r.attributes.push(kv.clone());
+        }
+    }
+}
+
+fn compress(body: &[u8]) -> Result<Vec<u8>, std::io::Error> {
+    zstd::bulk::compress(body, ZSTD_LEVEL)
+}
+
+/// The receivers' destination: enrich, encode, compress, queue durably.
+struct BufferDestination {
+    buffer: Arc<DiskBuffer>,
+    metrics: AgentMetrics,
+    resource: Vec<KeyValue>,
+}
+
+impl BufferDestination {
+    async fn queue(&self, kind: Kind, body: Vec<u8>, items: u64) -> Result<Accepted, IngestError> {
+        let buffer = self.buffer.clone();
+        let pushed = tokio::task::spawn_blocking(move || {
+            let compressed = compress(&body).map_err(BufferError::Io)?;
+            // Data from a receiver exists nowhere else: fsync before the sender's ack.
+            buffer.try_push(Producer::Receiver, kind, &[], &compressed, true)
+        })
+        .await
+        .map_err(|e| IngestError::Unavailable(format!("agent buffer task failed: {e}")))?;
+        self.metrics.set_buffer(&self.buffer);
+        match pushed {
+            Ok(_) => Ok(Accepted {
+                accepted: items,
+                ..Accepted::default()
+            }),
+            Err(e @ BufferError::Full { .. }) => Err(IngestError::Full {
+                message: e.to_string(),
+                retry_after: RETRY_AFTER,
+            }),
+            Err(e) => Err(IngestError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+impl Destination for BufferDestination {
+    fn traces(&self, mut req: ExportTraceServiceRequest, _tenant: &str) -> IngestFuture<'_> {
+        let mut items = 0;
+        for rs in &mut req.resource_spans {
+            enrich(&mut rs.resource, &self.resource);
+            items += rs
+                .scope_spans
+                .iter()
+                .map(|s| s.spans.len() as u64)
+                .sum::<u64>();
+        }
+        Box::pin(self.queue(Kind::Traces, req.encode_to_vec(), items))
+    }
+
+    fn logs(&self, mut req: ExportLogsServiceRequest, _tenant: &str) -> IngestFuture<'_> {
+        let mut items = 0;
+        for rl in &mut req.resource_logs {
+            enrich(&mut rl.resource, &self.resource);
+            items += rl
+                .scope_logs
+                .iter()
+                .map(|s| s.log_records.len() as u64)
+                .sum::<u64>();
+        }
+        Box::pin(self.queue(Kind::Logs, req.encode_to_vec(), items))
+    }
+}
+
+/// The file source's sink: encode and compress on the source's thread, then wait for
+/// room in the buffer (backpressure stops the reading, not memory).
+struct BufferSink {
+    buffer: Arc<DiskBuffer>,
+    metrics: AgentMetrics,
+    stop: CancellationToken,
+}
+
+impl Sink for BufferSink {
+    fn deliver(&self, batch: Batch) -> DeliverFuture<'_> {
+        Box::pin(async move {
+            let Batch { records, positions } = batch;
+            let body = triad_model::otlp::logs_to_otlp(records).encode_to_vec();
+            let compressed = match compress(&body) {
+                Ok(c) => c,
+                Err(e) => return Err((format!("compressing a batch: {e}"), Batch::default())),
+            };
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let stop = || self.stop.is_cancelled();
+                match self
+                    .buffer
+                    .push_wait(Kind::Logs, &positions, &compressed, &stop)
+                {
+                    Ok(_) => break,
+                    Err(BufferError::Stopped) => {
+                        return Err(("agent stopping".into(), Batch::default()));
+                    }
+                    Err(e) => {
+                        // Disk full or failing: keep the batch and try again.
+                        tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "writing to the agent buffer failed; retrying");
+                        if self.stop.is_cancelled() {
+                            return Err(("agent stopping".into(), Batch::default()));
+                        }
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+            self.metrics.set_buffer(&self.buffer);
+            Ok(())
+        })
+    }
+}

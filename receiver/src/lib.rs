@@ -1,0 +1,165 @@
+//! Receivers shared by the agent and the collector: OTLP/gRPC ([`grpc`]), OTLP/HTTP
+//! ([`http`]) and Zipkin v2 JSON ([`zipkin`]).
+//!
+//! The receivers own the protocols — framing, compression, size limits, decoding, the
+//! error shapes each protocol prescribes, the counters — and hand decoded OTLP requests
+//! to a [`Destination`]. The collector's destination validates, converts and stores; the
+//! agent's adds the host's resource attributes and queues the request for forwarding.
+//! A destination reports per-item rejections as OTLP partial success, a request whose
+//! every item is invalid as [`IngestError::Invalid`] (HTTP 400 / gRPC INVALID_ARGUMENT),
+//! and a full queue as [`IngestError::Full`] (HTTP 429 / gRPC RESOURCE_EXHAUSTED, both
+//! with a retry hint), so the sender sees a clear, actionable answer.
+
+pub mod grpc;
+pub mod http;
+pub mod metrics;
+pub mod zipkin;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+use crate::metrics::{OutcomeLabels, ReceiverMetrics, RecvLabels};
+
+/// Why an export was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Every item was invalid; nothing was stored. Do not retry.
+    #[error("{message}")]
+    Invalid {
+        /// Why, for the sender.
+        message: String,
+        /// How many items were refused.
+        rejected: u64,
+    },
+    /// Storage did not accept the data; retry later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The destination's queue is full; retry after the given delay.
+    #[error("queue full: {message}")]
+    Full {
+        /// What is full, for the sender.
+        message: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
+}
+
+/// The result of an accepted export.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    /// Items taken (stored or queued).
+    pub accepted: u64,
+    /// Items rejected as invalid (the rest were taken).
+    pub rejected: u64,
+    /// Why, for OTLP's partial-success `error_message`.
+    pub message: String,
+}
+
+/// A boxed future returned by [`Destination`] methods.
+pub type IngestFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Accepted, IngestError>> + Send + 'a>>;
+
+/// Where decoded requests go. A method resolves once the data is durable (stored, or
+/// queued on disk): the receiver acknowledges the sender only then.
+pub trait Destination: Send + Sync + 'static {
+    /// Takes an OTLP trace export request.
+    fn traces(&self, req: ExportTraceServiceRequest, tenant: &str) -> IngestFuture<'_>;
+    /// Takes an OTLP logs export request.
+    fn logs(&self, req: ExportLogsServiceRequest, tenant: &str) -> IngestFuture<'_>;
+}
+
+/// The ingest path shared by the receivers: a destination and the counters.
+#[derive(Clone)]
+pub struct Ingest {
+    /// Where requests go.
+    pub destination: Arc<dyn Destination>,
+    /// Receiver counters.
+    pub metrics: ReceiverMetrics,
+}
+
+impl Ingest {
+    /// An ingest path into `destination`, counted in `metrics`.
+    pub fn new(destination: Arc<dyn Destination>, metrics: ReceiverMetrics) -> Self {
+        Self {
+            destination,
+            metrics,
+        }
+    }
+
+    fn count(
+        &self,
+        signal: &'static str,
+        transport: &'static str,
+        outcome: &Result<Accepted, IngestError>,
+    ) {
+        let l = RecvLabels { signal, transport };
+        let outcome = match outcome {
+            Ok(a) => {
+                self.metrics.accepted.get_or_create(&l).inc_by(a.accepted);
+                self.metrics.rejected.get_or_create(&l).inc_by(a.rejected);
+                if a.rejected > 0 { "partial" } else { "ok" }
+            }
+            Err(IngestError::Invalid { rejected, .. }) => {
+                self.metrics.rejected.get_or_create(&l).inc_by(*rejected);
+                "invalid"
+            }
+            Err(IngestError::Unavailable(_)) => "unavailable",
+            Err(IngestError::Full { .. }) => "queue_full",
+        };
+        self.record_outcome(signal, transport, outcome);
+    }
+
+    /// Counts a request outcome decided before the destination (decode errors, limits).
+    pub fn record_outcome(
+        &self,
+        signal: &'static str,
+        transport: &'static str,
+        outcome: &'static str,
+    ) {
+        self.metrics
+            .requests
+            .get_or_create(&OutcomeLabels {
+                signal,
+                transport,
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Counts request body bytes as received.
+    pub fn record_bytes(&self, signal: &'static str, transport: &'static str, bytes: usize) {
+        self.metrics
+            .bytes
+            .get_or_create(&RecvLabels { signal, transport })
+            .inc_by(bytes as u64);
+    }
+
+    /// Hands spans to the destination.
+    pub async fn traces(
+        &self,
+        req: ExportTraceServiceRequest,
+        tenant: &str,
+        transport: &'static str,
+    ) -> Result<Accepted, IngestError> {
+        let result = self.destination.traces(req, tenant).await;
+        self.count("traces", transport, &result);
+        result
+    }
+
+    /// Hands log records to the destination.
+    pub async fn logs(
+        &self,
+        req: ExportLogsServiceRequest,
+        tenant: &str,
+        transport: &'static str,
+    ) -> Result<Accepted, IngestError> {
+        let result = self.destination.logs(req, tenant).await;
+        self.count("logs", transport, &result);
+        result
+    }
+}
