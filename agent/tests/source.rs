@@ -190,3 +190,78 @@ fn refused_deliveries_are_retried_and_checkpoints_wait_for_the_ack() {
     });
     assert_eq!(bodies(&again), ["four"]);
 }
+
+#[test]
+fn hostile_files_cost_no_data_and_do_not_stop_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    // Binary garbage with NULs and invalid UTF-8, between good lines.
+    let mut garbage: Vec<u8> = b"good before\n".to_vec();
+    let mut x: u32 = 12345;
+    for _ in 0..4096 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        garbage.push((x >> 16) as u8);
+    }
+    garbage.extend_from_slice(b"\n{\"msg\":\"json with a NUL \\u0000 inside\"}\n\0\0\0\n\xff\xfe broken utf8\n{\"msg\": broken json\ngood after\n");
+    std::fs::write(dir.path().join("bin.log"), &garbage).unwrap();
+    // A file that becomes a directory while tailed.
+    let flip = dir.path().join("flip.log");
+    std::fs::write(&flip, "before the flip\n").unwrap();
+    let sink = Arc::new(RecordingSink {
+        fail_first: 0,
+        acks: AckBoard::default(),
+        calls: AtomicUsize::new(0),
+        delivered: Mutex::new(Vec::new()),
+    });
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = AgentMetrics::register(&mut registry);
+    let src = FileSource::new(config(dir.path()), sink.acks.clone(), metrics.clone()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let (stop, sink) = (stop.clone(), sink.clone());
+        std::thread::spawn(move || src.run(sink, block_on, || stop.load(Ordering::SeqCst)))
+    };
+    let has =
+        |s: &RecordingSink, body: &str| s.delivered.lock().unwrap().iter().any(|r| r.body == body);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(has(&sink, "good after") && has(&sink, "before the flip")) {
+        assert!(Instant::now() < deadline, "timed out: {:?}", bodies(&sink));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::remove_file(&flip).unwrap();
+    std::fs::create_dir(&flip).unwrap();
+    std::fs::write(dir.path().join("later.log"), "after the flip\n").unwrap();
+    while !has(&sink, "after the flip") {
+        assert!(Instant::now() < deadline, "timed out: {:?}", bodies(&sink));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::SeqCst);
+    thread.join().expect("the source never panics");
+
+    let all = sink.delivered.lock().unwrap().clone();
+    assert!(has(&sink, "good before"));
+    assert!(
+        has(&sink, "json with a NUL \u{0} inside"),
+        "JSON with an escaped NUL is parsed"
+    );
+    assert!(
+        all.iter()
+            .any(|r| r.body.contains("\u{fffd}\u{fffd} broken utf8")),
+        "invalid UTF-8 replaced, kept"
+    );
+    assert!(
+        all.iter().any(|r| r.body == "{\"msg\": broken json"),
+        "broken JSON kept whole"
+    );
+    assert!(all.iter().any(|r| r.body == "\0\0\0"), "NUL bytes kept");
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+    assert!(
+        metrics.lines_read.get() >= 8,
+        "lines counted: {}",
+        metrics.lines_read.get()
+    );
+    assert!(
+        out.contains("triad_agent_parse_errors_total{reason=\"format\"} 1"),
+        "the broken JSON line is counted once:\n{out}"
+    );
+}
