@@ -106,14 +106,19 @@ impl Decoder {
     /// Feeds one line as read from the file (without its `\n`; invalid UTF-8 is
     /// replaced, never dropped). Returns a record when a complete line is available.
     pub fn push(&mut self, raw: &[u8], observed_ns: i64) -> Option<LogRecord> {
-        let text = String::from_utf8_lossy(raw);
+        // Valid UTF-8 (the usual case) is borrowed; anything else is replaced, not dropped.
+        let text = match std::str::from_utf8(raw) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
         match self.format {
+            Format::Lines if text.len() <= self.max_line_bytes => {
+                Some(self.record(&text, observed_ns))
+            }
             Format::Lines => {
                 let mut line = text.into_owned();
-                if line.len() > self.max_line_bytes {
-                    cut(&mut line, self.max_line_bytes);
-                    line.push_str(TRUNCATION_MARKER);
-                }
+                cut(&mut line, self.max_line_bytes);
+                line.push_str(TRUNCATION_MARKER);
                 Some(self.record(&line, observed_ns))
             }
             Format::Docker => self.push_docker(&text, observed_ns),

@@ -1,7 +1,7 @@
 //! Mapping of a JSON log line onto the log model: the field names DESIGN.md lists are
 //! recognised with no configuration; everything else is kept as attributes.
 
-use serde_json::{Map, Value as J};
+use serde_json::Value as J;
 use triad_model::{KeyValue, LogRecord, SpanId, TraceId, Value};
 
 const TIME_KEYS: [&str; 5] = ["timestamp", "ts", "time", "@timestamp", "asctime"];
@@ -77,22 +77,96 @@ pub fn record_from_text_checked(
     (rec, broken_json)
 }
 
-fn parse_object(text: &str) -> Option<Map<String, J>> {
+/// A JSON value deserialized straight into the model's [`Value`]: no intermediate
+/// `serde_json::Value`, objects keep their document order.
+struct ModelValue(Value);
+
+impl<'de> serde::Deserialize<'de> for ModelValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ModelValueVisitor).map(ModelValue)
+    }
+}
+
+struct ModelValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ModelValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(i64::try_from(v).map_or(Value::Double(v as f64), Value::Int))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Double(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Empty)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Empty)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(ModelValue(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some((k, ModelValue(v))) = map.next_entry::<String, ModelValue>()? {
+            out.push(KeyValue::new(k, v));
+        }
+        Ok(Value::Map(out))
+    }
+}
+
+/// The fields of a JSON object line, in document order.
+type Entries = Vec<KeyValue>;
+
+fn parse_object(text: &str) -> Option<Entries> {
     let t = text.trim_start();
     if !t.starts_with('{') {
         return None;
     }
-    match serde_json::from_str::<J>(t) {
-        Ok(J::Object(m)) => Some(m),
+    match serde_json::from_str::<ModelValue>(t) {
+        Ok(ModelValue(Value::Map(m))) => Some(m),
         _ => None,
     }
 }
 
-fn take(obj: &mut Map<String, J>, keys: &[&str]) -> Option<J> {
-    keys.iter().find_map(|k| obj.remove(*k))
+/// Removes and returns the field with the first of `keys` (in priority order) present.
+fn take(obj: &mut Entries, keys: &[&str]) -> Option<Value> {
+    keys.iter().find_map(|k| {
+        let i = obj.iter().position(|kv| kv.key == *k)?;
+        Some(obj.remove(i).value)
+    })
 }
 
-fn apply_fields(rec: &mut LogRecord, mut obj: Map<String, J>, raw: &str) {
+/// A value as text: strings as they are, anything else as JSON.
+fn text_of(v: Value) -> String {
+    match v {
+        Value::Str(s) => s,
+        Value::Empty => "null".to_string(),
+        other => other.to_text(),
+    }
+}
+
+fn apply_fields(rec: &mut LogRecord, mut obj: Entries, raw: &str) {
     if let Some(ts) = take(&mut obj, &TIME_KEYS) {
         let plausible = |ns: i64| {
             (triad_model::otlp::MIN_VALID_NS
@@ -101,54 +175,81 @@ fn apply_fields(rec: &mut LogRecord, mut obj: Map<String, J>, raw: &str) {
                     .saturating_add(triad_model::otlp::MAX_FUTURE_SKEW_NS))
                 .contains(&ns)
         };
-        match parse_timestamp(&ts) {
+        match timestamp_of_value(&ts) {
             Some(ns) if plausible(ns) => rec.timestamp_ns = ns,
             // Unparseable or absurd (a collector would refuse it): keep it as an
             // attribute, so nothing the application wrote is lost.
-            _ => rec
-                .attributes
-                .push(KeyValue::new("timestamp.unparsed", Value::from_json(&ts))),
+            _ => rec.attributes.push(KeyValue::new("timestamp.unparsed", ts)),
         }
     }
     if let Some(level) = take(&mut obj, &LEVEL_KEYS) {
-        let (text, number) = parse_level(&level);
+        let (text, number) = level_of_value(level);
         rec.severity_text = text;
         rec.severity_number = number;
     }
     match take(&mut obj, &MESSAGE_KEYS) {
-        Some(J::String(s)) => rec.body = s,
-        Some(other) => rec.body = other.to_string(),
+        Some(v) => rec.body = text_of(v),
         // A JSON line without a message: its whole text stays searchable as the body.
         None => rec.body = raw.to_string(),
     }
     if let Some(v) = take(&mut obj, &TRACE_KEYS) {
-        match v.as_str().map(TraceId::from_hex) {
-            Some(Ok(t)) => rec.trace_id = Some(t),
-            _ => rec
-                .attributes
-                .push(KeyValue::new("trace_id.invalid", Value::from_json(&v))),
+        match &v {
+            Value::Str(s) => match TraceId::from_hex(s) {
+                Ok(t) => rec.trace_id = Some(t),
+                Err(_) => rec.attributes.push(KeyValue::new("trace_id.invalid", v)),
+            },
+            _ => rec.attributes.push(KeyValue::new("trace_id.invalid", v)),
         }
     }
     if let Some(v) = take(&mut obj, &SPAN_KEYS) {
-        match v.as_str().map(SpanId::from_hex) {
-            Some(Ok(s)) => rec.span_id = Some(s),
-            _ => rec
-                .attributes
-                .push(KeyValue::new("span_id.invalid", Value::from_json(&v))),
+        match &v {
+            Value::Str(s) => match SpanId::from_hex(s) {
+                Ok(id) => rec.span_id = Some(id),
+                Err(_) => rec.attributes.push(KeyValue::new("span_id.invalid", v)),
+            },
+            _ => rec.attributes.push(KeyValue::new("span_id.invalid", v)),
         }
     }
     if let Some(v) = take(&mut obj, &SERVICE_KEYS) {
         match v {
-            J::String(s) => rec.service = s,
-            other => rec
-                .attributes
-                .push(KeyValue::new("service", Value::from_json(&other))),
+            Value::Str(s) => rec.service = s,
+            other => rec.attributes.push(KeyValue::new("service", other)),
         }
     }
-    rec.attributes.extend(
-        obj.into_iter()
-            .map(|(k, v)| KeyValue::new(k, Value::from_json(&v))),
-    );
+    rec.attributes.extend(obj);
+}
+
+fn timestamp_of_value(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => epoch_to_ns(*i as f64),
+        Value::Double(d) => epoch_to_ns(*d),
+        Value::Str(s) => timestamp_of_str(s),
+        _ => None,
+    }
+}
+
+fn level_of_value(v: Value) -> (String, i32) {
+    match v {
+        Value::Str(s) => {
+            let n = severity_number(&s);
+            (s, n)
+        }
+        Value::Int(n) => level_of_number(n),
+        Value::Double(d) => level_of_number(d as i64),
+        other => (text_of(other), 0),
+    }
+}
+
+fn level_of_number(n: i64) -> (String, i32) {
+    let (text, num) = match n {
+        ..=10 => ("trace", 1),
+        11..=20 => ("debug", 5),
+        21..=30 => ("info", 9),
+        31..=40 => ("warn", 13),
+        41..=50 => ("error", 17),
+        _ => ("fatal", 21),
+    };
+    (text.to_string(), num)
 }
 
 /// Parses the usual timestamp spellings: RFC 3339 (`Z` or offset), `YYYY-MM-DD
@@ -158,15 +259,18 @@ fn apply_fields(rec: &mut LogRecord, mut obj: Map<String, J>, raw: &str) {
 pub fn parse_timestamp(v: &J) -> Option<i64> {
     match v {
         J::Number(n) => epoch_to_ns(n.as_f64()?),
-        J::String(s) => {
-            let s = s.trim();
-            if let Ok(f) = s.parse::<f64>() {
-                return epoch_to_ns(f);
-            }
-            parse_text_time(s)
-        }
+        J::String(s) => timestamp_of_str(s),
         _ => None,
     }
+}
+
+/// [`parse_timestamp`] of text.
+pub fn timestamp_of_str(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(f) = s.parse::<f64>() {
+        return epoch_to_ns(f);
+    }
+    parse_text_time(s)
 }
 
 fn epoch_to_ns(v: f64) -> Option<i64> {
@@ -224,18 +328,7 @@ fn parse_text_time(s: &str) -> Option<i64> {
 pub fn parse_level(v: &J) -> (String, i32) {
     match v {
         J::String(s) => (s.clone(), severity_number(s)),
-        J::Number(n) => {
-            let n = n.as_i64().unwrap_or(0);
-            let (text, num) = match n {
-                ..=10 => ("trace", 1),
-                11..=20 => ("debug", 5),
-                21..=30 => ("info", 9),
-                31..=40 => ("warn", 13),
-                41..=50 => ("error", 17),
-                _ => ("fatal", 21),
-            };
-            (text.to_string(), num)
-        }
+        J::Number(n) => level_of_number(n.as_i64().unwrap_or(0)),
         other => (other.to_string(), 0),
     }
 }

@@ -154,33 +154,41 @@ impl FileSource {
     fn decode(&mut self, lines: &[Line]) -> Batch {
         let now = triad_model::now_ns();
         let mut records = Vec::with_capacity(lines.len());
-        let mut safe: HashMap<(u64, u64), Position> = HashMap::new();
+        // Lines of one file come together (the tailer reads file by file): one position
+        // per run of lines, updated in place.
+        let mut safe: Vec<((u64, u64), Position)> = Vec::new();
         let mut parse_errors = 0;
-        for l in lines {
-            if !self.decoders.contains_key(&l.file) {
-                let d = Decoder::new(
-                    Format::sniff(&l.bytes),
-                    self.context(&l.path),
-                    self.cfg.tailer.max_line_bytes,
-                );
-                self.decoders.insert(l.file, d);
+        let max_line_bytes = self.cfg.tailer.max_line_bytes;
+        for run in lines.chunk_by(|a, b| a.file == b.file) {
+            let first = &run[0];
+            if !self.decoders.contains_key(&first.file) {
+                let ctx = self.context(&first.path);
+                let d = Decoder::new(Format::sniff(&first.bytes), ctx, max_line_bytes);
+                self.decoders.insert(first.file, d);
             }
-            let Some(d) = self.decoders.get_mut(&l.file) else {
+            let Some(d) = self.decoders.get_mut(&first.file) else {
                 continue;
             };
-            records.extend(d.push(&l.bytes, now));
+            let mut last_safe = None;
+            for l in run {
+                records.extend(d.push(&l.bytes, now));
+                if !d.has_pending() {
+                    last_safe = Some(l);
+                }
+            }
             parse_errors += d.take_parse_errors();
-            if !d.has_pending()
+            if let Some(l) = last_safe
                 && let Some(fingerprint) = self.tailer.fingerprint(l.file)
             {
-                safe.insert(
-                    l.file,
-                    Position {
-                        fingerprint,
-                        offset: l.end_offset,
-                        path: l.path.clone(),
-                    },
-                );
+                let pos = Position {
+                    fingerprint,
+                    offset: l.end_offset,
+                    path: l.path.to_string(),
+                };
+                match safe.iter_mut().find(|(f, _)| *f == l.file) {
+                    Some((_, p)) => *p = pos,
+                    None => safe.push((l.file, pos)),
+                }
             }
         }
         for _ in 0..parse_errors {
@@ -189,7 +197,7 @@ impl FileSource {
         self.metrics.records.inc_by(records.len() as u64);
         Batch {
             records,
-            positions: safe.into_values().collect(),
+            positions: safe.into_iter().map(|(_, p)| p).collect(),
         }
     }
 

@@ -41,6 +41,8 @@ pub struct TailerConfig {
     pub ignore_older: Duration,
     /// Most bytes read from one file per poll: the fairness quantum.
     pub read_quantum_bytes: usize,
+    /// Most line bytes one poll returns (files after it wait for the next poll).
+    pub poll_budget_bytes: usize,
 }
 
 impl Default for TailerConfig {
@@ -54,6 +56,7 @@ impl Default for TailerConfig {
             rotate_wait: Duration::from_secs(5),
             ignore_older: Duration::ZERO,
             read_quantum_bytes: 256 * 1024,
+            poll_budget_bytes: 4 << 20,
         }
     }
 }
@@ -63,8 +66,8 @@ impl Default for TailerConfig {
 pub struct Line {
     /// Device and inode of the file (the checkpoint key).
     pub file: (u64, u64),
-    /// Path the file was read from.
-    pub path: String,
+    /// Path the file was read from (shared by the file's lines).
+    pub path: std::sync::Arc<str>,
     /// The line, without its newline.
     pub bytes: Vec<u8>,
     /// Offset just after the line: the position to checkpoint once it is delivered.
@@ -75,6 +78,8 @@ struct Watched {
     fingerprint: Fingerprint,
     file: File,
     path: PathBuf,
+    /// `path` as text, shared with every line read.
+    path_text: std::sync::Arc<str>,
     /// Offset of the first byte not yet read.
     read_offset: u64,
     /// Bytes of an incomplete line, starting at `read_offset - pending.len()`.
@@ -97,6 +102,8 @@ pub struct Tailer {
     excludes: Vec<glob::Pattern>,
     files: HashMap<(u64, u64), Watched>,
     first_scan: bool,
+    /// The file the next poll starts reading at (round robin).
+    cursor: (u64, u64),
 }
 
 impl Tailer {
@@ -115,6 +122,7 @@ impl Tailer {
             excludes,
             files: HashMap::new(),
             first_scan: true,
+            cursor: (0, 0),
         })
     }
 
@@ -150,11 +158,26 @@ impl Tailer {
         let now = Instant::now();
         self.scan(checkpoints, now);
         let mut out = Vec::new();
+        // Round robin from where the last poll stopped, until the byte budget is spent:
+        // fair across files, and memory stays bounded however many files are busy.
+        let mut keys: Vec<(u64, u64)> = self.files.keys().copied().collect();
+        keys.sort_unstable();
+        let start = keys.partition_point(|k| *k < self.cursor);
         let cfg = &self.cfg;
-        for w in self.files.values_mut() {
+        let mut bytes = 0;
+        for key in keys[start..].iter().chain(&keys[..start]) {
+            if bytes >= cfg.poll_budget_bytes {
+                self.cursor = *key;
+                break;
+            }
+            let Some(w) = self.files.get_mut(key) else {
+                continue;
+            };
+            let before = out.len();
             if let Err(e) = read_file(w, cfg, now, &mut out) {
                 tracing::warn!(path = %w.path.display(), error = %e, "reading log file failed");
             }
+            bytes += out[before..].iter().map(|l| l.bytes.len()).sum::<usize>();
         }
         // Close files that left the globs and stopped growing: fully read.
         let rotate_wait = self.cfg.rotate_wait;
@@ -186,7 +209,10 @@ impl Tailer {
                 let key = (meta.dev(), meta.ino());
                 if let Some(w) = self.files.get_mut(&key) {
                     w.last_seen = now;
-                    w.path = path;
+                    if w.path != path {
+                        w.path_text = path.display().to_string().into();
+                        w.path = path;
+                    }
                     continue;
                 }
                 if !self.cfg.ignore_older.is_zero()
@@ -229,6 +255,7 @@ impl Tailer {
             fingerprint,
             file,
             path: path.to_path_buf(),
+            path_text: path.display().to_string().into(),
             read_offset,
             pending: Vec::new(),
             skipping: false,
@@ -284,7 +311,7 @@ fn read_file(
 fn line_of(w: &Watched, bytes: Vec<u8>, end_offset: u64) -> Line {
     Line {
         file: (w.fingerprint.dev, w.fingerprint.ino),
-        path: w.path.display().to_string(),
+        path: w.path_text.clone(),
         bytes,
         end_offset,
     }
@@ -299,7 +326,7 @@ fn split_lines(
 ) {
     let mut start = 0;
     let base = w.read_offset;
-    while let Some(nl) = chunk[start..].iter().position(|b| *b == b'\n') {
+    while let Some(nl) = memchr::memchr(b'\n', &chunk[start..]) {
         let end = start + nl;
         let end_offset = base + end as u64 + 1;
         if w.skipping {

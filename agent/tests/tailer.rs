@@ -39,14 +39,14 @@ fn texts(lines: &[Line]) -> Vec<String> {
 /// Records every delivered line's end offset, as the agent does after an acknowledgement.
 fn checkpoint_all(cp: &mut Checkpoints, lines: &[Line]) {
     for l in lines {
-        let mut f = fs::File::open(&l.path).unwrap();
+        let mut f = fs::File::open(&*l.path).unwrap();
         if let Ok(fp) = Fingerprint::of(&mut f)
             && (fp.dev, fp.ino) == l.file
         {
             cp.set(Position {
                 fingerprint: fp,
                 offset: l.end_offset,
-                path: l.path.clone(),
+                path: l.path.to_string(),
             });
         }
     }

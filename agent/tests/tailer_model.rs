@@ -174,7 +174,7 @@ impl Agent {
                 self.checkpoints.set(Position {
                     fingerprint,
                     offset: l.end_offset,
-                    path: l.path.clone(),
+                    path: l.path.to_string(),
                 });
             }
         }

@@ -33,6 +33,30 @@ pub enum IdError {
     },
 }
 
+/// Hex digit values; 0xff marks a non-digit.
+const HEX: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match HEX[c as usize] {
+        0xff => None,
+        v => Some(v),
+    }
+}
+
 macro_rules! id_type {
     ($name:ident, $len:expr, $kind:expr, $doc:expr) => {
         #[doc = $doc]
@@ -74,9 +98,16 @@ macro_rules! id_type {
                         hex_err()
                     });
                 }
-                let padded = format!("{:0>width$}", text, width = $len * 2);
+                // Left-pad with zeros on the stack: this runs once per log line.
+                let mut padded = [b'0'; $len * 2];
+                padded[$len * 2 - text.len()..].copy_from_slice(text.as_bytes());
                 let mut arr = [0u8; $len];
-                hex::decode_to_slice(&padded, &mut arr).map_err(|_| hex_err())?;
+                for (i, pair) in padded.chunks_exact(2).enumerate() {
+                    match (hex_digit(pair[0]), hex_digit(pair[1])) {
+                        (Some(hi), Some(lo)) => arr[i] = hi << 4 | lo,
+                        _ => return Err(hex_err()),
+                    }
+                }
                 Self::from_bytes(&arr)
             }
 

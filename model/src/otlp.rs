@@ -386,6 +386,21 @@ fn str_kv(key: &str, value: String) -> OtlpKeyValue {
     }
 }
 
+/// `service.name` and `host.name` of a resource [`logs_to_otlp`] built.
+fn resource_key(attrs: &[OtlpKeyValue]) -> (&str, &str) {
+    let get = |k: &str| {
+        attrs
+            .iter()
+            .find(|a| a.key == k)
+            .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .unwrap_or("")
+    };
+    (get("service.name"), get("host.name"))
+}
+
 /// Converts log records into one OTLP export request, one resource per (service,
 /// host) in order of first appearance, records in their order. The file a record was
 /// read from travels as the `log.file.path` attribute, which [`logs_from_otlp`] turns
@@ -395,10 +410,16 @@ pub fn logs_to_otlp(records: Vec<LogRecord>) -> ExportLogsServiceRequest {
     let mut resources: Vec<ResourceLogs> = Vec::new();
     let mut index: std::collections::HashMap<(String, String), usize> =
         std::collections::HashMap::new();
+    let mut last: Option<usize> = None;
     for r in records {
+        // Records of one resource usually come in runs: compare with the last first.
+        let same_as_last = last.and_then(|i| {
+            let attrs = &resources[i].resource.as_ref()?.attributes;
+            (resource_key(attrs) == (r.service.as_str(), r.host.as_str())).then_some(i)
+        });
         let key = (r.service, r.host);
-        let i = match index.get(&key) {
-            Some(i) => *i,
+        let i = match same_as_last.or_else(|| index.get(&key).copied()) {
+            Some(i) => i,
             None => {
                 let mut attributes = Vec::with_capacity(2);
                 if !key.0.is_empty() {
@@ -439,6 +460,7 @@ pub fn logs_to_otlp(records: Vec<LogRecord>) -> ExportLogsServiceRequest {
         if let Some(scope) = resources[i].scope_logs.first_mut() {
             scope.log_records.push(log);
         }
+        last = Some(i);
     }
     ExportLogsServiceRequest {
         resource_logs: resources,
