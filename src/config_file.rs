@@ -42,6 +42,7 @@ pub fn tailer_config(a: &triad_model::config::AgentConfig) -> triad_agent::taile
         read_from: a.read_from,
         max_line_bytes: a.max_line_bytes,
         ignore_older: std::time::Duration::from_secs(a.ignore_older_secs),
+        close_idle: std::time::Duration::from_secs(a.close_idle_secs),
         ..TailerConfig::default()
     }
 }

@@ -17,7 +17,7 @@
 //! whose data has no other home; they are refused (429 / RESOURCE_EXHAUSTED) only when
 //! the whole buffer is full.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -111,6 +111,10 @@ struct State {
     bytes: u64,
     /// Highest id known durable (fsync'd).
     synced: u64,
+    /// Per file, the furthest position among acknowledged entries: recorded with the
+    /// acknowledged id, so a restart resumes there even if the file source had not yet
+    /// written its checkpoint file.
+    acked_positions: HashMap<(u64, u64), Position>,
 }
 
 /// The on-disk buffer. All methods are blocking (file I/O); call them from a blocking
@@ -137,7 +141,7 @@ impl DiskBuffer {
     /// unacknowledged entries.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<DiskBuffer, BufferError> {
         std::fs::create_dir_all(dir)?;
-        let acked = read_acked(dir)?;
+        let (acked, acked_positions) = read_acked(dir)?;
         let mut segments: Vec<u64> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| {
@@ -178,6 +182,11 @@ impl DiskBuffer {
                 next_id,
                 bytes,
                 synced: next_id.saturating_sub(1),
+                acked_positions: acked_positions
+                    .into_iter()
+                    .filter(|p| Path::new(&p.path).exists())
+                    .map(|p| ((p.fingerprint.dev, p.fingerprint.ino), p))
+                    .collect(),
             }),
             room: Condvar::new(),
             data: tokio::sync::Notify::new(),
@@ -369,7 +378,7 @@ impl DiskBuffer {
 
     /// Acknowledges the oldest entry if it has this id: frees its room, records the
     /// id in `acked`, deletes segments no longer needed.
-    pub fn ack(&self, id: u64) -> Result<(), BufferError> {
+    pub fn ack(&self, id: u64, positions: &[Position]) -> Result<(), BufferError> {
         let mut st = self.lock();
         if st.entries.front().map(|m| m.id) != Some(id) {
             return Ok(());
@@ -377,7 +386,11 @@ impl DiskBuffer {
         if let Some(m) = st.entries.pop_front() {
             st.bytes -= m.len;
         }
-        write_acked(&self.dir, id)?;
+        for p in positions {
+            st.acked_positions
+                .insert((p.fingerprint.dev, p.fingerprint.ino), p.clone());
+        }
+        write_acked(&self.dir, id, st.acked_positions.values())?;
         // Segments before the one holding the next entry are fully acknowledged.
         let keep_from = st
             .entries
@@ -396,11 +409,18 @@ impl DiskBuffer {
         Ok(())
     }
 
-    /// The furthest position per file among the unacknowledged entries: the file
-    /// source resumes after them rather than read their lines a second time.
+    /// The furthest position per file among the acknowledged and the unacknowledged
+    /// entries: the file source resumes after them rather than read their lines a
+    /// second time.
     pub fn pending_positions(&self) -> Result<Vec<Position>, BufferError> {
-        let metas: Vec<Meta> = self.lock().entries.iter().copied().collect();
-        let mut out: std::collections::HashMap<(u64, u64), Position> = Default::default();
+        let (metas, acked): (Vec<Meta>, HashMap<(u64, u64), Position>) = {
+            let st = self.lock();
+            (
+                st.entries.iter().copied().collect(),
+                st.acked_positions.clone(),
+            )
+        };
+        let mut out = acked;
         for m in metas {
             let mut f = File::open(segment_path(&self.dir, m.segment))?;
             f.seek(SeekFrom::Start(m.offset))?;
@@ -510,24 +530,42 @@ fn scan_segment(path: &Path, first_id: u64) -> Result<Vec<Meta>, BufferError> {
     Ok(metas)
 }
 
-fn read_acked(dir: &Path) -> Result<u64, BufferError> {
-    match std::fs::read_to_string(dir.join("acked")) {
-        Ok(s) => s.trim().parse::<u64>().map_err(|e| {
-            BufferError::Io(std::io::Error::other(format!(
-                "{}: {e}",
-                dir.join("acked").display()
-            )))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+/// The `acked` file: the last acknowledged id and the positions acknowledged so far.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Acked {
+    id: u64,
+    positions: Vec<Position>,
+}
+
+fn read_acked(dir: &Path) -> Result<(u64, Vec<Position>), BufferError> {
+    let path = dir.join("acked");
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<Acked>(&bytes)
+            .map(|a| (a.id, a.positions))
+            .map_err(|e| {
+                BufferError::Io(std::io::Error::other(format!("{}: {e}", path.display())))
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((0, Vec::new())),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Records the last acknowledged id (write and rename; a lost update after a power
-/// failure only resends entries, never skips one).
-fn write_acked(dir: &Path, id: u64) -> std::io::Result<()> {
+/// Records the last acknowledged id and positions (write and rename; a lost update
+/// after a power failure only resends entries, never skips one).
+fn write_acked<'a>(
+    dir: &Path,
+    id: u64,
+    positions: impl Iterator<Item = &'a Position>,
+) -> std::io::Result<()> {
+    let acked = Acked {
+        id,
+        positions: positions.cloned().collect(),
+    };
     let tmp = dir.join("acked.tmp");
-    std::fs::write(&tmp, id.to_string())?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(&acked).map_err(std::io::Error::other)?,
+    )?;
     std::fs::rename(&tmp, dir.join("acked"))
 }
 
@@ -546,6 +584,7 @@ mod tests {
             },
             offset,
             path: format!("/f{ino}"),
+            tail: None,
         }
     }
 
@@ -565,14 +604,14 @@ mod tests {
         }
         let first = b.front().unwrap().unwrap();
         assert_eq!(first.body, vec![0u8; 100]);
-        b.ack(first.id).unwrap();
+        b.ack(first.id, &first.positions).unwrap();
         drop(b);
         let b = DiskBuffer::open(dir.path(), 1 << 30).unwrap();
         assert_eq!(b.len(), 4);
         let mut seen = vec![];
         while let Some(e) = b.front().unwrap() {
             seen.push((e.id, e.body[0], e.positions[0].offset));
-            b.ack(e.id).unwrap();
+            b.ack(e.id, &e.positions).unwrap();
         }
         assert_eq!(seen, vec![(2, 1, 10), (3, 2, 20), (4, 3, 30), (5, 4, 40)]);
         // Ids continue after a restart with everything acknowledged.
@@ -614,7 +653,7 @@ mod tests {
         let mut bodies = vec![];
         while let Some(e) = b.front().unwrap() {
             bodies.push(e.body.clone());
-            b.ack(e.id).unwrap();
+            b.ack(e.id, &e.positions).unwrap();
         }
         assert_eq!(bodies, vec![vec![0u8; 50], vec![1u8; 50], b"new".to_vec()]);
     }
@@ -650,7 +689,7 @@ mod tests {
             Err(BufferError::Stopped)
         ));
         while let Some(e) = b.front().unwrap() {
-            b.ack(e.id).unwrap();
+            b.ack(e.id, &e.positions).unwrap();
         }
         b.push_wait(Kind::Logs, &[], &body, &|| false).unwrap();
     }
@@ -685,7 +724,7 @@ mod tests {
         assert!(segs() >= 2);
         for _ in 0..8 {
             let e = b.front().unwrap().unwrap();
-            b.ack(e.id).unwrap();
+            b.ack(e.id, &e.positions).unwrap();
         }
         let mut p = b.pending_positions().unwrap();
         p.sort_by_key(|p| p.fingerprint.ino);
@@ -694,7 +733,7 @@ mod tests {
             vec![11, 111]
         );
         while let Some(e) = b.front().unwrap() {
-            b.ack(e.id).unwrap();
+            b.ack(e.id, &e.positions).unwrap();
         }
         assert_eq!(segs(), 1, "only the segment being written remains");
     }

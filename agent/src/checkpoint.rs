@@ -19,6 +19,9 @@ pub struct Position {
     pub offset: u64,
     /// Path the file was last seen at (for humans; identity is the fingerprint).
     pub path: String,
+    /// Checksum of the bytes before `offset`, to recognise a copy of the file.
+    #[serde(default)]
+    pub tail: Option<crate::fingerprint::TailSum>,
 }
 
 /// The checkpoint file: every file's acknowledged position.
@@ -62,6 +65,11 @@ impl Checkpoints {
     /// The stored position of the file with this device and inode.
     pub fn get(&self, dev: u64, ino: u64) -> Option<&Position> {
         self.positions.get(&(dev, ino))
+    }
+
+    /// Every stored position.
+    pub fn iter(&self) -> impl Iterator<Item = &Position> {
+        self.positions.values()
     }
 
     /// Records a position (in memory; [`Checkpoints::save`] makes it durable).

@@ -72,3 +72,36 @@ impl Fingerprint {
         Ok(len == self.head_len && crc == self.head_crc)
     }
 }
+
+/// Bytes before an offset covered by a [`TailSum`].
+pub const TAIL_BYTES: u64 = 256;
+
+/// A checksum of the bytes just before an offset: with the head [`Fingerprint`], it
+/// recognises a copy of a file (copytruncate) that holds what was already read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TailSum {
+    /// How many bytes (fewer than [`TAIL_BYTES`] near the start of the file).
+    pub len: u32,
+    /// CRC-32 of those bytes.
+    pub crc: u32,
+}
+
+/// The [`TailSum`] of the bytes of `file` that end at `end`; `None` if they cannot
+/// all be read (the file is shorter).
+pub fn tail_sum(file: &File, end: u64) -> Option<TailSum> {
+    use std::os::unix::fs::FileExt;
+    let len = end.min(TAIL_BYTES);
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, end - len).ok()?;
+    Some(TailSum {
+        len: len as u32,
+        crc: crc32fast::hash(&buf),
+    })
+}
+
+/// True when the first `head_len` bytes of `file` have the CRC `head_crc`.
+pub fn head_is(file: &File, head_len: u32, head_crc: u32) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; head_len as usize];
+    file.read_exact_at(&mut buf, 0).is_ok() && crc32fast::hash(&buf) == head_crc
+}

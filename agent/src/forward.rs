@@ -169,14 +169,21 @@ impl Forwarder {
                     }
                 }
             }
-            let (buffer, id) = (self.buffer.clone(), entry.id);
-            match tokio::task::spawn_blocking(move || buffer.ack(id)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "recording an acknowledgement failed"),
+            let buffer = self.buffer.clone();
+            let acked = tokio::task::spawn_blocking(move || {
+                let r = buffer.ack(entry.id, &entry.positions);
+                (r, entry.positions)
+            })
+            .await;
+            match acked {
+                Ok((Ok(()), positions)) => self.acks.acknowledge(positions),
+                Ok((Err(e), positions)) => {
+                    tracing::error!(error = %e, "recording an acknowledgement failed");
+                    self.acks.acknowledge(positions);
+                }
                 Err(e) => tracing::error!(error = %e, "agent buffer task failed"),
             }
             self.metrics.set_buffer(&self.buffer);
-            self.acks.acknowledge(entry.positions);
         }
     }
 

@@ -184,6 +184,7 @@ impl FileSource {
                     fingerprint,
                     offset: l.end_offset,
                     path: l.path.to_string(),
+                    tail: self.tailer.tail_sum(l.file, l.end_offset),
                 };
                 match safe.iter_mut().find(|(f, _)| *f == l.file) {
                     Some((_, p)) => *p = pos,
@@ -199,6 +200,21 @@ impl FileSource {
             records,
             positions: safe.into_iter().map(|(_, p)| p).collect(),
         }
+    }
+
+    /// Positions of the copies whose already-read part the tailer skipped.
+    fn skipped_positions(&mut self) -> Vec<Position> {
+        self.tailer
+            .take_skips()
+            .into_iter()
+            .filter(|s| !self.decoders.get(&s.file).is_some_and(|d| d.has_pending()))
+            .map(|s| Position {
+                fingerprint: s.fingerprint,
+                offset: s.offset,
+                path: s.path.to_string(),
+                tail: self.tailer.tail_sum(s.file, s.offset),
+            })
+            .collect()
     }
 
     /// Split lines of files the tailer closed: their last pieces become records now.
@@ -260,12 +276,25 @@ impl FileSource {
             self.apply_acks();
             let mut lines = self.tailer.poll(&self.checkpoints);
             let flushed = self.flush_closed();
+            let skips = self.skipped_positions();
             self.metrics.open_files.set(self.tailer.open_files() as i64);
             self.metrics.set_file_lag(&self.tailer.lags());
             if lines.is_empty() && flushed.is_empty() {
+                if !skips.is_empty() {
+                    // Checkpointed behind everything delivered before, like lines.
+                    let batch = Batch {
+                        records: Vec::new(),
+                        positions: skips,
+                    };
+                    if !deliver_with_retry(&*sink, batch, &block_on, &stop) {
+                        return;
+                    }
+                    continue;
+                }
                 self.wait();
                 continue;
             }
+            let mut skips = Some(skips);
             self.metrics.lines_read.inc_by(lines.len() as u64);
             self.metrics
                 .bytes_read
@@ -275,6 +304,16 @@ impl FileSource {
                 let take = batch_len(&lines);
                 let rest = lines.split_off(take);
                 let mut batch = self.decode(&lines);
+                if let Some(mut sk) = skips.take() {
+                    // A file's own lines in this batch, if any, carry its newer position.
+                    sk.retain(|p| {
+                        !batch.positions.iter().any(|b| {
+                            b.fingerprint.dev == p.fingerprint.dev
+                                && b.fingerprint.ino == p.fingerprint.ino
+                        })
+                    });
+                    batch.positions.extend(sk);
+                }
                 if let Some(f) = pending_flush.take() {
                     self.metrics.records.inc_by(f.len() as u64);
                     batch.records.extend(f);

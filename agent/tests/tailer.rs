@@ -47,6 +47,7 @@ fn checkpoint_all(cp: &mut Checkpoints, lines: &[Line]) {
                 fingerprint: fp,
                 offset: l.end_offset,
                 path: l.path.to_string(),
+                tail: None,
             });
         }
     }
@@ -224,4 +225,68 @@ fn bad_globs_are_named() {
     .err()
     .unwrap();
     assert!(e.contains("/var/log/["), "{e}");
+}
+
+#[test]
+fn idle_files_are_closed_and_resume_where_they_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("quiet.log");
+    append(&log, "one\ntwo\n");
+    let cp = Checkpoints::load(&dir.path().join("cp.json")).unwrap();
+    let mut c = cfg(dir.path());
+    c.close_idle = Duration::from_millis(1);
+    let mut t = Tailer::new(c).unwrap();
+    assert_eq!(texts(&t.poll(&cp)), ["one", "two"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while t.open_files() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never closed while idle"
+        );
+        assert!(t.poll(&cp).is_empty());
+    }
+    assert!(
+        t.poll(&cp).is_empty(),
+        "not reopened while it does not change"
+    );
+    assert_eq!(t.open_files(), 0);
+    // No checkpoint was written (nothing acknowledged), yet it resumes where it stopped.
+    append(&log, "three\n");
+    assert_eq!(texts(&t.poll(&cp)), ["three"]);
+    assert_eq!(t.open_files(), 1);
+}
+
+#[test]
+fn one_poll_is_bounded_and_busy_files_take_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["a.log", "b.log", "c.log"] {
+        append(&dir.path().join(f), &format!("{f}\n").repeat(1000)); // 6 KB each
+    }
+    let cp = Checkpoints::load(&dir.path().join("cp.json")).unwrap();
+    let mut c = cfg(dir.path());
+    c.poll_budget_bytes = 1000;
+    c.read_quantum_bytes = 4096;
+    let mut t = Tailer::new(c).unwrap();
+    let mut per_poll_files = Vec::new();
+    let mut total = 0;
+    for _ in 0..20 {
+        let lines = t.poll(&cp);
+        let mut files: Vec<String> = lines.iter().map(|l| l.path.to_string()).collect();
+        files.dedup();
+        assert!(
+            lines.len() <= 4096 / 6 + 1,
+            "one file's quantum at most: {}",
+            lines.len()
+        );
+        total += lines.len();
+        per_poll_files.push(files);
+    }
+    assert_eq!(total, 3000, "everything read");
+    let firsts: std::collections::HashSet<&String> =
+        per_poll_files.iter().filter_map(|f| f.first()).collect();
+    assert_eq!(
+        firsts.len(),
+        3,
+        "each file gets the first turn in some poll"
+    );
 }

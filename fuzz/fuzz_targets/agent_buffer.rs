@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(b) = triad_agent::buffer::DiskBuffer::open(dir.path(), 1 << 30) {
         while let Ok(Some(e)) = b.front() {
-            if b.ack(e.id).is_err() {
+            if b.ack(e.id, &e.positions).is_err() {
                 break;
             }
         }

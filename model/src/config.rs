@@ -74,6 +74,9 @@ pub struct AgentConfig {
     pub poll_interval_ms: u64,
     /// Files unchanged for longer than this are not opened, in seconds; 0: no limit.
     pub ignore_older_secs: u64,
+    /// A fully read file that has not grown for this long is closed, freeing its file
+    /// descriptor, and reopened where it stopped once it grows, in seconds; 0: never.
+    pub close_idle_secs: u64,
     /// Labels added to every record as attributes, e.g. `{env: prod}`.
     pub labels: std::collections::BTreeMap<String, String>,
     /// `triad agent` only: the collector's OTLP/gRPC endpoint to forward to.
@@ -103,6 +106,7 @@ impl Default for AgentConfig {
             max_line_bytes: 256 * 1024,
             poll_interval_ms: 250,
             ignore_older_secs: 0,
+            close_idle_secs: 300,
             labels: Default::default(),
             collector_endpoint: "http://127.0.0.1:4317".into(),
             max_buffer_bytes: 1 << 30,
