@@ -68,7 +68,7 @@ enum Command {
 
 #[derive(Args)]
 struct Common {
-    /// YAML configuration file (see docs/configuration.md); defaults apply without one.
+    /// YAML configuration file (every key with its default: deploy/config/triad.yaml); defaults apply without one.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory; overrides `data_dir` of the config file.

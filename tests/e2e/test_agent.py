@@ -192,6 +192,18 @@ def test_full_buffer_answers_429_with_retry_after(tmp_path):
                 assert e.headers["Retry-After"] == "5"
                 break
         assert codes[0] == 200 and codes[-1] == 429, codes
+        # gRPC: RESOURCE_EXHAUSTED with a google.rpc.RetryInfo, which OTLP exporters honour.
+        import grpc
+        channel = grpc.insecure_channel(a.grpc)
+        call = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                                   request_serializer=None, response_deserializer=None)
+        try:
+            call(body, timeout=10)
+            raise AssertionError("a full buffer accepted a gRPC export")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+            details = dict(e.trailing_metadata() or ())["grpc-status-details-bin"]
+            assert b"type.googleapis.com/google.rpc.RetryInfo" in details
         m = a.metrics(a.ops)
         assert metric_value(m, 'triad_agent_requests_total{signal="logs",transport="http",outcome="queue_full"}') == 1
         assert metric_value(m, "triad_agent_buffer_bytes") > 0
