@@ -128,6 +128,7 @@ impl Agent {
             forwarder.run(c).await;
             Ok(())
         });
+        let compressors = Arc::new(Compressors::new());
 
         if let Some(cfg) = self.settings.source.clone() {
             let mut source = FileSource::new(cfg, self.acks.clone(), self.metrics.clone())?;
@@ -139,6 +140,7 @@ impl Agent {
             let stop = cancel.child_token();
             let sink: Arc<dyn Sink> = Arc::new(BufferSink {
                 buffer: self.buffer.clone(),
+                compressors: compressors.clone(),
                 metrics: self.metrics.clone(),
                 stop: stop.clone(),
             });
@@ -152,6 +154,7 @@ impl Agent {
         let ingest = Ingest::new(
             Arc::new(BufferDestination {
                 buffer: self.buffer.clone(),
+                compressors: compressors.clone(),
                 metrics: self.metrics.clone(),
                 resource: host_resource(&self.settings.host),
             }),
@@ -243,22 +246,43 @@ fn enrich(resource: &mut Option<Resource>, host: &[KeyValue]) {
     }
 }
 
-fn compress(body: &[u8]) -> Result<Vec<u8>, std::io::Error> {
-    zstd::bulk::compress(body, ZSTD_LEVEL)
+/// zstd compression contexts, reused: creating one per batch costs more than a small
+/// batch's compression.
+struct Compressors(std::sync::Mutex<Vec<zstd::bulk::Compressor<'static>>>);
+
+impl Compressors {
+    fn new() -> Self {
+        Self(std::sync::Mutex::new(Vec::new()))
+    }
+
+    fn compress(&self, body: &[u8]) -> Result<Vec<u8>, std::io::Error> {
+        let pooled = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut c = match pooled {
+            Some(c) => c,
+            None => zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
+        };
+        let out = c.compress(body);
+        let mut pool = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < 4 {
+            pool.push(c);
+        }
+        out
+    }
 }
 
 /// The receivers' destination: enrich, encode, compress, queue durably.
 struct BufferDestination {
     buffer: Arc<DiskBuffer>,
+    compressors: Arc<Compressors>,
     metrics: AgentMetrics,
     resource: Vec<KeyValue>,
 }
 
 impl BufferDestination {
     async fn queue(&self, kind: Kind, body: Vec<u8>, items: u64) -> Result<Accepted, IngestError> {
-        let buffer = self.buffer.clone();
+        let (buffer, compressors) = (self.buffer.clone(), self.compressors.clone());
         let pushed = tokio::task::spawn_blocking(move || {
-            let compressed = compress(&body).map_err(BufferError::Io)?;
+            let compressed = compressors.compress(&body).map_err(BufferError::Io)?;
             // Data from a receiver exists nowhere else: fsync before the sender's ack.
             buffer.try_push(Producer::Receiver, kind, &[], &compressed, true)
         })
@@ -311,6 +335,7 @@ impl Destination for BufferDestination {
 /// room in the buffer (backpressure stops the reading, not memory).
 struct BufferSink {
     buffer: Arc<DiskBuffer>,
+    compressors: Arc<Compressors>,
     metrics: AgentMetrics,
     stop: CancellationToken,
 }
@@ -320,7 +345,7 @@ impl Sink for BufferSink {
         Box::pin(async move {
             let Batch { records, positions } = batch;
             let body = triad_model::otlp::logs_to_otlp(records).encode_to_vec();
-            let compressed = match compress(&body) {
+            let compressed = match self.compressors.compress(&body) {
                 Ok(c) => c,
                 Err(e) => return Err((format!("compressing a batch: {e}"), Batch::default())),
             };

@@ -30,6 +30,8 @@ use crate::forward::AckBoard;
 use crate::metrics::AgentMetrics;
 use crate::tailer::{Line, Tailer, TailerConfig};
 
+/// How often the checkpoint file is written while lines flow.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Most lines in one batch.
 const MAX_BATCH_LINES: usize = 10_000;
 /// Most line bytes in one batch.
@@ -85,6 +87,9 @@ pub struct FileSource {
     metrics: AgentMetrics,
     wake: Option<Receiver<()>>,
     _watcher: Option<crate::watch::Watcher>,
+    /// Acknowledged positions not yet in the checkpoint file.
+    unsaved: bool,
+    last_save: std::time::Instant,
 }
 
 impl FileSource {
@@ -116,6 +121,8 @@ impl FileSource {
             metrics,
             wake,
             _watcher: watcher,
+            unsaved: false,
+            last_save: std::time::Instant::now(),
         })
     }
 
@@ -233,14 +240,21 @@ impl FileSource {
     }
 
     /// Writes acknowledged positions to the checkpoint file.
-    fn apply_acks(&mut self) {
+    /// Takes acknowledged positions into the checkpoints, and writes the checkpoint file
+    /// when `now` or at most every [`CHECKPOINT_EVERY`] (an fsync per batch would cost
+    /// more than the batch; the agent's buffer keeps the acknowledged positions in the
+    /// meantime, and in `triad up` a crash replays at most that much).
+    fn apply_acks(&mut self, now: bool) {
         let acked = self.acks.drain();
-        if acked.is_empty() {
-            return;
-        }
+        self.unsaved |= !acked.is_empty();
         for p in acked {
             self.checkpoints.set(p);
         }
+        if !self.unsaved || !(now || self.last_save.elapsed() >= CHECKPOINT_EVERY) {
+            return;
+        }
+        self.unsaved = false;
+        self.last_save = std::time::Instant::now();
         let tailer = &self.tailer;
         self.checkpoints.retain(|p| {
             tailer.is_open((p.fingerprint.dev, p.fingerprint.ino))
@@ -273,7 +287,7 @@ impl FileSource {
         stop: impl Fn() -> bool,
     ) {
         while !stop() {
-            self.apply_acks();
+            self.apply_acks(false);
             let mut lines = self.tailer.poll(&self.checkpoints);
             let flushed = self.flush_closed();
             let skips = self.skipped_positions();
@@ -287,10 +301,12 @@ impl FileSource {
                         positions: skips,
                     };
                     if !deliver_with_retry(&*sink, batch, &block_on, &stop) {
+                        self.apply_acks(true);
                         return;
                     }
                     continue;
                 }
+                self.apply_acks(true);
                 self.wait();
                 continue;
             }
@@ -322,11 +338,13 @@ impl FileSource {
                 // Even a batch without records goes through the sink: its positions
                 // must not be checkpointed ahead of earlier batches still in flight.
                 if !deliver_with_retry(&*sink, batch, &block_on, &stop) {
+                    self.apply_acks(true);
                     return;
                 }
-                self.apply_acks();
+                self.apply_acks(false);
             }
         }
+        self.apply_acks(true);
     }
 }
 

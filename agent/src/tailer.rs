@@ -87,7 +87,7 @@ impl Default for TailerConfig {
             partial_line_timeout: Duration::from_secs(1),
             rotate_wait: Duration::from_secs(5),
             ignore_older: Duration::ZERO,
-            read_quantum_bytes: 256 * 1024,
+            read_quantum_bytes: 512 * 1024,
             poll_budget_bytes: 4 << 20,
             close_idle: Duration::from_secs(300),
         }
