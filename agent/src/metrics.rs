@@ -247,20 +247,31 @@ fn gauge(
     g.encode(m)
 }
 
+/// Encodes one metric family of constant values, one row per label set.
+fn family<L: EncodeLabelSet, M: EncodeMetric>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(L, f64)],
+    metric: impl Fn(f64) -> M,
+) -> Result<(), std::fmt::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut fam = enc.encode_descriptor(name, help, None, metric(0.0).metric_type())?;
+    for (labels, v) in rows {
+        metric(*v).encode(fam.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
 fn counter_family<L: EncodeLabelSet>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     rows: &[(L, f64)],
 ) -> Result<(), std::fmt::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut fam = enc.encode_descriptor(name, help, None, ConstCounter::new(0.0).metric_type())?;
-    for (labels, v) in rows {
-        ConstCounter::new(*v).encode(fam.encode_family(labels)?)?;
-    }
-    Ok(())
+    family(enc, name, help, rows, ConstCounter::new)
 }
 
 fn gauge_family<L: EncodeLabelSet>(
@@ -269,14 +280,7 @@ fn gauge_family<L: EncodeLabelSet>(
     help: &str,
     rows: &[(L, f64)],
 ) -> Result<(), std::fmt::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut fam = enc.encode_descriptor(name, help, None, ConstGauge::new(0.0).metric_type())?;
-    for (labels, v) in rows {
-        ConstGauge::new(*v).encode(fam.encode_family(labels)?)?;
-    }
-    Ok(())
+    family(enc, name, help, rows, ConstGauge::new)
 }
 
 impl Collector for HostMetrics {

@@ -14,6 +14,8 @@
 //! counted; protobuf encoding and the loopback network are.
 
 mod datagen;
+#[allow(dead_code)] // shared with the agent benchmark, which uses all of it
+mod procstat;
 mod server;
 
 use std::sync::Arc;

@@ -87,25 +87,7 @@ impl Server {
 
     /// User + system CPU time consumed so far, seconds.
     pub fn cpu_seconds(&self) -> f64 {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())) else {
-            return 0.0;
-        };
-        // Fields after the parenthesised command name, starting at field 3 (state);
-        // utime and stime are fields 14 and 15 of proc(5), in clock ticks (100 Hz).
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect();
-        let tick = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        let ticks = tick(14 - 3) + tick(15 - 3);
-        ticks as f64 / 100.0
+        crate::procstat::cpu_seconds(&self.child.id().to_string())
     }
 
     /// `GET path` on the query server; returns the body (HTTP/1.1, Connection: close).

@@ -11,6 +11,11 @@
 #[path = "../datagen.rs"]
 #[allow(dead_code)]
 mod datagen;
+#[path = "../procstat.rs"]
+#[allow(dead_code)]
+mod procstat;
+
+use procstat::{children_cpu_seconds, cpu_seconds};
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -51,44 +56,6 @@ impl Destination for CountingSink {
             })
         })
     }
-}
-
-/// Utime + stime of a process, seconds (`/proc/<pid>/stat`, 100 Hz ticks).
-fn cpu_seconds(pid: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (tick(14 - 3) + tick(15 - 3)) as f64 / 100.0
-}
-
-/// Children's utime + stime, seconds (fields 16 and 17 of `/proc/self/stat`).
-fn children_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (tick(16 - 3) + tick(17 - 3)) as f64 / 100.0
 }
 
 fn status_kib(pid: &str, key: &str) -> u64 {
