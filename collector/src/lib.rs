@@ -8,6 +8,7 @@
 //!   server uses through `triad_model::store`.
 
 pub mod error;
+pub mod exposition;
 pub mod ingest;
 pub mod log_index;
 pub mod metrics;
