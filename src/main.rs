@@ -275,21 +275,6 @@ fn query_state(
     }
 }
 
-fn spawn_query(
-    app: axum::Router,
-    listener: tokio::net::TcpListener,
-    cancel: &CancellationToken,
-    tasks: &mut JoinSet<Result<(), String>>,
-) {
-    let c = cancel.child_token();
-    tasks.spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(c.cancelled_owned())
-            .await
-            .map_err(|e| format!("query server: {e}"))
-    });
-}
-
 async fn open_collector(
     cfg: &ValidConfig,
     registry: &mut Registry,
@@ -351,7 +336,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 ready,
                 &cancel,
             );
-            spawn_query(triad_query::app(state, qm), query, &cancel, &mut tasks);
+            triad_receiver::http::spawn_server(
+                "query server",
+                query,
+                triad_query::app(state, qm),
+                &cancel,
+                &mut tasks,
+            );
             if !cfg.agent.include.is_empty() {
                 in_process_agent::spawn(
                     &cfg,
@@ -455,7 +446,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 Arc::new(|| true),
                 &cancel,
             );
-            spawn_query(triad_query::app(state, qm), query, &cancel, &mut tasks);
+            triad_receiver::http::spawn_server(
+                "query server",
+                query,
+                triad_query::app(state, qm),
+                &cancel,
+                &mut tasks,
+            );
             println!("ready: query API on http://{}", cfg.query.listen);
             None
         }

@@ -3,7 +3,6 @@
 //! for the old one.
 
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 
 use serde::{Deserialize, Serialize};
@@ -31,22 +30,20 @@ pub fn key(file: &File) -> std::io::Result<(u64, u64)> {
     Ok((m.dev(), m.ino()))
 }
 
-fn crc_of(file: &mut File, len: usize) -> std::io::Result<(u32, u32)> {
-    use std::io::Seek;
-    let pos = file.stream_position()?;
-    file.seek(std::io::SeekFrom::Start(0))?;
-    let mut buf = vec![0u8; len];
+/// CRC-32 of up to `len` (at most [`HEAD_BYTES`]) bytes from the start of `file`, and
+/// how many there were. Positional reads: the file's read position is left alone.
+fn crc_of(file: &File, len: usize) -> std::io::Result<(u32, u32)> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; HEAD_BYTES];
+    let len = len.min(HEAD_BYTES);
     let mut read = 0;
     while read < len {
-        match file.read(&mut buf[read..])? {
+        match file.read_at(&mut buf[read..len], read as u64)? {
             0 => break,
             n => read += n,
         }
     }
-    file.seek(std::io::SeekFrom::Start(pos))?;
-    let mut h = crc32fast::Hasher::new();
-    h.update(&buf[..read]);
-    Ok((read as u32, h.finalize()))
+    Ok((read as u32, crc32fast::hash(&buf[..read])))
 }
 
 impl Fingerprint {
@@ -90,18 +87,16 @@ pub struct TailSum {
 /// all be read (the file is shorter).
 pub fn tail_sum(file: &File, end: u64) -> Option<TailSum> {
     use std::os::unix::fs::FileExt;
-    let len = end.min(TAIL_BYTES);
-    let mut buf = vec![0u8; len as usize];
-    file.read_exact_at(&mut buf, end - len).ok()?;
+    let len = end.min(TAIL_BYTES) as usize;
+    let mut buf = [0u8; TAIL_BYTES as usize];
+    file.read_exact_at(&mut buf[..len], end - len as u64).ok()?;
     Some(TailSum {
         len: len as u32,
-        crc: crc32fast::hash(&buf),
+        crc: crc32fast::hash(&buf[..len]),
     })
 }
 
 /// True when the first `head_len` bytes of `file` have the CRC `head_crc`.
 pub fn head_is(file: &File, head_len: u32, head_crc: u32) -> bool {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; head_len as usize];
-    file.read_exact_at(&mut buf, 0).is_ok() && crc32fast::hash(&buf) == head_crc
+    crc_of(file, head_len as usize).is_ok_and(|got| got == (head_len, head_crc))
 }

@@ -21,6 +21,7 @@ use prost::Message;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use triad_receiver::http::spawn_server;
 use triad_receiver::metrics::ReceiverMetrics;
 use triad_receiver::{Accepted, Destination, Ingest, IngestError, IngestFuture};
 
@@ -194,22 +195,6 @@ impl Agent {
         }
         Ok(())
     }
-}
-
-fn spawn_server(
-    name: &'static str,
-    listener: TcpListener,
-    app: axum::Router,
-    cancel: &CancellationToken,
-    tasks: &mut JoinSet<Result<(), String>>,
-) {
-    let c = cancel.child_token();
-    tasks.spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(c.cancelled_owned())
-            .await
-            .map_err(|e| format!("{name}: {e}"))
-    });
 }
 
 fn str_kv(key: &str, value: &str) -> KeyValue {

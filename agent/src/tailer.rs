@@ -302,7 +302,7 @@ impl Tailer {
                 continue;
             }
             let before = out.len();
-            if let Err(e) = read_file(w, cfg, now, &mut out, &mut self.truncated) {
+            if let Err(e) = read_file(w, cfg, now, &mut out) {
                 tracing::warn!(path = %w.path.display(), error = %e, "reading log file failed");
             }
             bytes += out[before..].iter().map(|l| l.bytes.len()).sum::<usize>();
@@ -312,7 +312,7 @@ impl Tailer {
             if self.files.get(&key).is_some_and(|w| w.shadow_of.is_some()) && self.follow(key) {
                 let cfg = &self.cfg;
                 if let Some(w) = self.files.get_mut(&key)
-                    && let Err(e) = read_file(w, cfg, now, &mut out, &mut self.truncated)
+                    && let Err(e) = read_file(w, cfg, now, &mut out)
                 {
                     tracing::warn!(path = %w.path.display(), error = %e, "reading log file failed");
                 }
@@ -369,12 +369,12 @@ impl Tailer {
             return false;
         };
         let len = w.file.metadata().map(|m| m.len()).unwrap_or(0);
+        w.size = len;
         match live {
             Some((boundary, tail, Ok(origin))) => {
                 if let Some(end) = copied_part(&w.file, len, &origin, boundary, tail) {
                     w.skipped |= w.read_offset != end;
                     w.read_offset = end;
-                    w.size = len;
                     w.tail = tail_sum(&w.file, end);
                     w.shadow_sync = Some((boundary, tail));
                     return false;
@@ -812,9 +812,9 @@ fn read_file(
     cfg: &TailerConfig,
     now: Instant,
     out: &mut Vec<Line>,
-    truncated: &mut Vec<(Instant, Origin)>,
 ) -> std::io::Result<()> {
-    let len = check_truncated(w, now, truncated)?;
+    // Truncation and the size were checked at the start of this poll.
+    let len = w.size;
     if len > w.read_offset {
         w.last_growth = now;
         w.file.seek(SeekFrom::Start(w.read_offset))?;

@@ -117,13 +117,7 @@ impl Collector {
             ready: Arc::new(move || me.is_ready()),
         };
         let app = triad_receiver::http::router(state, self.cfg.max_request_bytes);
-        let c = cancel.child_token();
-        tasks.spawn(async move {
-            axum::serve(http, app)
-                .with_graceful_shutdown(c.cancelled_owned())
-                .await
-                .map_err(|e| format!("otlp http: {e}"))
-        });
+        triad_receiver::http::spawn_server("otlp http", http, app, cancel, tasks);
 
         let me = self.clone();
         let c = cancel.child_token();

@@ -394,3 +394,21 @@ pub fn router(state: HttpState, max_request_bytes: usize) -> Router {
         .with_state(state)
         .merge(ops)
 }
+
+/// Serves `app` on `listener` as a task of `tasks` until `cancel` fires; in-flight
+/// requests finish first. A failure is reported as `"{name}: {error}"`.
+pub fn spawn_server(
+    name: &'static str,
+    listener: tokio::net::TcpListener,
+    app: Router,
+    cancel: &tokio_util::sync::CancellationToken,
+    tasks: &mut tokio::task::JoinSet<Result<(), String>>,
+) {
+    let c = cancel.child_token();
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(c.cancelled_owned())
+            .await
+            .map_err(|e| format!("{name}: {e}"))
+    });
+}
