@@ -17,6 +17,7 @@ pub mod split;
 pub mod store;
 mod tokenizer;
 pub mod trace_store;
+pub mod tsdb;
 pub mod wal;
 
 pub use error::{Error, Result};

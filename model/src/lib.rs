@@ -9,6 +9,7 @@
 pub mod config;
 mod ids;
 mod log;
+pub mod metric;
 pub mod otlp;
 mod span;
 pub mod store;

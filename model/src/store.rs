@@ -138,3 +138,61 @@ pub trait TraceRead: Send + Sync {
         end_ns: i64,
     ) -> StoreResult<Vec<DependencyLink>>;
 }
+
+/// Read access to metric series. Time bounds are inclusive, in ms.
+pub trait MetricRead: Send + Sync {
+    /// Samples of every series matching all `matchers` in `[start_ms, end_ms]`, series
+    /// sorted by labels. Series with no sample in the range are left out.
+    fn select(
+        &self,
+        tenant: &str,
+        matchers: &[crate::metric::Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> StoreResult<Vec<crate::metric::SeriesSamples>>;
+
+    /// Label sets of series matching any of the matcher sets (all series when empty)
+    /// with data in the range, sorted.
+    fn series(
+        &self,
+        tenant: &str,
+        matcher_sets: &[Vec<crate::metric::Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> StoreResult<Vec<crate::metric::Labels>>;
+
+    /// Label names used by those series, sorted.
+    fn label_names(
+        &self,
+        tenant: &str,
+        matcher_sets: &[Vec<crate::metric::Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> StoreResult<Vec<String>>;
+
+    /// Values of label `name` in those series, sorted.
+    fn label_values(
+        &self,
+        tenant: &str,
+        name: &str,
+        matcher_sets: &[Vec<crate::metric::Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> StoreResult<Vec<String>>;
+
+    /// Metadata per metric family name (all families when `metric` is `None`).
+    fn metadata(
+        &self,
+        tenant: &str,
+        metric: Option<&str>,
+    ) -> StoreResult<std::collections::BTreeMap<String, Vec<crate::metric::MetricMetadata>>>;
+
+    /// Exemplars of series matching any matcher set, in the range.
+    fn exemplars(
+        &self,
+        tenant: &str,
+        matcher_sets: &[Vec<crate::metric::Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> StoreResult<Vec<crate::metric::SeriesExemplars>>;
+}

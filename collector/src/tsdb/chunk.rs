@@ -1,0 +1,478 @@
+//! Gorilla-style compressed chunks of (timestamp ms, f64) samples.
+//!
+//! The layout follows Prometheus' XOR chunk (Pelkonen et al., "Gorilla", VLDB 2015):
+//! the first timestamp as a zig-zag varint and the first value as 64 raw bits; the
+//! second timestamp as a varint delta; every later timestamp as a delta-of-delta in a
+//! variable-width bucket (`0`, `10`+14 bits, `110`+17, `1110`+20, `1111`+64); every value
+//! as the XOR with the previous one (`0` when equal, `10` + the meaningful bits when
+//! they fit the previous leading/trailing-zero window, `11` + 5 bits of leading zeros +
+//! 6 bits of length + the bits otherwise). Regular scrape intervals and slowly changing
+//! values cost one to two bytes per sample.
+//!
+//! The sample count is kept beside the bytes (in [`Chunk`]), not inside them.
+
+/// Appends bits most-significant first.
+#[derive(Debug, Clone, Default)]
+struct BitWriter {
+    bytes: Vec<u8>,
+    /// Bits still free in the last byte (0 = start a new byte).
+    free: u8,
+}
+
+impl BitWriter {
+    fn write_bit(&mut self, bit: bool) {
+        if self.free == 0 {
+            self.bytes.push(0);
+            self.free = 8;
+        }
+        self.free -= 1;
+        if bit {
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= 1 << self.free;
+            }
+        }
+    }
+
+    /// Writes the low `n` bits of `v` (n ≤ 64).
+    fn write_bits(&mut self, v: u64, mut n: u8) {
+        while n > 0 {
+            if self.free == 0 {
+                self.bytes.push(0);
+                self.free = 8;
+            }
+            let take = n.min(self.free);
+            let shift = n - take;
+            let part = ((v >> shift) & ((1u64 << take) - 1)) as u8;
+            self.free -= take;
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= part << self.free;
+            }
+            n -= take;
+        }
+    }
+
+    fn write_uvarint(&mut self, mut v: u64) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.write_bits(u64::from(byte), 8);
+                return;
+            }
+            self.write_bits(u64::from(byte | 0x80), 8);
+        }
+    }
+
+    fn write_varint(&mut self, v: i64) {
+        self.write_uvarint(((v << 1) ^ (v >> 63)) as u64);
+    }
+}
+
+/// Reads bits most-significant first; `None` past the end.
+struct BitReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> BitReader<'a> {
+    fn read_bit(&mut self) -> Option<bool> {
+        let byte = *self.bytes.get(self.pos / 8)?;
+        let bit = byte & (0x80 >> (self.pos % 8)) != 0;
+        self.pos += 1;
+        Some(bit)
+    }
+
+    fn read_bits(&mut self, mut n: u8) -> Option<u64> {
+        let mut v = 0u64;
+        while n > 0 {
+            let byte = *self.bytes.get(self.pos / 8)?;
+            let offset = (self.pos % 8) as u8;
+            let avail = 8 - offset;
+            let take = n.min(avail);
+            let part = (byte >> (avail - take)) & ((1u16 << take) - 1) as u8;
+            v = if take == 64 { 0 } else { v << take } | u64::from(part);
+            self.pos += usize::from(take);
+            n -= take;
+        }
+        Some(v)
+    }
+
+    fn read_uvarint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.read_bits(8)?;
+            v |= (byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn read_varint(&mut self) -> Option<i64> {
+        let u = self.read_uvarint()?;
+        Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+}
+
+/// A sealed, immutable chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    /// Encoded samples.
+    pub bytes: Vec<u8>,
+    /// Number of samples.
+    pub count: u16,
+    /// First timestamp, ms.
+    pub min_t: i64,
+    /// Last timestamp, ms.
+    pub max_t: i64,
+}
+
+impl Chunk {
+    /// Decodes every sample.
+    pub fn iter(&self) -> ChunkIter<'_> {
+        ChunkIter::new(&self.bytes, self.count)
+    }
+}
+
+/// Builds a chunk sample by sample. Timestamps must strictly increase (the caller
+/// enforces it).
+#[derive(Debug, Clone, Default)]
+pub struct ChunkWriter {
+    bits: BitWriter,
+    count: u16,
+    min_t: i64,
+    t: i64,
+    t_delta: i64,
+    v: u64,
+    leading: u8,
+    trailing: u8,
+}
+
+/// Most samples in one chunk (as Prometheus: about two hours at a 1-minute interval).
+pub const MAX_CHUNK_SAMPLES: u16 = 120;
+
+impl ChunkWriter {
+    /// An empty chunk.
+    pub fn new() -> ChunkWriter {
+        ChunkWriter {
+            leading: 0xff,
+            ..Default::default()
+        }
+    }
+
+    /// Samples written so far.
+    pub fn count(&self) -> u16 {
+        self.count
+    }
+
+    /// True when the chunk should be sealed.
+    pub fn is_full(&self) -> bool {
+        self.count >= MAX_CHUNK_SAMPLES
+    }
+
+    /// Last timestamp written, if any.
+    pub fn max_t(&self) -> Option<i64> {
+        (self.count > 0).then_some(self.t)
+    }
+
+    /// First timestamp written, if any.
+    pub fn min_t(&self) -> Option<i64> {
+        (self.count > 0).then_some(self.min_t)
+    }
+
+    /// Encoded size so far.
+    pub fn byte_len(&self) -> usize {
+        self.bits.bytes.len()
+    }
+
+    /// Appends a sample.
+    pub fn push(&mut self, t: i64, v: f64) {
+        let v = v.to_bits();
+        match self.count {
+            0 => {
+                self.bits.write_varint(t);
+                self.bits.write_bits(v, 64);
+                self.min_t = t;
+            }
+            1 => {
+                let delta = t.wrapping_sub(self.t);
+                self.bits.write_varint(delta);
+                self.t_delta = delta;
+                self.write_value(v);
+            }
+            _ => {
+                let delta = t.wrapping_sub(self.t);
+                let dod = delta.wrapping_sub(self.t_delta);
+                self.write_dod(dod);
+                self.t_delta = delta;
+                self.write_value(v);
+            }
+        }
+        self.t = t;
+        self.v = v;
+        self.count += 1;
+    }
+
+    fn write_dod(&mut self, dod: i64) {
+        let w = &mut self.bits;
+        if dod == 0 {
+            w.write_bit(false);
+        } else if fits(dod, 14) {
+            w.write_bits(0b10, 2);
+            w.write_bits(dod as u64, 14);
+        } else if fits(dod, 17) {
+            w.write_bits(0b110, 3);
+            w.write_bits(dod as u64, 17);
+        } else if fits(dod, 20) {
+            w.write_bits(0b1110, 4);
+            w.write_bits(dod as u64, 20);
+        } else {
+            w.write_bits(0b1111, 4);
+            w.write_bits(dod as u64, 64);
+        }
+    }
+
+    fn write_value(&mut self, v: u64) {
+        let xor = v ^ self.v;
+        let w = &mut self.bits;
+        if xor == 0 {
+            w.write_bit(false);
+            return;
+        }
+        w.write_bit(true);
+        let leading = (xor.leading_zeros() as u8).min(31);
+        let trailing = xor.trailing_zeros() as u8;
+        if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
+            w.write_bit(false);
+            let sig = 64 - self.leading - self.trailing;
+            w.write_bits(xor >> self.trailing, sig);
+        } else {
+            w.write_bit(true);
+            let sig = 64 - leading - trailing;
+            w.write_bits(u64::from(leading), 5);
+            // 64 significant bits are written as 0: the length never is 0.
+            w.write_bits(u64::from(sig & 63), 6);
+            w.write_bits(xor >> trailing, sig);
+            self.leading = leading;
+            self.trailing = trailing;
+        }
+    }
+
+    /// A copy of the chunk as it is now (readers of the open chunk use it).
+    pub fn snapshot(&self) -> Option<Chunk> {
+        (self.count > 0).then(|| Chunk {
+            bytes: self.bits.bytes.clone(),
+            count: self.count,
+            min_t: self.min_t,
+            max_t: self.t,
+        })
+    }
+
+    /// Seals the chunk; `None` when empty.
+    pub fn finish(self) -> Option<Chunk> {
+        (self.count > 0).then_some(Chunk {
+            bytes: self.bits.bytes,
+            count: self.count,
+            min_t: self.min_t,
+            max_t: self.t,
+        })
+    }
+}
+
+/// Whether `v` fits a two's-complement field of `bits` bits, as Prometheus tests it.
+fn fits(v: i64, bits: u8) -> bool {
+    let lo = -(1i64 << (bits - 1)) + 1;
+    let hi = 1i64 << (bits - 1);
+    (lo..=hi).contains(&v)
+}
+
+fn sign_extend(v: u64, bits: u8) -> i64 {
+    let shift = 64 - u32::from(bits);
+    ((v << shift) as i64) >> shift
+}
+
+/// Iterates the samples of an encoded chunk. Stops early on corrupt bytes.
+pub struct ChunkIter<'a> {
+    r: BitReader<'a>,
+    remaining: u16,
+    read: u16,
+    t: i64,
+    t_delta: i64,
+    v: u64,
+    leading: u8,
+    trailing: u8,
+}
+
+impl<'a> ChunkIter<'a> {
+    /// Reads `count` samples from `bytes`.
+    pub fn new(bytes: &'a [u8], count: u16) -> ChunkIter<'a> {
+        ChunkIter {
+            r: BitReader { bytes, pos: 0 },
+            remaining: count,
+            read: 0,
+            t: 0,
+            t_delta: 0,
+            v: 0,
+            leading: 0,
+            trailing: 0,
+        }
+    }
+
+    fn read_dod(&mut self) -> Option<i64> {
+        let mut prefix = 0u8;
+        while prefix < 4 && self.r.read_bit()? {
+            prefix += 1;
+        }
+        Some(match prefix {
+            0 => 0,
+            1 => sign_extend(self.r.read_bits(14)?, 14),
+            2 => sign_extend(self.r.read_bits(17)?, 17),
+            3 => sign_extend(self.r.read_bits(20)?, 20),
+            _ => self.r.read_bits(64)? as i64,
+        })
+    }
+
+    fn read_value(&mut self) -> Option<()> {
+        if !self.r.read_bit()? {
+            return Some(());
+        }
+        if self.r.read_bit()? {
+            self.leading = self.r.read_bits(5)? as u8;
+            let mut sig = self.r.read_bits(6)? as u8;
+            if sig == 0 {
+                sig = 64;
+            }
+            self.trailing = 64u8.checked_sub(self.leading + sig)?;
+        }
+        let sig = 64 - self.leading - self.trailing;
+        let bits = self.r.read_bits(sig)?;
+        self.v ^= bits.checked_shl(u32::from(self.trailing)).unwrap_or(0);
+        Some(())
+    }
+
+    fn next_sample(&mut self) -> Option<(i64, f64)> {
+        match self.read {
+            0 => {
+                self.t = self.r.read_varint()?;
+                self.v = self.r.read_bits(64)?;
+            }
+            1 => {
+                self.t_delta = self.r.read_varint()?;
+                self.t = self.t.wrapping_add(self.t_delta);
+                self.read_value()?;
+            }
+            _ => {
+                let dod = self.read_dod()?;
+                self.t_delta = self.t_delta.wrapping_add(dod);
+                self.t = self.t.wrapping_add(self.t_delta);
+                self.read_value()?;
+            }
+        }
+        self.read += 1;
+        Some((self.t, f64::from_bits(self.v)))
+    }
+}
+
+impl Iterator for ChunkIter<'_> {
+    type Item = (i64, f64);
+
+    fn next(&mut self) -> Option<(i64, f64)> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let s = self.next_sample();
+        if s.is_none() {
+            self.remaining = 0;
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn roundtrip(samples: &[(i64, f64)]) -> Vec<(i64, u64)> {
+        let mut w = ChunkWriter::new();
+        for &(t, v) in samples {
+            w.push(t, v);
+        }
+        let c = w.finish().unwrap();
+        c.iter().map(|(t, v)| (t, v.to_bits())).collect()
+    }
+
+    #[test]
+    fn regular_scrapes_cost_little() {
+        let mut w = ChunkWriter::new();
+        let mut v = 0.0;
+        for i in 0..120 {
+            v += 1.0;
+            w.push(1_700_000_000_000 + i * 15_000, v);
+        }
+        let c = w.finish().unwrap();
+        assert!(c.bytes.len() < 120 * 2, "{} bytes", c.bytes.len());
+        assert_eq!(c.iter().count(), 120);
+        assert_eq!(
+            c.iter().last(),
+            Some((1_700_000_000_000 + 119 * 15_000, 120.0))
+        );
+    }
+
+    #[test]
+    fn special_values_keep_their_bits() {
+        let vals = [
+            0.0,
+            -0.0,
+            f64::NAN,
+            triad_model::metric::stale_nan(),
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            1.0,
+        ];
+        let samples: Vec<_> = vals
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64 * 7, *v))
+            .collect();
+        let got = roundtrip(&samples);
+        let want: Vec<_> = samples.iter().map(|(t, v)| (*t, v.to_bits())).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn truncated_bytes_stop_without_panic() {
+        let mut w = ChunkWriter::new();
+        for i in 0..50 {
+            w.push(i * 1000 + (i * i) % 7, (i as f64).sin());
+        }
+        let c = w.finish().unwrap();
+        for cut in 0..c.bytes.len() {
+            let n = ChunkIter::new(&c.bytes[..cut], c.count).count();
+            assert!(n < 50);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn any_increasing_series_roundtrips(
+            start in -1_000_000_000_000i64..4_000_000_000_000,
+            steps in proptest::collection::vec((1i64..10_000_000_000, any::<u64>()), 1..120),
+        ) {
+            let mut t = start;
+            let mut samples = Vec::new();
+            for (dt, bits) in steps {
+                samples.push((t, f64::from_bits(bits)));
+                t += dt;
+            }
+            let got = roundtrip(&samples);
+            let want: Vec<_> = samples.iter().map(|(t, v)| (*t, v.to_bits())).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}

@@ -1,0 +1,811 @@
+//! Triad's time-series database, one per tenant.
+//!
+//! Data path: a commit ([`Tsdb::append`]) checks each sample against its series' newest
+//! timestamp, logs the accepted samples (and any new series, exemplars, metadata) as one
+//! WAL record, fsyncs when the sender waits for an acknowledgement, and applies them to
+//! the in-memory [`head`] where each series fills Gorilla-compressed [`chunk`]s.
+//!
+//! Once the head spans `block_range`, it is *cut*: its samples move to a frozen list
+//! (still queried), the WAL checkpoint advances past them, and a background step writes
+//! them as an immutable [`block`] on disk. Blocks of the same level are merged three at a
+//! time ([`Tsdb::compact`]); retention drops whole blocks by age and by size.
+//!
+//! **Out-of-order policy** (as Prometheus without `out_of_order_time_window`): a sample
+//! older than its series' newest sample is rejected and counted
+//! (`triad_tsdb_rejected_samples_total{reason="out_of_order"}`); one with the same
+//! timestamp and another value is rejected as `duplicate_timestamp`; an exact repeat is
+//! dropped silently. The sender of a remote-write batch is told how many were rejected.
+//!
+//! **Crash safety**: a commit with `durable = true` returns after `fdatasync` of its WAL
+//! record. At start the WAL after the checkpoint is replayed into the head. A crash
+//! between writing a block and advancing the checkpoint replays samples the block also
+//! holds; reads merge sources and drop repeated timestamps, so nothing is doubled.
+
+pub mod block;
+pub mod chunk;
+pub mod head;
+pub mod index;
+mod walrec;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use triad_model::metric::{
+    Exemplar, Labels, Matcher, MetricMetadata, SeriesExemplars, SeriesSamples,
+};
+
+use crate::wal::Wal;
+use crate::{Error, Result};
+use block::{Block, decode_chunks, write_block};
+use chunk::Chunk;
+use head::{Head, Rejection};
+use walrec::WalRecord;
+
+/// Storage settings of one TSDB.
+#[derive(Debug, Clone)]
+pub struct TsdbOptions {
+    /// Time span of the head before it is cut into a block, ms.
+    pub block_range_ms: i64,
+    /// Drop blocks whose newest sample is older than this, ms; 0 keeps forever.
+    pub retention_ms: i64,
+    /// Drop the oldest blocks while blocks and WAL take more bytes than this; 0: no limit.
+    pub retention_bytes: u64,
+}
+
+impl Default for TsdbOptions {
+    fn default() -> Self {
+        TsdbOptions {
+            block_range_ms: 2 * 3_600_000,
+            retention_ms: 15 * 86_400_000,
+            retention_bytes: 0,
+        }
+    }
+}
+
+/// Samples, exemplars and metadata to commit together.
+#[derive(Debug, Default, Clone)]
+pub struct AppendBatch {
+    /// (series labels, timestamp ms, value).
+    pub samples: Vec<(Labels, i64, f64)>,
+    /// (series labels, exemplar); the series need not have a sample in the batch.
+    pub exemplars: Vec<(Labels, Exemplar)>,
+    /// (metric family name, metadata).
+    pub metadata: Vec<(String, MetricMetadata)>,
+}
+
+/// What a commit did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Samples stored.
+    pub accepted: usize,
+    /// Samples older than their series' newest sample.
+    pub out_of_order: usize,
+    /// Samples with a repeated timestamp and a different value.
+    pub duplicate_timestamp: usize,
+}
+
+impl AppendOutcome {
+    /// Samples refused (repeats of the newest sample are not counted).
+    pub fn rejected(&self) -> usize {
+        self.out_of_order + self.duplicate_timestamp
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// The TSDB's own metrics (`triad_tsdb_*`), shared by every tenant.
+#[derive(Clone)]
+pub struct TsdbMetrics {
+    samples: Counter,
+    rejected: Family<ReasonLabel, Counter>,
+    head_series: Gauge,
+    head_samples: Gauge,
+    head_bytes: Gauge,
+    blocks: Gauge,
+    block_bytes: Gauge,
+    wal_bytes: Gauge,
+    cuts: Counter,
+    compactions: Counter,
+    retention_removed: Counter,
+    errors: Counter,
+}
+
+impl TsdbMetrics {
+    /// Creates and registers the metrics.
+    pub fn register(registry: &mut Registry) -> TsdbMetrics {
+        let m = TsdbMetrics {
+            samples: Counter::default(),
+            rejected: Family::default(),
+            head_series: Gauge::default(),
+            head_samples: Gauge::default(),
+            head_bytes: Gauge::default(),
+            blocks: Gauge::default(),
+            block_bytes: Gauge::default(),
+            wal_bytes: Gauge::default(),
+            cuts: Counter::default(),
+            compactions: Counter::default(),
+            retention_removed: Counter::default(),
+            errors: Counter::default(),
+        };
+        let r = registry.sub_registry_with_prefix("triad_tsdb");
+        r.register("samples_appended", "Samples stored", m.samples.clone());
+        r.register(
+            "rejected_samples",
+            "Samples refused, by reason (out_of_order, duplicate_timestamp)",
+            m.rejected.clone(),
+        );
+        r.register(
+            "head_series",
+            "Series in the in-memory head",
+            m.head_series.clone(),
+        );
+        r.register(
+            "head_samples",
+            "Samples in the in-memory head",
+            m.head_samples.clone(),
+        );
+        r.register(
+            "head_bytes",
+            "Approximate memory held by the head",
+            m.head_bytes.clone(),
+        );
+        r.register("blocks", "Blocks on disk", m.blocks.clone());
+        r.register(
+            "block_bytes",
+            "Bytes of the blocks on disk",
+            m.block_bytes.clone(),
+        );
+        r.register(
+            "wal_bytes",
+            "Bytes of the write-ahead log",
+            m.wal_bytes.clone(),
+        );
+        r.register("head_cuts", "Head cuts into blocks", m.cuts.clone());
+        r.register("compactions", "Block merges", m.compactions.clone());
+        r.register(
+            "retention_removed_blocks",
+            "Blocks removed by retention",
+            m.retention_removed.clone(),
+        );
+        r.register(
+            "errors",
+            "Storage failures (cut, compaction, retention)",
+            m.errors.clone(),
+        );
+        m
+    }
+
+    /// Unregistered metrics, for tests and tools.
+    pub fn unregistered() -> TsdbMetrics {
+        TsdbMetrics::register(&mut Registry::default())
+    }
+}
+
+/// Head samples moved out by a cut, queryable until their block is on disk.
+struct Frozen {
+    series: Vec<(Labels, Vec<Arc<Chunk>>)>,
+}
+
+/// One tenant's TSDB.
+pub struct Tsdb {
+    dir: PathBuf,
+    opts: TsdbOptions,
+    head: RwLock<Head>,
+    wal: Mutex<Wal>,
+    frozen: RwLock<Vec<Arc<Frozen>>>,
+    blocks: RwLock<Vec<Arc<Block>>>,
+    /// Serialises cuts, compactions and retention.
+    maintenance: Mutex<()>,
+    /// WAL records up to this LSN are in blocks.
+    checkpoint: AtomicU64,
+    metrics: TsdbMetrics,
+}
+
+const CHECKPOINT_FILE: &str = "checkpoint";
+
+impl Tsdb {
+    /// Opens (or creates) the TSDB in `dir`: loads blocks, replays the WAL.
+    pub fn open(dir: &Path, opts: TsdbOptions, metrics: TsdbMetrics) -> Result<Tsdb> {
+        let blocks_dir = dir.join("blocks");
+        fs::create_dir_all(&blocks_dir)
+            .map_err(Error::io(format!("creating {}", blocks_dir.display())))?;
+        let mut blocks = Vec::new();
+        for entry in fs::read_dir(&blocks_dir).map_err(Error::io("listing blocks"))? {
+            let entry = entry.map_err(Error::io("listing blocks"))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("tmp-") {
+                // A block whose write did not finish; its samples are still in the WAL.
+                let _ = fs::remove_dir_all(entry.path());
+            } else if name.starts_with("block-") {
+                blocks.push(Arc::new(Block::open(&entry.path())?));
+            }
+        }
+        blocks.sort_by_key(|b| (b.meta.min_t, b.meta.max_t));
+        let checkpoint = read_checkpoint(dir)?;
+        let mut head = Head::new();
+        let (wal, stats) = Wal::open(&dir.join("wal"), checkpoint, |_, payload| {
+            let Some(rec) = WalRecord::decode(&payload) else {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "undecodable TSDB WAL record",
+                ));
+            };
+            replay(&mut head, rec);
+            Ok(())
+        })
+        .map_err(Error::io(format!(
+            "replaying {}",
+            dir.join("wal").display()
+        )))?;
+        if stats.replayed > 0 || stats.truncated_bytes > 0 {
+            tracing::info!(
+                dir = %dir.display(),
+                records = stats.replayed,
+                series = head.num_series(),
+                samples = head.samples,
+                truncated_bytes = stats.truncated_bytes,
+                "tsdb wal replayed"
+            );
+        }
+        let db = Tsdb {
+            dir: dir.to_path_buf(),
+            opts,
+            head: RwLock::new(head),
+            wal: Mutex::new(wal),
+            frozen: RwLock::new(Vec::new()),
+            blocks: RwLock::new(blocks),
+            maintenance: Mutex::new(()),
+            checkpoint: AtomicU64::new(checkpoint),
+            metrics,
+        };
+        db.update_gauges();
+        Ok(db)
+    }
+
+    /// Commits a batch; with `durable`, returns once the WAL record is on disk.
+    pub fn append(&self, batch: &AppendBatch, durable: bool) -> Result<AppendOutcome> {
+        let mut out = AppendOutcome::default();
+        let mut rec = WalRecord::default();
+        let mut bytes = Vec::new();
+        {
+            let mut head = self.head.write().map_err(|_| Error::Closed("tsdb"))?;
+            for (labels, t, v) in &batch.samples {
+                let (id, created) = head.get_or_create(labels);
+                if created {
+                    rec.series.push((id, labels.clone()));
+                }
+                match head.append(id, *t, *v) {
+                    Ok(()) => {
+                        rec.samples.push((id, *t, *v));
+                        out.accepted += 1;
+                    }
+                    Err(Rejection::OutOfOrder) => out.out_of_order += 1,
+                    Err(Rejection::DuplicateTimestamp) => out.duplicate_timestamp += 1,
+                    Err(Rejection::Repeat) => {}
+                }
+            }
+            for (labels, e) in &batch.exemplars {
+                let (id, created) = head.get_or_create(labels);
+                if created {
+                    rec.series.push((id, labels.clone()));
+                }
+                head.add_exemplar(id, e.clone());
+                rec.exemplars.push((id, e.clone()));
+            }
+            for (name, m) in &batch.metadata {
+                if head.metadata.get(name) != Some(m) {
+                    head.metadata.insert(name.clone(), m.clone());
+                    rec.metadata.push((name.clone(), m.clone()));
+                }
+            }
+            if !rec.is_empty() {
+                rec.encode(&mut bytes);
+                let mut wal = self.wal.lock().map_err(|_| Error::Closed("tsdb"))?;
+                wal.append(&bytes)
+                    .map_err(Error::io("appending to the tsdb wal"))?;
+            }
+        }
+        if !bytes.is_empty() {
+            let mut wal = self.wal.lock().map_err(|_| Error::Closed("tsdb"))?;
+            if durable {
+                wal.sync(self.checkpoint.load(Ordering::Acquire))
+                    .map_err(Error::io("syncing the tsdb wal"))?;
+            }
+        }
+        self.metrics.samples.inc_by(out.accepted as u64);
+        if out.out_of_order > 0 {
+            self.metrics
+                .rejected
+                .get_or_create(&ReasonLabel {
+                    reason: "out_of_order",
+                })
+                .inc_by(out.out_of_order as u64);
+        }
+        if out.duplicate_timestamp > 0 {
+            self.metrics
+                .rejected
+                .get_or_create(&ReasonLabel {
+                    reason: "duplicate_timestamp",
+                })
+                .inc_by(out.duplicate_timestamp as u64);
+        }
+        Ok(out)
+    }
+
+    /// Samples of matching series in `[start, end]`, merged across blocks and head,
+    /// sorted by labels.
+    pub fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesSamples>> {
+        let mut merged: BTreeMap<Labels, Vec<Vec<(i64, f64)>>> = BTreeMap::new();
+        // Head first, then frozen, then blocks: a cut moves data head → frozen → block,
+        // and a block is published before its frozen part is dropped, so this order
+        // never misses data (it may see it twice, which the merge removes).
+        {
+            let head = self.head.read().map_err(|_| Error::Closed("tsdb"))?;
+            let mut parts = Vec::new();
+            for id in head.select(matchers) {
+                if let Some(s) = head.series(id) {
+                    let chunks = s.chunks_in(start, end);
+                    if !chunks.is_empty() {
+                        parts.push((s.labels.clone(), chunks));
+                    }
+                }
+            }
+            drop(head);
+            for (labels, chunks) in parts {
+                merged.entry(labels).or_default().push(filter_range(
+                    decode_chunks(&chunks),
+                    start,
+                    end,
+                ));
+            }
+        }
+        let frozen: Vec<Arc<Frozen>> = self
+            .frozen
+            .read()
+            .map_err(|_| Error::Closed("tsdb"))?
+            .clone();
+        for f in &frozen {
+            for (labels, chunks) in &f.series {
+                if matchers.iter().all(|m| m.matches_labels(labels))
+                    && chunks.iter().any(|c| c.max_t >= start && c.min_t <= end)
+                {
+                    merged.entry(labels.clone()).or_default().push(filter_range(
+                        decode_chunks(chunks),
+                        start,
+                        end,
+                    ));
+                }
+            }
+        }
+        for b in self.blocks_in(start, end)? {
+            for s in b.select(matchers, start, end)? {
+                merged.entry(s.labels).or_default().push(s.samples);
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(labels, parts)| {
+                let samples = merge_parts(parts);
+                (!samples.is_empty()).then_some(SeriesSamples { labels, samples })
+            })
+            .collect())
+    }
+
+    fn blocks_in(&self, start: i64, end: i64) -> Result<Vec<Arc<Block>>> {
+        Ok(self
+            .blocks
+            .read()
+            .map_err(|_| Error::Closed("tsdb"))?
+            .iter()
+            .filter(|b| b.overlaps(start, end))
+            .cloned()
+            .collect())
+    }
+
+    /// Label sets of series matching any matcher set (all when empty) with samples in
+    /// the range.
+    pub fn series(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        start: i64,
+        end: i64,
+    ) -> Result<BTreeSet<Labels>> {
+        let everything = [Vec::new()];
+        let sets: &[Vec<Matcher>] = if matcher_sets.is_empty() {
+            &everything
+        } else {
+            matcher_sets
+        };
+        let mut out = BTreeSet::new();
+        {
+            let head = self.head.read().map_err(|_| Error::Closed("tsdb"))?;
+            for ms in sets {
+                for id in head.select(ms) {
+                    if let Some(s) = head.series(id) {
+                        let in_range = s.chunks.iter().any(|c| c.max_t >= start && c.min_t <= end)
+                            || matches!((s.open.min_t(), s.open.max_t()), (Some(lo), Some(hi)) if hi >= start && lo <= end);
+                        if in_range {
+                            out.insert(s.labels.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let frozen: Vec<Arc<Frozen>> = self
+            .frozen
+            .read()
+            .map_err(|_| Error::Closed("tsdb"))?
+            .clone();
+        for f in &frozen {
+            for (labels, chunks) in &f.series {
+                if sets
+                    .iter()
+                    .any(|ms| ms.iter().all(|m| m.matches_labels(labels)))
+                    && chunks.iter().any(|c| c.max_t >= start && c.min_t <= end)
+                {
+                    out.insert(labels.clone());
+                }
+            }
+        }
+        for b in self.blocks_in(start, end)? {
+            for ms in sets {
+                for id in b.select_ids(ms) {
+                    if b.has_data(id, start, end) {
+                        if let Some(l) = b.labels(id) {
+                            out.insert(l.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Metadata by metric family.
+    pub fn metadata(&self) -> Result<Vec<(String, MetricMetadata)>> {
+        let head = self.head.read().map_err(|_| Error::Closed("tsdb"))?;
+        let mut v: Vec<_> = head
+            .metadata
+            .iter()
+            .map(|(k, m)| (k.clone(), m.clone()))
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// Exemplars (kept in the head only, as Prometheus) of matching series in the range.
+    pub fn exemplars(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<SeriesExemplars>> {
+        let head = self.head.read().map_err(|_| Error::Closed("tsdb"))?;
+        let mut out: BTreeMap<Labels, Vec<Exemplar>> = BTreeMap::new();
+        for ms in matcher_sets {
+            for id in head.select(ms) {
+                if let Some(s) = head.series(id) {
+                    let es: Vec<Exemplar> = s
+                        .exemplars
+                        .iter()
+                        .filter(|e| e.timestamp_ms >= start && e.timestamp_ms <= end)
+                        .cloned()
+                        .collect();
+                    if !es.is_empty() {
+                        out.insert(s.labels.clone(), es);
+                    }
+                }
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|(labels, exemplars)| SeriesExemplars { labels, exemplars })
+            .collect())
+    }
+
+    /// Runs due maintenance: cuts the head into a block when it spans the block range,
+    /// merges blocks, applies retention. Call it periodically from a blocking thread.
+    pub fn maintain(&self, now_ms: i64) -> Result<()> {
+        let _guard = self.maintenance.lock().map_err(|_| Error::Closed("tsdb"))?;
+        let due = {
+            let head = self.head.read().map_err(|_| Error::Closed("tsdb"))?;
+            head.samples > 0 && head.max_t - head.min_t >= self.opts.block_range_ms
+        };
+        if due {
+            self.cut()?;
+        }
+        self.compact()?;
+        self.apply_retention(now_ms)?;
+        self.update_gauges();
+        Ok(())
+    }
+
+    /// Moves every head sample into a new block on disk now (also at shutdown, so a
+    /// restart replays little).
+    pub fn flush(&self) -> Result<()> {
+        let _guard = self.maintenance.lock().map_err(|_| Error::Closed("tsdb"))?;
+        self.cut()?;
+        self.update_gauges();
+        Ok(())
+    }
+
+    /// Cuts the head: freezes its samples, advances the WAL checkpoint, writes the block.
+    fn cut(&self) -> Result<()> {
+        let started = Instant::now();
+        let (frozen, checkpoint) = {
+            let mut head = self.head.write().map_err(|_| Error::Closed("tsdb"))?;
+            if head.samples == 0 {
+                return Ok(());
+            }
+            let series = head.cut();
+            // Re-log every live series so that a replay from the new checkpoint knows
+            // them, and the metadata, which would otherwise be lost with old segments.
+            let mut rec = WalRecord::default();
+            for (id, s) in head.all_series() {
+                rec.series.push((id, s.labels.clone()));
+            }
+            rec.series.sort_by_key(|(id, _)| *id);
+            rec.metadata = head
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let mut wal = self.wal.lock().map_err(|_| Error::Closed("tsdb"))?;
+            let mut bytes = Vec::new();
+            rec.encode(&mut bytes);
+            let lsn = wal
+                .append(&bytes)
+                .map_err(Error::io("appending to the tsdb wal"))?;
+            wal.sync(self.checkpoint.load(Ordering::Acquire))
+                .map_err(Error::io("syncing the tsdb wal"))?;
+            let frozen = Arc::new(Frozen { series });
+            self.frozen
+                .write()
+                .map_err(|_| Error::Closed("tsdb"))?
+                .push(frozen.clone());
+            (frozen, lsn - 1)
+        };
+        let written = write_block(
+            &self.dir.join("blocks"),
+            frozen
+                .series
+                .iter()
+                .map(|(l, chunks)| (l.clone(), decode_chunks(chunks))),
+            0,
+        );
+        let path = match written {
+            Ok(p) => p,
+            Err(e) => {
+                // The samples stay in the WAL (the checkpoint did not move) and in the
+                // frozen list; the next cut or a restart writes them.
+                self.metrics.errors.inc();
+                return Err(e);
+            }
+        };
+        if let Some(path) = path {
+            let block = Arc::new(Block::open(&path)?);
+            let mut blocks = self.blocks.write().map_err(|_| Error::Closed("tsdb"))?;
+            blocks.push(block);
+            blocks.sort_by_key(|b| (b.meta.min_t, b.meta.max_t));
+        }
+        write_checkpoint(&self.dir, checkpoint)?;
+        self.checkpoint.store(checkpoint, Ordering::Release);
+        self.frozen
+            .write()
+            .map_err(|_| Error::Closed("tsdb"))?
+            .retain(|f| !Arc::ptr_eq(f, &frozen));
+        self.metrics.cuts.inc();
+        tracing::info!(
+            dir = %self.dir.display(),
+            series = frozen.series.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "tsdb head cut into a block"
+        );
+        Ok(())
+    }
+
+    /// Merges runs of three blocks of the same level into one of the next level (up to
+    /// level 3: 2 h → 6 h → 18 h → 54 h with the default range).
+    pub fn compact(&self) -> Result<()> {
+        loop {
+            let run = {
+                let blocks = self.blocks.read().map_err(|_| Error::Closed("tsdb"))?;
+                find_compaction_run(&blocks)
+            };
+            let Some(run) = run else { return Ok(()) };
+            let level = run[0].meta.level + 1;
+            let mut iters: Vec<_> = run.iter().map(|b| b.all().peekable()).collect();
+            let mut merged = Vec::new();
+            // Each block is sorted by labels: a k-way merge by label set.
+            loop {
+                let mut min: Option<Labels> = None;
+                for it in iters.iter_mut() {
+                    if let Some(Ok((l, _))) = it.peek() {
+                        if min.as_ref().is_none_or(|m| l < m) {
+                            min = Some(l.clone());
+                        }
+                    } else if let Some(Err(_)) = it.peek() {
+                        if let Some(Err(e)) = it.next() {
+                            self.metrics.errors.inc();
+                            return Err(e);
+                        }
+                    }
+                }
+                let Some(min) = min else { break };
+                let mut parts = Vec::new();
+                for it in iters.iter_mut() {
+                    if matches!(it.peek(), Some(Ok((l, _))) if *l == min) {
+                        if let Some(Ok((_, s))) = it.next() {
+                            parts.push(s);
+                        }
+                    }
+                }
+                merged.push((min, merge_parts(parts)));
+            }
+            let path = write_block(&self.dir.join("blocks"), merged.into_iter(), level)?;
+            let mut blocks = self.blocks.write().map_err(|_| Error::Closed("tsdb"))?;
+            if let Some(path) = path {
+                blocks.push(Arc::new(Block::open(&path)?));
+            }
+            blocks.retain(|b| !run.iter().any(|r| Arc::ptr_eq(r, b)));
+            blocks.sort_by_key(|b| (b.meta.min_t, b.meta.max_t));
+            drop(blocks);
+            for b in &run {
+                let _ = fs::remove_dir_all(b.dir());
+            }
+            self.metrics.compactions.inc();
+        }
+    }
+
+    /// Drops blocks past the age limit, then the oldest while over the size limit.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize> {
+        let mut blocks = self.blocks.write().map_err(|_| Error::Closed("tsdb"))?;
+        let mut removed = Vec::new();
+        if self.opts.retention_ms > 0 {
+            let horizon = now_ms - self.opts.retention_ms;
+            let (old, keep): (Vec<_>, Vec<_>) =
+                blocks.drain(..).partition(|b| b.meta.max_t < horizon);
+            *blocks = keep;
+            removed.extend(old);
+        }
+        if self.opts.retention_bytes > 0 {
+            let wal_bytes = self.wal.lock().map(|w| w.disk_bytes()).unwrap_or(0);
+            let mut total: u64 = blocks.iter().map(|b| b.disk_bytes()).sum::<u64>() + wal_bytes;
+            while total > self.opts.retention_bytes && !blocks.is_empty() {
+                let b = blocks.remove(0);
+                total -= b.disk_bytes();
+                removed.push(b);
+            }
+        }
+        drop(blocks);
+        for b in &removed {
+            let _ = fs::remove_dir_all(b.dir());
+        }
+        self.metrics.retention_removed.inc_by(removed.len() as u64);
+        Ok(removed.len())
+    }
+
+    fn update_gauges(&self) {
+        if let Ok(head) = self.head.read() {
+            self.metrics.head_series.set(head.num_series() as i64);
+            self.metrics.head_samples.set(head.samples as i64);
+            self.metrics.head_bytes.set(head.byte_size() as i64);
+        }
+        if let Ok(blocks) = self.blocks.read() {
+            self.metrics.blocks.set(blocks.len() as i64);
+            self.metrics
+                .block_bytes
+                .set(blocks.iter().map(|b| b.disk_bytes()).sum::<u64>() as i64);
+        }
+        if let Ok(wal) = self.wal.lock() {
+            self.metrics.wal_bytes.set(wal.disk_bytes() as i64);
+        }
+    }
+
+    /// Bytes on disk: blocks and WAL.
+    pub fn disk_bytes(&self) -> u64 {
+        let blocks: u64 = self
+            .blocks
+            .read()
+            .map(|b| b.iter().map(|b| b.disk_bytes()).sum())
+            .unwrap_or(0);
+        blocks + self.wal.lock().map(|w| w.disk_bytes()).unwrap_or(0)
+    }
+
+    /// Approximate memory of the head, and its series count.
+    pub fn head_stats(&self) -> (usize, usize) {
+        self.head
+            .read()
+            .map(|h| (h.byte_size(), h.num_series()))
+            .unwrap_or((0, 0))
+    }
+
+    /// The blocks' metadata, oldest first.
+    pub fn block_metas(&self) -> Vec<block::BlockMeta> {
+        self.blocks
+            .read()
+            .map(|b| b.iter().map(|b| b.meta.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn find_compaction_run(blocks: &[Arc<Block>]) -> Option<Vec<Arc<Block>>> {
+    const MAX_LEVEL: u32 = 3;
+    for level in 0..MAX_LEVEL {
+        let same: Vec<&Arc<Block>> = blocks.iter().filter(|b| b.meta.level == level).collect();
+        if same.len() >= 3 {
+            return Some(same[..3].iter().map(|b| (*b).clone()).collect());
+        }
+    }
+    None
+}
+
+fn replay(head: &mut Head, rec: WalRecord) {
+    for (id, labels) in rec.series {
+        head.insert(id, labels);
+    }
+    for (id, t, v) in rec.samples {
+        let _ = head.append(id, t, v);
+    }
+    for (id, e) in rec.exemplars {
+        head.add_exemplar(id, e);
+    }
+    for (name, m) in rec.metadata {
+        head.metadata.insert(name, m);
+    }
+}
+
+fn filter_range(mut samples: Vec<(i64, f64)>, start: i64, end: i64) -> Vec<(i64, f64)> {
+    samples.retain(|(t, _)| *t >= start && *t <= end);
+    samples
+}
+
+/// Merges sample runs of one series from several sources: sorted by time, the first
+/// of equal timestamps kept.
+fn merge_parts(mut parts: Vec<Vec<(i64, f64)>>) -> Vec<(i64, f64)> {
+    match parts.len() {
+        0 => Vec::new(),
+        1 => parts.pop().unwrap_or_default(),
+        _ => {
+            let mut all: Vec<(i64, f64)> = parts.into_iter().flatten().collect();
+            all.sort_by_key(|(t, _)| *t);
+            all.dedup_by_key(|(t, _)| *t);
+            all
+        }
+    }
+}
+
+fn read_checkpoint(dir: &Path) -> Result<u64> {
+    match fs::read_to_string(dir.join(CHECKPOINT_FILE)) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| Error::Corrupt(format!("{}: bad checkpoint {s:?}", dir.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(Error::io("reading the tsdb checkpoint")(e)),
+    }
+}
+
+fn write_checkpoint(dir: &Path, lsn: u64) -> Result<()> {
+    let tmp = dir.join("checkpoint.tmp");
+    fs::write(&tmp, lsn.to_string())
+        .and_then(|()| fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| fs::rename(&tmp, dir.join(CHECKPOINT_FILE)))
+        .and_then(|()| fs::File::open(dir)?.sync_all())
+        .map_err(Error::io("writing the tsdb checkpoint"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,311 @@
+//! Metric series as Prometheus models them: a sorted label set (the metric name is the
+//! label `__name__`) and samples of (timestamp ms, f64).
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Label holding the metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// Prometheus' staleness marker: a NaN with this exact bit pattern, written when a series
+/// or its target disappears. Queries treat it as "no value from here on".
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// The staleness marker as an `f64`.
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+/// True when `v` is the staleness marker (and not an ordinary NaN).
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// A label set sorted by name, names unique. Cheap to clone.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Labels(Arc<[(String, String)]>);
+
+impl Labels {
+    /// Builds a label set: sorts by name, keeps the last value of a repeated name and
+    /// drops empty values (an empty value means "no such label" in Prometheus).
+    pub fn new(mut pairs: Vec<(String, String)>) -> Labels {
+        pairs.reverse();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, earlier| later.0 == earlier.0);
+        pairs.retain(|(_, v)| !v.is_empty());
+        Labels(pairs.into())
+    }
+
+    /// Builds a label set from pairs already sorted by unique name with no empty value.
+    pub fn from_sorted(pairs: Vec<(String, String)>) -> Labels {
+        debug_assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0));
+        Labels(pairs.into())
+    }
+
+    /// The value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// The metric name (`__name__`), if present.
+    pub fn name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    /// The pairs, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there is no label.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// A copy as owned pairs, for editing.
+    pub fn to_vec(&self) -> Vec<(String, String)> {
+        self.0.to_vec()
+    }
+
+    /// The pairs as a slice.
+    pub fn as_slice(&self) -> &[(String, String)] {
+        &self.0
+    }
+
+    /// A copy without the labels for which `drop` is true.
+    pub fn without(&self, mut drop: impl FnMut(&str) -> bool) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|(n, _)| !drop(n))
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+        )
+    }
+
+    /// Bytes held by names and values (for memory accounting).
+    pub fn byte_size(&self) -> usize {
+        self.0.iter().map(|(n, v)| n.len() + v.len()).sum()
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Labels {
+    /// Prometheus' notation: `name{a="x", b="y"}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = self.name() {
+            f.write_str(name)?;
+        }
+        f.write_str("{")?;
+        let mut first = true;
+        for (n, v) in self.iter().filter(|(n, _)| *n != METRIC_NAME) {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            write!(f, "{n}={v:?}")?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// How a matcher compares a label's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchOp {
+    /// `=`
+    Equal,
+    /// `!=`
+    NotEqual,
+    /// `=~` (fully anchored regular expression)
+    Regex,
+    /// `!~`
+    NotRegex,
+}
+
+/// A label matcher as in `{job=~"api|web"}`. A missing label has the value `""`.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    /// Label name.
+    pub name: String,
+    /// Comparison.
+    pub op: MatchOp,
+    /// Value or pattern as written.
+    pub value: String,
+    regex: Option<regex::Regex>,
+}
+
+/// A matcher's regular expression does not compile.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid regular expression {pattern:?}: {message}")]
+pub struct MatcherError {
+    /// The pattern as written.
+    pub pattern: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl Matcher {
+    /// Builds a matcher; regular expressions are anchored at both ends, as in Prometheus.
+    pub fn new(
+        op: MatchOp,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Matcher, MatcherError> {
+        let value = value.into();
+        let regex = match op {
+            MatchOp::Regex | MatchOp::NotRegex => Some(
+                regex::Regex::new(&format!("^(?s:{value})$")).map_err(|e| MatcherError {
+                    pattern: value.clone(),
+                    message: e.to_string(),
+                })?,
+            ),
+            _ => None,
+        };
+        Ok(Matcher {
+            name: name.into(),
+            op,
+            value,
+            regex,
+        })
+    }
+
+    /// `name="value"`.
+    pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Matcher {
+        Matcher {
+            name: name.into(),
+            op: MatchOp::Equal,
+            value: value.into(),
+            regex: None,
+        }
+    }
+
+    /// Whether a label value (`""` when the label is absent) satisfies the matcher.
+    pub fn matches(&self, value: &str) -> bool {
+        match self.op {
+            MatchOp::Equal => value == self.value,
+            MatchOp::NotEqual => value != self.value,
+            MatchOp::Regex => self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+            MatchOp::NotRegex => !self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+        }
+    }
+
+    /// Whether the matcher accepts a series that lacks the label.
+    pub fn matches_empty(&self) -> bool {
+        self.matches("")
+    }
+
+    /// Whether a series' labels satisfy the matcher.
+    pub fn matches_labels(&self, labels: &Labels) -> bool {
+        self.matches(labels.get(&self.name).unwrap_or(""))
+    }
+}
+
+/// One series and its samples in a time range, oldest first.
+#[derive(Debug, Clone)]
+pub struct SeriesSamples {
+    /// The series' labels.
+    pub labels: Labels,
+    /// (timestamp ms, value), strictly increasing timestamps. May contain staleness
+    /// markers.
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// An exemplar: a sample of a series tied to a trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplar {
+    /// Exemplar labels (usually `trace_id`, `span_id`).
+    pub labels: Labels,
+    /// Value.
+    pub value: f64,
+    /// Timestamp, ms.
+    pub timestamp_ms: i64,
+}
+
+/// Exemplars of one series.
+#[derive(Debug, Clone)]
+pub struct SeriesExemplars {
+    /// The series' labels.
+    pub labels: Labels,
+    /// Exemplars, oldest first.
+    pub exemplars: Vec<Exemplar>,
+}
+
+/// What a metric family is, as the exposition's `# TYPE`, `# HELP` and `# UNIT` said.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MetricMetadata {
+    /// `counter`, `gauge`, `histogram`, `gaugehistogram`, `summary`, `info`, `stateset`
+    /// or `unknown`.
+    pub metric_type: String,
+    /// Help text.
+    pub help: String,
+    /// Unit, often empty.
+    pub unit: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(pairs: &[(&str, &str)]) -> Labels {
+        Labels::new(
+            pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn labels_sort_dedup_and_drop_empty() {
+        let ls = l(&[("b", "2"), ("a", "1"), ("b", "3"), ("c", "")]);
+        assert_eq!(
+            ls.to_vec(),
+            vec![("a".into(), "1".into()), ("b".into(), "3".into())]
+        );
+        assert_eq!(ls.get("b"), Some("3"));
+        assert_eq!(ls.get("c"), None);
+        assert_eq!(
+            l(&[("__name__", "up"), ("job", "x")]).to_string(),
+            "up{job=\"x\"}"
+        );
+    }
+
+    #[test]
+    fn matchers_follow_prometheus() {
+        let re = Matcher::new(MatchOp::Regex, "job", "api|web").unwrap();
+        assert!(re.matches("api"));
+        assert!(!re.matches("apiserver"), "regexes are anchored");
+        assert!(!re.matches_empty());
+        let nre = Matcher::new(MatchOp::NotRegex, "job", "a.*").unwrap();
+        assert!(nre.matches_empty());
+        assert!(!nre.matches("abc"));
+        assert!(
+            Matcher::new(MatchOp::NotEqual, "x", "")
+                .unwrap()
+                .matches("y")
+        );
+        assert!(Matcher::new(MatchOp::Regex, "x", "(").is_err());
+        let dotall = Matcher::new(MatchOp::Regex, "x", "a.b").unwrap();
+        assert!(dotall.matches("a\nb"));
+    }
+
+    #[test]
+    fn stale_nan_is_not_any_nan() {
+        assert!(is_stale_nan(stale_nan()));
+        assert!(!is_stale_nan(f64::NAN));
+    }
+}
