@@ -11,6 +11,7 @@ pub mod error;
 pub mod exposition;
 pub mod ingest;
 pub mod log_index;
+pub mod metric_store;
 pub mod metrics;
 pub mod query_text;
 pub mod split;

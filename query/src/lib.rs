@@ -9,6 +9,7 @@ pub mod error;
 pub mod jaeger;
 pub mod logs;
 pub mod metrics;
+pub mod promql;
 pub mod time;
 
 use std::sync::Arc;

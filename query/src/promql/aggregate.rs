@@ -1,0 +1,275 @@
+//! Aggregation operators (`sum`, `avg`, …, `topk`, `quantile`, `count_values`) with
+//! `by` / `without`, computed per step as Prometheus 2.42 does.
+
+use std::collections::HashMap;
+
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+use triad_model::metric::{Labels, METRIC_NAME};
+
+use super::StepSeries;
+use super::eval::{Ev, EvalError, Value};
+use super::format_value;
+use super::functions::quantile;
+
+/// The labels a series is grouped by.
+fn group_key(labels: &Labels, modifier: &Option<LabelModifier>) -> Labels {
+    match modifier {
+        None => Labels::default(),
+        Some(LabelModifier::Include(ls)) => {
+            let keep = &ls.labels;
+            labels.without(|n| !keep.iter().any(|k| k == n))
+        }
+        Some(LabelModifier::Exclude(ls)) => {
+            let drop = &ls.labels;
+            labels.without(|n| n == METRIC_NAME || drop.iter().any(|k| k == n))
+        }
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct Acc {
+    count: f64,
+    value: f64,
+    mean: f64,
+}
+
+/// Evaluates an aggregation.
+pub(crate) fn aggregate(ev: &Ev<'_>, agg: &AggregateExpr) -> Result<Value, EvalError> {
+    let op = agg.op.to_string();
+    let input = ev.vector_arg(&agg.expr)?;
+    // Group of each input series, and the groups' labels in order of appearance.
+    let mut group_of = Vec::with_capacity(input.len());
+    let mut groups: Vec<Labels> = Vec::new();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    for s in &input {
+        let key = group_key(&s.labels, &agg.modifier);
+        let g = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push(key);
+            groups.len() - 1
+        });
+        group_of.push(g);
+    }
+    match op.as_str() {
+        "topk" | "bottomk" => {
+            let param = agg
+                .param
+                .as_ref()
+                .ok_or_else(|| EvalError::BadData(format!("{op} needs a parameter")))?;
+            let k = ev.scalar_arg(param)?;
+            select_k(ev, input, &group_of, groups.len(), &k, op == "topk")
+        }
+        "quantile" => {
+            let param = agg
+                .param
+                .as_ref()
+                .ok_or_else(|| EvalError::BadData("quantile needs a parameter".into()))?;
+            let q = ev.scalar_arg(param)?;
+            let mut out: Vec<StepSeries> = groups
+                .iter()
+                .map(|l| StepSeries {
+                    labels: l.clone(),
+                    values: vec![None; ev.n],
+                })
+                .collect();
+            for i in 0..ev.n {
+                let mut vals: Vec<Vec<f64>> = vec![Vec::new(); groups.len()];
+                for (s, g) in input.iter().zip(&group_of) {
+                    if let Some(v) = s.values[i] {
+                        vals[*g].push(v);
+                    }
+                }
+                for (g, mut vs) in vals.into_iter().enumerate() {
+                    if !vs.is_empty() {
+                        out[g].values[i] = Some(quantile(q[i], &mut vs));
+                    }
+                }
+            }
+            Ok(Value::Vector(out))
+        }
+        "count_values" => {
+            let param = agg
+                .param
+                .as_ref()
+                .ok_or_else(|| EvalError::BadData("count_values needs a parameter".into()))?;
+            let label = ev.string_arg(param)?;
+            if !is_label_name(&label) {
+                return Err(EvalError::Execution(format!(
+                    "invalid label name {label:?}"
+                )));
+            }
+            let mut out: Vec<StepSeries> = Vec::new();
+            let mut out_index: HashMap<Labels, usize> = HashMap::new();
+            for i in 0..ev.n {
+                let mut counts: HashMap<(usize, String), f64> = HashMap::new();
+                for (s, g) in input.iter().zip(&group_of) {
+                    if let Some(v) = s.values[i] {
+                        *counts.entry((*g, format_value(v))).or_default() += 1.0;
+                    }
+                }
+                for ((g, value), c) in counts {
+                    let mut pairs = groups[g].without(|n| n == label).to_vec();
+                    pairs.push((label.clone(), value));
+                    let labels = Labels::new(pairs);
+                    let idx = *out_index.entry(labels.clone()).or_insert_with(|| {
+                        out.push(StepSeries {
+                            labels,
+                            values: vec![None; ev.n],
+                        });
+                        out.len() - 1
+                    });
+                    out[idx].values[i] = Some(c);
+                }
+            }
+            Ok(Value::Vector(out))
+        }
+        "sum" | "avg" | "count" | "min" | "max" | "group" | "stddev" | "stdvar" => {
+            let mut out: Vec<StepSeries> = groups
+                .iter()
+                .map(|l| StepSeries {
+                    labels: l.clone(),
+                    values: vec![None; ev.n],
+                })
+                .collect();
+            for i in 0..ev.n {
+                ev.check_deadline()?;
+                let mut accs: Vec<Acc> = vec![Acc::default(); groups.len()];
+                for (s, g) in input.iter().zip(&group_of) {
+                    let Some(v) = s.values[i] else { continue };
+                    let a = &mut accs[*g];
+                    if a.count == 0.0 {
+                        *a = Acc {
+                            count: 1.0,
+                            value: if matches!(op.as_str(), "stddev" | "stdvar") {
+                                0.0
+                            } else {
+                                v
+                            },
+                            mean: v,
+                        };
+                        continue;
+                    }
+                    a.count += 1.0;
+                    match op.as_str() {
+                        "sum" => a.value += v,
+                        "avg" => {
+                            if a.mean.is_infinite() {
+                                if v.is_infinite() && (a.mean > 0.0) == (v > 0.0) {
+                                    continue;
+                                }
+                                if !v.is_infinite() && !v.is_nan() {
+                                    continue;
+                                }
+                            }
+                            a.mean += v / a.count - a.mean / a.count;
+                        }
+                        "min" => {
+                            if a.value > v || a.value.is_nan() {
+                                a.value = v;
+                            }
+                        }
+                        "max" => {
+                            if a.value < v || a.value.is_nan() {
+                                a.value = v;
+                            }
+                        }
+                        "stddev" | "stdvar" => {
+                            let delta = v - a.mean;
+                            a.mean += delta / a.count;
+                            a.value += delta * (v - a.mean);
+                        }
+                        _ => {}
+                    }
+                }
+                for (g, a) in accs.iter().enumerate() {
+                    if a.count == 0.0 {
+                        continue;
+                    }
+                    out[g].values[i] = Some(match op.as_str() {
+                        "sum" | "min" | "max" => a.value,
+                        "avg" => a.mean,
+                        "count" => a.count,
+                        "group" => 1.0,
+                        "stdvar" => a.value / a.count,
+                        _ => (a.value / a.count).sqrt(),
+                    });
+                }
+            }
+            Ok(Value::Vector(out))
+        }
+        other => Err(EvalError::BadData(format!(
+            "aggregation {other:?} is not supported"
+        ))),
+    }
+}
+
+fn select_k(
+    ev: &Ev<'_>,
+    input: Vec<StepSeries>,
+    group_of: &[usize],
+    n_groups: usize,
+    k: &[f64],
+    top: bool,
+) -> Result<Value, EvalError> {
+    let mut keep: Vec<Vec<Option<f64>>> = vec![vec![None; ev.n]; input.len()];
+    for i in 0..ev.n {
+        let ki = k[i];
+        if ki.is_nan() || ki < 1.0 {
+            continue;
+        }
+        let ki = if ki > input.len() as f64 {
+            input.len()
+        } else {
+            ki as usize
+        };
+        let mut members: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n_groups];
+        for (si, (s, g)) in input.iter().zip(group_of).enumerate() {
+            if let Some(v) = s.values[i] {
+                members[*g].push((si, v));
+            }
+        }
+        for mut m in members {
+            // NaN counts as the smallest for topk and the largest for bottomk: last either way.
+            m.sort_by(|a, b| match (a.1.is_nan(), b.1.is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ if top => b.1.total_cmp(&a.1),
+                _ => a.1.total_cmp(&b.1),
+            });
+            for (si, v) in m.into_iter().take(ki) {
+                keep[si][i] = Some(v);
+            }
+        }
+    }
+    let mut out: Vec<(f64, StepSeries)> = input
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, vals)| vals.iter().any(Option::is_some))
+        .map(|(s, values)| {
+            (
+                values[0].unwrap_or(f64::NAN),
+                StepSeries {
+                    labels: s.labels,
+                    values,
+                },
+            )
+        })
+        .collect();
+    // For an instant query, Prometheus lists topk's result largest first.
+    if ev.n == 1 {
+        out.sort_by(|a, b| {
+            if top {
+                b.0.total_cmp(&a.0)
+            } else {
+                a.0.total_cmp(&b.0)
+            }
+        });
+    }
+    Ok(Value::Vector(out.into_iter().map(|(_, s)| s).collect()))
+}
+
+fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

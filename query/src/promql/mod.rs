@@ -1,0 +1,47 @@
+//! PromQL evaluation with Prometheus 2.42 semantics, over any [`MetricRead`].
+//!
+//! Parsing is `promql-parser`'s. Evaluation works like Prometheus' range evaluation:
+//! every node is computed for all steps of the query at once, so a selector fetches its
+//! samples once and an instant query is a range query of one step. An instant-vector
+//! value is a set of series with one optional value per step ([`StepSeries`]); range
+//! vectors stay as raw samples and range functions slide a window over them.
+//!
+//! Semantics follow Prometheus 2.42 (the reference of Triad's golden tests): closed
+//! lookback and range windows (`[t - 5m, t]`), staleness markers end a series,
+//! `rate`/`increase`/`delta` extrapolate as Prometheus does, vector matching ignores the
+//! metric name, arithmetic drops it, and the same error texts where users see them.
+
+mod aggregate;
+mod binary;
+mod eval;
+pub mod format;
+mod functions;
+
+pub use eval::{Engine, EvalError, Limits, QueryValue};
+
+use triad_model::metric::Labels;
+
+/// One series of an instant-vector value: a value (or none) per step.
+#[derive(Debug, Clone)]
+pub struct StepSeries {
+    /// The series' labels.
+    pub labels: Labels,
+    /// Value at each step of the evaluation, `None` where the series has no value.
+    pub values: Vec<Option<f64>>,
+}
+
+/// Formats a sample value as Prometheus does (Go's `strconv.FormatFloat(v, 'f', -1, 64)`).
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v == f64::INFINITY {
+        "+Inf".to_string()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests;
