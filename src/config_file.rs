@@ -33,6 +33,40 @@ pub fn parse(text: &str) -> Result<ValidConfig, String> {
     Ok(cfg)
 }
 
+/// Loads the Prometheus configuration named by `collector.metrics.scrape_config_file`
+/// (`None` when none is set): YAML errors and invalid scrape configs name the file and
+/// the key.
+pub fn load_scrape_config(
+    cfg: &ValidConfig,
+) -> anyhow::Result<Option<triad_model::promconfig::PromConfig>> {
+    let Some(path) = &cfg.collector.metrics.scrape_config_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "collector.metrics.scrape_config_file: cannot read {}",
+            path.display()
+        )
+    })?;
+    let prom =
+        parse_scrape_config(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    for section in prom.ignored_sections() {
+        tracing::info!(file = %path.display(), section, "section of the Prometheus configuration not used by Triad");
+    }
+    Ok(Some(prom))
+}
+
+/// Parses and validates a `prometheus.yml`.
+pub fn parse_scrape_config(text: &str) -> Result<triad_model::promconfig::PromConfig, String> {
+    let prom: triad_model::promconfig::PromConfig = if text.trim().is_empty() {
+        Default::default()
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| e.to_string())?
+    };
+    prom.validate().map_err(|e| e.to_string())?;
+    Ok(prom)
+}
+
 /// The tailer settings of the `agent` section.
 pub fn tailer_config(a: &triad_model::config::AgentConfig) -> triad_agent::tailer::TailerConfig {
     use triad_agent::tailer::TailerConfig;

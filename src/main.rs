@@ -173,9 +173,12 @@ fn main() -> std::process::ExitCode {
 }
 
 fn real_main() -> anyhow::Result<()> {
+    // reqwest is built without a default TLS provider: ring is ours.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     if let Command::CheckConfig { file } = &cli.command {
-        config_file::load(Some(file))?;
+        let cfg = config_file::load(Some(file))?;
+        config_file::load_scrape_config(&cfg)?;
         println!("{}: ok", file.display());
         return Ok(());
     }
@@ -261,6 +264,7 @@ fn query_state(
     cfg: &ValidConfig,
     logs: Arc<dyn triad_model::store::LogRead>,
     traces: Arc<dyn triad_model::store::TraceRead>,
+    metrics: Option<Arc<dyn triad_model::store::MetricRead>>,
     registry: Arc<Registry>,
     ready: Arc<dyn Fn() -> bool + Send + Sync>,
     cancel: &CancellationToken,
@@ -268,6 +272,7 @@ fn query_state(
     triad_query::AppState {
         logs,
         traces,
+        metrics,
         cfg: cfg.query.clone(),
         registry,
         ready,
@@ -324,6 +329,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
             let query = bind("query", cfg.query.listen).await?;
             collector.spawn(grpc, http, registry.clone(), &cancel, &mut tasks);
+            collector
+                .spawn_scraper(config_file::load_scrape_config(&cfg)?, &cancel, &mut tasks)
+                .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
             let ready = {
                 let c = collector.clone();
                 Arc::new(move || c.is_ready())
@@ -332,6 +340,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 &cfg,
                 collector.logs.clone(),
                 collector.traces.clone(),
+                Some(collector.metrics.clone()),
                 registry,
                 ready,
                 &cancel,
@@ -424,6 +433,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
             let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
             collector.spawn(grpc, http, registry, &cancel, &mut tasks);
+            collector
+                .spawn_scraper(config_file::load_scrape_config(&cfg)?, &cancel, &mut tasks)
+                .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
             println!("ready: collector");
             Some(collector)
         }
@@ -442,6 +454,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 &cfg,
                 readers.logs.clone(),
                 readers.traces.clone(),
+                None,
                 registry,
                 Arc::new(|| true),
                 &cancel,

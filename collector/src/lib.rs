@@ -14,6 +14,8 @@ pub mod log_index;
 pub mod metric_store;
 pub mod metrics;
 pub mod query_text;
+pub mod remote_write;
+pub mod scrape;
 pub mod split;
 pub mod store;
 mod tokenizer;
@@ -35,9 +37,14 @@ use triad_receiver::metrics::ReceiverMetrics;
 
 use crate::ingest::StoreDestination;
 use crate::log_index::{LogSignal, LogStore};
+use crate::metric_store::MetricStore;
 use crate::metrics::StoreMetrics;
 use crate::store::Store;
 use crate::trace_store::{SpanSignal, TraceStore};
+use crate::tsdb::TsdbOptions;
+
+/// How often the metric store checks whether its head is due to become a block.
+const METRICS_MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The collector: both stores and the ingest path, ready to serve.
 pub struct Collector {
@@ -45,8 +52,12 @@ pub struct Collector {
     pub logs: Arc<LogStore>,
     /// The trace store (also read by the query server in all-in-one mode).
     pub traces: Arc<TraceStore>,
+    /// The metric store (also read by the query server in all-in-one mode).
+    pub metrics: Arc<MetricStore>,
     ingest: Ingest,
     cfg: CollectorConfig,
+    scrape_metrics: crate::scrape::ScrapeMetrics,
+    remote_write_metrics: crate::remote_write::RemoteWriteMetrics,
 }
 
 impl Collector {
@@ -70,6 +81,15 @@ impl Collector {
             cfg.traces.clone(),
             store_metrics,
         )?;
+        let metrics = Arc::new(MetricStore::open(
+            &data_dir.join("metrics"),
+            TsdbOptions {
+                block_range_ms: cfg.metrics.block_range_secs as i64 * 1000,
+                retention_ms: cfg.metrics.retention_secs as i64 * 1000,
+                retention_bytes: cfg.metrics.retention_bytes,
+            },
+            registry,
+        )?);
         let logs = Arc::new(LogStore::new(logs));
         let traces = Arc::new(TraceStore::new(traces)?);
         let ingest = Ingest::new(
@@ -79,9 +99,13 @@ impl Collector {
             }),
             ReceiverMetrics::register(registry, "triad_collector"),
         );
+        let scrape_metrics = crate::scrape::ScrapeMetrics::register(registry);
         Ok(Collector {
             logs,
             traces,
+            metrics,
+            scrape_metrics,
+            remote_write_metrics: crate::remote_write::RemoteWriteMetrics::register(registry),
             ingest,
             cfg: cfg.clone(),
         })
@@ -118,7 +142,16 @@ impl Collector {
             registry,
             ready: Arc::new(move || me.is_ready()),
         };
-        let app = triad_receiver::http::router(state, self.cfg.max_request_bytes);
+        let remote_write = crate::remote_write::router(crate::remote_write::RemoteWriteState {
+            store: self.metrics.clone(),
+            metrics: self.remote_write_metrics.clone(),
+            max_decompressed_bytes: self.cfg.max_decompressed_bytes,
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(
+            self.cfg.max_request_bytes,
+        ));
+        let app =
+            triad_receiver::http::router(state, self.cfg.max_request_bytes).merge(remote_write);
         triad_receiver::http::spawn_server("otlp http", http, app, cancel, tasks);
 
         let me = self.clone();
@@ -129,12 +162,28 @@ impl Collector {
         });
     }
 
+    /// Starts the Prometheus scraper when a scrape configuration is given.
+    pub fn spawn_scraper(
+        &self,
+        prom: Option<triad_model::promconfig::PromConfig>,
+        cancel: &CancellationToken,
+        tasks: &mut JoinSet<std::result::Result<(), String>>,
+    ) -> std::result::Result<(), crate::scrape::ScrapeSetupError> {
+        let Some(prom) = prom else { return Ok(()) };
+        let scraper =
+            crate::scrape::Scraper::new(&prom, self.metrics.clone(), self.scrape_metrics.clone())?;
+        tracing::info!(jobs = prom.scrape_configs.len(), "scraper started");
+        tasks.spawn(scraper.run(cancel.child_token()));
+        Ok(())
+    }
+
     async fn retention_loop(self: Arc<Self>, cancel: CancellationToken) {
         let every = self
             .logs
             .store()
             .retention_check_interval()
-            .min(self.traces.store().retention_check_interval());
+            .min(self.traces.store().retention_check_interval())
+            .min(METRICS_MAINTENANCE_INTERVAL);
         let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {
@@ -148,6 +197,7 @@ impl Collector {
                 if me.traces.store().apply_retention(now)? > 0 {
                     me.traces.rebuild_catalog()?;
                 }
+                me.metrics.maintain(now / 1_000_000)?;
                 Ok::<(), Error>(())
             })
             .await;

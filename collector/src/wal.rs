@@ -169,6 +169,12 @@ impl Wal {
         Ok(lsn)
     }
 
+    /// Hands buffered records to the operating system (no fsync): they survive a crash
+    /// of the process, not of the machine.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+
     /// Makes every appended record durable. When the segment is full, starts a new one
     /// and deletes closed segments entirely at or below `checkpoint`.
     pub fn sync(&mut self, checkpoint: u64) -> io::Result<()> {

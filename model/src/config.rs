@@ -136,6 +136,8 @@ pub struct CollectorConfig {
     pub logs: StoreConfig,
     /// Trace store settings.
     pub traces: StoreConfig,
+    /// Metric store and scraping.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for CollectorConfig {
@@ -147,7 +149,58 @@ impl Default for CollectorConfig {
             max_decompressed_bytes: 64 << 20,
             logs: StoreConfig::default(),
             traces: StoreConfig::default(),
+            metrics: MetricsConfig::default(),
         }
+    }
+}
+
+/// The metric store (TSDB) and the Prometheus scraper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Time span of the in-memory head before it becomes an on-disk block, in seconds.
+    pub block_range_secs: u64,
+    /// Drop blocks whose newest sample is older than this (seconds). 0 keeps forever.
+    pub retention_secs: u64,
+    /// Drop the oldest blocks while the metric store is larger than this (bytes). 0: no limit.
+    pub retention_bytes: u64,
+    /// A Prometheus configuration file (`prometheus.yml`) whose `global` and
+    /// `scrape_configs` sections the scraper follows. Relative paths are relative to the
+    /// working directory.
+    pub scrape_config_file: Option<PathBuf>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            block_range_secs: 7_200,
+            retention_secs: 15 * 86_400,
+            retention_bytes: 0,
+            scrape_config_file: None,
+        }
+    }
+}
+
+impl MetricsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        range(
+            "collector.metrics.block_range_secs",
+            self.block_range_secs,
+            60,
+            7 * 86_400,
+            "e.g. 7200 (two hours, as Prometheus)",
+        )?;
+        if self.retention_secs != 0 && self.retention_secs < self.block_range_secs {
+            return Err(ConfigError {
+                key: "collector.metrics.retention_secs".into(),
+                problem: format!(
+                    "{} is shorter than block_range_secs ({})",
+                    self.retention_secs, self.block_range_secs
+                ),
+                fix: "retention drops whole blocks: make it at least block_range_secs, or 0 to keep forever".into(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -201,6 +254,13 @@ pub struct QueryConfig {
     pub max_traces: usize,
     /// How often a live tail (`/api/logs/tail`) looks for new lines, in ms.
     pub tail_poll_interval_ms: u64,
+    /// Most samples one PromQL query may hold in memory (Prometheus' `--query.max-samples`).
+    pub max_samples: usize,
+    /// Longest PromQL evaluation, in seconds (`--query.timeout`).
+    pub query_timeout_secs: u64,
+    /// How far back a PromQL selector looks for a sample, in seconds
+    /// (`--query.lookback-delta`).
+    pub lookback_delta_secs: u64,
 }
 
 impl Default for QueryConfig {
@@ -210,6 +270,9 @@ impl Default for QueryConfig {
             max_log_hits: 1_000,
             max_traces: 1_500,
             tail_poll_interval_ms: 500,
+            max_samples: 50_000_000,
+            query_timeout_secs: 120,
+            lookback_delta_secs: 300,
         }
     }
 }
@@ -353,6 +416,28 @@ impl Config {
             60_000,
             "e.g. 500",
         )?;
+        range(
+            "query.max_samples",
+            q.max_samples,
+            1_000,
+            1_000_000_000,
+            "e.g. 50000000",
+        )?;
+        range(
+            "query.query_timeout_secs",
+            q.query_timeout_secs,
+            1,
+            3_600,
+            "e.g. 120",
+        )?;
+        range(
+            "query.lookback_delta_secs",
+            q.lookback_delta_secs,
+            1,
+            86_400,
+            "e.g. 300 (5 minutes, as Prometheus)",
+        )?;
+        c.metrics.validate()?;
         let a = &self.agent;
         range(
             "agent.max_line_bytes",

@@ -11,6 +11,7 @@ mod ids;
 mod log;
 pub mod metric;
 pub mod otlp;
+pub mod promconfig;
 mod span;
 pub mod store;
 mod value;

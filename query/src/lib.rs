@@ -9,6 +9,7 @@ pub mod error;
 pub mod jaeger;
 pub mod logs;
 pub mod metrics;
+pub mod prom_api;
 pub mod promql;
 pub mod time;
 
@@ -21,7 +22,7 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use triad_model::config::QueryConfig;
-use triad_model::store::{LogRead, TraceRead};
+use triad_model::store::{LogRead, MetricRead, TraceRead};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -30,6 +31,9 @@ pub struct AppState {
     pub logs: Arc<dyn LogRead>,
     /// Trace storage.
     pub traces: Arc<dyn TraceRead>,
+    /// Metric storage; `None` where this server has none (the Prometheus API then
+    /// answers `unavailable`).
+    pub metrics: Option<Arc<dyn MetricRead>>,
     /// Query server settings.
     pub cfg: QueryConfig,
     /// Registry rendered on `/metrics` (the whole process's metrics).
@@ -69,6 +73,26 @@ pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
         .route("/api/traces/{id}", get(jaeger::trace))
         .route("/api/dependencies", get(jaeger::dependencies))
         .route("/api/logs/search", get(logs::search))
+        .route("/api/v1/query", get(prom_api::query).post(prom_api::query))
+        .route(
+            "/api/v1/query_range",
+            get(prom_api::query_range).post(prom_api::query_range),
+        )
+        .route(
+            "/api/v1/series",
+            get(prom_api::series).post(prom_api::series),
+        )
+        .route(
+            "/api/v1/labels",
+            get(prom_api::labels).post(prom_api::labels),
+        )
+        .route("/api/v1/label/{name}/values", get(prom_api::label_values))
+        .route("/api/v1/metadata", get(prom_api::metadata))
+        .route(
+            "/api/v1/query_exemplars",
+            get(prom_api::query_exemplars).post(prom_api::query_exemplars),
+        )
+        .route("/api/v1/status/buildinfo", get(prom_api::buildinfo))
         .route("/api/logs/tail", get(logs::tail))
         .route(
             "/metrics",

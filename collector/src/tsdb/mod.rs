@@ -322,6 +322,8 @@ impl Tsdb {
             if durable {
                 wal.sync(self.checkpoint.load(Ordering::Acquire))
                     .map_err(Error::io("syncing the tsdb wal"))?;
+            } else {
+                wal.flush().map_err(Error::io("writing the tsdb wal"))?;
             }
         }
         self.metrics.samples.inc_by(out.accepted as u64);

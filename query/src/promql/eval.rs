@@ -319,7 +319,7 @@ fn system_time_ms(t: &SystemTime) -> i64 {
 
 /// Converts a selector's matchers (and its metric name) into storage matchers; the
 /// alternatives of `{a="1" or b="2"}` become several sets.
-pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, EvalError> {
+pub fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, EvalError> {
     let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, EvalError> {
         let mut out = Vec::new();
         if let Some(name) = &vs.name {

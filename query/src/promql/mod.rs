@@ -17,7 +17,7 @@ mod eval;
 pub mod format;
 mod functions;
 
-pub use eval::{Engine, EvalError, Limits, QueryValue};
+pub use eval::{Engine, EvalError, Limits, QueryValue, selector_matchers};
 
 use triad_model::metric::Labels;
 

@@ -1,0 +1,405 @@
+//! Prometheus remote_write 1.0 receiver: `POST /api/v1/write`, snappy-compressed
+//! protobuf `WriteRequest`, as Prometheus, Grafana Alloy and the OpenTelemetry
+//! collector send it.
+//!
+//! Answers as Prometheus' own receiver does: 204 once the samples are durable in the
+//! WAL; 400 (not retried by senders) for undecodable bodies, invalid series and samples
+//! that the store refuses (out of order, duplicate timestamp) — the other samples of
+//! the request are kept; 413 for oversized bodies; 503 (retried) when the store fails.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use prost::Message;
+use triad_model::DEFAULT_TENANT;
+use triad_model::metric::{Exemplar, Labels, MetricMetadata};
+
+use crate::metric_store::MetricStore;
+use crate::tsdb::AppendBatch;
+
+/// `prometheus.WriteRequest`.
+#[derive(Clone, PartialEq, Message)]
+pub struct WriteRequest {
+    /// Series with their samples.
+    #[prost(message, repeated, tag = "1")]
+    pub timeseries: Vec<TimeSeries>,
+    /// Metric metadata.
+    #[prost(message, repeated, tag = "3")]
+    pub metadata: Vec<WireMetadata>,
+}
+
+/// `prometheus.TimeSeries`.
+#[derive(Clone, PartialEq, Message)]
+pub struct TimeSeries {
+    /// Labels, `__name__` included.
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<Label>,
+    /// Samples.
+    #[prost(message, repeated, tag = "2")]
+    pub samples: Vec<WireSample>,
+    /// Exemplars.
+    #[prost(message, repeated, tag = "3")]
+    pub exemplars: Vec<WireExemplar>,
+}
+
+/// `prometheus.Label`.
+#[derive(Clone, PartialEq, Message)]
+pub struct Label {
+    /// Name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Value.
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+/// `prometheus.Sample`.
+#[derive(Clone, PartialEq, Message)]
+pub struct WireSample {
+    /// Value.
+    #[prost(double, tag = "1")]
+    pub value: f64,
+    /// Timestamp, ms.
+    #[prost(int64, tag = "2")]
+    pub timestamp: i64,
+}
+
+/// `prometheus.Exemplar`.
+#[derive(Clone, PartialEq, Message)]
+pub struct WireExemplar {
+    /// Labels (trace_id, span_id).
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<Label>,
+    /// Value.
+    #[prost(double, tag = "2")]
+    pub value: f64,
+    /// Timestamp, ms.
+    #[prost(int64, tag = "3")]
+    pub timestamp: i64,
+}
+
+/// `prometheus.MetricMetadata`.
+#[derive(Clone, PartialEq, Message)]
+pub struct WireMetadata {
+    /// 0 unknown, 1 counter, 2 gauge, 3 histogram, 4 gaugehistogram, 5 summary, 6 info,
+    /// 7 stateset.
+    #[prost(int32, tag = "1")]
+    pub r#type: i32,
+    /// Family name.
+    #[prost(string, tag = "2")]
+    pub metric_family_name: String,
+    /// Help text.
+    #[prost(string, tag = "4")]
+    pub help: String,
+    /// Unit.
+    #[prost(string, tag = "5")]
+    pub unit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: u16,
+}
+
+/// Receiver metrics (`triad_remote_write_*`).
+#[derive(Clone)]
+pub struct RemoteWriteMetrics {
+    requests: Family<CodeLabel, Counter>,
+    samples: Counter,
+    rejected: Counter,
+    bytes: Counter,
+}
+
+impl RemoteWriteMetrics {
+    /// Creates and registers the metrics.
+    pub fn register(registry: &mut Registry) -> RemoteWriteMetrics {
+        let m = RemoteWriteMetrics {
+            requests: Family::default(),
+            samples: Counter::default(),
+            rejected: Counter::default(),
+            bytes: Counter::default(),
+        };
+        let r = registry.sub_registry_with_prefix("triad_remote_write");
+        r.register(
+            "requests",
+            "Requests by HTTP status code",
+            m.requests.clone(),
+        );
+        r.register("samples", "Samples stored", m.samples.clone());
+        r.register(
+            "rejected_samples",
+            "Samples refused (invalid series, out of order, duplicate timestamp)",
+            m.rejected.clone(),
+        );
+        r.register(
+            "received_bytes",
+            "Compressed bytes received",
+            m.bytes.clone(),
+        );
+        m
+    }
+}
+
+/// What the handler needs.
+#[derive(Clone)]
+pub struct RemoteWriteState {
+    /// Where samples go.
+    pub store: Arc<MetricStore>,
+    /// Counters.
+    pub metrics: RemoteWriteMetrics,
+    /// Largest snappy-decompressed body.
+    pub max_decompressed_bytes: usize,
+}
+
+fn metric_type(t: i32) -> &'static str {
+    match t {
+        1 => "counter",
+        2 => "gauge",
+        3 => "histogram",
+        4 => "gaugehistogram",
+        5 => "summary",
+        6 => "info",
+        7 => "stateset",
+        _ => "unknown",
+    }
+}
+
+fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn to_labels(wire: Vec<Label>) -> Result<Labels, String> {
+    let mut pairs = Vec::with_capacity(wire.len());
+    for l in wire {
+        if !is_label_name(&l.name) {
+            return Err(format!("invalid label name {:?}", l.name));
+        }
+        pairs.push((l.name, l.value));
+    }
+    let mut names: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("label {:?} repeated", w[0]));
+    }
+    Ok(Labels::new(pairs))
+}
+
+/// Decodes a request body into a batch; the error is for the sender.
+pub fn decode(
+    body: &[u8],
+    max_decompressed: usize,
+) -> Result<(AppendBatch, usize), (StatusCode, String)> {
+    let len = snap::raw::decompress_len(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("snappy: {e}")))?;
+    if len > max_decompressed {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("decompressed body of {len} bytes exceeds the limit of {max_decompressed}"),
+        ));
+    }
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("snappy: {e}")))?;
+    let req = WriteRequest::decode(raw.as_slice())
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("protobuf: {e}")))?;
+    let mut batch = AppendBatch::default();
+    let mut invalid = 0usize;
+    for ts in req.timeseries {
+        let labels = match to_labels(ts.labels) {
+            Ok(l) if l.name().is_some_and(|n| !n.is_empty()) => l,
+            _ => {
+                invalid += ts.samples.len();
+                continue;
+            }
+        };
+        for s in ts.samples {
+            batch.samples.push((labels.clone(), s.timestamp, s.value));
+        }
+        for e in ts.exemplars {
+            let Ok(el) = to_labels(e.labels) else {
+                continue;
+            };
+            batch.exemplars.push((
+                labels.clone(),
+                Exemplar {
+                    labels: el,
+                    value: e.value,
+                    timestamp_ms: e.timestamp,
+                },
+            ));
+        }
+    }
+    for m in req.metadata {
+        if m.metric_family_name.is_empty() {
+            continue;
+        }
+        batch.metadata.push((
+            m.metric_family_name,
+            MetricMetadata {
+                metric_type: metric_type(m.r#type).into(),
+                help: m.help,
+                unit: m.unit,
+            },
+        ));
+    }
+    Ok((batch, invalid))
+}
+
+/// `POST /api/v1/write`.
+pub async fn write(State(s): State<RemoteWriteState>, headers: HeaderMap, body: Bytes) -> Response {
+    s.metrics.bytes.inc_by(body.len() as u64);
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("snappy");
+    let (status, message) = if !encoding.eq_ignore_ascii_case("snappy") {
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "unsupported Content-Encoding {encoding:?}: remote write 1.0 bodies are snappy"
+            ),
+        )
+    } else {
+        match decode(&body, s.max_decompressed_bytes) {
+            Err((code, msg)) => (code, msg),
+            Ok((batch, invalid)) => {
+                let store = s.store.clone();
+                let res =
+                    tokio::task::spawn_blocking(move || store.append(DEFAULT_TENANT, &batch, true))
+                        .await;
+                match res {
+                    Ok(Ok(out)) => {
+                        s.metrics.samples.inc_by(out.accepted as u64);
+                        let rejected = out.rejected() + invalid;
+                        s.metrics.rejected.inc_by(rejected as u64);
+                        if rejected == 0 {
+                            (StatusCode::NO_CONTENT, String::new())
+                        } else {
+                            (
+                                StatusCode::BAD_REQUEST,
+                                format!(
+                                    "{rejected} samples rejected ({} out of order, {} duplicate timestamp, {invalid} invalid series); {} stored",
+                                    out.out_of_order, out.duplicate_timestamp, out.accepted
+                                ),
+                            )
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "remote write: store failed");
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("store failed: {e}"),
+                        )
+                    }
+                    Err(e) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("store task failed: {e}"),
+                    ),
+                }
+            }
+        }
+    };
+    s.metrics
+        .requests
+        .get_or_create(&CodeLabel {
+            code: status.as_u16(),
+        })
+        .inc();
+    if status.is_client_error() {
+        tracing::debug!(status = status.as_u16(), error = %message, "remote write refused");
+    }
+    (status, message).into_response()
+}
+
+/// The router holding `/api/v1/write`.
+pub fn router(state: RemoteWriteState) -> axum::Router {
+    axum::Router::new()
+        .route("/api/v1/write", axum::routing::post(write))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(req: &WriteRequest) -> Vec<u8> {
+        snap::raw::Encoder::new()
+            .compress_vec(&req.encode_to_vec())
+            .unwrap()
+    }
+
+    #[test]
+    fn decodes_and_refuses_garbage() {
+        let req = WriteRequest {
+            timeseries: vec![
+                TimeSeries {
+                    labels: vec![
+                        Label {
+                            name: "__name__".into(),
+                            value: "up".into(),
+                        },
+                        Label {
+                            name: "job".into(),
+                            value: "a".into(),
+                        },
+                    ],
+                    samples: vec![WireSample {
+                        value: 1.0,
+                        timestamp: 1000,
+                    }],
+                    exemplars: vec![],
+                },
+                TimeSeries {
+                    labels: vec![Label {
+                        name: "0bad".into(),
+                        value: "x".into(),
+                    }],
+                    samples: vec![WireSample {
+                        value: 1.0,
+                        timestamp: 1000,
+                    }],
+                    exemplars: vec![],
+                },
+            ],
+            metadata: vec![WireMetadata {
+                r#type: 1,
+                metric_family_name: "up".into(),
+                help: "h".into(),
+                unit: String::new(),
+            }],
+        };
+        let (batch, invalid) = decode(&body(&req), 1 << 20).unwrap();
+        assert_eq!(batch.samples.len(), 1);
+        assert_eq!(invalid, 1);
+        assert_eq!(batch.metadata[0].1.metric_type, "counter");
+        // A length header claiming 4 GiB is refused before any allocation.
+        assert_eq!(
+            decode(b"\xff\xff\xff\xff\x0f", 1 << 20).unwrap_err().0,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            decode(b"\x05ab", 1 << 20).unwrap_err().0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            decode(&body(&req), 10).unwrap_err().0,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        let garbage = snap::raw::Encoder::new()
+            .compress_vec(b"\x0a\xff\xff")
+            .unwrap();
+        assert_eq!(
+            decode(&garbage, 1 << 20).unwrap_err().0,
+            StatusCode::BAD_REQUEST
+        );
+    }
+}

@@ -1,0 +1,462 @@
+//! The Prometheus HTTP API (`/api/v1/*`) with Prometheus' envelope:
+//! `{"status": "success", "data": …, "warnings": […]}` or
+//! `{"status": "error", "errorType": …, "error": …}`.
+//!
+//! Parameters come from the query string and, for POST, from an
+//! `application/x-www-form-urlencoded` body, merged as Go's `r.FormValue` does (Grafana
+//! posts its queries as forms).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use promql_parser::parser::Expr;
+use serde_json::{Value as Json, json};
+use triad_model::DEFAULT_TENANT;
+use triad_model::metric::Matcher;
+use triad_model::store::MetricRead;
+
+use crate::AppState;
+use crate::promql::format::{labels_json, result_json, time_json};
+use crate::promql::{Engine, EvalError, Limits, QueryValue};
+
+/// Earliest and latest times the API accepts when `start`/`end` are left out.
+const MIN_TIME_MS: i64 = i64::MIN / 2;
+const MAX_TIME_MS: i64 = i64::MAX / 2;
+
+/// An API error with Prometheus' `errorType`.
+#[derive(Debug)]
+pub struct PromError {
+    kind: &'static str,
+    message: String,
+}
+
+impl PromError {
+    fn bad_data(message: impl Into<String>) -> PromError {
+        PromError {
+            kind: "bad_data",
+            message: message.into(),
+        }
+    }
+
+    fn internal(message: impl Into<String>) -> PromError {
+        PromError {
+            kind: "internal",
+            message: message.into(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self.kind {
+            "bad_data" => StatusCode::BAD_REQUEST,
+            "execution" => StatusCode::UNPROCESSABLE_ENTITY,
+            "timeout" | "canceled" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+            "not_found" => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<EvalError> for PromError {
+    fn from(e: EvalError) -> Self {
+        let kind = match &e {
+            EvalError::BadData(_) => "bad_data",
+            EvalError::Execution(_) | EvalError::TooManySamples(_) => "execution",
+            EvalError::Timeout(_) => "timeout",
+            EvalError::Storage(_) => "internal",
+        };
+        PromError {
+            kind,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<triad_model::store::StoreError> for PromError {
+    fn from(e: triad_model::store::StoreError) -> Self {
+        EvalError::from(e).into()
+    }
+}
+
+impl IntoResponse for PromError {
+    fn into_response(self) -> Response {
+        if self.kind == "internal" {
+            tracing::error!(error = %self.message, "prometheus api failed");
+        }
+        (
+            self.status(),
+            axum::Json(json!({"status": "error", "errorType": self.kind, "error": self.message})),
+        )
+            .into_response()
+    }
+}
+
+fn success(data: Json) -> Response {
+    axum::Json(json!({"status": "success", "data": data})).into_response()
+}
+
+/// Request parameters: query string plus a form body, in that order.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn new(query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
+        let mut pairs: Vec<(String, String)> = query
+            .as_deref()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let is_form = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            // Go's FormValue prefers the body's value over the query string's.
+            let body_pairs: Vec<(String, String)> =
+                form_urlencoded::parse(body).into_owned().collect();
+            pairs.splice(0..0, body_pairs);
+        }
+        Params(pairs)
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    fn time(&self, name: &str, default: i64) -> Result<i64, PromError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(s) => parse_time_ms(s)
+                .map_err(|e| PromError::bad_data(format!("invalid parameter \"{name}\": {e}"))),
+        }
+    }
+}
+
+/// A time as Prometheus accepts it: Unix seconds (fraction allowed) or RFC 3339; ms.
+pub fn parse_time_ms(s: &str) -> Result<i64, String> {
+    crate::time::parse_time_ns(s).map(|ns| ns.div_euclid(1_000_000))
+}
+
+pub use triad_model::promconfig::parse_duration_ms;
+
+fn now_ms() -> i64 {
+    triad_model::now_ns() / 1_000_000
+}
+
+fn store(s: &AppState) -> Result<Arc<dyn MetricRead>, PromError> {
+    s.metrics.clone().ok_or_else(|| PromError {
+        kind: "unavailable",
+        message: "this query server has no metric store: metrics are served by `triad up` or by the collector's query server".into(),
+    })
+}
+
+fn limits(s: &AppState, timeout: Option<&str>) -> Result<Limits, PromError> {
+    let mut l = Limits {
+        max_samples: s.cfg.max_samples,
+        timeout: Duration::from_secs(s.cfg.query_timeout_secs),
+        lookback_ms: s.cfg.lookback_delta_secs as i64 * 1000,
+        ..Limits::default()
+    };
+    if let Some(t) = timeout {
+        let ms = parse_duration_ms(t)
+            .map_err(|e| PromError::bad_data(format!("invalid parameter \"timeout\": {e}")))?;
+        l.timeout = l.timeout.min(Duration::from_millis(ms.max(0) as u64));
+    }
+    Ok(l)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, PromError> + Send + 'static,
+) -> Result<T, PromError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| PromError::internal(format!("query task failed: {e}")))?
+}
+
+/// `GET|POST /api/v1/query`.
+pub async fn query(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PromError> {
+    let p = Params::new(q, &headers, &body);
+    let query = p
+        .get("query")
+        .ok_or_else(|| PromError::bad_data("invalid parameter \"query\": query must not be empty"))?
+        .to_string();
+    let t = p.time("time", now_ms())?;
+    let limits = limits(&s, p.get("timeout"))?;
+    let store = store(&s)?;
+    let value = blocking(move || {
+        Engine::new(store.as_ref(), DEFAULT_TENANT, limits)
+            .instant(&query, t)
+            .map_err(|e| invalid_query(e, &query))
+    })
+    .await?;
+    Ok(success(result_json(&value)))
+}
+
+/// Parse errors name the parameter, as Prometheus does.
+fn invalid_query(e: EvalError, _query: &str) -> PromError {
+    match e {
+        EvalError::BadData(m) if m.starts_with("parse error") => {
+            PromError::bad_data(format!("invalid parameter \"query\": {m}"))
+        }
+        other => other.into(),
+    }
+}
+
+/// `GET|POST /api/v1/query_range`.
+pub async fn query_range(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PromError> {
+    let p = Params::new(q, &headers, &body);
+    let query = p
+        .get("query")
+        .ok_or_else(|| PromError::bad_data("invalid parameter \"query\": query must not be empty"))?
+        .to_string();
+    let start = p
+        .get("start")
+        .ok_or_else(|| PromError::bad_data("invalid parameter \"start\": missing"))
+        .and_then(|v| {
+            parse_time_ms(v)
+                .map_err(|e| PromError::bad_data(format!("invalid parameter \"start\": {e}")))
+        })?;
+    let end = p
+        .get("end")
+        .ok_or_else(|| PromError::bad_data("invalid parameter \"end\": missing"))
+        .and_then(|v| {
+            parse_time_ms(v)
+                .map_err(|e| PromError::bad_data(format!("invalid parameter \"end\": {e}")))
+        })?;
+    let step = p
+        .get("step")
+        .ok_or_else(|| PromError::bad_data("invalid parameter \"step\": missing"))
+        .and_then(|v| {
+            parse_duration_ms(v)
+                .map_err(|e| PromError::bad_data(format!("invalid parameter \"step\": {e}")))
+        })?;
+    let limits = limits(&s, p.get("timeout"))?;
+    let store = store(&s)?;
+    let matrix = blocking(move || {
+        Engine::new(store.as_ref(), DEFAULT_TENANT, limits)
+            .range(&query, start, end, step)
+            .map_err(|e| invalid_query(e, &query))
+    })
+    .await?;
+    Ok(success(result_json(&QueryValue::Matrix(matrix))))
+}
+
+/// Parses `match[]` selectors into matcher sets.
+fn matcher_sets(p: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, PromError> {
+    let raw = p.all("match[]");
+    if raw.is_empty() && required {
+        return Err(PromError::bad_data("no match[] parameter provided"));
+    }
+    let mut sets = Vec::new();
+    for m in raw {
+        let expr = Engine::parse(m)
+            .map_err(|e| PromError::bad_data(format!("invalid parameter \"match[]\": {e}")))?;
+        match expr {
+            Expr::VectorSelector(vs) => {
+                sets.extend(crate::promql::selector_matchers(&vs).map_err(PromError::from)?)
+            }
+            _ => {
+                return Err(PromError::bad_data(format!(
+                    "invalid parameter \"match[]\": {m:?} is not a series selector"
+                )));
+            }
+        }
+    }
+    Ok(sets)
+}
+
+/// `GET|POST /api/v1/series`.
+pub async fn series(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PromError> {
+    let p = Params::new(q, &headers, &body);
+    let sets = matcher_sets(&p, true)?;
+    let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);
+    let store = store(&s)?;
+    let series = blocking(move || Ok(store.series(DEFAULT_TENANT, &sets, start, end)?)).await?;
+    Ok(success(Json::Array(
+        series.iter().map(labels_json).collect(),
+    )))
+}
+
+/// `GET|POST /api/v1/labels`.
+pub async fn labels(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PromError> {
+    let p = Params::new(q, &headers, &body);
+    let sets = matcher_sets(&p, false)?;
+    let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);
+    let store = store(&s)?;
+    let names = blocking(move || Ok(store.label_names(DEFAULT_TENANT, &sets, start, end)?)).await?;
+    Ok(success(json!(names)))
+}
+
+/// `GET /api/v1/label/{name}/values`.
+pub async fn label_values(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, PromError> {
+    let p = Params::new(q, &headers, &Bytes::new());
+    let sets = matcher_sets(&p, false)?;
+    let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);
+    let store = store(&s)?;
+    let values =
+        blocking(move || Ok(store.label_values(DEFAULT_TENANT, &name, &sets, start, end)?)).await?;
+    Ok(success(json!(values)))
+}
+
+/// `GET /api/v1/metadata?metric=&limit=`.
+pub async fn metadata(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, PromError> {
+    let p = Params::new(q, &HeaderMap::new(), &Bytes::new());
+    let metric = p.get("metric").map(str::to_string);
+    let limit = match p.get("limit") {
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| PromError::bad_data("invalid parameter \"limit\": not a number"))?,
+        None => -1,
+    };
+    let store = store(&s)?;
+    let meta = blocking(move || Ok(store.metadata(DEFAULT_TENANT, metric.as_deref())?)).await?;
+    let mut out = serde_json::Map::new();
+    for (name, entries) in meta {
+        if limit >= 0 && out.len() as i64 >= limit {
+            break;
+        }
+        out.insert(
+            name,
+            Json::Array(
+                entries
+                    .iter()
+                    .map(|m| json!({"type": m.metric_type, "help": m.help, "unit": m.unit}))
+                    .collect(),
+            ),
+        );
+    }
+    Ok(success(Json::Object(out)))
+}
+
+/// Every selector's matchers in an expression.
+fn selectors(expr: &Expr, out: &mut Vec<Vec<Matcher>>) -> Result<(), PromError> {
+    match expr {
+        Expr::VectorSelector(vs) => out.extend(crate::promql::selector_matchers(vs)?),
+        Expr::MatrixSelector(ms) => out.extend(crate::promql::selector_matchers(&ms.vs)?),
+        Expr::Aggregate(a) => {
+            selectors(&a.expr, out)?;
+            if let Some(p) = &a.param {
+                selectors(p, out)?;
+            }
+        }
+        Expr::Unary(u) => selectors(&u.expr, out)?,
+        Expr::Binary(b) => {
+            selectors(&b.lhs, out)?;
+            selectors(&b.rhs, out)?;
+        }
+        Expr::Paren(p) => selectors(&p.expr, out)?,
+        Expr::Subquery(s) => selectors(&s.expr, out)?,
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                selectors(a, out)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `GET|POST /api/v1/query_exemplars?query=&start=&end=`.
+pub async fn query_exemplars(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PromError> {
+    let p = Params::new(q, &headers, &body);
+    let query = p.get("query").ok_or_else(|| {
+        PromError::bad_data("invalid parameter \"query\": query must not be empty")
+    })?;
+    let expr = Engine::parse(query).map_err(|e| invalid_query(e, query))?;
+    let mut sets = Vec::new();
+    selectors(&expr, &mut sets)?;
+    let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);
+    let store = store(&s)?;
+    let found = blocking(move || Ok(store.exemplars(DEFAULT_TENANT, &sets, start, end)?)).await?;
+    Ok(success(Json::Array(
+        found
+            .iter()
+            .map(|s| {
+                json!({
+                    "seriesLabels": labels_json(&s.labels),
+                    "exemplars": s.exemplars.iter().map(|e| json!({
+                        "labels": labels_json(&e.labels),
+                        "value": crate::promql::format_value(e.value),
+                        "timestamp": time_json(e.timestamp_ms),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )))
+}
+
+/// `GET /api/v1/status/buildinfo`.
+pub async fn buildinfo() -> Response {
+    success(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "revision": "",
+        "branch": "",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "",
+        "application": "triad",
+        "features": {},
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_prometheus() {
+        assert_eq!(parse_duration_ms("15s"), Ok(15_000));
+        assert_eq!(parse_duration_ms("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_duration_ms("0.5"), Ok(500));
+        assert_eq!(parse_duration_ms("100ms"), Ok(100));
+        assert_eq!(parse_duration_ms("1w"), Ok(604_800_000));
+        assert!(parse_duration_ms("5 m").is_err());
+        assert!(parse_duration_ms("").is_err());
+        assert!(parse_duration_ms("m").is_err());
+    }
+}
