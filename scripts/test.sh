@@ -5,7 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== installing test clients (OpenTelemetry SDK, pytest)"
+if ! command -v prometheus >/dev/null || ! command -v prometheus-node-exporter >/dev/null; then
+  echo "== installing Prometheus 2.42 and node_exporter (the reference the metric tests compare with)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    prometheus prometheus-node-exporter >/dev/null
+fi
+
+echo "== installing test clients (OpenTelemetry SDK, prometheus-client, pytest)"
 python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 echo "== cargo fmt --check"
@@ -21,7 +29,7 @@ echo "== building the triad binary (the steps below run it)"
 cargo build --workspace --locked
 
 echo "== example configurations pass check-config"
-for f in deploy/config/*.yaml; do
+for f in deploy/config/*.yaml; do  # triad.yaml names prometheus.yml, checked with it
   ./target/debug/triad check-config "$f"
 done
 

@@ -15,7 +15,17 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<ValidConfig> {
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    let cfg = parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // Files named in the configuration are relative to it, as in Prometheus.
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    cfg.modify(|c| {
+        if let Some(f) = &mut c.collector.metrics.scrape_config_file
+            && f.is_relative()
+        {
+            *f = base.join(&*f);
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Parses and validates YAML text.

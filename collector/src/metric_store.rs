@@ -165,10 +165,10 @@ impl MetricRead for MetricStore {
     ) -> StoreResult<Vec<String>> {
         let mut values = BTreeSet::new();
         for labels in self.series(tenant, matcher_sets, start_ms, end_ms)? {
-            if let Some(v) = labels.get(name) {
-                if !values.contains(v) {
-                    values.insert(v.to_string());
-                }
+            if let Some(v) = labels.get(name)
+                && !values.contains(v)
+            {
+                values.insert(v.to_string());
             }
         }
         Ok(values.into_iter().collect())

@@ -372,17 +372,15 @@ impl PromConfig {
                     fix: "e.g. 15s".into(),
                 });
             }
-            if let Some(t) = sc.scrape_timeout {
-                if t.0 > interval {
-                    return Err(ConfigError {
-                        key: key("scrape_timeout"),
-                        problem: format!(
-                            "{}ms is longer than the scrape interval ({interval}ms)",
-                            t.0
-                        ),
-                        fix: "make the timeout at most the interval".into(),
-                    });
-                }
+            if let Some(t) = sc.scrape_timeout.filter(|t| t.0 > interval) {
+                return Err(ConfigError {
+                    key: key("scrape_timeout"),
+                    problem: format!(
+                        "{}ms is longer than the scrape interval ({interval}ms)",
+                        t.0
+                    ),
+                    fix: "make the timeout at most the interval".into(),
+                });
             }
             for (list, name) in [
                 (&sc.relabel_configs, "relabel_configs"),

@@ -145,7 +145,17 @@ impl Params {
 }
 
 /// A time as Prometheus accepts it: Unix seconds (fraction allowed) or RFC 3339; ms.
+///
+/// Unix seconds are rounded to the millisecond as Prometheus does (whole seconds and
+/// the fraction apart, so `1795339849.073` stays exact).
 pub fn parse_time_ms(s: &str) -> Result<i64, String> {
+    if let Ok(secs) = s.trim().parse::<f64>() {
+        if !secs.is_finite() || secs.abs() > 9.2e12 {
+            return Err(format!("time {s:?} is out of range"));
+        }
+        let whole = secs.trunc();
+        return Ok(whole as i64 * 1000 + ((secs - whole) * 1000.0).round() as i64);
+    }
     crate::time::parse_time_ns(s).map(|ns| ns.div_euclid(1_000_000))
 }
 
@@ -447,6 +457,16 @@ pub async fn buildinfo() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_round_to_the_millisecond() {
+        assert_eq!(parse_time_ms("1795339849.073"), Ok(1_795_339_849_073));
+        assert_eq!(parse_time_ms("-1.5"), Ok(-1_500));
+        assert_eq!(
+            parse_time_ms("2026-11-22T10:00:00.5Z"),
+            Ok(1_795_341_600_500)
+        );
+    }
 
     #[test]
     fn durations_as_prometheus() {

@@ -488,7 +488,7 @@ fn form_urlencoded_pairs(pairs: &[(String, String)]) -> String {
 
 fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -54,12 +54,12 @@ impl MemSeries {
             .filter(|c| c.max_t >= start && c.min_t <= end)
             .cloned()
             .collect();
-        if let (Some(lo), Some(hi)) = (self.open.min_t(), self.open.max_t()) {
-            if hi >= start && lo <= end {
-                if let Some(c) = self.open.snapshot() {
-                    out.push(Arc::new(c));
-                }
-            }
+        if let (Some(lo), Some(hi)) = (self.open.min_t(), self.open.max_t())
+            && hi >= start
+            && lo <= end
+            && let Some(c) = self.open.snapshot()
+        {
+            out.push(Arc::new(c));
         }
         out
     }

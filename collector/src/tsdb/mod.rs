@@ -464,10 +464,10 @@ impl Tsdb {
         for b in self.blocks_in(start, end)? {
             for ms in sets {
                 for id in b.select_ids(ms) {
-                    if b.has_data(id, start, end) {
-                        if let Some(l) = b.labels(id) {
-                            out.insert(l.clone());
-                        }
+                    if b.has_data(id, start, end)
+                        && let Some(l) = b.labels(id)
+                    {
+                        out.insert(l.clone());
                     }
                 }
             }
@@ -638,20 +638,20 @@ impl Tsdb {
                         if min.as_ref().is_none_or(|m| l < m) {
                             min = Some(l.clone());
                         }
-                    } else if let Some(Err(_)) = it.peek() {
-                        if let Some(Err(e)) = it.next() {
-                            self.metrics.errors.inc();
-                            return Err(e);
-                        }
+                    } else if let Some(Err(_)) = it.peek()
+                        && let Some(Err(e)) = it.next()
+                    {
+                        self.metrics.errors.inc();
+                        return Err(e);
                     }
                 }
                 let Some(min) = min else { break };
                 let mut parts = Vec::new();
                 for it in iters.iter_mut() {
-                    if matches!(it.peek(), Some(Ok((l, _))) if *l == min) {
-                        if let Some(Ok((_, s))) = it.next() {
-                            parts.push(s);
-                        }
+                    if matches!(it.peek(), Some(Ok((l, _))) if *l == min)
+                        && let Some(Ok((_, s))) = it.next()
+                    {
+                        parts.push(s);
                     }
                 }
                 merged.push((min, merge_parts(parts)));

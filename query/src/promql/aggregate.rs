@@ -71,7 +71,7 @@ pub(crate) fn aggregate(ev: &Ev<'_>, agg: &AggregateExpr) -> Result<Value, EvalE
                     values: vec![None; ev.n],
                 })
                 .collect();
-            for i in 0..ev.n {
+            for (i, qi) in q.iter().enumerate() {
                 let mut vals: Vec<Vec<f64>> = vec![Vec::new(); groups.len()];
                 for (s, g) in input.iter().zip(&group_of) {
                     if let Some(v) = s.values[i] {
@@ -80,7 +80,7 @@ pub(crate) fn aggregate(ev: &Ev<'_>, agg: &AggregateExpr) -> Result<Value, EvalE
                 }
                 for (g, mut vs) in vals.into_iter().enumerate() {
                     if !vs.is_empty() {
-                        out[g].values[i] = Some(quantile(q[i], &mut vs));
+                        out[g].values[i] = Some(quantile(*qi, &mut vs));
                     }
                 }
             }
@@ -162,15 +162,11 @@ pub(crate) fn aggregate(ev: &Ev<'_>, agg: &AggregateExpr) -> Result<Value, EvalE
                             }
                             a.mean += v / a.count - a.mean / a.count;
                         }
-                        "min" => {
-                            if a.value > v || a.value.is_nan() {
-                                a.value = v;
-                            }
+                        "min" if (a.value > v || a.value.is_nan()) => {
+                            a.value = v;
                         }
-                        "max" => {
-                            if a.value < v || a.value.is_nan() {
-                                a.value = v;
-                            }
+                        "max" if (a.value < v || a.value.is_nan()) => {
+                            a.value = v;
                         }
                         "stddev" | "stdvar" => {
                             let delta = v - a.mean;

@@ -156,10 +156,10 @@ fn set_op(
                     .map(|(_, sig)| sig)
                     .collect();
                 for (k, s) in l.iter().enumerate() {
-                    if let Some(v) = s.values[i] {
-                        if present.contains(&lsig[k]) == (op == "and") {
-                            lout[k][i] = Some(v);
-                        }
+                    if let Some(v) = s.values[i]
+                        && present.contains(&lsig[k]) == (op == "and")
+                    {
+                        lout[k][i] = Some(v);
                     }
                 }
             }
@@ -172,10 +172,10 @@ fn set_op(
                     }
                 }
                 for (k, s) in r.iter().enumerate() {
-                    if let Some(v) = s.values[i] {
-                        if !present.contains(&rsig[k]) {
-                            rout[k][i] = Some(v);
-                        }
+                    if let Some(v) = s.values[i]
+                        && !present.contains(&rsig[k])
+                    {
+                        rout[k][i] = Some(v);
                     }
                 }
             }

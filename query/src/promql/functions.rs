@@ -749,7 +749,7 @@ fn parse_go_float(s: &str) -> Result<f64, ()> {
 }
 
 /// Prometheus' `bucketQuantile` over (upper bound, cumulative count).
-fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }

@@ -1,0 +1,348 @@
+"""Metrics end to end, with Prometheus 2.42 as the reference.
+
+Real Prometheus scrapes a prometheus-client exporter and node_exporter every second and
+remote-writes everything to Triad; Triad scrapes the same exporters itself, plus targets
+that hang, answer garbage or 10 MB. The same PromQL queries on both must give the same
+answers over the remote-written data; Triad's own scrape must see the same series; a
+kill -9 of Triad must lose no sample Prometheus got acknowledged.
+"""
+
+import http.server
+import json
+import math
+import random
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
+from prometheus_client.exposition import make_wsgi_app
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from conftest import Triad, wait_until
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class Exporter:
+    """A prometheus-client exporter whose counters move while the test runs."""
+
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("app_requests", "Requests served.", ["route", "code"], registry=self.registry)
+        self.latency = Histogram("app_latency_seconds", "Request latency.", ["route"],
+                                 buckets=(0.01, 0.05, 0.1, 0.5, 1.0), registry=self.registry)
+        self.size = Summary("app_response_bytes", "Response sizes.", registry=self.registry)
+        self.inflight = Gauge("app_inflight", "Requests in flight.", registry=self.registry)
+        self.server = make_server("127.0.0.1", 0, make_wsgi_app(self.registry), handler_class=QuietHandler)
+        self.port = self.server.server_address[1]
+        self.stop = threading.Event()
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.traffic, daemon=True).start()
+
+    def traffic(self):
+        rnd = random.Random(7)
+        while not self.stop.is_set():
+            for route in ("/feed", "/profile"):
+                code = "500" if rnd.random() < 0.1 else "200"
+                self.requests.labels(route, code).inc()
+                trace = "%032x" % rnd.getrandbits(128)
+                self.latency.labels(route).observe(rnd.expovariate(20), exemplar={"trace_id": trace})
+                self.size.observe(rnd.randint(100, 5000))
+            self.inflight.set(rnd.randint(0, 10))
+            time.sleep(0.02)
+
+    def close(self):
+        self.stop.set()
+        self.server.shutdown()
+
+
+class BadTarget(http.server.ThreadingHTTPServer):
+    """`mode`: hang (answers after 30 s), garbage, big (10 MB of valid lines)."""
+
+    def __init__(self, mode):
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if outer.mode == "hang":
+                    time.sleep(30)
+                    body = b"late 1\n"
+                elif outer.mode == "garbage":
+                    body = b"\x00\xffthis is { not an exposition\n}}}\n"
+                else:
+                    line = b'big_metric{label="%s"} 1\n' % (b"x" * 60)
+                    body = line * (10 * 1024 * 1024 // len(line))
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain; version=0.0.4")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.mode = mode
+        self.daemon_threads = True
+        super().__init__(("127.0.0.1", 0), H)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def start_node_exporter(tmp_path):
+    port = free_port()
+    log = open(tmp_path / "node_exporter.log", "wb")
+    proc = subprocess.Popen(
+        ["prometheus-node-exporter", f"--web.listen-address=127.0.0.1:{port}",
+         "--collector.disable-defaults", "--collector.cpu", "--collector.meminfo",
+         "--collector.loadavg", "--collector.netdev", "--collector.filesystem", "--collector.stat"],
+        stdout=log, stderr=log)
+    wait_until("node_exporter", lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).status == 200)
+    return proc, port
+
+
+def prom_get(base, path, **params):
+    url = base + path + "?" + urllib.parse.urlencode(params)
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return json.loads(e.read())
+
+
+def values_equal(a, b):
+    fa, fb = float(a), float(b)
+    if math.isnan(fa) or math.isnan(fb):
+        return math.isnan(fa) and math.isnan(fb)
+    return fa == fb or abs(fa - fb) <= 1e-9 * max(abs(fa), abs(fb))
+
+
+def normalise(data):
+    """A result as {metric-json: [(t, v), ...]} for comparison."""
+    kind = data["resultType"]
+    if kind in ("scalar", "string"):
+        return {"": [tuple(data["result"])]}
+    out = {}
+    for s in data["result"]:
+        key = json.dumps(s["metric"], sort_keys=True)
+        out[key] = [tuple(s["value"])] if kind == "vector" else [tuple(v) for v in s["values"]]
+    return out
+
+
+def assert_same(prom, triad, what):
+    assert prom["status"] == "success", (what, prom)
+    assert triad["status"] == "success", (what, triad)
+    assert prom["data"]["resultType"] == triad["data"]["resultType"], what
+    p, t = normalise(prom["data"]), normalise(triad["data"])
+    assert p.keys() == t.keys(), f"{what}: series differ\n prometheus: {sorted(p)}\n triad: {sorted(t)}"
+    for k in p:
+        assert len(p[k]) == len(t[k]), f"{what} {k}: {len(p[k])} vs {len(t[k])} samples"
+        for (pt, pv), (tt, tv) in zip(p[k], t[k]):
+            assert pt == tt and values_equal(pv, tv), f"{what} {k}: prometheus {pt},{pv} triad {tt},{tv}"
+
+
+@pytest.fixture
+def stack(tmp_path):
+    if not shutil.which("prometheus") or not shutil.which("prometheus-node-exporter"):
+        pytest.fail("Debian's prometheus and prometheus-node-exporter must be installed (scripts/test.sh does)")
+    exporter = Exporter()
+    node, node_port = start_node_exporter(tmp_path)
+    hang, garbage, big = BadTarget("hang"), BadTarget("garbage"), BadTarget("big")
+    sd_file = tmp_path / "targets.json"
+    sd_file.write_text(json.dumps([{"targets": [f"127.0.0.1:{exporter.port}"], "labels": {"team": "a"}}]))
+    triad_scrape = tmp_path / "triad-prometheus.yml"
+    triad_scrape.write_text(f"""
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+rule_files: [ignored.yml]
+scrape_configs:
+  - job_name: triad-app
+    static_configs: [{{targets: ["127.0.0.1:{exporter.port}"], labels: {{env: test}}}}]
+  - job_name: triad-node
+    static_configs: [{{targets: ["127.0.0.1:{node_port}"]}}]
+  - job_name: filesd
+    file_sd_configs: [{{files: ["{sd_file}"], refresh_interval: 1s}}]
+    relabel_configs:
+      - source_labels: [team]
+        target_label: owner
+        replacement: team-$1
+  - job_name: hang
+    static_configs: [{{targets: ["127.0.0.1:{hang.port}"]}}]
+  - job_name: garbage
+    static_configs: [{{targets: ["127.0.0.1:{garbage.port}"]}}]
+  - job_name: big
+    body_size_limit: 1MB
+    static_configs: [{{targets: ["127.0.0.1:{big.port}"]}}]
+""")
+    triad_cfg = tmp_path / "triad.yaml"
+    triad_cfg.write_text(f"collector:\n  metrics:\n    scrape_config_file: {triad_scrape}\n")
+    http_port = free_port()
+    triad = Triad(tmp_path / "data", config=triad_cfg, args=["--otlp-http-listen", f"127.0.0.1:{http_port}"]).start()
+    prom_port = free_port()
+    prom_cfg = tmp_path / "prometheus.yml"
+    prom_cfg.write_text(f"""
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: app
+    static_configs: [{{targets: ["127.0.0.1:{exporter.port}"]}}]
+  - job_name: node
+    static_configs: [{{targets: ["127.0.0.1:{node_port}"]}}]
+remote_write:
+  - url: http://127.0.0.1:{http_port}/api/v1/write
+    queue_config: {{batch_send_deadline: 500ms, min_backoff: 100ms, max_backoff: 500ms}}
+""")
+    prom_log = open(tmp_path / "prometheus.log", "wb")
+    prom = subprocess.Popen(
+        ["prometheus", f"--config.file={prom_cfg}", f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+         f"--web.listen-address=127.0.0.1:{prom_port}", "--storage.remote.flush-deadline=1s"],
+        stdout=prom_log, stderr=prom_log)
+    prom_base = f"http://127.0.0.1:{prom_port}"
+    wait_until("prometheus ready", lambda: urllib.request.urlopen(prom_base + "/-/ready", timeout=2).status == 200)
+    state = {"triad": triad, "prom": prom_base, "sd_file": sd_file, "exporter": exporter, "http_port": http_port,
+             "config": triad_cfg, "data": tmp_path / "data"}
+    yield state
+    if state["triad"].proc.poll() is None:
+        state["triad"].kill9()
+    prom.terminate()
+    try:
+        prom.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        prom.kill()
+    node.terminate()
+    exporter.close()
+    for t in (hang, garbage, big):
+        t.shutdown()
+
+
+def triad_has_until(triad, t):
+    """True once Triad holds Prometheus' samples up to time t."""
+    r = triad.get("/api/v1/query", query='max(timestamp(up{job="app"}))', time=t + 5)
+    res = r["data"]["result"]
+    return bool(res) and float(res[0]["value"][1]) >= t
+
+
+def test_prometheus_and_triad_agree(stack):
+    triad, prom = stack["triad"], stack["prom"]
+    # Enough history for 5s windows, then a fixed evaluation time both sides have.
+    time.sleep(8)
+    t = round(time.time() - 2, 3)
+    wait_until("remote-written data in Triad", lambda: triad_has_until(triad, t), timeout=30)
+    instant = [
+        'up{job=~"app|node"}',
+        'app_requests_total{job="app"}',
+        'rate(app_requests_total{job="app"}[5s])',
+        'sum by (code) (increase(app_requests_total{job="app"}[5s]))',
+        'histogram_quantile(0.9, sum by (le) (rate(app_latency_seconds_bucket{job="app"}[5s])))',
+        'app_response_bytes{job="app", quantile="0.5"}',
+        'avg_over_time(app_inflight{job="app"}[5s])',
+        'sum by (mode) (rate(node_cpu_seconds_total{job="node"}[5s]))',
+        'node_memory_MemTotal_bytes{job="node"}',
+        'count({job="node"})',
+        'count by (__name__) ({job="app"})',
+        'topk(3, rate(app_requests_total{job="app"}[5s]))',
+        'scrape_samples_scraped{job=~"app|node"}',
+        '1 + 1',
+    ]
+    for q in instant:
+        assert_same(prom_get(prom, "/api/v1/query", query=q, time=t),
+                    triad.get("/api/v1/query", query=q, time=t), q)
+    for q in ['rate(app_requests_total{job="app"}[3s])', 'sum(app_inflight{job="app"})', 'up{job="app"}']:
+        params = dict(query=q, start=t - 5, end=t, step=1)
+        assert_same(prom_get(prom, "/api/v1/query_range", **params), triad.get("/api/v1/query_range", **params), q)
+
+    # Series and label APIs over the remote-written data.
+    p = prom_get(prom, "/api/v1/series", **{"match[]": 'app_requests_total{job="app"}'})
+    s = triad.get("/api/v1/series", **{"match[]": 'app_requests_total{job="app"}'})
+    assert sorted(json.dumps(x, sort_keys=True) for x in p["data"]) == sorted(json.dumps(x, sort_keys=True) for x in s["data"])
+    names = triad.get("/api/v1/label/__name__/values")["data"]
+    assert {"app_requests_total", "node_cpu_seconds_total", "up"} <= set(names)
+
+    # Triad's own scrape of the same exporters sees the same series (job label aside).
+    def triad_series_count():
+        r = triad.get("/api/v1/query", query='count({job="triad-app"})')["data"]["result"]
+        return r and int(r[0]["value"][1])
+    prom_count = int(prom_get(prom, "/api/v1/query", query='count({job="app"})', time=t)["data"]["result"][0]["value"][1])
+    wait_until("triad scraped the app", lambda: triad_series_count() == prom_count, timeout=15)
+    up = triad.get("/api/v1/query", query='up{job="triad-app"}')["data"]["result"]
+    assert up and up[0]["value"][1] == "1" and up[0]["metric"]["env"] == "test"
+    meta = triad.get("/api/v1/metadata", metric="app_requests")["data"]
+    assert meta["app_requests"][0]["type"] == "counter", meta
+    ex = triad.get("/api/v1/query_exemplars", query='app_latency_seconds_bucket{job="triad-app"}',
+                   start=time.time() - 60, end=time.time())["data"]
+    assert ex and len(ex[0]["exemplars"][0]["labels"]["trace_id"]) == 32, ex
+
+    # Grafana's health check is a form POST of `1+1`.
+    req = urllib.request.Request(triad.query + "/api/v1/query", data=b"query=1%2B1&time=" + str(t).encode(),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    body = json.loads(urllib.request.urlopen(req, timeout=10).read())
+    assert body == {"status": "success", "data": {"resultType": "scalar", "result": [t, "2"]}}
+    bad = prom_get(triad.query, "/api/v1/query", query="sum(")
+    assert bad["status"] == "error" and bad["errorType"] == "bad_data"
+    assert triad.get("/api/v1/status/buildinfo")["status"] == "success"
+
+
+def test_bad_targets_fail_alone_and_series_go_stale(stack):
+    triad = stack["triad"]
+
+    def up(job):
+        r = triad.get("/api/v1/query", query=f'up{{job="{job}"}}')["data"]["result"]
+        return r[0]["value"][1] if r else None
+
+    for job in ("hang", "garbage", "big"):
+        wait_until(f"up of {job}", lambda: up(job) == "0", timeout=15)
+    wait_until("good target still scraped", lambda: up("triad-app") == "1")
+    failures = triad.metrics()
+    for reason in ("timeout", "parse", "too_large"):
+        assert f'reason="{reason}"' in failures, reason
+
+    # file_sd + relabeling; removing the target ends its series at once (staleness),
+    # not after the 5-minute lookback.
+    wait_until("file_sd target", lambda: up("filesd") == "1", timeout=15)
+    r = triad.get("/api/v1/query", query='up{job="filesd"}')["data"]["result"]
+    assert r[0]["metric"]["owner"] == "team-a"
+    stack["sd_file"].write_text("[]")
+    wait_until("stale after removal", lambda: up("filesd") is None, timeout=15)
+
+
+def test_kill9_loses_no_acknowledged_sample(stack, tmp_path):
+    triad = stack["triad"]
+    time.sleep(3)
+    triad.kill9()
+    # Prometheus keeps scraping and retries the remote writes Triad could not answer.
+    time.sleep(3)
+    triad2 = Triad(stack["data"], config=stack["config"], log_path=tmp_path / "triad-2.log",
+                   args=["--otlp-http-listen", f"127.0.0.1:{stack['http_port']}"]).start()
+    stack["triad"] = triad2
+    try:
+        time.sleep(2)
+        t = round(time.time() - 2, 3)
+        wait_until("catch-up after restart", lambda: triad_has_until(triad2, t), timeout=60)
+        q = 'count_over_time(up{job="app"}[30s])'
+        assert_same(prom_get(stack["prom"], "/api/v1/query", query=q, time=t),
+                    triad2.get("/api/v1/query", query=q, time=t), q)
+        q = 'app_requests_total{job="app", route="/feed", code="200"}'
+        params = dict(query=q, start=t - 12, end=t, step=0.5)
+        assert_same(prom_get(stack["prom"], "/api/v1/query_range", **params),
+                    triad2.get("/api/v1/query_range", **params), q)
+    finally:
+        triad2.stop()
