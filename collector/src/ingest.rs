@@ -17,14 +17,19 @@ pub struct StoreDestination {
     pub logs: Arc<LogStore>,
     /// Where spans go.
     pub traces: Arc<TraceStore>,
+    /// RED metrics derived from the stored spans.
+    pub span_metrics: Arc<crate::span_metrics::SpanMetrics>,
 }
 
 impl Destination for StoreDestination {
     fn traces(&self, req: ExportTraceServiceRequest, tenant: &str) -> IngestFuture<'_> {
         let converted = otlp::spans_from_otlp(req, tenant, triad_model::now_ns());
-        Box::pin(store_converted(converted, |items| {
-            self.traces.append(items)
-        }))
+        let red = crate::span_metrics::SpanMetrics::summarize(&converted.items);
+        Box::pin(async move {
+            let accepted = store_converted(converted, |items| self.traces.append(items)).await?;
+            self.span_metrics.add(red);
+            Ok(accepted)
+        })
     }
 
     fn logs(&self, req: ExportLogsServiceRequest, tenant: &str) -> IngestFuture<'_> {

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod query_text;
 pub mod remote_write;
 pub mod scrape;
+pub mod span_metrics;
 pub mod split;
 pub mod store;
 mod tokenizer;
@@ -54,6 +55,8 @@ pub struct Collector {
     pub traces: Arc<TraceStore>,
     /// The metric store (also read by the query server in all-in-one mode).
     pub metrics: Arc<MetricStore>,
+    /// RED metrics derived from spans, flushed into `metrics`.
+    span_metrics: Arc<crate::span_metrics::SpanMetrics>,
     ingest: Ingest,
     cfg: CollectorConfig,
     scrape_metrics: crate::scrape::ScrapeMetrics,
@@ -90,12 +93,14 @@ impl Collector {
             },
             registry,
         )?);
+        let span_metrics = Arc::new(crate::span_metrics::SpanMetrics::new());
         let logs = Arc::new(LogStore::new(logs));
         let traces = Arc::new(TraceStore::new(traces)?);
         let ingest = Ingest::new(
             Arc::new(StoreDestination {
                 logs: logs.clone(),
                 traces: traces.clone(),
+                span_metrics: span_metrics.clone(),
             }),
             ReceiverMetrics::register(registry, "triad_collector"),
         );
@@ -104,6 +109,7 @@ impl Collector {
             logs,
             traces,
             metrics,
+            span_metrics,
             scrape_metrics,
             remote_write_metrics: crate::remote_write::RemoteWriteMetrics::register(registry),
             ingest,
@@ -159,6 +165,30 @@ impl Collector {
         tasks.spawn(async move {
             me.retention_loop(c).await;
             Ok(())
+        });
+
+        let me = self.clone();
+        let c = cancel.child_token();
+        let every = std::time::Duration::from_secs(self.cfg.metrics.span_metrics_interval_secs);
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = c.cancelled() => return Ok(()),
+                    _ = tick.tick() => {}
+                }
+                let m = me.clone();
+                let res = tokio::task::spawn_blocking(move || {
+                    m.span_metrics
+                        .flush(&m.metrics, triad_model::now_ns() / 1_000_000)
+                })
+                .await;
+                match res {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "writing span metrics failed"),
+                    Err(e) => tracing::error!(error = %e, "span metrics task panicked"),
+                }
+            }
         });
     }
 

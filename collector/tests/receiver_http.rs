@@ -43,6 +43,7 @@ fn fixture() -> Fixture {
         Arc::new(StoreDestination {
             logs: logs.clone(),
             traces: traces.clone(),
+            span_metrics: Arc::new(triad_collector::span_metrics::SpanMetrics::new()),
         }),
         ReceiverMetrics::register(&mut registry, "triad_collector"),
     );

@@ -168,6 +168,9 @@ pub struct MetricsConfig {
     /// `scrape_configs` sections the scraper follows. Relative paths are relative to the
     /// working directory.
     pub scrape_config_file: Option<PathBuf>,
+    /// How often the RED metrics derived from spans (`triad_span_*`) are written, in
+    /// seconds.
+    pub span_metrics_interval_secs: u64,
 }
 
 impl Default for MetricsConfig {
@@ -177,12 +180,20 @@ impl Default for MetricsConfig {
             retention_secs: 15 * 86_400,
             retention_bytes: 0,
             scrape_config_file: None,
+            span_metrics_interval_secs: 15,
         }
     }
 }
 
 impl MetricsConfig {
     fn validate(&self) -> Result<(), ConfigError> {
+        range(
+            "collector.metrics.span_metrics_interval_secs",
+            self.span_metrics_interval_secs,
+            1,
+            3_600,
+            "e.g. 15",
+        )?;
         range(
             "collector.metrics.block_range_secs",
             self.block_range_secs,

@@ -346,3 +346,58 @@ def test_kill9_loses_no_acknowledged_sample(stack, tmp_path):
                     triad2.get("/api/v1/query_range", **params), q)
     finally:
         triad2.stop()
+
+
+def test_red_metrics_from_spans(tmp_path):
+    """Spans from the OpenTelemetry SDK become triad_span_* series whose exemplars open
+    the traces through the Jaeger API."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    cfg = tmp_path / "triad.yaml"
+    cfg.write_text("collector:\n  metrics:\n    span_metrics_interval_secs: 1\n")
+    t = Triad(tmp_path / "data", config=cfg).start()
+    try:
+        p = TracerProvider(resource=Resource.create({"service.name": "checkout"}))
+        p.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"http://{t.grpc}", insecure=True)))
+        tracer = p.get_tracer("e2e")
+        error_trace = None
+        for i in range(20):
+            with tracer.start_as_current_span("POST /pay", kind=SpanKind.SERVER) as s:
+                if i % 4 == 0:
+                    s.set_status(Status(StatusCode.ERROR, "declined"))
+                    error_trace = format(s.get_span_context().trace_id, "032x")
+                with tracer.start_as_current_span("db.query", kind=SpanKind.CLIENT):
+                    time.sleep(0.001)
+        p.shutdown()
+
+        def value(q):
+            r = t.get("/api/v1/query", query=q)["data"]["result"]
+            return float(r[0]["value"][1]) if r else None
+
+        wait_until("RED series", lambda: value('triad_span_requests_total{service="checkout", operation="POST /pay"}') == 20)
+        assert value('triad_span_errors_total{service="checkout"}') == 5
+        assert value('sum(triad_span_requests_total{operation="db.query"})') is None, "client spans are not requests"
+        assert value('triad_span_duration_seconds_count{service="checkout"}') == 20
+        assert value('histogram_quantile(0.5, triad_span_duration_seconds_bucket{service="checkout"})') > 0
+        now = time.time()
+        ex = t.get("/api/v1/query_exemplars", query='triad_span_duration_seconds_bucket{service="checkout"}',
+                   start=now - 120, end=now + 5)["data"]
+        trace_ids = {e["labels"]["trace_id"] for s in ex for e in s["exemplars"]}
+        assert trace_ids, ex
+        def trace_spans(tid):
+            try:
+                return t.get(f"/api/traces/{tid}")["data"][0]["spans"]
+            except urllib.error.HTTPError:
+                return None  # not searchable yet (index commit interval)
+        for tid in trace_ids:
+            spans = wait_until(f"trace {tid}", lambda: trace_spans(tid))
+            assert any(s["operationName"] == "POST /pay" for s in spans)
+        assert error_trace is not None
+        meta = t.get("/api/v1/metadata", metric="triad_span_duration_seconds")["data"]
+        assert meta["triad_span_duration_seconds"][0]["type"] == "histogram"
+    finally:
+        t.stop()
