@@ -37,6 +37,8 @@ pub enum Kind {
     Logs = 1,
     /// An `ExportTraceServiceRequest`.
     Traces = 2,
+    /// An OTLP `ExportMetricsServiceRequest`.
+    Metrics = 3,
 }
 
 impl Kind {
@@ -44,6 +46,7 @@ impl Kind {
         match b {
             1 => Some(Kind::Logs),
             2 => Some(Kind::Traces),
+            3 => Some(Kind::Metrics),
             _ => None,
         }
     }

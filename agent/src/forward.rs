@@ -191,6 +191,7 @@ impl Forwarder {
         let path = match entry.kind {
             Kind::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
             Kind::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            Kind::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
         };
         let mut frame = Vec::with_capacity(5 + entry.body.len());
         frame.push(1); // compressed, per grpc-encoding
@@ -265,6 +266,7 @@ fn partial_success(kind: Kind, data: &[u8]) -> (i64, String) {
         return (0, String::new());
     };
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
     match kind {
         Kind::Logs => ExportLogsServiceResponse::decode(msg)
@@ -275,6 +277,10 @@ fn partial_success(kind: Kind, data: &[u8]) -> (i64, String) {
             .ok()
             .and_then(|r| r.partial_success)
             .map(|p| (p.rejected_spans, p.error_message)),
+        Kind::Metrics => ExportMetricsServiceResponse::decode(msg)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| (p.rejected_data_points, p.error_message)),
     }
     .unwrap_or_default()
 }
@@ -283,6 +289,7 @@ fn signal_of(kind: Kind) -> &'static str {
     match kind {
         Kind::Logs => "logs",
         Kind::Traces => "traces",
+        Kind::Metrics => "metrics",
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -313,6 +314,27 @@ impl Destination for BufferDestination {
                 .sum::<u64>();
         }
         Box::pin(self.queue(Kind::Logs, req.encode_to_vec(), items))
+    }
+
+    fn metrics(&self, mut req: ExportMetricsServiceRequest, _tenant: &str) -> IngestFuture<'_> {
+        use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+        let mut items = 0;
+        for rm in &mut req.resource_metrics {
+            enrich(&mut rm.resource, &self.resource);
+            for sm in &rm.scope_metrics {
+                for m in &sm.metrics {
+                    items += match &m.data {
+                        Some(Data::Gauge(g)) => g.data_points.len(),
+                        Some(Data::Sum(s)) => s.data_points.len(),
+                        Some(Data::Histogram(h)) => h.data_points.len(),
+                        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+                        Some(Data::Summary(s)) => s.data_points.len(),
+                        None => 0,
+                    } as u64;
+                }
+            }
+        }
+        Box::pin(self.queue(Kind::Metrics, req.encode_to_vec(), items))
     }
 }
 

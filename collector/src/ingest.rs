@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use triad_model::otlp::{self, Converted};
 use triad_receiver::{Accepted, Destination, IngestError, IngestFuture};
@@ -17,6 +18,8 @@ pub struct StoreDestination {
     pub logs: Arc<LogStore>,
     /// Where spans go.
     pub traces: Arc<TraceStore>,
+    /// Where OTLP metrics go.
+    pub metrics: Arc<crate::metric_store::MetricStore>,
     /// RED metrics derived from the stored spans.
     pub span_metrics: Arc<crate::span_metrics::SpanMetrics>,
 }
@@ -35,6 +38,40 @@ impl Destination for StoreDestination {
     fn logs(&self, req: ExportLogsServiceRequest, tenant: &str) -> IngestFuture<'_> {
         let converted = otlp::logs_from_otlp(req, tenant, triad_model::now_ns());
         Box::pin(store_converted(converted, |items| self.logs.append(items)))
+    }
+
+    fn metrics(&self, req: ExportMetricsServiceRequest, tenant: &str) -> IngestFuture<'_> {
+        let c = crate::otlp_metrics::convert(req);
+        let tenant = tenant.to_string();
+        Box::pin(async move {
+            let accepted = c.batch.samples.len() as u64;
+            if accepted == 0 && c.rejected > 0 {
+                return Err(IngestError::Invalid {
+                    message: c.message,
+                    rejected: c.rejected,
+                });
+            }
+            let store = self.metrics.clone();
+            let batch = c.batch;
+            let out = tokio::task::spawn_blocking(move || store.append(&tenant, &batch, true))
+                .await
+                .map_err(|e| IngestError::Unavailable(e.to_string()))?
+                .map_err(|e| {
+                    tracing::error!(error = %e, "metric append failed");
+                    IngestError::Unavailable(e.to_string())
+                })?;
+            let rejected = c.rejected + out.rejected() as u64;
+            let message = match (c.message.is_empty(), out.rejected()) {
+                (false, _) => c.message,
+                (true, 0) => String::new(),
+                (true, n) => format!("{n} samples out of order or with a duplicate timestamp"),
+            };
+            Ok(Accepted {
+                accepted: out.accepted as u64,
+                rejected,
+                message,
+            })
+        })
     }
 }
 

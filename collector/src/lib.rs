@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod log_index;
 pub mod metric_store;
 pub mod metrics;
+pub mod otlp_metrics;
 pub mod query_text;
 pub mod remote_write;
 pub mod scrape;
@@ -100,6 +101,7 @@ impl Collector {
             Arc::new(StoreDestination {
                 logs: logs.clone(),
                 traces: traces.clone(),
+                metrics: metrics.clone(),
                 span_metrics: span_metrics.clone(),
             }),
             ReceiverMetrics::register(registry, "triad_collector"),

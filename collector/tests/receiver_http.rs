@@ -43,6 +43,14 @@ fn fixture() -> Fixture {
         Arc::new(StoreDestination {
             logs: logs.clone(),
             traces: traces.clone(),
+            metrics: Arc::new(
+                triad_collector::metric_store::MetricStore::open(
+                    &dir.path().join("metrics"),
+                    Default::default(),
+                    &mut Registry::default(),
+                )
+                .unwrap(),
+            ),
             span_metrics: Arc::new(triad_collector::span_metrics::SpanMetrics::new()),
         }),
         ReceiverMetrics::register(&mut registry, "triad_collector"),

@@ -1,5 +1,5 @@
-//! OTLP/gRPC receiver (TraceService, LogsService). MetricsService is not registered,
-//! so tonic answers UNIMPLEMENTED for it. Requests may be gzip- or zstd-compressed.
+//! OTLP/gRPC receiver (TraceService, LogsService, MetricsService). Requests may be
+//! gzip- or zstd-compressed.
 //!
 //! The services are written out here rather than taken from `opentelemetry-proto`'s
 //! generated servers for one reason: those decode with `tonic-prost`'s codec, which
@@ -14,6 +14,9 @@ use std::task::{Context, Poll};
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -226,6 +229,30 @@ impl ExportMethod for LogsExport {
     }
 }
 
+/// `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`.
+pub struct MetricsExport;
+
+impl ExportMethod for MetricsExport {
+    const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const SIGNAL: &'static str = "metrics";
+    type Req = ExportMetricsServiceRequest;
+    type Resp = ExportMetricsServiceResponse;
+
+    fn handle(ingest: Ingest, req: Self::Req) -> BoxFuture<Self::Resp, Status> {
+        Box::pin(async move {
+            let a = ingest
+                .metrics(req, DEFAULT_TENANT, "grpc")
+                .await
+                .map_err(status)?;
+            let partial_success = (a.rejected > 0).then_some(ExportMetricsPartialSuccess {
+                rejected_data_points: a.rejected as i64,
+                error_message: a.message,
+            });
+            Ok(ExportMetricsServiceResponse { partial_success })
+        })
+    }
+}
+
 /// A gRPC service with the single `Export` method of `M`.
 pub struct ExportService<M> {
     ingest: Ingest,
@@ -328,6 +355,11 @@ pub async fn serve(
         _m: PhantomData,
     };
     let logs = ExportService::<LogsExport> {
+        ingest: ingest.clone(),
+        max_message_bytes,
+        _m: PhantomData,
+    };
+    let metrics = ExportService::<MetricsExport> {
         ingest,
         max_message_bytes,
         _m: PhantomData,
@@ -335,6 +367,7 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .add_service(traces)
         .add_service(logs)
+        .add_service(metrics)
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),
             cancel.cancelled_owned(),

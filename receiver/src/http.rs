@@ -1,4 +1,4 @@
-//! OTLP/HTTP receiver: `POST /v1/traces` and `/v1/logs` with protobuf or JSON bodies,
+//! OTLP/HTTP receiver: `POST /v1/traces`, `/v1/logs` and `/v1/metrics` with protobuf or JSON bodies,
 //! optionally gzip-compressed, answered in the encoding of the request as the OTLP
 //! specification says. Also `/metrics`, `/healthz` and `/readyz` of the collector.
 
@@ -14,6 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -337,6 +340,32 @@ async fn logs(
     }
 }
 
+async fn metrics(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (enc, req) = match prepare::<ExportMetricsServiceRequest>(&state, "metrics", &headers, body)
+    {
+        Ok(x) => x,
+        Err(resp) => return *resp,
+    };
+    match state.ingest.metrics(req, DEFAULT_TENANT, "http").await {
+        Ok(a) => {
+            let partial_success = (a.rejected > 0).then_some(ExportMetricsPartialSuccess {
+                rejected_data_points: a.rejected as i64,
+                error_message: a.message,
+            });
+            encode(
+                enc,
+                &ExportMetricsServiceResponse { partial_success },
+                StatusCode::OK,
+            )
+        }
+        Err(e) => refusal_of(e).into_response(enc),
+    }
+}
+
 /// Renders a registry in the Prometheus text format.
 pub fn render_metrics(registry: &Registry) -> Response {
     let mut out = String::new();
@@ -390,6 +419,7 @@ pub fn router(state: HttpState, max_request_bytes: usize) -> Router {
     Router::new()
         .route("/v1/traces", post(traces))
         .route("/v1/logs", post(logs))
+        .route("/v1/metrics", post(metrics))
         .layer(DefaultBodyLimit::max(max_request_bytes))
         .with_state(state)
         .merge(ops)

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use crate::metrics::{OutcomeLabels, ReceiverMetrics, RecvLabels};
@@ -71,6 +72,8 @@ pub trait Destination: Send + Sync + 'static {
     fn traces(&self, req: ExportTraceServiceRequest, tenant: &str) -> IngestFuture<'_>;
     /// Takes an OTLP logs export request.
     fn logs(&self, req: ExportLogsServiceRequest, tenant: &str) -> IngestFuture<'_>;
+    /// Takes an OTLP metrics export request.
+    fn metrics(&self, req: ExportMetricsServiceRequest, tenant: &str) -> IngestFuture<'_>;
 }
 
 /// The ingest path shared by the receivers: a destination and the counters.
@@ -148,6 +151,18 @@ impl Ingest {
     ) -> Result<Accepted, IngestError> {
         let result = self.destination.traces(req, tenant).await;
         self.count("traces", transport, &result);
+        result
+    }
+
+    /// Hands metric data points to the destination.
+    pub async fn metrics(
+        &self,
+        req: ExportMetricsServiceRequest,
+        tenant: &str,
+        transport: &'static str,
+    ) -> Result<Accepted, IngestError> {
+        let result = self.destination.metrics(req, tenant).await;
+        self.count("metrics", transport, &result);
         result
     }
 

@@ -401,3 +401,53 @@ def test_red_metrics_from_spans(tmp_path):
         assert meta["triad_span_duration_seconds"][0]["type"] == "histogram"
     finally:
         t.stop()
+
+
+def test_otlp_metrics_from_the_sdk(tmp_path):
+    """The OpenTelemetry SDK's OTLP metrics (gRPC to the collector, HTTP through the
+    agent) arrive as Prometheus series named as Prometheus' OTLP receiver names them."""
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
+    from opentelemetry.metrics import Observation
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+
+    t = Triad(tmp_path / "data").start()
+    agent = Triad(tmp_path / "agent", command="agent", args=["--collector", f"http://{t.grpc}"]).start()
+    try:
+        def meter(exporter, instance):
+            reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+            res = Resource.create({"service.name": "checkout", "service.instance.id": instance, "deployment.environment": "e2e"})
+            return MeterProvider(resource=res, metric_readers=[reader])
+
+        for provider in (meter(GrpcExporter(endpoint=f"http://{t.grpc}", insecure=True), "direct"),
+                         meter(HttpExporter(endpoint=f"{agent.http}/v1/metrics"), "via-agent")):
+            m = provider.get_meter("e2e")
+            m.create_counter("app.requests", unit="{request}", description="Requests.").add(7, {"http.route": "/pay"})
+            h = m.create_histogram("http.server.duration", unit="ms")
+            for v in (5, 20, 300):
+                h.record(v, {"http.route": "/pay"})
+            m.create_observable_gauge("queue.depth", callbacks=[lambda _: [Observation(3)]], unit="1")
+            provider.force_flush()
+            provider.shutdown()
+
+        def result(q):
+            return t.get("/api/v1/query", query=q)["data"]["result"]
+
+        for inst in ("direct", "via-agent"):
+            wait_until(f"counter from {inst}", lambda: result(f'app_requests_total{{job="checkout", instance="{inst}"}}'))
+            r = result(f'app_requests_total{{instance="{inst}"}}')[0]
+            assert r["value"][1] == "7" and r["metric"]["http_route"] == "/pay"
+            assert result(f'http_server_duration_milliseconds_count{{instance="{inst}"}}')[0]["value"][1] == "3"
+            assert result(f'http_server_duration_milliseconds_bucket{{instance="{inst}", le="+Inf"}}')[0]["value"][1] == "3"
+            assert result(f'queue_depth_ratio{{instance="{inst}"}}')[0]["value"][1] == "3"
+            info = result(f'target_info{{instance="{inst}"}}')[0]["metric"]
+            assert info["deployment_environment"] == "e2e"
+        # The agent adds its host's attributes to what it forwards.
+        assert "host_name" in result('target_info{instance="via-agent"}')[0]["metric"]
+        meta = t.get("/api/v1/metadata", metric="app_requests")["data"]
+        assert meta["app_requests"][0] == {"type": "counter", "help": "Requests.", "unit": ""}
+    finally:
+        agent.stop()
+        t.stop()

@@ -41,6 +41,14 @@ impl Destination for CountingSink {
         Box::pin(async { Ok(Accepted::default()) })
     }
 
+    fn metrics(
+        &self,
+        _req: opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+        _tenant: &str,
+    ) -> IngestFuture<'_> {
+        Box::pin(async { Ok(Accepted::default()) })
+    }
+
     fn logs(&self, req: ExportLogsServiceRequest, _tenant: &str) -> IngestFuture<'_> {
         let n: usize = req
             .resource_logs
