@@ -29,3 +29,14 @@ pub fn cpu_seconds(pid: &str) -> f64 {
 pub fn children_cpu_seconds() -> f64 {
     stat_seconds("self", &[16, 17])
 }
+
+/// A `kB` field of `/proc/<pid>/status` (e.g. `VmRSS:`, `VmHWM:`); 0 if unreadable.
+pub fn status_kib(pid: &str, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|t| {
+            let line = t.lines().find(|l| l.starts_with(key))?.to_string();
+            line[key.len()..].split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or(0)
+}

@@ -62,7 +62,9 @@ def test_grpc_hostile_input(small_limits):
     # 2 MiB of zeros, gzip-compressed by the client: a bomb past the 1 MiB limit.
     code, _ = code_of(TRACE_EXPORT, b"\x00" * (2 << 20), grpc.Compression.Gzip)
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    code, _ = code_of(METRICS_EXPORT, b"")
+    code, _ = code_of(METRICS_EXPORT, b"\xff\xff\xff")
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    code, _ = code_of("/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export", b"")
     assert code == grpc.StatusCode.UNIMPLEMENTED
 
     # A mixed batch is accepted with partial success.

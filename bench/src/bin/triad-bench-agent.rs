@@ -15,7 +15,7 @@ mod datagen;
 #[allow(dead_code)]
 mod procstat;
 
-use procstat::{children_cpu_seconds, cpu_seconds};
+use procstat::{children_cpu_seconds, cpu_seconds, status_kib};
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -64,16 +64,6 @@ impl Destination for CountingSink {
             })
         })
     }
-}
-
-fn status_kib(pid: &str, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|t| {
-            let line = t.lines().find(|l| l.starts_with(key))?.to_string();
-            line[key.len()..].split_whitespace().next()?.parse().ok()
-        })
-        .unwrap_or(0)
 }
 
 fn write_file(path: &Path, bytes: u64) -> anyhow::Result<u64> {
