@@ -89,6 +89,9 @@ pub struct Sample {
     pub timestamp_ms: Option<i64>,
     /// Exemplar, if any.
     pub exemplar: Option<Exemplar>,
+    /// Byte range of the series part (`name{labels}`) in the parsed text: a key for
+    /// caches of known series (a scraper sees the same text every scrape).
+    pub series: std::ops::Range<usize>,
 }
 
 /// Metadata of a metric family.
@@ -177,7 +180,9 @@ pub fn parse(text: &str, format: Format) -> Result<Exposition, ParseError> {
             parse_comment(rest, format, &mut out).map_err(err)?;
             continue;
         }
-        let sample = parse_sample(line, format).map_err(err)?;
+        let mut sample = parse_sample(line, format).map_err(err)?;
+        let offset = line.as_ptr() as usize - text.as_ptr() as usize;
+        sample.series = offset + sample.series.start..offset + sample.series.end;
         out.samples.push(sample);
     }
     if format == Format::OpenMetrics && !eof {
@@ -388,6 +393,7 @@ fn parse_sample(line: &str, format: Format) -> Result<Sample, String> {
         return Err(format!("expected a metric name at {:?}", excerpt(line)));
     }
     let labels = if c.eat('{') { c.labels()? } else { Vec::new() };
+    let series_end = c.pos;
     let value_text = c.token();
     if value_text.is_empty() {
         return Err(format!("{name}: missing value"));
@@ -422,6 +428,7 @@ fn parse_sample(line: &str, format: Format) -> Result<Sample, String> {
         labels,
         value,
         timestamp_ms,
+        series: 0..series_end,
         exemplar,
     })
 }

@@ -72,7 +72,9 @@ impl Drop for Server {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn start_prometheus(dir: &Path, scrape_yaml: &str) -> anyhow::Result<Server> {
@@ -82,9 +84,15 @@ fn start_prometheus(dir: &Path, scrape_yaml: &str) -> anyhow::Result<Server> {
     std::fs::write(&cfg, scrape_yaml)?;
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .args(["--web.enable-remote-write-receiver", "--storage.tsdb.retention.time=100y"])
+        .args([
+            "--web.enable-remote-write-receiver",
+            "--storage.tsdb.retention.time=100y",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -109,18 +117,30 @@ fn start_prometheus(dir: &Path, scrape_yaml: &str) -> anyhow::Result<Server> {
 
 fn start_triad(dir: &Path, scrape_yaml: Option<&str>) -> anyhow::Result<Server> {
     let triad = std::env::current_exe()?.with_file_name("triad");
-    anyhow::ensure!(triad.exists(), "{} not found: scripts/bench.sh builds it", triad.display());
+    anyhow::ensure!(
+        triad.exists(),
+        "{} not found: scripts/bench.sh builds it",
+        triad.display()
+    );
     std::fs::create_dir_all(dir)?;
     let mut cmd = Command::new(&triad);
     cmd.args(["up", "--data-dir"])
         .arg(dir.join("data"))
-        .args(["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"])
+        .args([
+            "--otlp-grpc-listen",
+            "127.0.0.1:0",
+            "--otlp-http-listen",
+            "127.0.0.1:0",
+        ])
         .args(["--query-listen", "127.0.0.1:0"]);
     if let Some(yaml) = scrape_yaml {
         std::fs::write(dir.join("prometheus.yml"), yaml)?;
         std::fs::write(
             dir.join("triad.yaml"),
-            format!("collector:\n  metrics:\n    scrape_config_file: {}\n", dir.join("prometheus.yml").display()),
+            format!(
+                "collector:\n  metrics:\n    scrape_config_file: {}\n",
+                dir.join("prometheus.yml").display()
+            ),
         )?;
         cmd.arg("--config").arg(dir.join("triad.yaml"));
     }
@@ -168,7 +188,10 @@ impl Rng {
 /// The label sets of `n` series: counters, histogram buckets and gauges, as a service
 /// fleet exports them.
 fn series_labels(n: usize) -> Vec<Vec<Label>> {
-    let l = |k: &str, v: String| Label { name: k.into(), value: v };
+    let l = |k: &str, v: String| Label {
+        name: k.into(),
+        value: v,
+    };
     let les = ["0.005", "0.01", "0.05", "0.1", "0.5", "1", "5", "+Inf"];
     (0..n)
         .map(|i| {
@@ -218,7 +241,10 @@ fn requests(labels: &[Vec<Label>], steps: i64, start_ms: i64) -> Vec<Vec<Vec<u8>
             let shard = i % IN_FLIGHT;
             reqs[shard].timeseries.push(TimeSeries {
                 labels: ls.clone(),
-                samples: vec![WireSample { value: values[i], timestamp: t }],
+                samples: vec![WireSample {
+                    value: values[i],
+                    timestamp: t,
+                }],
                 exemplars: vec![],
             });
             if reqs[shard].timeseries.len() == PER_REQUEST {
@@ -235,7 +261,11 @@ fn requests(labels: &[Vec<Label>], steps: i64, start_ms: i64) -> Vec<Vec<Vec<u8>
     out
 }
 
-async fn send_all(client: &reqwest::Client, url: &str, shards: Arc<Vec<Vec<Vec<u8>>>>) -> anyhow::Result<()> {
+async fn send_all(
+    client: &reqwest::Client,
+    url: &str,
+    shards: Arc<Vec<Vec<Vec<u8>>>>,
+) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for shard in 0..shards.len() {
         let (client, url, shards) = (client.clone(), url.to_string(), shards.clone());
@@ -249,7 +279,12 @@ async fn send_all(client: &reqwest::Client, url: &str, shards: Arc<Vec<Vec<Vec<u
                     .body(body.clone())
                     .send()
                     .await?;
-                anyhow::ensure!(resp.status().is_success(), "{url}: HTTP {}: {}", resp.status(), resp.text().await.unwrap_or_default());
+                anyhow::ensure!(
+                    resp.status().is_success(),
+                    "{url}: HTTP {}: {}",
+                    resp.status(),
+                    resp.text().await.unwrap_or_default()
+                );
             }
             Ok::<(), anyhow::Error>(())
         }));
@@ -293,18 +328,34 @@ fn block_stats(s: &Server) -> (u64, u64) {
     }
     let (mut bytes, mut samples) = (0, 0);
     for b in blocks {
-        let Ok(meta) = std::fs::read(b.join("meta.json")) else { continue };
-        let Ok(j) = serde_json::from_slice::<serde_json::Value>(&meta) else { continue };
-        let n = j["stats"]["numSamples"].as_u64().or_else(|| j["num_samples"].as_u64()).unwrap_or(0);
+        let Ok(meta) = std::fs::read(b.join("meta.json")) else {
+            continue;
+        };
+        let Ok(j) = serde_json::from_slice::<serde_json::Value>(&meta) else {
+            continue;
+        };
+        let n = j["stats"]["numSamples"]
+            .as_u64()
+            .or_else(|| j["num_samples"].as_u64())
+            .unwrap_or(0);
         if n > 0 {
             samples += n;
-            bytes += dir_bytes(&b) - std::fs::metadata(b.join("meta.json")).map(|m| m.len()).unwrap_or(0);
+            bytes += dir_bytes(&b)
+                - std::fs::metadata(b.join("meta.json"))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
         }
     }
     (bytes, samples)
 }
 
-async fn query(client: &reqwest::Client, base: &str, q: &str, start: i64, end: i64) -> anyhow::Result<(Duration, serde_json::Value)> {
+async fn query(
+    client: &reqwest::Client,
+    base: &str,
+    q: &str,
+    start: i64,
+    end: i64,
+) -> anyhow::Result<(Duration, serde_json::Value)> {
     let t = Instant::now();
     let form = format!(
         "query={}&start={}&end={}&step=60",
@@ -325,7 +376,9 @@ async fn query(client: &reqwest::Client, base: &str, q: &str, start: i64, end: i
 fn form_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -358,7 +411,9 @@ async fn exporters(targets: usize, series: usize) -> anyhow::Result<Vec<u16>> {
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
                 let mut body = String::with_capacity(series * 80);
-                body.push_str("# HELP bench_requests_total Requests.\n# TYPE bench_requests_total counter\n");
+                body.push_str(
+                    "# HELP bench_requests_total Requests.\n# TYPE bench_requests_total counter\n",
+                );
                 for i in 0..series {
                     body.push_str(&format!(
                         "bench_requests_total{{route=\"/r{}\",code=\"{}\",shard=\"{t}-{i}\"}} {}\n",
@@ -404,9 +459,15 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let tmp = tempfile::tempdir()?;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(IN_FLIGHT).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(IN_FLIGHT)
+        .build()?;
     let steps = o.hours * 3_600_000 / STEP_MS;
-    let end = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64) / STEP_MS * STEP_MS;
+    let end = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64)
+        / STEP_MS
+        * STEP_MS;
     let start = end - (steps - 1) * STEP_MS;
     let labels = series_labels(o.series);
     let bodies = Arc::new(requests(&labels, steps, start));
@@ -415,7 +476,12 @@ async fn main() -> anyhow::Result<()> {
     let n_requests: usize = bodies.iter().map(Vec::len).sum();
     println!(
         "metrics benchmark: {} series x {} samples ({} h at 15 s) = {:.1}M samples, {} requests, {:.0} MiB snappy",
-        o.series, steps, o.hours, total / 1e6, n_requests, raw as f64 / 1048576.0
+        o.series,
+        steps,
+        o.hours,
+        total / 1e6,
+        n_requests,
+        raw as f64 / 1048576.0
     );
 
     // 1-3: remote write, blocks, queries.
@@ -430,7 +496,10 @@ async fn main() -> anyhow::Result<()> {
         send_all(&client, &s.write, bodies.clone()).await?;
         let (wall, cpu) = (t.elapsed().as_secs_f64(), s.cpu() - cpu0);
         ingest.push((total / cpu, total / wall));
-        println!("  {:<10} remote_write: {:.1} s wall, {:.1} CPU-s", s.name, wall, cpu);
+        println!(
+            "  {:<10} remote_write: {:.1} s wall, {:.1} CPU-s",
+            s.name, wall, cpu
+        );
     }
     rows.push((
         "remote_write ingest, samples per CPU-second".into(),
@@ -473,7 +542,7 @@ async fn main() -> anyhow::Result<()> {
         "sum(rate(bench_requests_total[5m]))",
         "sum by (job, code) (rate(bench_requests_total[5m]))",
         "histogram_quantile(0.99, sum by (le) (rate(bench_latency_seconds_bucket[5m])))",
-        "topk(5, max by (instance) (bench_queue_depth))",
+        "topk(5, sum by (instance) (rate(bench_requests_total[5m])))",
         "count by (job) (bench_requests_total)",
         "avg_over_time(bench_queue_depth{queue=\"q1\"}[10m])",
     ];
@@ -493,7 +562,11 @@ async fn main() -> anyhow::Result<()> {
         }
         let (p50p, p99p) = (pct(&mut lat[0], 0.5), pct(&mut lat[0], 0.99));
         let (p50t, p99t) = (pct(&mut lat[1], 0.5), pct(&mut lat[1], 0.99));
-        let same = if answers[0] == answers[1] { "" } else { " (series counts differ!)" };
+        let same = if answers[0] == answers[1] {
+            ""
+        } else {
+            " (series counts differ!)"
+        };
         rows.push((
             format!("query p50/p99 ms, 1 h range: {q}{same}"),
             format!("{p50p:.1}/{p99p:.1}"),
@@ -520,15 +593,32 @@ async fn main() -> anyhow::Result<()> {
         async move { client.get(url).send().await?.text().await }
     };
     let (pc0, tc0) = (prom.cpu(), triad.cpu());
-    let ps0 = counter(&metrics_of(&prom).await?, "prometheus_tsdb_head_samples_appended_total");
-    let ts0 = counter(&metrics_of(&triad).await?, "triad_tsdb_samples_appended_total");
+    let ps0 = counter(
+        &metrics_of(&prom).await?,
+        "prometheus_tsdb_head_samples_appended_total",
+    );
+    let ts0 = counter(
+        &metrics_of(&triad).await?,
+        "triad_tsdb_samples_appended_total",
+    );
     tokio::time::sleep(Duration::from_secs(30)).await;
     let (pc, tc) = (prom.cpu() - pc0, triad.cpu() - tc0);
-    let ps = counter(&metrics_of(&prom).await?, "prometheus_tsdb_head_samples_appended_total") - ps0;
-    let ts = counter(&metrics_of(&triad).await?, "triad_tsdb_samples_appended_total") - ts0;
-    println!("  scrape: prometheus {ps:.0} samples in {pc:.1} CPU-s, triad {ts:.0} samples in {tc:.1} CPU-s");
+    let ps = counter(
+        &metrics_of(&prom).await?,
+        "prometheus_tsdb_head_samples_appended_total",
+    ) - ps0;
+    let ts = counter(
+        &metrics_of(&triad).await?,
+        "triad_tsdb_samples_appended_total",
+    ) - ts0;
+    println!(
+        "  scrape: prometheus {ps:.0} samples in {pc:.1} CPU-s, triad {ts:.0} samples in {tc:.1} CPU-s"
+    );
     rows.push((
-        format!("scrape ingest, samples per CPU-second ({} targets x {} series, 1 s)", o.scrape_targets, o.scrape_series),
+        format!(
+            "scrape ingest, samples per CPU-second ({} targets x {} series, 1 s)",
+            o.scrape_targets, o.scrape_series
+        ),
         format!("{:.0}k", ps / pc / 1e3),
         format!("{:.0}k", ts / tc / 1e3),
         format!("{:.2}x", (ts / tc) / (ps / pc)),
@@ -549,7 +639,10 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let after = s.rss_mib();
         per_series.push((after - before) * 1048576.0 / o.rss_series as f64);
-        println!("  {:<10} RSS {before:.0} MiB -> {after:.0} MiB with {} series", s.name, o.rss_series);
+        println!(
+            "  {:<10} RSS {before:.0} MiB -> {after:.0} MiB with {} series",
+            s.name, o.rss_series
+        );
     }
     rows.push((
         format!("RSS per active series, bytes ({} series)", o.rss_series),

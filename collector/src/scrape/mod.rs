@@ -11,7 +11,7 @@
 
 pub mod relabel;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -585,6 +585,41 @@ struct Scraped {
     exemplars: Vec<(Labels, Exemplar)>,
     metadata: Vec<(String, MetricMetadata)>,
     scraped: usize,
+    added: usize,
+}
+
+/// What a target's series text became, and when it was last seen.
+struct CacheEntry {
+    /// `None` when metric relabeling dropped it.
+    labels: Option<Labels>,
+    /// Scrape number of the last scrape that had it.
+    seen: u64,
+}
+
+/// A target's known series, by the text that names them in the exposition
+/// (`name{labels}`): a repeat skips label merging, relabeling and sorting, and the
+/// entries seen last time but not now are the series to mark stale.
+#[derive(Default)]
+struct SeriesCache {
+    entries: HashMap<Box<str>, CacheEntry>,
+    generation: u64,
+}
+
+impl SeriesCache {
+    /// Ends a scrape: returns the series that were in the previous scrape but not in
+    /// this one (all of them when `failed`), and forgets them.
+    fn finish(&mut self, failed: bool) -> Vec<Labels> {
+        let current = self.generation;
+        let mut gone = Vec::new();
+        self.entries.retain(|_, e| {
+            let keep = e.seen == current && !failed;
+            if !keep && let Some(l) = &e.labels {
+                gone.push(l.clone());
+            }
+            keep
+        });
+        gone
+    }
 }
 
 fn sample_labels(
@@ -626,6 +661,7 @@ fn convert(
     format: Format,
     now: i64,
     external: &[(String, String)],
+    cache: &mut SeriesCache,
 ) -> Result<Scraped, ScrapeFailure> {
     let exp = exposition::parse(text, format)
         .map_err(|e| failure("parse", format!("line {}: {}", e.line, e.message)))?;
@@ -652,16 +688,33 @@ fn convert(
             })
             .collect(),
         scraped,
+        added: 0,
     };
+    let generation = cache.generation;
     for s in exp.samples {
-        let lb = sample_labels(t, &s.name, &s.labels, external);
-        let Some(lb) = relabel::process(lb, &t.metric_relabel) else {
-            continue;
+        let key = text.get(s.series.clone()).unwrap_or("");
+        let labels = match cache.entries.get_mut(key) {
+            Some(e) => {
+                e.seen = generation;
+                e.labels.clone()
+            }
+            None => {
+                let lb = sample_labels(t, &s.name, &s.labels, external);
+                let labels = relabel::process(lb, &t.metric_relabel)
+                    .map(Labels::new)
+                    .filter(|l| l.name().is_some());
+                out.added += usize::from(labels.is_some());
+                cache.entries.insert(
+                    key.into(),
+                    CacheEntry {
+                        labels: labels.clone(),
+                        seen: generation,
+                    },
+                );
+                labels
+            }
         };
-        let labels = Labels::new(lb);
-        if labels.name().is_none() {
-            continue;
-        }
+        let Some(labels) = labels else { continue };
         let ts = match s.timestamp_ms {
             Some(ts) if t.honor_timestamps => ts,
             _ => now,
@@ -723,7 +776,7 @@ async fn scrape_loop(
     }
     let mut tick = tokio::time::interval(t.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut last: HashSet<Labels> = HashSet::new();
+    let mut cache = SeriesCache::default();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -739,20 +792,18 @@ async fn scrape_loop(
                 format!("scrape timed out after {:?}", t.timeout),
             )),
         };
-        let result = fetched.and_then(|(text, format)| convert(&t, &text, format, now, &external));
+        cache.generation += 1;
+        let result = fetched
+            .and_then(|(text, format)| convert(&t, &text, format, now, &external, &mut cache));
         let duration = started.elapsed().as_secs_f64();
         let mut batch = AppendBatch::default();
-        let mut current: HashSet<Labels> = HashSet::new();
-        let (up, scraped, post) = match result {
+        let (up, scraped, post, added) = match result {
             Ok(s) => {
-                for (labels, _, _) in &s.samples {
-                    current.insert(labels.clone());
-                }
                 let post = s.samples.len();
                 batch.samples = s.samples;
                 batch.exemplars = s.exemplars;
                 batch.metadata = s.metadata;
-                (1.0, s.scraped, post)
+                (1.0, s.scraped, post, s.added)
             }
             Err(f) => {
                 metrics
@@ -763,12 +814,11 @@ async fn scrape_loop(
                     })
                     .inc();
                 tracing::debug!(target_url = %t.url, job = %t.job, reason = f.reason, error = %f.message, "scrape failed");
-                (0.0, 0, 0)
+                (0.0, 0, 0, 0)
             }
         };
-        let added = current.iter().filter(|l| !last.contains(*l)).count();
-        for gone in last.iter().filter(|l| !current.contains(*l)) {
-            batch.samples.push((gone.clone(), now, stale_nan()));
+        for gone in cache.finish(up == 0.0) {
+            batch.samples.push((gone, now, stale_nan()));
         }
         for (name, v) in
             REPORT_SERIES
@@ -777,7 +827,6 @@ async fn scrape_loop(
         {
             batch.samples.push((report_labels(&t, name), now, v));
         }
-        last = current;
         let stored = post as u64;
         if append(&store, batch).await {
             metrics.samples.get_or_create(&job).inc_by(stored);
@@ -794,7 +843,8 @@ async fn scrape_loop(
     // The target went away (or Triad stops): its series end here.
     let now = triad_model::now_ns() / 1_000_000;
     let mut batch = AppendBatch::default();
-    for l in last {
+    cache.generation += 1;
+    for l in cache.finish(true) {
         batch.samples.push((l, now, stale_nan()));
     }
     for name in REPORT_SERIES {
@@ -817,5 +867,72 @@ async fn append(store: &Arc<MetricStore>, batch: AppendBatch) -> bool {
             tracing::error!(error = %e, "storing scraped samples panicked");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(honor_labels: bool) -> Target {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Target {
+            job: "app".into(),
+            url: "http://127.0.0.1:1/metrics".into(),
+            labels: Labels::new(vec![
+                ("job".into(), "app".into()),
+                ("instance".into(), "h:1".into()),
+            ]),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            honor_labels,
+            honor_timestamps: true,
+            body_limit: DEFAULT_BODY_LIMIT,
+            sample_limit: 0,
+            metric_relabel: Arc::new(Vec::new()),
+            auth: None,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    #[test]
+    fn series_that_vanish_go_stale_and_clashing_labels_are_exported() {
+        let t = target(false);
+        let mut cache = SeriesCache::default();
+        let text = "a{job=\"x\"} 1\nb 2 1000\n";
+        cache.generation += 1;
+        let s = convert(&t, text, Format::Prometheus, 5000, &[], &mut cache).unwrap();
+        assert_eq!(s.added, 2);
+        assert!(cache.finish(false).is_empty());
+        let a = &s.samples[0].0;
+        assert_eq!(a.get("job"), Some("app"));
+        assert_eq!(a.get("exported_job"), Some("x"));
+        assert_eq!(
+            s.samples[1].1, 1000,
+            "the exposition's timestamp is honoured"
+        );
+        cache.generation += 1;
+        let s = convert(&t, "b 3\n", Format::Prometheus, 6000, &[], &mut cache).unwrap();
+        assert_eq!(s.added, 0);
+        let gone = cache.finish(false);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].name(), Some("a"));
+        cache.generation += 1;
+        assert_eq!(
+            cache.finish(true).len(),
+            1,
+            "a failed scrape ends every series"
+        );
+
+        let honoured = convert(
+            &target(true),
+            text,
+            Format::Prometheus,
+            5000,
+            &[],
+            &mut SeriesCache::default(),
+        )
+        .unwrap();
+        assert_eq!(honoured.samples[0].0.get("job"), Some("x"));
     }
 }

@@ -217,22 +217,28 @@ fn select_k(
         } else {
             ki as usize
         };
-        let mut members: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n_groups];
+        // Prometheus' heap, step for step, so that ties pick the same series.
+        let less = |a: f64, b: f64| a.is_nan() || if top { a < b } else { a > b };
+        let mut heaps: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n_groups];
         for (si, (s, g)) in input.iter().zip(group_of).enumerate() {
-            if let Some(v) = s.values[i] {
-                members[*g].push((si, v));
+            let Some(v) = s.values[i] else { continue };
+            let h = &mut heaps[*g];
+            if h.len() < ki {
+                h.push((si, v));
+                let last = h.len() - 1;
+                heap_up(h, last, &less);
+            } else if let Some(&(_, min)) = h.first() {
+                let replace = if top { min < v } else { min > v } || (min.is_nan() && !v.is_nan());
+                if replace {
+                    h[0] = (si, v);
+                    if ki > 1 {
+                        heap_fix(h, 0, &less);
+                    }
+                }
             }
         }
-        for mut m in members {
-            // NaN counts as the smallest for topk and the largest for bottomk: last either way.
-            m.sort_by(|a, b| match (a.1.is_nan(), b.1.is_nan()) {
-                (true, true) => std::cmp::Ordering::Equal,
-                (true, false) => std::cmp::Ordering::Greater,
-                (false, true) => std::cmp::Ordering::Less,
-                _ if top => b.1.total_cmp(&a.1),
-                _ => a.1.total_cmp(&b.1),
-            });
-            for (si, v) in m.into_iter().take(ki) {
+        for h in heaps {
+            for (si, v) in h {
                 keep[si][i] = Some(v);
             }
         }
@@ -262,6 +268,42 @@ fn select_k(
         });
     }
     Ok(Value::Vector(out.into_iter().map(|(_, s)| s).collect()))
+}
+
+/// Go's `container/heap` sift-up over (series, value), ordered by `less` on values.
+fn heap_up(h: &mut [(usize, f64)], mut j: usize, less: &impl Fn(f64, f64) -> bool) {
+    while j > 0 {
+        let i = (j - 1) / 2;
+        if !less(h[j].1, h[i].1) {
+            break;
+        }
+        h.swap(i, j);
+        j = i;
+    }
+}
+
+/// Go's `heap.Fix`: sift down, else up.
+fn heap_fix(h: &mut [(usize, f64)], i0: usize, less: &impl Fn(f64, f64) -> bool) {
+    let n = h.len();
+    let mut i = i0;
+    loop {
+        let j1 = 2 * i + 1;
+        if j1 >= n {
+            break;
+        }
+        let mut j = j1;
+        if j1 + 1 < n && less(h[j1 + 1].1, h[j1].1) {
+            j = j1 + 1;
+        }
+        if !less(h[j].1, h[i].1) {
+            break;
+        }
+        h.swap(i, j);
+        i = j;
+    }
+    if i == i0 {
+        heap_up(h, i0, less);
+    }
 }
 
 fn is_label_name(s: &str) -> bool {
