@@ -285,9 +285,12 @@ fn fits(v: i64, bits: u8) -> bool {
     (lo..=hi).contains(&v)
 }
 
+/// Reads a `bits`-wide delta-of-delta field. The encodable range is
+/// `[-(2^(bits-1) - 1), 2^(bits-1)]` (see [`fits`]), so the top pattern is +2^(bits-1),
+/// as Prometheus reads it, not two's-complement −2^(bits-1).
 fn sign_extend(v: u64, bits: u8) -> i64 {
-    let shift = 64 - u32::from(bits);
-    ((v << shift) as i64) >> shift
+    let v = v as i64;
+    if v > 1 << (bits - 1) { v - (1 << bits) } else { v }
 }
 
 /// Iterates the samples of an encoded chunk. Stops early on corrupt bytes.
@@ -452,6 +455,16 @@ mod tests {
         for cut in 0..c.bytes.len() {
             let n = ChunkIter::new(&c.bytes[..cut], c.count).count();
             assert!(n < 50);
+        }
+    }
+
+    #[test]
+    fn bucket_edges_roundtrip() {
+        for edge in [8191i64, 8192, 8193, -8191, -8192, 65536, 65537, -65535, 524_288, -524_287, 524_289] {
+            let samples = [(0i64, 1.0), (1000, 2.0), (2000 + edge, 3.0), (3000 + 2 * edge, 4.0)];
+            let got = roundtrip(&samples);
+            let want: Vec<_> = samples.iter().map(|(t, v)| (*t, v.to_bits())).collect();
+            assert_eq!(got, want, "dod {edge}");
         }
     }
 
