@@ -35,3 +35,29 @@ def test_check_config_names_the_file_and_the_key(tmp_path):
     assert ok.returncode == 0, ok.stderr
     for cmd in (["--help"], ["up", "--help"], ["collector", "--help"], ["query", "--help"]):
         assert subprocess.run([str(BIN), *cmd], capture_output=True).returncode == 0
+
+
+def test_readme_metrics_example_scrapes_triad_itself(tmp_path):
+    """The README's prometheus.yml and triad.yaml, as written (only the port differs)."""
+    import socket
+    from conftest import Triad
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Metrics"):]
+    prom_yml, triad_yaml = re.findall(r"```yaml\n(.*?)```", section, re.S)[:2]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "prometheus.yml").write_text(prom_yml.replace("localhost:7070", f"127.0.0.1:{port}"))
+    (tmp_path / "triad.yaml").write_text(triad_yaml)
+    t = Triad(tmp_path / "data", config=tmp_path / "triad.yaml", args=["--query-listen", f"127.0.0.1:{port}"]).start()
+    try:
+        for q in re.findall(r"curl -s '[^?]*\?query=([^']*)'", section):
+            def answered():
+                r = t.get("/api/v1/query", query=q)
+                return r["status"] == "success" and r["data"]["result"]
+            wait_until(f"README query {q}", answered, timeout=40, interval=0.5)
+        up = t.get("/api/v1/query", query="up")["data"]["result"][0]
+        assert up["metric"] == {"__name__": "up", "instance": f"127.0.0.1:{port}", "job": "triad"}
+    finally:
+        t.stop()
