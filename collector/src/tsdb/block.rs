@@ -4,7 +4,8 @@
 //! never changed:
 //! - `chunks`: the encoded chunks back to back; each series' samples in the block are
 //!   one chunk (up to 65 535 samples per chunk), so the per-chunk header cost is paid
-//!   once per series and block;
+//!   once per series and block; each chunk is Gorilla XOR or, for series that only hold
+//!   integers, bit-packed deltas, whichever is smaller ([`encode_best`]);
 //! - `index`: postcard-encoded series list sorted by labels, each with its chunk
 //!   references (time range, sample count, offset, length); the inverted index
 //!   ([`Postings`]) is built from it when the block is opened;
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use triad_model::metric::{Labels, Matcher, SeriesSamples};
 
-use super::chunk::{Chunk, ChunkIter, ChunkWriter};
+use super::chunk::{Chunk, Encoding, decode, encode_best};
 use super::index::Postings;
 use crate::{Error, Result};
 
@@ -48,6 +49,8 @@ pub struct BlockMeta {
 
 #[derive(Serialize, Deserialize)]
 struct ChunkRef {
+    /// [`Encoding`] as a byte.
+    encoding: u8,
     min_t: i64,
     max_t: i64,
     count: u16,
@@ -106,14 +109,13 @@ pub fn write_block(
         }
         let mut refs = Vec::new();
         for part in data.chunks(MAX_BLOCK_CHUNK_SAMPLES) {
-            let mut cw = ChunkWriter::new();
-            for &(t, v) in part {
-                cw.push(t, v);
-            }
-            let Some(c) = cw.finish() else { continue };
+            let Some((encoding, c)) = encode_best(part) else {
+                continue;
+            };
             w.write_all(&c.bytes)
                 .map_err(Error::io("writing block chunks"))?;
             refs.push(ChunkRef {
+                encoding: encoding as u8,
                 min_t: c.min_t,
                 max_t: c.max_t,
                 count: c.count,
@@ -252,7 +254,18 @@ impl Block {
                     "reading chunk of {}",
                     self.dir.display()
                 )))?;
-            out.extend(ChunkIter::new(&buf, c.count).filter(|(t, _)| *t >= start && *t <= end));
+            let encoding = Encoding::from_u8(c.encoding).ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "{}: unknown chunk encoding {}",
+                    self.dir.display(),
+                    c.encoding
+                ))
+            })?;
+            out.extend(
+                decode(encoding, &buf, c.count)
+                    .into_iter()
+                    .filter(|(t, _)| *t >= start && *t <= end),
+            );
         }
         Ok(out)
     }
