@@ -185,37 +185,43 @@ impl Rng {
     }
 }
 
-/// The label sets of `n` series: counters, histogram buckets and gauges, as a service
-/// fleet exports them.
+/// The label sets of `n` series, unique, as a service fleet exports them: ten series
+/// per instance (six request counters, three histogram buckets, one gauge), instances
+/// spread over twenty jobs.
 fn series_labels(n: usize) -> Vec<Vec<Label>> {
     let l = |k: &str, v: String| Label {
         name: k.into(),
         value: v,
     };
-    let les = ["0.005", "0.01", "0.05", "0.1", "0.5", "1", "5", "+Inf"];
+    let les = ["0.05", "0.5", "+Inf"];
     (0..n)
         .map(|i| {
-            let instance = format!("10.0.{}.{}:9100", i / 2000 % 256, i / 8 % 250);
-            let job = format!("svc-{}", i % 20);
+            let host = i / 10;
+            let instance = format!(
+                "10.{}.{}.{}:9100",
+                host / 65536 % 256,
+                host / 256 % 256,
+                host % 256
+            );
+            let job = format!("svc-{}", host % 20);
             match i % 10 {
-                0..=5 => vec![
+                k @ 0..=5 => vec![
                     l("__name__", "bench_requests_total".into()),
-                    l("code", ["200", "404", "500"][i % 3].into()),
+                    l("code", ["200", "500"][k % 2].into()),
                     l("instance", instance),
                     l("job", job),
-                    l("route", format!("/api/v1/r{}", i % 37)),
+                    l("route", format!("/api/v1/r{}", k / 2)),
                 ],
-                6..=8 => vec![
+                k @ 6..=8 => vec![
                     l("__name__", "bench_latency_seconds_bucket".into()),
                     l("instance", instance),
                     l("job", job),
-                    l("le", les[i % les.len()].into()),
+                    l("le", les[k - 6].into()),
                 ],
                 _ => vec![
                     l("__name__", "bench_queue_depth".into()),
                     l("instance", instance),
                     l("job", job),
-                    l("queue", format!("q{}", i % 7)),
                 ],
             }
         })
@@ -544,7 +550,7 @@ async fn main() -> anyhow::Result<()> {
         "histogram_quantile(0.99, sum by (le) (rate(bench_latency_seconds_bucket[5m])))",
         "topk(5, sum by (instance) (rate(bench_requests_total[5m])))",
         "count by (job) (bench_requests_total)",
-        "avg_over_time(bench_queue_depth{queue=\"q1\"}[10m])",
+        "avg_over_time(bench_queue_depth{job=\"svc-1\"}[10m])",
     ];
     let (qs, qe) = (end - 3_600_000, end);
     for q in queries {
