@@ -601,7 +601,7 @@ struct CacheEntry {
 /// entries seen last time but not now are the series to mark stale.
 #[derive(Default)]
 struct SeriesCache {
-    entries: HashMap<Box<str>, CacheEntry>,
+    entries: HashMap<Box<str>, CacheEntry, foldhash::fast::RandomState>,
     generation: u64,
 }
 

@@ -76,11 +76,15 @@ pub enum Rejection {
     Repeat,
 }
 
+/// Maps of the hot path: foldhash (seeded per process) instead of SipHash, which took a
+/// fifth of the CPU of a scrape.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The head's state.
 #[derive(Default)]
 pub struct Head {
-    series: HashMap<u32, MemSeries>,
-    by_labels: HashMap<Labels, u32>,
+    series: FastMap<u32, MemSeries>,
+    by_labels: FastMap<Labels, u32>,
     postings: Postings,
     next_id: u32,
     /// Newest metadata per metric family.
