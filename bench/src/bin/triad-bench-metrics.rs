@@ -560,7 +560,12 @@ async fn main() -> anyhow::Result<()> {
             for i in 0..12 {
                 let (d, body) = query(&client, &s.query, q, qs, qe).await?;
                 if i == 0 {
-                    answers.push(body["data"]["result"].as_array().map(Vec::len).unwrap_or(0));
+                    let mut keys: Vec<String> = body["data"]["result"]
+                        .as_array()
+                        .map(|r| r.iter().map(|s| s["metric"].to_string()).collect())
+                        .unwrap_or_default();
+                    keys.sort();
+                    answers.push(keys);
                     continue; // warm-up
                 }
                 lat[k].push(d);
@@ -571,7 +576,19 @@ async fn main() -> anyhow::Result<()> {
         let same = if answers[0] == answers[1] {
             ""
         } else {
-            " (series counts differ!)"
+            let only = |a: &Vec<String>, b: &Vec<String>| {
+                a.iter()
+                    .filter(|k| !b.contains(k))
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            println!(
+                "  {q}: series differ: only in Prometheus {:?}, only in Triad {:?}",
+                only(&answers[0], &answers[1]),
+                only(&answers[1], &answers[0])
+            );
+            " (series differ!)"
         };
         rows.push((
             format!("query p50/p99 ms, 1 h range: {q}{same}"),
