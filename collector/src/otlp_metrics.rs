@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::common::v1::KeyValue as OtlpKeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Exemplar as OtlpExemplar, metric::Data, number_data_point,
 };
-use triad_model::metric::{Exemplar, Labels, MetricMetadata, stale_nan};
+use triad_model::metric::{Exemplar, Labels, MetricMetadata, format_value, stale_nan};
 use triad_model::otlp::value_from_otlp;
 
 use crate::tsdb::AppendBatch;
@@ -160,14 +160,6 @@ fn attr_labels(attrs: &[OtlpKeyValue]) -> Vec<(String, String)> {
             (!kv.key.is_empty()).then(|| (label_name(&kv.key), v))
         })
         .collect()
-}
-
-fn le(v: f64) -> String {
-    if v == f64::INFINITY {
-        "+Inf".into()
-    } else {
-        format!("{v}")
-    }
 }
 
 fn exemplar(e: &OtlpExemplar) -> Option<Exemplar> {
@@ -320,8 +312,11 @@ pub fn convert(req: ExportMetricsServiceRequest) -> ConvertedMetrics {
                                     cum += p.bucket_counts.get(i).copied().unwrap_or(0);
                                     cum
                                 };
-                                let labels =
-                                    b.series(&bucket, &p.attributes, Some(("le", le(*ub))));
+                                let labels = b.series(
+                                    &bucket,
+                                    &p.attributes,
+                                    Some(("le", format_value(*ub))),
+                                );
                                 let lower = if i == 0 {
                                     f64::NEG_INFINITY
                                 } else {
@@ -352,7 +347,7 @@ pub fn convert(req: ExportMetricsServiceRequest) -> ConvertedMetrics {
                                 let l = b.series(
                                     &name,
                                     &p.attributes,
-                                    Some(("quantile", le(q.quantile))),
+                                    Some(("quantile", format_value(q.quantile))),
                                 );
                                 b.push(l, t, q.value, p.flags);
                             }

@@ -19,6 +19,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use prost::Message;
 use triad_model::DEFAULT_TENANT;
+use triad_model::metric::is_label_name;
 use triad_model::metric::{Exemplar, Labels, MetricMetadata};
 
 use crate::metric_store::MetricStore;
@@ -169,12 +170,6 @@ fn metric_type(t: i32) -> &'static str {
         7 => "stateset",
         _ => "unknown",
     }
-}
-
-fn is_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn to_labels(wire: Vec<Label>) -> Result<Labels, String> {

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use triad_model::metric::{Exemplar, Labels, MetricMetadata};
+use triad_model::metric::{Exemplar, Labels, MetricMetadata, format_value};
 use triad_model::{Span, SpanKind, StatusCode};
 
 use crate::metric_store::MetricStore;
@@ -162,7 +162,7 @@ impl SpanMetrics {
                 ));
                 for (i, ub) in BUCKETS.iter().enumerate() {
                     let mut pairs = base("triad_span_duration_seconds_bucket");
-                    pairs.push(("le".into(), le_label(*ub)));
+                    pairs.push(("le".into(), format_value(*ub)));
                     let labels = Labels::new(pairs);
                     if let Some((trace, span, v, t)) = red.exemplars[i].take() {
                         batch.exemplars.push((
@@ -185,15 +185,6 @@ impl SpanMetrics {
             store.append(&tenant, &batch, false)?;
         }
         Ok(())
-    }
-}
-
-/// An upper bound as the `le` label writes it (`0.005`, `1`, `+Inf`).
-fn le_label(ub: f64) -> String {
-    if ub.is_infinite() {
-        "+Inf".into()
-    } else {
-        format!("{ub}")
     }
 }
 

@@ -21,6 +21,27 @@ pub fn is_stale_nan(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
 }
 
+/// Whether `s` is a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+pub fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Formats a sample value as Prometheus does (Go's `strconv.FormatFloat(v, 'f', -1,
+/// 64)`, `+Inf`, `-Inf`, `NaN`); also the text of `le` and `quantile` labels.
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v == f64::INFINITY {
+        "+Inf".to_string()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        format!("{v}")
+    }
+}
+
 /// A label set sorted by name, names unique. Cheap to clone.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Labels(Arc<[(String, String)]>);
@@ -37,12 +58,6 @@ impl Labels {
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
         pairs.dedup_by(|later, earlier| later.0 == earlier.0);
         pairs.retain(|(_, v)| !v.is_empty());
-        Labels(pairs.into())
-    }
-
-    /// Builds a label set from pairs already sorted by unique name with no empty value.
-    pub fn from_sorted(pairs: Vec<(String, String)>) -> Labels {
-        debug_assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0));
         Labels(pairs.into())
     }
 

@@ -135,6 +135,18 @@ impl Params {
             .collect()
     }
 
+    /// A parameter that must be present, parsed; errors name it.
+    fn required(
+        &self,
+        name: &str,
+        parse: impl Fn(&str) -> Result<i64, String>,
+    ) -> Result<i64, PromError> {
+        let v = self
+            .get(name)
+            .ok_or_else(|| PromError::bad_data(format!("invalid parameter \"{name}\": missing")))?;
+        parse(v).map_err(|e| PromError::bad_data(format!("invalid parameter \"{name}\": {e}")))
+    }
+
     fn time(&self, name: &str, default: i64) -> Result<i64, PromError> {
         match self.get(name) {
             None => Ok(default),
@@ -213,14 +225,14 @@ pub async fn query(
     let value = blocking(move || {
         Engine::new(store.as_ref(), DEFAULT_TENANT, limits)
             .instant(&query, t)
-            .map_err(|e| invalid_query(e, &query))
+            .map_err(invalid_query)
     })
     .await?;
     Ok(success(result_json(&value)))
 }
 
 /// Parse errors name the parameter, as Prometheus does.
-fn invalid_query(e: EvalError, _query: &str) -> PromError {
+fn invalid_query(e: EvalError) -> PromError {
     match e {
         EvalError::BadData(m) if m.starts_with("parse error") => {
             PromError::bad_data(format!("invalid parameter \"query\": {m}"))
@@ -241,33 +253,15 @@ pub async fn query_range(
         .get("query")
         .ok_or_else(|| PromError::bad_data("invalid parameter \"query\": query must not be empty"))?
         .to_string();
-    let start = p
-        .get("start")
-        .ok_or_else(|| PromError::bad_data("invalid parameter \"start\": missing"))
-        .and_then(|v| {
-            parse_time_ms(v)
-                .map_err(|e| PromError::bad_data(format!("invalid parameter \"start\": {e}")))
-        })?;
-    let end = p
-        .get("end")
-        .ok_or_else(|| PromError::bad_data("invalid parameter \"end\": missing"))
-        .and_then(|v| {
-            parse_time_ms(v)
-                .map_err(|e| PromError::bad_data(format!("invalid parameter \"end\": {e}")))
-        })?;
-    let step = p
-        .get("step")
-        .ok_or_else(|| PromError::bad_data("invalid parameter \"step\": missing"))
-        .and_then(|v| {
-            parse_duration_ms(v)
-                .map_err(|e| PromError::bad_data(format!("invalid parameter \"step\": {e}")))
-        })?;
+    let start = p.required("start", parse_time_ms)?;
+    let end = p.required("end", parse_time_ms)?;
+    let step = p.required("step", parse_duration_ms)?;
     let limits = limits(&s, p.get("timeout"))?;
     let store = store(&s)?;
     let matrix = blocking(move || {
         Engine::new(store.as_ref(), DEFAULT_TENANT, limits)
             .range(&query, start, end, step)
-            .map_err(|e| invalid_query(e, &query))
+            .map_err(invalid_query)
     })
     .await?;
     Ok(success(result_json(&QueryValue::Matrix(matrix))))
@@ -417,7 +411,7 @@ pub async fn query_exemplars(
     let query = p.get("query").ok_or_else(|| {
         PromError::bad_data("invalid parameter \"query\": query must not be empty")
     })?;
-    let expr = Engine::parse(query).map_err(|e| invalid_query(e, query))?;
+    let expr = Engine::parse(query).map_err(invalid_query)?;
     let mut sets = Vec::new();
     selectors(&expr, &mut sets)?;
     let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);

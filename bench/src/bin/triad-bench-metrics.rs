@@ -363,12 +363,12 @@ async fn query(
     end: i64,
 ) -> anyhow::Result<(Duration, serde_json::Value)> {
     let t = Instant::now();
-    let form = format!(
-        "query={}&start={}&end={}&step=60",
-        form_encode(q),
-        start / 1000,
-        end / 1000
-    );
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", q)
+        .append_pair("start", &(start / 1000).to_string())
+        .append_pair("end", &(end / 1000).to_string())
+        .append_pair("step", "60")
+        .finish();
     let resp = client
         .post(format!("{base}/api/v1/query_range"))
         .header("Content-Type", "application/x-www-form-urlencoded")
@@ -377,17 +377,6 @@ async fn query(
         .await?;
     let body: serde_json::Value = serde_json::from_slice(&resp.bytes().await?)?;
     Ok((t.elapsed(), body))
-}
-
-fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn pct(v: &mut [Duration], p: f64) -> f64 {

@@ -441,7 +441,9 @@ fn populate(job: &Job, address: &str, group: &BTreeMap<String, String>) -> Optio
     }
     let mut url = format!("{scheme}://{addr}{}", get("__metrics_path__"));
     if !query.is_empty() {
-        let qs: String = form_urlencoded_pairs(&query);
+        let qs = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&query)
+            .finish();
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&qs);
     }
@@ -466,24 +468,6 @@ fn populate(job: &Job, address: &str, group: &BTreeMap<String, String>) -> Optio
         auth: job.auth.clone(),
         client: job.client.clone(),
     })
-}
-
-fn form_urlencoded_pairs(pairs: &[(String, String)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 fn format_duration(d: Duration) -> String {

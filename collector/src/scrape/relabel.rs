@@ -2,6 +2,7 @@
 //! Prometheus' `relabel.Process` does.
 
 use md5::{Digest, Md5};
+use triad_model::metric::is_label_name;
 use triad_model::promconfig::{RelabelAction, RelabelConfig};
 
 /// A relabeling step with its regex compiled.
@@ -34,12 +35,6 @@ fn set(labels: &mut Vec<(String, String)>, name: &str, value: String) {
     if !value.is_empty() {
         labels.push((name.to_string(), value));
     }
-}
-
-fn is_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Applies the steps in order; `None` when a step drops the label set.

@@ -109,11 +109,6 @@ impl Head {
         }
     }
 
-    /// The id of a series, if known.
-    pub fn lookup(&self, labels: &Labels) -> Option<u32> {
-        self.by_labels.get(labels).copied()
-    }
-
     /// The id of a series, created when new; `true` when it was created.
     pub fn get_or_create(&mut self, labels: &Labels) -> (u32, bool) {
         if let Some(id) = self.by_labels.get(labels) {
@@ -145,15 +140,7 @@ impl Head {
         self.series.insert(id, MemSeries::new(labels));
     }
 
-    /// Checks whether a sample would be accepted.
-    pub fn check(&self, id: u32, t: i64, v: f64) -> Result<(), Rejection> {
-        let Some(s) = self.series.get(&id) else {
-            return Ok(());
-        };
-        check_order(s.last_t, s.last_v, t, v)
-    }
-
-    /// Appends a sample that passed [`Head::check`] (or is checked here again).
+    /// Appends a sample if it is newer than the series' newest one.
     pub fn append(&mut self, id: u32, t: i64, v: f64) -> Result<(), Rejection> {
         let Some(s) = self.series.get_mut(&id) else {
             return Ok(());

@@ -716,16 +716,6 @@ impl Tsdb {
         }
     }
 
-    /// Bytes on disk: blocks and WAL.
-    pub fn disk_bytes(&self) -> u64 {
-        let blocks: u64 = self
-            .blocks
-            .read()
-            .map(|b| b.iter().map(|b| b.disk_bytes()).sum())
-            .unwrap_or(0);
-        blocks + self.wal.lock().map(|w| w.disk_bytes()).unwrap_or(0)
-    }
-
     /// Approximate memory of the head, and its series count.
     pub fn head_stats(&self) -> (usize, usize) {
         self.head

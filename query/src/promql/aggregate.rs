@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use promql_parser::parser::{AggregateExpr, LabelModifier};
+use triad_model::metric::is_label_name;
 use triad_model::metric::{Labels, METRIC_NAME};
 
 use super::StepSeries;
@@ -304,10 +305,4 @@ fn heap_fix(h: &mut [(usize, f64)], i0: usize, less: &impl Fn(f64, f64) -> bool)
     if i == i0 {
         heap_up(h, i0, less);
     }
-}
-
-fn is_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

@@ -452,6 +452,27 @@ impl<'a> Ev<'a> {
     }
 
     fn vector_selector(&self, vs: &VectorSelector) -> Result<Value, EvalError> {
+        let out = self.selector_steps(vs, |_, v| v, false)?;
+        self.add_samples(out.len() * self.n)?;
+        Ok(Value::Vector(out))
+    }
+
+    /// The timestamps (seconds) of the samples a selector picks at each step.
+    pub(crate) fn selector_timestamps(
+        &self,
+        vs: &VectorSelector,
+    ) -> Result<Vec<StepSeries>, EvalError> {
+        self.selector_steps(vs, |t, _| t as f64 / 1000.0, true)
+    }
+
+    /// For each matching series and step, `pick(t, v)` of the latest sample within the
+    /// lookback window (none after a staleness marker); series with no value dropped.
+    fn selector_steps(
+        &self,
+        vs: &VectorSelector,
+        pick: impl Fn(i64, f64) -> f64,
+        drop: bool,
+    ) -> Result<Vec<StepSeries>, EvalError> {
         let offset = offset_ms(&vs.offset);
         let at = self.at_ms(&vs.at);
         let lookback = self.limits.lookback_ms;
@@ -463,48 +484,15 @@ impl<'a> Ev<'a> {
         let mut out = Vec::with_capacity(series.len());
         for s in series {
             self.check_deadline()?;
-            let mut values = Vec::with_capacity(self.n);
-            let mut any = false;
-            for i in 0..self.n {
-                let eff = at.unwrap_or_else(|| self.t(i)) - offset;
-                let v = latest(&s.samples, eff, lookback);
-                any |= v.is_some();
-                values.push(v);
-            }
-            if any {
-                out.push(StepSeries {
-                    labels: s.labels,
-                    values,
-                });
-            }
-        }
-        self.add_samples(out.len() * self.n)?;
-        Ok(Value::Vector(out))
-    }
-
-    /// The timestamps (seconds) of the samples a selector picks at each step.
-    pub(crate) fn selector_timestamps(
-        &self,
-        vs: &VectorSelector,
-    ) -> Result<Vec<StepSeries>, EvalError> {
-        let offset = offset_ms(&vs.offset);
-        let at = self.at_ms(&vs.at);
-        let lookback = self.limits.lookback_ms;
-        let (lo, hi) = match at {
-            Some(a) => (a - offset - lookback, a - offset),
-            None => (self.start - offset - lookback, self.end - offset),
-        };
-        let series = self.select(vs, lo, hi)?;
-        let mut out = Vec::new();
-        for s in series {
-            let mut values = Vec::with_capacity(self.n);
-            for i in 0..self.n {
-                let eff = at.unwrap_or_else(|| self.t(i)) - offset;
-                values.push(latest_at(&s.samples, eff, lookback).map(|t| t as f64 / 1000.0));
-            }
+            let values: Vec<Option<f64>> = (0..self.n)
+                .map(|i| {
+                    let eff = at.unwrap_or_else(|| self.t(i)) - offset;
+                    latest(&s.samples, eff, lookback).map(|(t, v)| pick(t, v))
+                })
+                .collect();
             if values.iter().any(Option::is_some) {
                 out.push(StepSeries {
-                    labels: drop_name(&s.labels),
+                    labels: if drop { drop_name(&s.labels) } else { s.labels },
                     values,
                 });
             }
@@ -657,16 +645,10 @@ impl<'a> Ev<'a> {
 
 /// The latest sample at or before `t` and no older than `lookback`; none when it is a
 /// staleness marker.
-fn latest(samples: &[(i64, f64)], t: i64, lookback: i64) -> Option<f64> {
+fn latest(samples: &[(i64, f64)], t: i64, lookback: i64) -> Option<(i64, f64)> {
     let idx = samples.partition_point(|(ts, _)| *ts <= t);
     let (ts, v) = *samples.get(idx.checked_sub(1)?)?;
-    (ts >= t - lookback && !is_stale_nan(v)).then_some(v)
-}
-
-fn latest_at(samples: &[(i64, f64)], t: i64, lookback: i64) -> Option<i64> {
-    let idx = samples.partition_point(|(ts, _)| *ts <= t);
-    let (ts, v) = *samples.get(idx.checked_sub(1)?)?;
-    (ts >= t - lookback && !is_stale_nan(v)).then_some(ts)
+    (ts >= t - lookback && !is_stale_nan(v)).then_some((ts, v))
 }
 
 /// The labels without the metric name.

@@ -2,6 +2,7 @@
 
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{Call, Expr};
+use triad_model::metric::is_label_name;
 use triad_model::metric::{Labels, METRIC_NAME};
 
 use super::StepSeries;
@@ -606,12 +607,6 @@ fn absent_labels(e: &Expr) -> Labels {
     }
     set.retain(|(n, _)| !empty.contains(n));
     Labels::new(set)
-}
-
-fn is_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn label_replace(ev: &Ev<'_>, args: &[Box<Expr>]) -> Result<Value, EvalError> {

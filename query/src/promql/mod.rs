@@ -30,18 +30,7 @@ pub struct StepSeries {
     pub values: Vec<Option<f64>>,
 }
 
-/// Formats a sample value as Prometheus does (Go's `strconv.FormatFloat(v, 'f', -1, 64)`).
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_string()
-    } else if v == f64::INFINITY {
-        "+Inf".to_string()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".to_string()
-    } else {
-        format!("{v}")
-    }
-}
+pub use triad_model::metric::format_value;
 
 #[cfg(test)]
 mod tests;
