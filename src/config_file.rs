@@ -24,6 +24,11 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<ValidConfig> {
         {
             *f = base.join(&*f);
         }
+        for pattern in &mut c.alerting.rule_files {
+            if Path::new(pattern.as_str()).is_relative() {
+                *pattern = base.join(&*pattern).to_string_lossy().into_owned();
+            }
+        }
     })
     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
@@ -64,6 +69,14 @@ pub fn load_scrape_config(
         tracing::info!(file = %path.display(), section, "section of the Prometheus configuration not used by Triad");
     }
     Ok(Some(prom))
+}
+
+/// Reads every rule file and compiles the golden signals: the rule groups to run.
+pub fn load_rule_groups(
+    cfg: &ValidConfig,
+) -> anyhow::Result<Vec<triad_query::alert::rules::RuleGroup>> {
+    triad_query::alert::load_groups(&cfg.alerting, Path::new(""))
+        .map_err(|e| anyhow::anyhow!("alerting: {e}"))
 }
 
 /// Parses and validates a `prometheus.yml`.

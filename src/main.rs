@@ -179,7 +179,13 @@ fn real_main() -> anyhow::Result<()> {
     if let Command::CheckConfig { file } = &cli.command {
         let cfg = config_file::load(Some(file))?;
         config_file::load_scrape_config(&cfg)?;
-        println!("{}: ok", file.display());
+        let groups = config_file::load_rule_groups(&cfg)?;
+        let rules: usize = groups.iter().map(|g| g.rules.len()).sum();
+        println!(
+            "{}: ok ({} rule groups, {rules} rules)",
+            file.display(),
+            groups.len()
+        );
         return Ok(());
     }
     init_logging();
@@ -265,6 +271,7 @@ fn query_state(
     logs: Arc<dyn triad_model::store::LogRead>,
     traces: Arc<dyn triad_model::store::TraceRead>,
     metrics: Option<Arc<dyn triad_model::store::MetricRead>>,
+    alerting: Option<Arc<triad_query::alert::Alerting>>,
     registry: Arc<Registry>,
     ready: Arc<dyn Fn() -> bool + Send + Sync>,
     cancel: &CancellationToken,
@@ -273,11 +280,58 @@ fn query_state(
         logs,
         traces,
         metrics,
+        alerting,
+        external_url: external_url(cfg),
         cfg: cfg.query.clone(),
         registry,
         ready,
         cancel: cancel.child_token(),
     }
+}
+
+/// The URL users reach this Triad under: `alerting.external_url`, or the query server's
+/// address with this host's name.
+fn external_url(cfg: &ValidConfig) -> String {
+    if !cfg.alerting.external_url.is_empty() {
+        return cfg.alerting.external_url.trim_end_matches('/').to_string();
+    }
+    let addr = cfg.query.listen;
+    let host = if addr.ip().is_unspecified() {
+        triad_agent::source::host_name()
+    } else {
+        addr.ip().to_string()
+    };
+    format!("http://{host}:{}", addr.port())
+}
+
+/// Starts rule evaluation and notifications on the collector's stores.
+fn start_alerting(
+    cfg: &ValidConfig,
+    collector: &Arc<Collector>,
+    metrics: triad_query::alert::AlertMetrics,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<Result<(), String>>,
+) -> anyhow::Result<Arc<triad_query::alert::Alerting>> {
+    let groups = config_file::load_rule_groups(cfg)?;
+    let rules: usize = groups.iter().map(|g| g.rules.len()).sum();
+    tracing::info!(groups = groups.len(), rules, "alerting rules loaded");
+    let stores = triad_query::alert::Stores {
+        metrics: collector.metrics.clone(),
+        traces: collector.traces.clone(),
+        logs: collector.logs.clone(),
+    };
+    triad_query::alert::Alerting::start(
+        groups,
+        &cfg.alerting,
+        external_url(cfg),
+        stores,
+        triad_query::promql::Limits::from_config(&cfg.query),
+        cfg.data_dir.join("alerting"),
+        metrics,
+        cancel,
+        tasks,
+    )
+    .map_err(|e| anyhow::anyhow!("alerting: {e}"))
 }
 
 async fn open_collector(
@@ -324,6 +378,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
             let agent_metrics = triad_agent::metrics::AgentMetrics::register(&mut registry);
             registry.register_collector(Box::new(triad_agent::metrics::HostMetrics));
+            let alert_metrics = triad_query::alert::AlertMetrics::register(&mut registry);
             let registry = Arc::new(registry);
             let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
             let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
@@ -332,6 +387,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             collector
                 .spawn_scraper(config_file::load_scrape_config(&cfg)?, &cancel, &mut tasks)
                 .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
+            let alerting = start_alerting(&cfg, &collector, alert_metrics, &cancel, &mut tasks)?;
             let ready = {
                 let c = collector.clone();
                 Arc::new(move || c.is_ready())
@@ -341,6 +397,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 collector.logs.clone(),
                 collector.traces.clone(),
                 Some(collector.metrics.clone()),
+                Some(alerting),
                 registry,
                 ready,
                 &cancel,
@@ -454,6 +511,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 &cfg,
                 readers.logs.clone(),
                 readers.traces.clone(),
+                None,
                 None,
                 registry,
                 Arc::new(|| true),

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use prometheus_client::registry::Registry;
 use triad_model::metric::{Labels, Matcher, MetricMetadata, SeriesExemplars, SeriesSamples};
-use triad_model::store::{MetricRead, StoreError, StoreResult};
+use triad_model::store::{MetricRead, MetricWrite, StoreError, StoreResult};
 
 use crate::tsdb::{AppendBatch, AppendOutcome, Tsdb, TsdbMetrics, TsdbOptions};
 use crate::{Error, Result};
@@ -104,6 +104,18 @@ impl MetricStore {
 
 fn internal(e: Error) -> StoreError {
     StoreError::Internal(e.to_string())
+}
+
+impl MetricWrite for MetricStore {
+    fn append_samples(&self, tenant: &str, samples: Vec<(Labels, i64, f64)>) -> StoreResult<usize> {
+        let batch = AppendBatch {
+            samples,
+            ..AppendBatch::default()
+        };
+        self.append(tenant, &batch, true)
+            .map(|o| o.rejected())
+            .map_err(internal)
+    }
 }
 
 impl MetricRead for MetricStore {

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use triad_model::metric::{Exemplar, Labels, MetricMetadata, format_value};
+use triad_model::metric::{Exemplar, Labels, MetricMetadata, format_value, stale_nan};
 use triad_model::{Span, SpanKind, StatusCode};
 
 use crate::metric_store::MetricStore;
@@ -55,6 +55,8 @@ struct Red {
 /// One request-handling span, as the aggregator needs it.
 pub struct Observation {
     key: (String, String, String),
+    /// `host.name` of the span's resource, if any.
+    host: Option<String>,
     seconds: f64,
     error: bool,
     trace_id: String,
@@ -66,7 +68,13 @@ pub struct Observation {
 #[derive(Default)]
 pub struct SpanMetrics {
     inner: Mutex<HashMap<(String, String, String), Red>>,
+    /// (tenant, service, host) → when a span of the service last came from the host, ms.
+    hosts: Mutex<HashMap<(String, String, String), i64>>,
 }
+
+/// A host stops counting as one of a service's hosts after this long without spans
+/// (`triad_service_host_info` then goes stale).
+pub const HOST_IDLE_MS: i64 = 10 * 60_000;
 
 /// Whether a span is the server side of a request.
 fn counts(s: &Span) -> bool {
@@ -86,6 +94,12 @@ impl SpanMetrics {
             .filter(|s| counts(s))
             .map(|s| Observation {
                 key: (s.tenant.clone(), s.service.clone(), s.name.clone()),
+                host: s
+                    .resource
+                    .iter()
+                    .find(|kv| kv.key == "host.name")
+                    .map(|kv| kv.value.to_text())
+                    .filter(|h| !h.is_empty()),
                 seconds: s.duration_ns().max(0) as f64 / 1e9,
                 error: s.status_code == StatusCode::Error,
                 trace_id: s.trace_id.to_string(),
@@ -100,6 +114,16 @@ impl SpanMetrics {
         let Ok(mut map) = self.inner.lock() else {
             return;
         };
+        if let Ok(mut hosts) = self.hosts.lock() {
+            for o in &observations {
+                if let Some(h) = &o.host
+                    && (hosts.len() < MAX_OPERATIONS
+                        || hosts.contains_key(&(o.key.0.clone(), o.key.1.clone(), h.clone())))
+                {
+                    hosts.insert((o.key.0.clone(), o.key.1.clone(), h.clone()), o.end_ms);
+                }
+            }
+        }
         for o in observations {
             let mut key = o.key;
             if !map.contains_key(&key) && map.len() >= MAX_OPERATIONS {
@@ -181,6 +205,26 @@ impl SpanMetrics {
                 }
             }
         }
+        if let Ok(mut hosts) = self.hosts.lock() {
+            // Which hosts each service runs on, for saturation rules: `1` while spans come
+            // from the host; a host idle for HOST_IDLE_MS gets a staleness marker.
+            hosts.retain(|(tenant, service, host), last| {
+                let live = now_ms - *last < HOST_IDLE_MS;
+                let batch = per_tenant
+                    .entry(tenant.clone())
+                    .or_insert_with(metadata_batch);
+                batch.samples.push((
+                    Labels::new(vec![
+                        ("__name__".into(), "triad_service_host_info".into()),
+                        ("service".into(), service.clone()),
+                        ("host".into(), host.clone()),
+                    ]),
+                    now_ms,
+                    if live { 1.0 } else { stale_nan() },
+                ));
+                live
+            });
+        }
         for (tenant, batch) in per_tenant {
             store.append(&tenant, &batch, false)?;
         }
@@ -214,6 +258,14 @@ fn metadata_batch() -> AppendBatch {
                     "histogram",
                     "Request duration, from server and consumer spans.",
                     "seconds",
+                ),
+            ),
+            (
+                "triad_service_host_info".into(),
+                m(
+                    "gauge",
+                    "1 for each host a service's spans came from in the last 10 minutes (resource host.name).",
+                    "",
                 ),
             ),
         ],

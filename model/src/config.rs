@@ -33,6 +33,8 @@ pub struct Config {
     pub query: QueryConfig,
     /// The node agent's file tailing (in `triad up`, it runs in-process).
     pub agent: AgentConfig,
+    /// Alert rules, golden signals and webhook notifications (run by the query server).
+    pub alerting: crate::alerting::AlertingConfig,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             collector: CollectorConfig::default(),
             query: QueryConfig::default(),
             agent: AgentConfig::default(),
+            alerting: crate::alerting::AlertingConfig::default(),
         }
     }
 }
@@ -502,6 +505,7 @@ impl Config {
                 });
             }
         }
+        self.alerting.validate()?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError {
                 key: "data_dir".into(),

@@ -6,6 +6,7 @@
 //! side of storage ([`store`]) that the query server uses without knowing whether the
 //! stores live in the same process.
 
+pub mod alerting;
 pub mod config;
 mod ids;
 mod log;

@@ -233,6 +233,61 @@ impl Matcher {
     }
 }
 
+/// Parses one matcher as written in Alertmanager routes and silences: `name="value"`,
+/// `name!="v"`, `name=~"re"`, `name!~"re"`; the value may be double- or single-quoted
+/// (with `\\`-escapes) or bare.
+pub fn parse_matcher(text: &str) -> Result<Matcher, String> {
+    let s = text.trim();
+    let name_len = s
+        .char_indices()
+        .find(|&(i, c)| !(c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())))
+        .map_or(s.len(), |(i, _)| i);
+    let (name, rest) = s.split_at(name_len);
+    if name.is_empty() {
+        return Err(format!("{text:?} does not start with a label name"));
+    }
+    let rest = rest.trim_start();
+    let (op, rest) = [
+        ("=~", MatchOp::Regex),
+        ("!~", MatchOp::NotRegex),
+        ("!=", MatchOp::NotEqual),
+        ("=", MatchOp::Equal),
+    ]
+    .into_iter()
+    .find_map(|(tok, op)| rest.strip_prefix(tok).map(|r| (op, r.trim())))
+    .ok_or_else(|| format!("{text:?} has no operator (=, !=, =~, !~) after {name:?}"))?;
+    let value = match rest.chars().next() {
+        Some(q @ ('"' | '\'')) => {
+            let mut out = String::new();
+            let mut chars = rest[1..].chars();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some('n') => out.push('\n'),
+                        Some('t') => out.push('\t'),
+                        Some(e) => out.push(e),
+                        None => break,
+                    },
+                    c if c == q => {
+                        closed = true;
+                        break;
+                    }
+                    c => out.push(c),
+                }
+            }
+            if !closed || !chars.as_str().trim().is_empty() {
+                return Err(format!(
+                    "{text:?}: the quoted value is not closed at the end"
+                ));
+            }
+            out
+        }
+        _ => rest.to_string(),
+    };
+    Matcher::new(op, name, value).map_err(|e| e.to_string())
+}
+
 /// One series and its samples in a time range, oldest first.
 #[derive(Debug, Clone)]
 pub struct SeriesSamples {
@@ -277,6 +332,26 @@ pub struct MetricMetadata {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn matchers_parse_as_alertmanager_writes_them() {
+        let m = parse_matcher(r#"severity="page""#).unwrap();
+        assert_eq!(
+            (m.name.as_str(), m.op, m.value.as_str()),
+            ("severity", MatchOp::Equal, "page")
+        );
+        let m = parse_matcher(r#" service =~ 'api|web' "#).unwrap();
+        assert_eq!((m.op, m.value.as_str()), (MatchOp::Regex, "api|web"));
+        assert!(m.matches("web") && !m.matches("webx"));
+        let m = parse_matcher("env!=prod").unwrap();
+        assert_eq!((m.op, m.value.as_str()), (MatchOp::NotEqual, "prod"));
+        let m = parse_matcher(r#"msg!~"a\"b""#).unwrap();
+        assert_eq!((m.op, m.value.as_str()), (MatchOp::NotRegex, "a\"b"));
+        for bad in ["", "=x", "name", r#"a="open"#, r#"a="x" y"#, "a=~(", "1a=b"] {
+            assert!(parse_matcher(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     fn l(pairs: &[(&str, &str)]) -> Labels {

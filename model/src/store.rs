@@ -196,3 +196,14 @@ pub trait MetricRead: Send + Sync {
         end_ms: i64,
     ) -> StoreResult<Vec<crate::metric::SeriesExemplars>>;
 }
+
+/// Write access to metric series, for recording rules and the `ALERTS` series.
+pub trait MetricWrite: Send + Sync {
+    /// Stores `(labels, timestamp ms, value)` samples durably for a tenant; returns how
+    /// many were refused (out of order or duplicate timestamps).
+    fn append_samples(
+        &self,
+        tenant: &str,
+        samples: Vec<(crate::metric::Labels, i64, f64)>,
+    ) -> StoreResult<usize>;
+}

@@ -5,6 +5,8 @@
 //! stores in the same process (all-in-one) or opened read-only beside a collector.
 //! [`app`] builds the router; tests call it with `oneshot` and no network.
 
+pub mod alert;
+pub mod correlate;
 pub mod error;
 pub mod jaeger;
 pub mod logs;
@@ -34,6 +36,10 @@ pub struct AppState {
     /// Metric storage; `None` where this server has none (the Prometheus API then
     /// answers `unavailable`).
     pub metrics: Option<Arc<dyn MetricRead>>,
+    /// The alert engine, where this server runs one (the all-in-one server).
+    pub alerting: Option<Arc<alert::Alerting>>,
+    /// URL users reach the UI under; links in API answers start with it.
+    pub external_url: String,
     /// Query server settings.
     pub cfg: QueryConfig,
     /// Registry rendered on `/metrics` (the whole process's metrics).
@@ -93,6 +99,20 @@ pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
             get(prom_api::query_exemplars).post(prom_api::query_exemplars),
         )
         .route("/api/v1/status/buildinfo", get(prom_api::buildinfo))
+        .route(
+            "/api/v1/rules",
+            get(alert::api::rules).post(alert::api::rules),
+        )
+        .route("/api/v1/alerts", get(alert::api::alerts))
+        .route(
+            "/api/v2/silences",
+            get(alert::api::list_silences).post(alert::api::post_silence),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(alert::api::get_silence).delete(alert::api::delete_silence),
+        )
+        .route("/api/correlate/{trace_id}", get(correlate::correlate))
         .route("/api/logs/tail", get(logs::tail))
         .route(
             "/metrics",

@@ -184,13 +184,9 @@ fn store(s: &AppState) -> Result<Arc<dyn MetricRead>, PromError> {
     })
 }
 
-fn limits(s: &AppState, timeout: Option<&str>) -> Result<Limits, PromError> {
-    let mut l = Limits {
-        max_samples: s.cfg.max_samples,
-        timeout: Duration::from_secs(s.cfg.query_timeout_secs),
-        lookback_ms: s.cfg.lookback_delta_secs as i64 * 1000,
-        ..Limits::default()
-    };
+/// The query limits of the configuration, shortened by a `timeout` parameter.
+pub(crate) fn limits(s: &AppState, timeout: Option<&str>) -> Result<Limits, PromError> {
+    let mut l = Limits::from_config(&s.cfg);
     if let Some(t) = timeout {
         let ms = parse_duration_ms(t)
             .map_err(|e| PromError::bad_data(format!("invalid parameter \"timeout\": {e}")))?;

@@ -35,6 +35,18 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The limits the query server's configuration sets.
+    pub fn from_config(q: &triad_model::config::QueryConfig) -> Limits {
+        Limits {
+            max_samples: q.max_samples,
+            timeout: Duration::from_secs(q.query_timeout_secs),
+            lookback_ms: q.lookback_delta_secs as i64 * 1000,
+            ..Limits::default()
+        }
+    }
+}
+
 /// Why a query failed; the variants map to Prometheus' `errorType`s.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {

@@ -1,0 +1,291 @@
+//! HTTP handlers: Prometheus' `/api/v1/rules` and `/api/v1/alerts`, and Alertmanager's v2
+//! silence API (`/api/v2/silences`, `/api/v2/silence/{id}`).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value as Json_, json};
+
+use super::silence::{Silence, SilenceError, SilenceRequest};
+use super::state::{Alert, AlertState, GroupState, RuleState};
+use crate::AppState;
+use crate::promql::format::labels_json;
+use crate::time::format_rfc3339;
+
+fn ok(data: Json_) -> Response {
+    Json(json!({"status": "success", "data": data})).into_response()
+}
+
+fn error(code: StatusCode, kind: &str, message: String) -> Response {
+    (
+        code,
+        Json(json!({"status": "error", "errorType": kind, "error": message})),
+    )
+        .into_response()
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    format_rfc3339(ms * 1_000_000)
+}
+
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`, the format of alert values in Prometheus'
+/// API (`1e+00`, `2.5e-01`).
+pub fn go_exp(v: f64) -> String {
+    if !v.is_finite() {
+        return crate::promql::format_value(v);
+    }
+    let s = format!("{v:e}");
+    let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+    let e: i32 = e.parse().unwrap_or(0);
+    format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+}
+
+fn alert_json(a: &Alert) -> Json_ {
+    json!({
+        "labels": labels_json(&a.labels),
+        "annotations": a.annotations.iter().map(|(k, v)| (k.clone(), Json_::from(v.as_str()))).collect::<serde_json::Map<_, _>>(),
+        "state": a.state.as_str(),
+        "activeAt": rfc3339_ms(a.active_at_ms),
+        "value": go_exp(a.value),
+    })
+}
+
+fn active(r: &RuleState) -> impl Iterator<Item = &Alert> {
+    r.alerts
+        .values()
+        .filter(|a| a.state != AlertState::Inactive)
+}
+
+fn rule_json(r: &RuleState) -> Json_ {
+    let health = match (&r.last_error, r.last_evaluation_ms) {
+        (Some(_), _) => "err",
+        (None, 0) => "unknown",
+        (None, _) => "ok",
+    };
+    let last_eval = if r.last_evaluation_ms == 0 {
+        "0001-01-01T00:00:00Z".to_string()
+    } else {
+        rfc3339_ms(r.last_evaluation_ms)
+    };
+    let labels: serde_json::Map<String, Json_> = r
+        .rule
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), Json_::from(v.as_str())))
+        .collect();
+    match &r.rule.alert {
+        Some(spec) => {
+            let state = if active(r).any(|a| a.state == AlertState::Firing) {
+                "firing"
+            } else if active(r).next().is_some() {
+                "pending"
+            } else {
+                "inactive"
+            };
+            json!({
+                "state": state,
+                "name": r.rule.name,
+                "query": r.rule.expr_text,
+                "duration": spec.for_ms as f64 / 1000.0,
+                "keepFiringFor": spec.keep_firing_for_ms as f64 / 1000.0,
+                "labels": labels,
+                "annotations": spec.annotations.iter().map(|(k, v)| (k.clone(), Json_::from(v.as_str()))).collect::<serde_json::Map<_, _>>(),
+                "alerts": active(r).map(alert_json).collect::<Vec<_>>(),
+                "health": health,
+                "lastError": r.last_error.clone().unwrap_or_default(),
+                "evaluationTime": r.evaluation_secs,
+                "lastEvaluation": last_eval,
+                "type": "alerting",
+            })
+        }
+        None => json!({
+            "name": r.rule.name,
+            "query": r.rule.expr_text,
+            "labels": labels,
+            "health": health,
+            "lastError": r.last_error.clone().unwrap_or_default(),
+            "evaluationTime": r.evaluation_secs,
+            "lastEvaluation": last_eval,
+            "type": "recording",
+        }),
+    }
+}
+
+fn params(query: Option<&str>, body: &[u8]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    out.extend(form_urlencoded::parse(body).into_owned());
+    out
+}
+
+/// `GET /api/v1/rules?type=alert|record&rule_name[]=&rule_group[]=&file[]=`.
+pub async fn rules(State(st): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+    let p = params(q.as_deref(), &body);
+    let kind = p.iter().find(|(k, _)| k == "type").map(|(_, v)| v.as_str());
+    let want_alert = match kind {
+        None | Some("") => None,
+        Some("alert") => Some(true),
+        Some("record") => Some(false),
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_data",
+                format!("invalid type {other:?}: use alert or record"),
+            );
+        }
+    };
+    let list = |key: &str| -> Vec<&str> {
+        p.iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let (names, group_names, files) = (list("rule_name[]"), list("rule_group[]"), list("file[]"));
+    let groups: Vec<GroupState> = st.alerting.as_ref().map(|a| a.groups()).unwrap_or_default();
+    let out: Vec<Json_> = groups
+        .iter()
+        .filter(|g| group_names.is_empty() || group_names.contains(&g.group.name.as_str()))
+        .filter(|g| files.is_empty() || files.contains(&g.group.file.as_str()))
+        .filter_map(|g| {
+            let rules: Vec<Json_> = g
+                .rules
+                .iter()
+                .filter(|r| want_alert.is_none_or(|w| w == r.rule.alert.is_some()))
+                .filter(|r| names.is_empty() || names.contains(&r.rule.name.as_str()))
+                .map(rule_json)
+                .collect();
+            if rules.is_empty() && (want_alert.is_some() || !names.is_empty()) {
+                return None;
+            }
+            Some(json!({
+                "name": g.group.name,
+                "file": g.group.file,
+                "rules": rules,
+                "interval": g.group.interval_ms as f64 / 1000.0,
+                "limit": g.group.limit,
+                "evaluationTime": g.evaluation_secs,
+                "lastEvaluation": if g.last_evaluation_ms == 0 { "0001-01-01T00:00:00Z".to_string() } else { rfc3339_ms(g.last_evaluation_ms) },
+            }))
+        })
+        .collect();
+    ok(json!({"groups": out}))
+}
+
+/// `GET /api/v1/alerts`: every pending and firing alert.
+pub async fn alerts(State(st): State<AppState>) -> Response {
+    let groups = st.alerting.as_ref().map(|a| a.groups()).unwrap_or_default();
+    let list: Vec<Json_> = groups
+        .iter()
+        .flat_map(|g| g.rules.iter())
+        .flat_map(active)
+        .map(alert_json)
+        .collect();
+    ok(json!({"alerts": list}))
+}
+
+fn silence_json(s: &Silence, now_ms: i64) -> Json_ {
+    json!({
+        "id": s.id,
+        "status": {"state": s.state(now_ms)},
+        "updatedAt": rfc3339_ms(s.updated_at_ms),
+        "comment": s.comment,
+        "createdBy": s.created_by,
+        "startsAt": rfc3339_ms(s.starts_at_ms),
+        "endsAt": rfc3339_ms(s.ends_at_ms),
+        "matchers": s.matchers,
+    })
+}
+
+fn no_alerting() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "alerting runs in the all-in-one server (triad up) only",
+    )
+        .into_response()
+}
+
+fn silence_error(e: SilenceError) -> Response {
+    let code = match e {
+        SilenceError::Invalid(_) => StatusCode::BAD_REQUEST,
+        SilenceError::NotFound(_) => StatusCode::NOT_FOUND,
+        SilenceError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (code, e.to_string()).into_response()
+}
+
+fn now_ms() -> i64 {
+    triad_model::now_ns() / 1_000_000
+}
+
+/// `GET /api/v2/silences`.
+pub async fn list_silences(State(st): State<AppState>) -> Response {
+    let Some(a) = &st.alerting else {
+        return no_alerting();
+    };
+    let now = now_ms();
+    Json(
+        a.silences
+            .list()
+            .iter()
+            .map(|s| silence_json(s, now))
+            .collect::<Vec<_>>(),
+    )
+    .into_response()
+}
+
+/// `GET /api/v2/silence/{id}`.
+pub async fn get_silence(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    let Some(a) = &st.alerting else {
+        return no_alerting();
+    };
+    match a.silences.list().iter().find(|s| s.id == id) {
+        Some(s) => Json(silence_json(s, now_ms())).into_response(),
+        None => silence_error(SilenceError::NotFound(id)),
+    }
+}
+
+/// `POST /api/v2/silences` with Alertmanager's body; answers `{"silenceID": …}`.
+pub async fn post_silence(State(st): State<AppState>, body: Bytes) -> Response {
+    let Some(a) = &st.alerting else {
+        return no_alerting();
+    };
+    let req: SilenceRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return silence_error(SilenceError::Invalid(format!("invalid silence: {e}"))),
+    };
+    let silences = a.silences.clone();
+    match tokio::task::spawn_blocking(move || silences.upsert(req, now_ms())).await {
+        Ok(Ok(id)) => Json(json!({"silenceID": id})).into_response(),
+        Ok(Err(e)) => silence_error(e),
+        Err(e) => silence_error(SilenceError::Io(e.to_string())),
+    }
+}
+
+/// `DELETE /api/v2/silence/{id}`: expires the silence now.
+pub async fn delete_silence(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    let Some(a) = &st.alerting else {
+        return no_alerting();
+    };
+    let silences = a.silences.clone();
+    match tokio::task::spawn_blocking(move || silences.expire(&id, now_ms())).await {
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        Ok(Err(e)) => silence_error(e),
+        Err(e) => silence_error(SilenceError::Io(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_exp;
+
+    #[test]
+    fn values_are_formatted_as_go() {
+        assert_eq!(go_exp(1.0), "1e+00");
+        assert_eq!(go_exp(0.25), "2.5e-01");
+        assert_eq!(go_exp(1234.5), "1.2345e+03");
+        assert_eq!(go_exp(f64::NAN), "NaN");
+    }
+}

@@ -1,0 +1,322 @@
+//! Golden-signal rules compiled from `alerting.golden_signals` into ordinary alerting
+//! rules over the RED series the collector derives from spans (`triad_span_*`) and the
+//! node_exporter-named host metrics of the agents, so `/api/v1/rules` lists them and they
+//! behave like any rule from a file.
+
+use triad_model::alerting::{GoldenSignals, GoldenSignalsConfig};
+
+use super::rules::{AlertSpec, Rule, RuleError, RuleGroup};
+use crate::promql::Engine;
+
+/// Pseudo file name of the compiled groups.
+pub const GOLDEN_FILE: &str = "<golden_signals>";
+
+/// Burn-rate windows of the Google SRE workbook's multi-window, multi-burn-rate alerts:
+/// (factor, long window, short window, `for`).
+const BURN_RATES: [(f64, &str, &str, i64); 2] =
+    [(14.4, "1h", "5m", 120_000), (6.0, "6h", "30m", 900_000)];
+
+/// One group per configured service, and one for `default` covering every other service.
+pub fn compile(cfg: &GoldenSignalsConfig, interval_ms: i64) -> Result<Vec<RuleGroup>, RuleError> {
+    let mut groups = Vec::new();
+    for (service, signals) in &cfg.services {
+        let sel = format!("service=\"{}\"", escape(service));
+        groups.push(group(
+            &format!("golden_signals/{service}"),
+            &sel,
+            signals,
+            interval_ms,
+        )?);
+    }
+    if let Some(d) = &cfg.default {
+        let sel = if cfg.services.is_empty() {
+            "service=~\".+\"".to_string()
+        } else {
+            let names: Vec<String> = cfg
+                .services
+                .keys()
+                .map(|s| escape(&regex::escape(s)))
+                .collect();
+            format!("service=~\".+\",service!~\"{}\"", names.join("|"))
+        };
+        groups.push(group("golden_signals/default", &sel, d, interval_ms)?);
+    }
+    Ok(groups)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn secs(s: u64) -> String {
+    format!("{s}s")
+}
+
+struct Builder {
+    rules: Vec<Rule>,
+    group: String,
+}
+
+impl Builder {
+    fn alert(
+        &mut self,
+        name: &str,
+        signal: &str,
+        severity: &str,
+        expr: String,
+        for_secs: i64,
+        summary: String,
+    ) -> Result<(), RuleError> {
+        let parsed = Engine::parse(&expr).map_err(|e| RuleError {
+            file: GOLDEN_FILE.into(),
+            line: 0,
+            reason: format!("group {:?}, rule {name:?}: {e}", self.group),
+        })?;
+        self.rules.push(Rule {
+            name: name.to_string(),
+            expr_text: expr,
+            expr: parsed,
+            labels: vec![
+                ("signal".into(), signal.into()),
+                ("severity".into(), severity.into()),
+            ],
+            alert: Some(AlertSpec {
+                for_ms: for_secs,
+                keep_firing_for_ms: 0,
+                annotations: vec![("summary".into(), summary)],
+            }),
+        });
+        Ok(())
+    }
+}
+
+fn group(
+    name: &str,
+    sel: &str,
+    s: &GoldenSignals,
+    interval_ms: i64,
+) -> Result<RuleGroup, RuleError> {
+    let mut b = Builder {
+        rules: Vec::new(),
+        group: name.to_string(),
+    };
+    let rate = |metric: &str, window: &str| {
+        format!("sum by (service) (rate({metric}{{{sel}}}[{window}]))")
+    };
+    if let Some(l) = &s.latency {
+        let w = secs(l.window_secs);
+        b.alert(
+            "GoldenSignalLatency",
+            "latency",
+            "warning",
+            format!(
+                "histogram_quantile({q}, sum by (service, le) (rate(triad_span_duration_seconds_bucket{{{sel}}}[{w}]))) > {t}",
+                q = l.quantile,
+                t = l.threshold_seconds
+            ),
+            l.for_secs as i64 * 1000,
+            format!(
+                "{{{{ $labels.service }}}}: p{} latency is {{{{ $value | humanizeDuration }}}} (threshold {}s)",
+                l.quantile * 100.0,
+                l.threshold_seconds
+            ),
+        )?;
+    }
+    if let Some(e) = &s.errors {
+        let w = secs(e.window_secs);
+        b.alert(
+            "GoldenSignalErrors",
+            "errors",
+            "warning",
+            format!(
+                "{} / {} > {}",
+                rate("triad_span_errors_total", &w),
+                rate("triad_span_requests_total", &w),
+                e.ratio_threshold
+            ),
+            e.for_secs as i64 * 1000,
+            format!(
+                "{{{{ $labels.service }}}}: {{{{ $value | humanizePercentage }}}} of requests fail (threshold {}%)",
+                e.ratio_threshold * 100.0
+            ),
+        )?;
+        if let Some(slo) = e.slo {
+            let budget = 1.0 - slo;
+            for (factor, long, short, for_ms) in BURN_RATES {
+                let ratio = |w: &str| {
+                    format!(
+                        "({} / {})",
+                        rate("triad_span_errors_total", w),
+                        rate("triad_span_requests_total", w)
+                    )
+                };
+                let limit = factor * budget;
+                b.alert(
+                    &format!("GoldenSignalErrorBudgetBurn{long}"),
+                    "errors",
+                    "page",
+                    format!("{} > {limit} and {} > {limit}", ratio(long), ratio(short)),
+                    for_ms,
+                    format!(
+                        "{{{{ $labels.service }}}}: error budget of the {}% SLO burns {factor}x too fast over {long} and {short}",
+                        slo * 100.0
+                    ),
+                )?;
+            }
+        }
+    }
+    if let Some(t) = &s.traffic {
+        let w = secs(t.window_secs);
+        if let Some(min) = t.min_rps {
+            b.alert(
+                "GoldenSignalTrafficLow",
+                "traffic",
+                "warning",
+                format!("{} < {min}", rate("triad_span_requests_total", &w)),
+                t.for_secs as i64 * 1000,
+                format!("{{{{ $labels.service }}}}: {{{{ $value | humanize }}}} requests/s, under the floor of {min}/s"),
+            )?;
+        }
+        if let Some(f) = t.drop_factor {
+            let earlier = format!(
+                "sum by (service) (rate(triad_span_requests_total{{{sel}}}[{w}] offset {}))",
+                secs(t.compare_offset_secs)
+            );
+            b.alert(
+                "GoldenSignalTrafficDrop",
+                "traffic",
+                "warning",
+                format!("{} < {earlier} / {f}", rate("triad_span_requests_total", &w)),
+                t.for_secs as i64 * 1000,
+                format!(
+                    "{{{{ $labels.service }}}}: traffic fell to {{{{ $value | humanize }}}} requests/s, under 1/{f} of {} earlier",
+                    secs(t.compare_offset_secs)
+                ),
+            )?;
+        }
+    }
+    if let Some(sat) = &s.saturation {
+        let w = secs(sat.window_secs);
+        let h = &sat.host_label;
+        // The hosts of each service, with their name under the host metrics' label.
+        let hosts = format!(
+            "max by ({h}, service) (label_replace(triad_service_host_info{{{sel}}}, \"{h}\", \"$1\", \"host\", \"(.*)\"))"
+        );
+        let usages = [
+            (
+                "GoldenSignalCPU",
+                "CPU",
+                sat.cpu_ratio,
+                format!("(1 - avg by ({h}) (rate(node_cpu_seconds_total{{mode=\"idle\"}}[{w}])))"),
+            ),
+            (
+                "GoldenSignalMemory",
+                "memory",
+                sat.memory_ratio,
+                format!(
+                    "max by ({h}) (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)"
+                ),
+            ),
+            (
+                "GoldenSignalDisk",
+                "disk",
+                sat.disk_ratio,
+                format!(
+                    "max by ({h}) (1 - node_filesystem_avail_bytes / node_filesystem_size_bytes)"
+                ),
+            ),
+        ];
+        for (name, what, threshold, usage) in usages {
+            let Some(threshold) = threshold else { continue };
+            b.alert(
+                name,
+                "saturation",
+                "warning",
+                format!("{usage} * on ({h}) group_left (service) {hosts} > {threshold}"),
+                sat.for_secs as i64 * 1000,
+                format!(
+                    "{{{{ $labels.service }}}}: {what} of host {{{{ $labels.{h} }}}} is {{{{ $value | humanizePercentage }}}} used (threshold {}%)",
+                    threshold * 100.0
+                ),
+            )?;
+        }
+    }
+    Ok(RuleGroup {
+        name: name.to_string(),
+        file: GOLDEN_FILE.into(),
+        interval_ms,
+        limit: 0,
+        rules: b.rules,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use triad_model::alerting::*;
+
+    #[test]
+    fn every_signal_compiles_to_parsable_rules() {
+        let all = GoldenSignals {
+            latency: Some(LatencySignal {
+                threshold_seconds: 0.5,
+                quantile: 0.99,
+                window_secs: 300,
+                for_secs: 60,
+            }),
+            errors: Some(ErrorSignal {
+                ratio_threshold: 0.05,
+                window_secs: 300,
+                for_secs: 60,
+                slo: Some(0.999),
+            }),
+            traffic: Some(TrafficSignal {
+                min_rps: Some(1.0),
+                drop_factor: Some(3.0),
+                compare_offset_secs: 86_400,
+                window_secs: 300,
+                for_secs: 60,
+            }),
+            saturation: Some(SaturationSignal {
+                cpu_ratio: Some(0.9),
+                memory_ratio: Some(0.9),
+                disk_ratio: Some(0.9),
+                host_label: "host".into(),
+                window_secs: 300,
+                for_secs: 60,
+            }),
+        };
+        let mut cfg = GoldenSignalsConfig::default();
+        cfg.default = Some(all.clone());
+        cfg.services.insert("check\"out".into(), all);
+        let groups = compile(&cfg, 15_000).unwrap();
+        assert_eq!(groups.len(), 2);
+        let names: Vec<&str> = groups[1].rules.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "GoldenSignalLatency",
+                "GoldenSignalErrors",
+                "GoldenSignalErrorBudgetBurn1h",
+                "GoldenSignalErrorBudgetBurn6h",
+                "GoldenSignalTrafficLow",
+                "GoldenSignalTrafficDrop",
+                "GoldenSignalCPU",
+                "GoldenSignalMemory",
+                "GoldenSignalDisk"
+            ]
+        );
+        assert!(
+            groups[1].rules[0]
+                .expr_text
+                .contains(r#"service!~"check\"out""#),
+            "{}",
+            groups[1].rules[0].expr_text
+        );
+        for r in groups.iter().flat_map(|g| &g.rules) {
+            for (_, t) in &r.alert.as_ref().unwrap().annotations {
+                super::super::template::check(t).unwrap();
+            }
+        }
+    }
+}

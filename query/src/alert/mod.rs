@@ -1,0 +1,304 @@
+//! The alert engine: Prometheus rule groups (from files and from `golden_signals`)
+//! evaluated on their interval, `ALERTS` series, and notifications to webhooks with
+//! evidence.
+//!
+//! ```text
+//! rule files ─┐                      ┌─ recording series, ALERTS, ALERTS_FOR_STATE → TSDB
+//!             ├─ group tasks (eval) ─┤
+//! golden ─────┘                      └─ Update ─→ notifier ─→ route, group, silence,
+//!                                                 nlog dedup, evidence ─→ webhook POST
+//! ```
+//!
+//! | file | what |
+//! |---|---|
+//! | `rules.rs` | rule-file parsing and checks (`file:line: reason`) |
+//! | `template.rs` | `{{ $labels.x }}` / `{{ $value }}` templates |
+//! | `golden.rs` | golden-signal config → rule groups |
+//! | `state.rs` | one group's evaluation and alert states |
+//! | `route.rs` | routing tree and grouping |
+//! | `notifier.rs` | grouping, dedup, delivery with retries, payload |
+//! | `nlog.rs` | persistent notification log |
+//! | `silence.rs` | silences (Alertmanager v2 shapes) |
+//! | `evidence.rs` | example traces and log lines per alert |
+//! | `api.rs` | `/api/v1/rules`, `/api/v1/alerts`, `/api/v2/silences` |
+
+pub mod api;
+pub mod evidence;
+pub mod golden;
+mod metrics;
+pub mod nlog;
+pub mod notifier;
+pub mod route;
+pub mod rules;
+pub mod silence;
+pub mod state;
+pub mod template;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use triad_model::DEFAULT_TENANT;
+use triad_model::alerting::AlertingConfig;
+use triad_model::store::{LogRead, MetricRead, MetricWrite, TraceRead};
+
+pub use metrics::AlertMetrics;
+use notifier::{NotifyAlert, Update};
+use rules::RuleGroup;
+use state::{AlertState, GroupState};
+
+use crate::promql::Limits;
+
+/// A metric store the engine can read and write.
+pub trait MetricReadWrite: MetricRead + MetricWrite {}
+impl<T: MetricRead + MetricWrite + ?Sized> MetricReadWrite for T {}
+
+/// Why the alert engine cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    /// A rule file is broken.
+    #[error(transparent)]
+    Rule(#[from] rules::RuleError),
+    /// Configuration that validation could not catch.
+    #[error("alerting: {0}")]
+    Config(String),
+    /// State files could not be read or written.
+    #[error("alerting state in {path}: {message}")]
+    State {
+        /// The file or directory.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads the configured rule files (relative to `config_dir`) and compiles the golden
+/// signals: every group the engine will run. `triad check-config` calls this too.
+pub fn load_groups(cfg: &AlertingConfig, config_dir: &Path) -> Result<Vec<RuleGroup>, AlertError> {
+    let interval_ms = cfg.evaluation_interval_secs as i64 * 1000;
+    let files = rules::expand_patterns(config_dir, &cfg.rule_files)?;
+    let mut groups = rules::load_files(&files, interval_ms)?;
+    groups.extend(golden::compile(&cfg.golden_signals, interval_ms)?);
+    Ok(groups)
+}
+
+/// What the engine reads and writes.
+pub struct Stores {
+    /// Metrics (rules read them; recording rules and `ALERTS` write them).
+    pub metrics: Arc<dyn MetricReadWrite>,
+    /// Traces (evidence).
+    pub traces: Arc<dyn TraceRead>,
+    /// Logs (evidence).
+    pub logs: Arc<dyn LogRead>,
+}
+
+/// The running engine, as the API sees it.
+pub struct Alerting {
+    groups: Vec<Arc<Mutex<GroupState>>>,
+    /// Silences (API and notifier).
+    pub silences: Arc<silence::Silences>,
+    /// This Triad's URL, as links are written.
+    pub external_url: String,
+}
+
+impl Alerting {
+    /// Snapshots of every group's state, in configuration order.
+    pub fn groups(&self) -> Vec<GroupState> {
+        self.groups
+            .iter()
+            .map(|g| g.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect()
+    }
+
+    /// Starts one evaluation task per group and the notifier; state files live in
+    /// `state_dir`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        groups: Vec<RuleGroup>,
+        cfg: &AlertingConfig,
+        external_url: String,
+        stores: Stores,
+        limits: Limits,
+        state_dir: PathBuf,
+        metrics: AlertMetrics,
+        cancel: &CancellationToken,
+        tasks: &mut JoinSet<Result<(), String>>,
+    ) -> Result<Arc<Alerting>, AlertError> {
+        let state_err = |p: &Path, e: &dyn std::fmt::Display| AlertError::State {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(&state_dir).map_err(|e| state_err(&state_dir, &e))?;
+        let silences = Arc::new(
+            silence::Silences::open(state_dir.join("silences.json"))
+                .map_err(|e| state_err(&state_dir, &e))?,
+        );
+        let nlog_path = state_dir.join("notifications.json");
+        let nlog = nlog::NotificationLog::open(nlog_path.clone())
+            .map_err(|e| state_err(&nlog_path, &e))?;
+        let route = route::Route::new(&cfg.route).map_err(AlertError::Config)?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| AlertError::Config(format!("webhook client: {e}")))?;
+        let evidence = Arc::new(evidence::EvidenceSource {
+            metrics: stores.metrics.clone(),
+            traces: stores.traces.clone(),
+            logs: stores.logs.clone(),
+            external_url: external_url.clone(),
+            cfg: cfg.evidence.clone(),
+        });
+        let (tx, rx) = mpsc::channel(notifier::UPDATE_QUEUE);
+        let parts = notifier::NotifierParts {
+            route,
+            receivers: cfg
+                .receivers
+                .iter()
+                .map(|r| (r.name.clone(), r.clone()))
+                .collect::<HashMap<_, _>>(),
+            nlog,
+            silences: silences.clone(),
+            evidence,
+            external_url: external_url.clone(),
+            client,
+            metrics: metrics.clone(),
+        };
+        let ncancel = cancel.child_token();
+        tasks.spawn(async move {
+            notifier::run(parts, rx, ncancel).await;
+            Ok(())
+        });
+        let shared: Vec<Arc<Mutex<GroupState>>> = groups
+            .into_iter()
+            .map(|g| Arc::new(Mutex::new(GroupState::new(g))))
+            .collect();
+        for g in &shared {
+            let g = g.clone();
+            let tx = tx.clone();
+            let store = stores.metrics.clone();
+            let limits = limits.clone();
+            let url = external_url.clone();
+            let cancel = cancel.child_token();
+            let metrics = metrics.clone();
+            tasks.spawn(async move {
+                run_group(g, store, limits, url, tx, metrics, cancel).await;
+                Ok(())
+            });
+        }
+        Ok(Arc::new(Alerting {
+            groups: shared,
+            silences,
+            external_url,
+        }))
+    }
+}
+
+async fn run_group(
+    group: Arc<Mutex<GroupState>>,
+    store: Arc<dyn MetricReadWrite>,
+    limits: Limits,
+    external_url: String,
+    tx: mpsc::Sender<Update>,
+    metrics: AlertMetrics,
+    cancel: CancellationToken,
+) {
+    let (interval_ms, name) = {
+        let g = group.lock().unwrap_or_else(|p| p.into_inner());
+        (g.group.interval_ms, g.group.name.clone())
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(interval_ms.max(1) as u64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let g = group.clone();
+        let store = store.clone();
+        let limits = limits.clone();
+        let url = external_url.clone();
+        let started = std::time::Instant::now();
+        let updates = tokio::task::spawn_blocking(move || {
+            let mut g = g.lock().unwrap_or_else(|p| p.into_inner());
+            let t = triad_model::now_ns() / 1_000_000;
+            g.evaluate(store.as_ref(), DEFAULT_TENANT, &limits, &url, t);
+            let failures = g.rules.iter().filter(|r| r.last_error.is_some()).count() as u64;
+            (updates_of(&g, &url), failures)
+        })
+        .await;
+        let (updates, failures) = match updates {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(group = %name, error = %e, "rule evaluation task failed");
+                continue;
+            }
+        };
+        metrics.observe_group(&name, failures, started.elapsed());
+        for u in updates {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = tx.send(u) => if r.is_err() { return },
+            }
+        }
+    }
+}
+
+/// What the notifier needs from a group's evaluation: per alerting rule, its firing
+/// alerts and the resolved ones that had fired.
+fn updates_of(g: &GroupState, external_url: &str) -> Vec<Update> {
+    g.rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.rule.alert.is_some())
+        .map(|(i, r)| Update {
+            rule_key: format!("{}\u{0}{}\u{0}{i}", g.group.file, g.group.name),
+            alerts: r
+                .alerts
+                .values()
+                .filter(|a| {
+                    a.state == AlertState::Firing
+                        || (a.state == AlertState::Inactive && a.fired_at_ms.is_some())
+                })
+                .map(|a| NotifyAlert {
+                    labels: a.labels.clone(),
+                    annotations: a.annotations.clone(),
+                    starts_at_ms: a.fired_at_ms.unwrap_or(a.active_at_ms),
+                    active_at_ms: a.active_at_ms,
+                    ends_at_ms: a.resolved_at_ms,
+                    expr: r.rule.expr_text.clone(),
+                    generator_url: generator_url(external_url, &r.rule.expr_text),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Prometheus' link to an expression in its graph page.
+pub fn generator_url(external_url: &str, expr: &str) -> String {
+    format!(
+        "{external_url}/graph?g0.expr={}&g0.tab=1",
+        form_urlencoded::byte_serialize(expr.as_bytes()).collect::<String>()
+    )
+}
