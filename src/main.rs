@@ -266,21 +266,26 @@ async fn supervise(
     }
 }
 
-fn query_state(
-    cfg: &ValidConfig,
+/// What a query server reads: the stores, and the alert engine where one runs.
+struct Served {
     logs: Arc<dyn triad_model::store::LogRead>,
     traces: Arc<dyn triad_model::store::TraceRead>,
     metrics: Option<Arc<dyn triad_model::store::MetricRead>>,
     alerting: Option<Arc<triad_query::alert::Alerting>>,
+}
+
+fn query_state(
+    cfg: &ValidConfig,
+    served: Served,
     registry: Arc<Registry>,
     ready: Arc<dyn Fn() -> bool + Send + Sync>,
     cancel: &CancellationToken,
 ) -> triad_query::AppState {
     triad_query::AppState {
-        logs,
-        traces,
-        metrics,
-        alerting,
+        logs: served.logs,
+        traces: served.traces,
+        metrics: served.metrics,
+        alerting: served.alerting,
         external_url: external_url(cfg),
         cfg: cfg.query.clone(),
         registry,
@@ -392,16 +397,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 let c = collector.clone();
                 Arc::new(move || c.is_ready())
             };
-            let state = query_state(
-                &cfg,
-                collector.logs.clone(),
-                collector.traces.clone(),
-                Some(collector.metrics.clone()),
-                Some(alerting),
-                registry,
-                ready,
-                &cancel,
-            );
+            let served = Served {
+                logs: collector.logs.clone(),
+                traces: collector.traces.clone(),
+                metrics: Some(collector.metrics.clone()),
+                alerting: Some(alerting),
+            };
+            let state = query_state(&cfg, served, registry, ready, &cancel);
             triad_receiver::http::spawn_server(
                 "query server",
                 query,
@@ -507,16 +509,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let registry = Arc::new(registry);
             let query = bind("query", cfg.query.listen).await?;
             readers.spawn_refresh(&cancel, &mut tasks);
-            let state = query_state(
-                &cfg,
-                readers.logs.clone(),
-                readers.traces.clone(),
-                None,
-                None,
-                registry,
-                Arc::new(|| true),
-                &cancel,
-            );
+            let served = Served {
+                logs: readers.logs.clone(),
+                traces: readers.traces.clone(),
+                metrics: None,
+                alerting: None,
+            };
+            let state = query_state(&cfg, served, registry, Arc::new(|| true), &cancel);
             triad_receiver::http::spawn_server(
                 "query server",
                 query,

@@ -276,10 +276,8 @@ impl AlertingConfig {
                 "e.g. 60",
             ));
         }
-        if !self.external_url.is_empty()
-            && !(self.external_url.starts_with("http://")
-                || self.external_url.starts_with("https://"))
-        {
+        let url = &self.external_url;
+        if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
             return Err(err(
                 "alerting.external_url".into(),
                 format!("{:?} is not an http(s) URL", self.external_url),
@@ -411,7 +409,7 @@ impl GoldenSignals {
             }
         }
         if let Some(l) = &self.latency {
-            if !(l.threshold_seconds > 0.0) {
+            if l.threshold_seconds.is_nan() || l.threshold_seconds <= 0.0 {
                 return Err(err(
                     format!("{prefix}.latency.threshold_seconds"),
                     "must be above 0",
@@ -437,14 +435,14 @@ impl GoldenSignals {
                     "set min_rps (e.g. 1) or drop_factor (e.g. 3)",
                 ));
             }
-            if t.drop_factor.is_some_and(|f| !(f > 1.0)) {
+            if t.drop_factor.is_some_and(|f| f.is_nan() || f <= 1.0) {
                 return Err(err(
                     format!("{prefix}.traffic.drop_factor"),
                     "must be above 1",
                     "e.g. 3: fire when traffic is a third of what it was",
                 ));
             }
-            if t.min_rps.is_some_and(|f| !(f > 0.0)) {
+            if t.min_rps.is_some_and(|f| f.is_nan() || f <= 0.0) {
                 return Err(err(
                     format!("{prefix}.traffic.min_rps"),
                     "must be above 0",

@@ -41,6 +41,10 @@ pub fn record_json(r: &LogRecord) -> J {
         "span_id": r.span_id.map(|s| s.to_hex()),
         "source": r.source,
         "attributes": attributes_to_json(&r.attributes),
+        "links": r.trace_id.map(|t| {
+            let t = t.to_hex();
+            json!({"trace": format!("/api/traces/{t}"), "correlate": format!("/api/correlate/{t}")})
+        }),
     })
 }
 

@@ -46,18 +46,17 @@ impl NotificationLog {
         format!("{receiver}\u{0}{group_key}")
     }
 
-    /// Whether a group with these firing and resolved alerts needs a notification now
-    /// (Alertmanager's `DedupStage.needsUpdate`).
+    /// Whether a group whose alerts are now as in `now` (`sent_at_ms` being the current
+    /// time) needs a notification (Alertmanager's `DedupStage.needsUpdate`).
     pub fn needs_update(
         &self,
         group_key: &str,
         receiver: &str,
-        firing: &BTreeSet<u64>,
-        resolved: &BTreeSet<u64>,
+        now: &Entry,
         send_resolved: bool,
         repeat_interval_ms: i64,
-        now_ms: i64,
     ) -> bool {
+        let (firing, resolved, now_ms) = (&now.firing, &now.resolved, now.sent_at_ms);
         let Some(e) = self.entries.get(&Self::key(group_key, receiver)) else {
             return !firing.is_empty();
         };
@@ -102,8 +101,21 @@ mod tests {
         let mut log = NotificationLog::open(path.clone()).unwrap();
         let g = "{}:{alertname=\"A\"}";
         let hour = 3_600_000;
-        assert!(log.needs_update(g, "r", &set(&[1]), &set(&[]), true, hour, 0));
-        assert!(!log.needs_update(g, "r", &set(&[]), &set(&[1]), true, hour, 0));
+        let needs = |log: &NotificationLog,
+                     recv: &str,
+                     firing: &[u64],
+                     resolved: &[u64],
+                     send_resolved: bool,
+                     now: i64| {
+            let e = Entry {
+                firing: set(firing),
+                resolved: set(resolved),
+                sent_at_ms: now,
+            };
+            log.needs_update(g, recv, &e, send_resolved, hour)
+        };
+        assert!(needs(&log, "r", &[1], &[], true, 0));
+        assert!(!needs(&log, "r", &[], &[1], true, 0));
         log.record(
             g,
             "r",
@@ -115,17 +127,17 @@ mod tests {
         )
         .unwrap();
         // Same alerts, within the repeat interval: nothing.
-        assert!(!log.needs_update(g, "r", &set(&[1]), &set(&[]), true, hour, 1000));
+        assert!(!needs(&log, "r", &[1], &[], true, 1000));
         // A new firing alert.
-        assert!(log.needs_update(g, "r", &set(&[1, 2]), &set(&[]), true, hour, 1000));
+        assert!(needs(&log, "r", &[1, 2], &[], true, 1000));
         // One of two resolved.
-        assert!(log.needs_update(g, "r", &set(&[]), &set(&[1]), false, hour, 1000));
+        assert!(needs(&log, "r", &[], &[1], false, 1000));
         // Repeat interval over.
-        assert!(log.needs_update(g, "r", &set(&[1]), &set(&[]), true, hour, hour));
+        assert!(needs(&log, "r", &[1], &[], true, hour));
 
         // The log survives a restart.
         let log = NotificationLog::open(path).unwrap();
-        assert!(!log.needs_update(g, "r", &set(&[1]), &set(&[]), true, hour, 1000));
-        assert!(log.needs_update(g, "other", &set(&[1]), &set(&[]), true, hour, 1000));
+        assert!(!needs(&log, "r", &[1], &[], true, 1000));
+        assert!(needs(&log, "other", &[1], &[], true, 1000));
     }
 }

@@ -249,15 +249,15 @@ fn flush_due(
         }
         parts.metrics.silenced.inc_by(muted);
         let repeat_ms = g.route.repeat_interval.as_millis() as i64;
-        if !parts.nlog.needs_update(
-            &g.key,
-            &g.receiver,
-            &firing,
-            &resolved,
-            hook.send_resolved,
-            repeat_ms,
-            now_ms,
-        ) {
+        let entry = Entry {
+            firing: firing.clone(),
+            resolved: resolved.clone(),
+            sent_at_ms: now_ms,
+        };
+        if !parts
+            .nlog
+            .needs_update(&g.key, &g.receiver, &entry, hook.send_resolved, repeat_ms)
+        {
             // Resolved alerts that need no notification are done with.
             g.alerts.retain(|fp| !resolved.contains(fp));
             if g.alerts.is_empty() {
@@ -265,11 +265,6 @@ fn flush_due(
             }
             continue;
         }
-        let entry = Entry {
-            firing: firing.clone(),
-            resolved: resolved.clone(),
-            sent_at_ms: now_ms,
-        };
         if firing.is_empty() && !hook.send_resolved {
             // Nothing to tell this receiver, but the log must forget the firing alerts.
             if let Err(e) = parts.nlog.record(&g.key, &g.receiver, entry) {

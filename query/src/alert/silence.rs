@@ -236,7 +236,7 @@ impl Silences {
     /// Every silence (expired ones within retention), newest first.
     pub fn list(&self) -> Vec<Silence> {
         let mut v = self.lock().clone();
-        v.sort_by(|a, b| b.updated_at_ms.cmp(&a.updated_at_ms));
+        v.sort_by_key(|s| std::cmp::Reverse(s.updated_at_ms));
         v
     }
 
