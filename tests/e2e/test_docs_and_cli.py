@@ -61,3 +61,21 @@ def test_readme_metrics_example_scrapes_triad_itself(tmp_path):
         assert up["metric"] == {"__name__": "up", "instance": f"127.0.0.1:{port}", "job": "triad"}
     finally:
         t.stop()
+
+
+def test_alerting_guide_config_and_rules_pass_check_config(tmp_path):
+    """docs/alerting.md's triad.yaml and rule file, as written."""
+    guide = (ROOT / "docs" / "alerting.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", guide, re.S)
+    triad_yaml, rules = blocks[0], blocks[1]
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "payments.yml").write_text(rules)
+    (tmp_path / "triad.yaml").write_text(triad_yaml)
+    out = subprocess.run([str(BIN), "check-config", str(tmp_path / "triad.yaml")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    # Two golden-signal groups (checkout, default) and the file's group.
+    assert "3 rule groups" in out.stdout, out.stdout
+    broken = rules.replace("> 0.1", "> > 0.1")
+    (tmp_path / "rules" / "payments.yml").write_text(broken)
+    out = subprocess.run([str(BIN), "check-config", str(tmp_path / "triad.yaml")], capture_output=True, text=True)
+    assert out.returncode != 0 and "payments.yml:10:" in out.stderr and "PaymentsFailing" in out.stderr, out.stderr
