@@ -79,3 +79,13 @@ def test_alerting_guide_config_and_rules_pass_check_config(tmp_path):
     (tmp_path / "rules" / "payments.yml").write_text(broken)
     out = subprocess.run([str(BIN), "check-config", str(tmp_path / "triad.yaml")], capture_output=True, text=True)
     assert out.returncode != 0 and "payments.yml:10:" in out.stderr and "PaymentsFailing" in out.stderr, out.stderr
+
+
+def test_readme_alerts_example_passes_check_config(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Alerts"):]
+    triad_yaml = re.findall(r"```yaml\n(.*?)```", section, re.S)[0]
+    (tmp_path / "triad.yaml").write_text(triad_yaml)
+    out = subprocess.run([str(BIN), "check-config", str(tmp_path / "triad.yaml")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "1 rule groups, 2 rules" in out.stdout, out.stdout

@@ -320,3 +320,107 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod eval_tests {
+    use super::*;
+    use crate::alert::state::{AlertState, GroupState};
+    use crate::promql::Limits;
+    use prometheus_client::registry::Registry;
+    use triad_collector::metric_store::MetricStore;
+    use triad_collector::tsdb::TsdbOptions;
+    use triad_model::alerting::*;
+    use triad_model::metric::Labels;
+    use triad_model::store::MetricWrite;
+
+    fn l(pairs: &[(&str, &str)]) -> Labels {
+        Labels::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    /// A host 95 % busy runs `checkout`; an idle host runs `feed`: only checkout's CPU
+    /// saturation alert fires, labelled with the host.
+    #[test]
+    fn saturation_joins_host_metrics_with_the_services_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = MetricStore::open(dir.path(), TsdbOptions::default(), &mut Registry::default())
+            .unwrap();
+        let t0 = 1_700_000_000_000i64;
+        let mut samples = Vec::new();
+        for i in 0..=60 {
+            let t = t0 + i * 1000;
+            let secs = i as f64;
+            for (host, idle_share) in [("node-1", 0.05), ("node-2", 0.9)] {
+                samples.push((
+                    l(&[
+                        ("__name__", "node_cpu_seconds_total"),
+                        ("host", host),
+                        ("cpu", "0"),
+                        ("mode", "idle"),
+                    ]),
+                    t,
+                    secs * idle_share,
+                ));
+                samples.push((
+                    l(&[
+                        ("__name__", "node_cpu_seconds_total"),
+                        ("host", host),
+                        ("cpu", "0"),
+                        ("mode", "user"),
+                    ]),
+                    t,
+                    secs * (1.0 - idle_share),
+                ));
+            }
+            samples.push((
+                l(&[
+                    ("__name__", "triad_service_host_info"),
+                    ("service", "checkout"),
+                    ("host", "node-1"),
+                ]),
+                t,
+                1.0,
+            ));
+            samples.push((
+                l(&[
+                    ("__name__", "triad_service_host_info"),
+                    ("service", "feed"),
+                    ("host", "node-2"),
+                ]),
+                t,
+                1.0,
+            ));
+        }
+        s.append_samples("default", samples).unwrap();
+        let cfg = GoldenSignalsConfig {
+            default: Some(GoldenSignals {
+                saturation: Some(SaturationSignal {
+                    cpu_ratio: Some(0.8),
+                    memory_ratio: None,
+                    disk_ratio: None,
+                    host_label: "host".into(),
+                    window_secs: 30,
+                    for_secs: 0,
+                }),
+                ..GoldenSignals::default()
+            }),
+            services: Default::default(),
+        };
+        let mut g = GroupState::new(compile(&cfg, 1000).unwrap().remove(0));
+        g.evaluate(&s, "default", &Limits::default(), "", t0 + 60_000);
+        let r = &g.rules[0];
+        assert!(r.last_error.is_none(), "{:?}", r.last_error);
+        let alerts: Vec<_> = r.alerts.values().collect();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        let a = alerts[0];
+        assert_eq!(a.state, AlertState::Firing);
+        assert_eq!(a.labels.get("service"), Some("checkout"));
+        assert_eq!(a.labels.get("host"), Some("node-1"));
+        assert!((a.value - 0.95).abs() < 1e-6, "{}", a.value);
+        assert!(a.annotations[0].1.contains("node-1"), "{:?}", a.annotations);
+    }
+}
