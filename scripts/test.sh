@@ -13,7 +13,19 @@ if ! command -v prometheus >/dev/null || ! command -v prometheus-node-exporter >
     prometheus prometheus-node-exporter >/dev/null
 fi
 
-echo "== installing test clients (OpenTelemetry SDK, prometheus-client, pytest)"
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+if ! command -v chromium >/dev/null; then
+  echo "== installing Chromium (the browser tests drive it headless)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+if ! command -v npm >/dev/null; then
+  echo "== installing Node.js and npm (the web UI is built with them)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+
+echo "== installing test clients (OpenTelemetry SDK, prometheus-client, Playwright, pytest)"
 python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 echo "== cargo fmt --check"
@@ -27,6 +39,9 @@ cargo test --workspace --locked
 
 echo "== building the triad binary (the steps below run it)"
 cargo build --workspace --locked
+
+echo "== web UI type check"
+(cd ui && npm run --silent typecheck)
 
 echo "== example configurations pass check-config"
 for f in deploy/config/*.yaml; do  # triad.yaml names prometheus.yml, checked with it

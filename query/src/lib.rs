@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod prom_api;
 pub mod promql;
 pub mod time;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -113,6 +114,11 @@ pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
             get(alert::api::get_silence).delete(alert::api::delete_silence),
         )
         .route("/api/correlate/{trace_id}", get(correlate::correlate))
+        .route("/api/alerts", get(alert::api::active_alerts))
+        .route(
+            "/api/alerts/{fingerprint}/evidence",
+            get(alert::api::alert_evidence),
+        )
         .route("/api/logs/tail", get(logs::tail))
         .route(
             "/metrics",
@@ -135,6 +141,7 @@ pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
                 },
             ),
         )
+        .fallback(ui::serve)
         .route_layer(axum::middleware::from_fn_with_state(
             metrics,
             metrics::track,

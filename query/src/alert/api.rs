@@ -186,6 +186,69 @@ pub async fn alerts(State(st): State<AppState>) -> Response {
     ok(json!({"alerts": list}))
 }
 
+/// `GET /api/alerts`: Triad's view of every pending and firing alert — Prometheus'
+/// fields plus the fingerprint, the rule and the silences muting it.
+pub async fn active_alerts(State(st): State<AppState>) -> Response {
+    let Some(a) = &st.alerting else {
+        return Json(json!([])).into_response();
+    };
+    let now = now_ms();
+    let mut out = Vec::new();
+    for g in a.groups() {
+        for r in &g.rules {
+            for alert in active(r) {
+                let mut j = alert_json(alert);
+                j["fingerprint"] = json!(format!(
+                    "{:016x}",
+                    super::notifier::fingerprint(&alert.labels)
+                ));
+                j["rule"] = json!({"group": g.group.name, "file": g.group.file, "name": r.rule.name, "query": r.rule.expr_text});
+                j["silencedBy"] = json!(a.silences.muting(&alert.labels, now));
+                out.push(j);
+            }
+        }
+    }
+    Json(out).into_response()
+}
+
+/// `GET /api/alerts/{fingerprint}/evidence`: the evidence a notification of this alert
+/// would carry now.
+pub async fn alert_evidence(State(st): State<AppState>, Path(fp): Path<String>) -> Response {
+    let Some(a) = st.alerting.clone() else {
+        return no_alerting();
+    };
+    let found = a.groups().into_iter().find_map(|g| {
+        g.rules.iter().find_map(|r| {
+            r.alerts
+                .values()
+                .find(|al| format!("{:016x}", super::notifier::fingerprint(&al.labels)) == fp)
+                .map(|al| (al.clone(), r.rule.expr_text.clone()))
+        })
+    });
+    let Some((alert, expr)) = found else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no active alert {fp}")})),
+        )
+            .into_response();
+    };
+    let ev = a.evidence.clone();
+    let now = now_ms();
+    match tokio::task::spawn_blocking(move || {
+        ev.collect(&super::evidence::AlertRef {
+            labels: &alert.labels,
+            expr: &expr,
+            active_at_ms: alert.active_at_ms,
+            end_ms: alert.resolved_at_ms.unwrap_or(now),
+        })
+    })
+    .await
+    {
+        Ok(j) => Json(j).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
 fn silence_json(s: &Silence, now_ms: i64) -> Json_ {
     json!({
         "id": s.id,

@@ -232,7 +232,9 @@ fn group(
                 name,
                 "saturation",
                 "warning",
-                format!("{usage} * on ({h}) group_left (service) {hosts} > {threshold}"),
+                // The hosts side has one series per (host, service), the usage side one
+                // per host: usage joins onto the hosts as the "one" side.
+                format!("{hosts} * on ({h}) group_left () {usage} > {threshold}"),
                 sat.for_secs as i64 * 1000,
                 format!(
                     "{{{{ $labels.service }}}}: {what} of host {{{{ $labels.{h} }}}} is {{{{ $value | humanizePercentage }}}} used (threshold {}%)",
@@ -286,9 +288,10 @@ mod tests {
                 for_secs: 60,
             }),
         };
-        let mut cfg = GoldenSignalsConfig::default();
-        cfg.default = Some(all.clone());
-        cfg.services.insert("check\"out".into(), all);
+        let cfg = GoldenSignalsConfig {
+            default: Some(all.clone()),
+            services: [("check\"out".to_string(), all)].into_iter().collect(),
+        };
         let groups = compile(&cfg, 15_000).unwrap();
         assert_eq!(groups.len(), 2);
         let names: Vec<&str> = groups[1].rules.iter().map(|r| r.name.as_str()).collect();
@@ -342,8 +345,9 @@ mod eval_tests {
         )
     }
 
-    /// A host 95 % busy runs `checkout`; an idle host runs `feed`: only checkout's CPU
-    /// saturation alert fires, labelled with the host.
+    /// A host 95 % busy runs `checkout` and `cart`; an idle host runs `feed`: the CPU
+    /// alert fires for checkout and cart, labelled with the host. (Regression: with the
+    /// usage on the "many" side, two services on one host were a many-to-many error.)
     #[test]
     fn saturation_joins_host_metrics_with_the_services_hosts() {
         let dir = tempfile::tempdir().unwrap();
@@ -385,17 +389,19 @@ mod eval_tests {
                 t,
                 1.0,
             ));
-            samples.push((
-                l(&[
-                    ("__name__", "triad_service_host_info"),
-                    ("service", "feed"),
-                    ("host", "node-2"),
-                ]),
-                t,
-                1.0,
-            ));
+            for (service, host) in [("cart", "node-1"), ("feed", "node-2")] {
+                samples.push((
+                    l(&[
+                        ("__name__", "triad_service_host_info"),
+                        ("service", service),
+                        ("host", host),
+                    ]),
+                    t,
+                    1.0,
+                ));
+            }
         }
-        s.append_samples("default", samples).unwrap();
+        assert_eq!(s.append_samples("default", samples).unwrap(), 0);
         let cfg = GoldenSignalsConfig {
             default: Some(GoldenSignals {
                 saturation: Some(SaturationSignal {
@@ -415,8 +421,9 @@ mod eval_tests {
         let r = &g.rules[0];
         assert!(r.last_error.is_none(), "{:?}", r.last_error);
         let alerts: Vec<_> = r.alerts.values().collect();
-        assert_eq!(alerts.len(), 1, "{alerts:?}");
-        let a = alerts[0];
+        assert_eq!(alerts.len(), 2, "{alerts:?}");
+        assert_eq!(alerts[0].labels.get("service"), Some("cart"));
+        let a = alerts[1];
         assert_eq!(a.state, AlertState::Firing);
         assert_eq!(a.labels.get("service"), Some("checkout"));
         assert_eq!(a.labels.get("host"), Some("node-1"));

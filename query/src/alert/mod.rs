@@ -121,6 +121,8 @@ pub struct Alerting {
     pub silences: Arc<silence::Silences>,
     /// This Triad's URL, as links are written.
     pub external_url: String,
+    /// Evidence lookup (the UI asks for an alert's evidence on demand).
+    pub evidence: Arc<evidence::EvidenceSource>,
 }
 
 impl Alerting {
@@ -180,7 +182,7 @@ impl Alerting {
                 .collect::<HashMap<_, _>>(),
             nlog,
             silences: silences.clone(),
-            evidence,
+            evidence: evidence.clone(),
             external_url: external_url.clone(),
             client,
             metrics: metrics.clone(),
@@ -211,6 +213,7 @@ impl Alerting {
             groups: shared,
             silences,
             external_url,
+            evidence,
         }))
     }
 }
