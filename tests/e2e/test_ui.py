@@ -228,3 +228,76 @@ def test_empty_states_and_unknown_trace(stack, page):
     assert "nothing carries trace ID" in page.get_by_role("alert").inner_text()
     page.goto(f"{t.query}/logs?q=nosuchwordanywhere")
     page.get_by_text("No log lines match").wait_for()
+
+
+def big_trace_request(trace_id: bytes, n: int):
+    """One trace of `n` spans: a root with fan-out children, each with a grandchild."""
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    req = trace_service_pb2.ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    kv = rs.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", "fanout"
+    spans = rs.scope_spans.add().spans
+    t0 = time.time_ns() - 10_000_000_000
+    for i in range(n):
+        s = spans.add()
+        s.trace_id, s.span_id = trace_id, (i + 1).to_bytes(8, "big")
+        if i > 0:
+            parent = 1 if i % 2 == 1 else i  # odd: child of the root; even: child of the previous span
+            s.parent_span_id = parent.to_bytes(8, "big")
+        s.name = "root" if i == 0 else f"step {i}"
+        s.kind = trace_pb2.Span.SPAN_KIND_SERVER if i == 0 else trace_pb2.Span.SPAN_KIND_INTERNAL
+        s.start_time_unix_nano = t0 + i * 100_000
+        s.end_time_unix_nano = t0 + (i * 100_000 + 5_000_000 if i else n * 100_000 + 10_000_000)
+    return req
+
+
+def test_trace_of_10k_spans_renders_progressively(stack, page):
+    t, _ = stack
+    trace_id = bytes.fromhex("feedfacecafebeef0123456789abcdef")
+    for chunk in range(5):  # five exports of 2,000 spans, as an SDK batches them
+        req = big_trace_request(trace_id, 10_000)
+        del req.resource_spans[0].scope_spans[0].spans[: chunk * 2000]
+        del req.resource_spans[0].scope_spans[0].spans[2000:]
+        post_protobuf(t.http + "/v1/traces", req)
+    wait_until("10k spans stored", lambda: len(t.get(f"/api/traces/{trace_id.hex()}")["data"][0]["spans"]) == 10_000)
+    started = time.monotonic()
+    page.goto(f"{t.query}/traces/{trace_id.hex()}")
+    page.get_by_role("tree").wait_for()
+    took = time.monotonic() - started
+    rendered = page.locator("[role=treeitem]").count()
+    assert rendered < 200, f"only the visible rows are in the DOM, not {rendered}"
+    assert "10000 spans" in page.locator(".facts").inner_text()
+    # Scroll to the end: the last rows render on demand.
+    page.get_by_role("tree").evaluate("el => el.scrollTop = el.scrollHeight")
+    page.get_by_text("step 9999").wait_for()
+    print(f"10k-span trace: page ready in {took:.2f}s")
+    assert took < 15, took
+
+
+def test_live_tail_shows_new_lines(stack, page):
+    t, _ = stack
+    page.goto(f"{t.query}/logs?q=tailmarker")
+    page.get_by_role("button", name="▶ Live tail").click()
+    page.get_by_role("status").filter(has_text="Live tail: live").wait_for()
+    post_protobuf(t.http + "/v1/logs", logs_request("tailer", ["tailmarker one", "tailmarker two"]))
+    page.get_by_text("tailmarker two").wait_for()
+    assert "live=1" in page.url
+
+
+def test_dragging_the_histogram_zooms_the_range(stack, page):
+    t, _ = stack
+    page.goto(f"{t.query}/logs?q=declined&start=now-15m")
+    over = page.get_by_role("img", name="Log volume; drag across to zoom").locator(".u-over")
+    over.wait_for()
+    box = over.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.5, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.7, y, steps=5)
+    page.mouse.move(box["x"] + box["width"] * 0.99, y, steps=5)
+    page.mouse.up()
+    page.wait_for_url("**start=20*")
+    assert "end=20" in page.url, page.url
