@@ -3,6 +3,7 @@
 //! lives in `triad-collector` and `triad-query`.
 
 mod config_file;
+mod demo;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,6 +60,9 @@ enum Command {
     Collector(CollectorArgs),
     /// Run the query server alone, reading the data directory a collector on this host writes.
     Query(QueryArgs),
+    /// Run the demo's simulated microservices against a Triad running elsewhere: spans
+    /// to an OTLP endpoint, log files to a directory, /metrics on an address.
+    Demo(demo::DemoCommand),
     /// Validate a configuration file without starting anything; exits non-zero on errors.
     CheckConfig {
         /// The YAML file to check (triad.yaml).
@@ -89,6 +93,13 @@ struct UpArgs {
     /// Query server listen address; overrides query.listen.
     #[arg(long, value_name = "ADDR")]
     query_listen: Option<SocketAddr>,
+    /// Also run the demo: a simulated microservice system (gateway, feed, profile,
+    /// topic, account) whose traces, log files and /metrics fill Triad, with faults that
+    /// make golden-signal alerts fire and resolve within minutes.
+    #[arg(long)]
+    demo: bool,
+    #[command(flatten)]
+    demo_args: demo::DemoArgs,
 }
 
 #[derive(Args)]
@@ -193,7 +204,7 @@ fn real_main() -> anyhow::Result<()> {
     runtime.block_on(run(cli.command))
 }
 
-async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+pub(crate) async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     let l = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} for {what}: is another process using the port?")
     })?;
@@ -379,6 +390,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     c.query.listen = x
                 }
             })?;
+            let demo_dir = cfg.data_dir.join("demo");
+            let cfg = if a.demo {
+                cfg.modify(|c| demo::adjust_config(c, &demo_dir))
+                    .map_err(|e| anyhow::anyhow!("--demo: {e}"))?
+            } else {
+                cfg
+            };
             let collector = open_collector(&cfg, &mut registry).await?;
             let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
             let agent_metrics = triad_agent::metrics::AgentMetrics::register(&mut registry);
@@ -388,9 +406,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
             let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
             let query = bind("query", cfg.query.listen).await?;
+            let grpc_addr = grpc.local_addr()?;
             collector.spawn(grpc, http, registry.clone(), &cancel, &mut tasks);
+            let mut scrape = config_file::load_scrape_config(&cfg)?;
+            if a.demo {
+                let listener = bind("demo-metrics", SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+                scrape = demo::scrape_config(scrape, listener.local_addr()?)?;
+                let endpoint = format!("http://127.0.0.1:{}", grpc_addr.port());
+                let demo_cfg = a.demo_args.config(endpoint, demo_dir.clone())?;
+                demo::spawn(demo_cfg, listener, &cancel, &mut tasks);
+            }
             collector
-                .spawn_scraper(config_file::load_scrape_config(&cfg)?, &cancel, &mut tasks)
+                .spawn_scraper(scrape, &cancel, &mut tasks)
                 .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
             let alerting = start_alerting(&cfg, &collector, alert_metrics, &cancel, &mut tasks)?;
             let ready = {
@@ -524,6 +551,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 &mut tasks,
             );
             println!("ready: query API on http://{}", cfg.query.listen);
+            None
+        }
+        Command::Demo(a) => {
+            demo::run_standalone(a, &cancel, &mut tasks).await?;
             None
         }
         Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
