@@ -27,6 +27,9 @@ fi
 
 echo "== installing test clients (OpenTelemetry SDK, prometheus-client, Playwright, pytest)"
 python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+# The Compose specification's JSON schema, as shipped in docker-compose's wheel (only the
+# schema is used, so none of its dependencies).
+python3 -m pip install --quiet --disable-pip-version-check --no-deps docker-compose==1.29.2
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
