@@ -106,6 +106,126 @@ pub fn tailer_config(a: &triad_model::config::AgentConfig) -> triad_agent::taile
 
 #[cfg(test)]
 mod tests {
+
+    /// Dotted keys of a config value: `a.b`, list items as `a[].b`, the golden-signal
+    /// services map as `services.<name>.x`; string maps and recursive routes are leaves.
+    fn keys(v: &serde_json::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(m) if !m.is_empty() => {
+                for (k, x) in m {
+                    let key = if prefix.ends_with(".services") {
+                        format!("{prefix}.<name>")
+                    } else if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    if prefix.ends_with(".services") {
+                        keys(x, &key, out);
+                        continue;
+                    }
+                    // Sections (always-present structs) have no row of their own; optional
+                    // structs, lists and maps do.
+                    let section = x.as_object().is_some_and(|o| !o.is_empty())
+                        && !matches!(
+                            k.as_str(),
+                            "default"
+                                | "latency"
+                                | "errors"
+                                | "traffic"
+                                | "saturation"
+                                | "services"
+                                | "labels"
+                                | "headers"
+                        );
+                    if !section {
+                        out.insert(key.clone());
+                    }
+                    if !(k == "labels" || k == "headers" || k == "routes") {
+                        keys(x, &key, out);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    keys(item, &format!("{prefix}[]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// docs/configuration.md names every key of the configuration, and no other.
+    #[test]
+    fn configuration_reference_matches_the_structs() {
+        use triad_model::alerting::*;
+        let mut c = Config::default();
+        c.alerting.receivers.push(WebhookReceiver {
+            name: "ops".into(),
+            url: "http://x/".into(),
+            bearer_token: Some("t".into()),
+            headers: [("X".to_string(), "y".to_string())].into_iter().collect(),
+            timeout_secs: 10,
+            send_resolved: true,
+            max_alerts: 0,
+        });
+        let all = GoldenSignals {
+            latency: Some(LatencySignal {
+                threshold_seconds: 1.0,
+                quantile: 0.99,
+                window_secs: 60,
+                for_secs: 60,
+            }),
+            errors: Some(ErrorSignal {
+                ratio_threshold: 0.1,
+                window_secs: 60,
+                for_secs: 60,
+                slo: Some(0.99),
+            }),
+            traffic: Some(TrafficSignal {
+                min_rps: Some(1.0),
+                drop_factor: Some(2.0),
+                compare_offset_secs: 60,
+                window_secs: 60,
+                for_secs: 60,
+            }),
+            saturation: Some(SaturationSignal {
+                cpu_ratio: Some(0.9),
+                memory_ratio: Some(0.9),
+                disk_ratio: Some(0.9),
+                host_label: "host".into(),
+                window_secs: 60,
+                for_secs: 60,
+            }),
+        };
+        c.alerting.golden_signals.default = Some(all.clone());
+        c.alerting
+            .golden_signals
+            .services
+            .insert("checkout".into(), all);
+        c.collector.metrics.scrape_config_file = Some("prometheus.yml".into());
+        let mut expected = std::collections::BTreeSet::new();
+        keys(&serde_json::to_value(&c).unwrap(), "", &mut expected);
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/configuration.md"
+        ))
+        .unwrap();
+        let documented: std::collections::BTreeSet<String> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .map(str::to_string)
+            .collect();
+        let missing: Vec<_> = expected.difference(&documented).collect();
+        let unknown: Vec<_> = documented.difference(&expected).collect();
+        assert!(
+            missing.is_empty() && unknown.is_empty(),
+            "docs/configuration.md is out of date (run scripts/config-reference.py): \
+             missing {missing:?}, unknown {unknown:?}"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -66,7 +66,11 @@ enum Command {
     /// Validate a configuration file without starting anything; exits non-zero on errors.
     CheckConfig {
         /// The YAML file to check (triad.yaml).
-        file: PathBuf,
+        #[arg(required_unless_present = "print_defaults")]
+        file: Option<PathBuf>,
+        /// Print every key with its default value (JSON) instead of checking a file.
+        #[arg(long)]
+        print_defaults: bool,
     },
 }
 
@@ -187,7 +191,20 @@ fn real_main() -> anyhow::Result<()> {
     // reqwest is built without a default TLS provider: ring is ours.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    if let Command::CheckConfig { file } = &cli.command {
+    if let Command::CheckConfig {
+        file,
+        print_defaults,
+    } = &cli.command
+    {
+        if *print_defaults {
+            let defaults = serde_json::to_string_pretty(&triad_model::config::Config::default())
+                .context("cannot print the defaults")?;
+            println!("{defaults}");
+            return Ok(());
+        }
+        let Some(file) = file else {
+            anyhow::bail!("name the file to check, e.g. triad check-config triad.yaml");
+        };
         let cfg = config_file::load(Some(file))?;
         config_file::load_scrape_config(&cfg)?;
         let groups = config_file::load_rule_groups(&cfg)?;
