@@ -3,6 +3,7 @@ services over OTLP, log lines from JSON, Docker json-file and CRI files, scraped
 with exemplars — and the scheduled faults make golden-signal alerts fire and resolve.
 `triad demo` drives a Triad that runs elsewhere."""
 
+import json
 import subprocess
 import time
 
@@ -82,4 +83,36 @@ def test_demo_command_against_a_running_triad(tmp_path):
     finally:
         demo.terminate()
         assert demo.wait(timeout=20) == 0
+        t.stop()
+
+
+def test_api_reference_examples_answer(tmp_path):
+    """Every curl line of docs/api.md, against `triad up --demo` (placeholders filled)."""
+    import re
+    import urllib.parse
+    import urllib.request
+
+    from conftest import ROOT
+
+    t = Triad(tmp_path / "data", args=["--demo", "--demo-rate", "30"]).start()
+    try:
+        tid = wait_until("a trace", lambda: t.get("/api/traces", service="gateway", limit="1")["data"])[0]["traceID"]
+        wait_until("its logs", lambda: t.get("/api/logs/search", q=f"trace_id:{tid}", start="0")["total"] > 0)
+        wait_until("scraped", lambda: t.get("/api/v1/query", query="up")["data"]["result"])
+        now = time.time()
+        lines = re.findall(r"^curl -s '([^']+)'$", (ROOT / "docs" / "api.md").read_text(), re.M)
+        assert len(lines) >= 20, lines
+        for line in lines:
+            url = (line.replace("localhost:7070", t.query.removeprefix("http://"))
+                   .replace("<trace-id>", tid).replace("<now-ms>", str(int(now * 1000)))
+                   .replace("now-5m", str(int(now - 300))).replace("end=now", f"end={int(now)}"))
+            parts = urllib.parse.urlsplit("http://" + url)
+            query = urllib.parse.urlencode(urllib.parse.parse_qsl(parts.query), safe="")
+            full = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+            with urllib.request.urlopen(full, timeout=30) as r:
+                assert r.status == 200, line
+                body = r.read()
+                if parts.path.startswith("/api/v1/") and parts.path != "/api/v1/status/buildinfo":
+                    assert json.loads(body)["status"] == "success", (line, body[:200])
+    finally:
         t.stop()
