@@ -147,6 +147,18 @@ impl Format {
 
 /// Parses a scrape body.
 pub fn parse(text: &str, format: Format) -> Result<Exposition, ParseError> {
+    parse_with(text, format, |_| false)
+}
+
+/// Parses a scrape body; for a sample whose series text (`name{labels}`) `known`
+/// accepts, the name and labels are not built (`name` is empty, `labels` too): the
+/// caller has them from an earlier scrape of the same bytes, which were checked then.
+/// This is the scraper's fast path: most of a scrape repeats the previous one.
+pub fn parse_with(
+    text: &str,
+    format: Format,
+    mut known: impl FnMut(&str) -> bool,
+) -> Result<Exposition, ParseError> {
     let mut out = Exposition::default();
     let mut eof = false;
     // A final newline ends the last line; it does not start an empty one.
@@ -180,7 +192,7 @@ pub fn parse(text: &str, format: Format) -> Result<Exposition, ParseError> {
             parse_comment(rest, format, &mut out).map_err(err)?;
             continue;
         }
-        let mut sample = parse_sample(line, format).map_err(err)?;
+        let mut sample = parse_sample(line, format, &mut known).map_err(err)?;
         let offset = line.as_ptr() as usize - text.as_ptr() as usize;
         sample.series = offset + sample.series.start..offset + sample.series.end;
         out.samples.push(sample);
@@ -386,13 +398,50 @@ fn parse_timestamp(s: &str, format: Format) -> Result<i64, String> {
     }
 }
 
-fn parse_sample(line: &str, format: Format) -> Result<Sample, String> {
+/// The end of a `{…}` label block starting at `start` (the index after its closing
+/// brace), skipping quoted values with their escapes; `None` when it does not close.
+fn label_block_end(line: &str, start: usize) -> Option<usize> {
+    let b = line.as_bytes();
+    let mut i = start + 1;
+    let mut quoted = false;
+    while i < b.len() {
+        match (quoted, b[i]) {
+            (true, b'\\') => i += 1,
+            (_, b'"') => quoted = !quoted,
+            (false, b'}') => return Some(i + 1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn parse_sample(
+    line: &str,
+    format: Format,
+    known: &mut impl FnMut(&str) -> bool,
+) -> Result<Sample, String> {
     let mut c = Cursor { s: line, pos: 0 };
     let name = c.take_while(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':');
     if !is_metric_name(name) {
         return Err(format!("expected a metric name at {:?}", excerpt(line)));
     }
-    let labels = if c.eat('{') { c.labels()? } else { Vec::new() };
+    let series_end = if c.rest().starts_with('{') {
+        label_block_end(line, c.pos)
+    } else {
+        Some(c.pos)
+    };
+    let (name, labels) = match series_end {
+        // Bytes seen before were fully checked then; only the value part is new.
+        Some(end) if known(&line[..end]) => {
+            c.pos = end;
+            (String::new(), Vec::new())
+        }
+        _ => {
+            let labels = if c.eat('{') { c.labels()? } else { Vec::new() };
+            (name.to_string(), labels)
+        }
+    };
     let series_end = c.pos;
     let value_text = c.token();
     if value_text.is_empty() {
@@ -424,7 +473,7 @@ fn parse_sample(line: &str, format: Format) -> Result<Sample, String> {
         ));
     }
     Ok(Sample {
-        name: name.to_string(),
+        name,
         labels,
         value,
         timestamp_ms,
@@ -633,6 +682,50 @@ mod tests {
             fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
                 let _ = parse(&text, Format::Prometheus);
                 let _ = parse(&text, Format::OpenMetrics);
+                let _ = parse_with(&text, Format::Prometheus, |_| true);
+                let _ = parse_with(&text, Format::OpenMetrics, |_| true);
+            }
+
+            /// The scraper's fast path reads the same values, timestamps, exemplars and
+            /// series ranges as a full parse, and accepts and refuses the same bodies.
+            #[test]
+            fn known_series_parse_the_same_without_labels(
+                lines in proptest::collection::vec((
+                    "[a-z_]{1,8}",
+                    proptest::collection::btree_map("[a-z]{1,4}", "[ -~]{0,8}", 0..3),
+                    any::<i32>(),
+                    proptest::option::of("[{}\\\\ a-z=\",]{0,6}"),
+                ), 1..8),
+            ) {
+                let mut body = String::new();
+                for (name, labels, v, junk) in &lines {
+                    body.push_str(name);
+                    if !labels.is_empty() {
+                        let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+                        body.push_str(&format!("{{{}}}", parts.join(",")));
+                    }
+                    body.push_str(&junk.clone().unwrap_or_default());
+                    body.push_str(&format!(" {v}\n"));
+                }
+                let full = parse(&body, Format::Prometheus);
+                let known: std::collections::HashSet<String> = match &full {
+                    Ok(e) => e.samples.iter().map(|s| body[s.series.clone()].to_string()).collect(),
+                    Err(_) => Default::default(),
+                };
+                let fast = parse_with(&body, Format::Prometheus, |k| known.contains(k));
+                match (full, fast) {
+                    (Ok(a), Ok(b)) => {
+                        prop_assert_eq!(a.samples.len(), b.samples.len());
+                        for (x, y) in a.samples.iter().zip(&b.samples) {
+                            prop_assert_eq!(x.value, y.value);
+                            prop_assert_eq!(x.timestamp_ms, y.timestamp_ms);
+                            prop_assert_eq!(&x.series, &y.series);
+                            prop_assert!(y.name.is_empty() && y.labels.is_empty());
+                        }
+                    }
+                    (Err(a), Err(b)) => prop_assert_eq!(a.line, b.line),
+                    (a, b) => prop_assert!(false, "full {:?} vs fast {:?}", a.map(|e| e.samples.len()), b.map(|e| e.samples.len())),
+                }
             }
         }
     }

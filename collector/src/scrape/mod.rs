@@ -647,7 +647,7 @@ fn convert(
     external: &[(String, String)],
     cache: &mut SeriesCache,
 ) -> Result<Scraped, ScrapeFailure> {
-    let exp = exposition::parse(text, format)
+    let exp = exposition::parse_with(text, format, |series| cache.entries.contains_key(series))
         .map_err(|e| failure("parse", format!("line {}: {}", e.line, e.message)))?;
     let scraped = exp.samples.len();
     let mut out = Scraped {
