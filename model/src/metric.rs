@@ -61,6 +61,22 @@ impl Labels {
         Labels(pairs.into())
     }
 
+    /// Address of the shared allocation, equal for all clones of one label set: a key
+    /// that skips hashing the strings. Confirm a hit with [`Labels::same_allocation`].
+    pub fn allocation(&self) -> usize {
+        Arc::as_ptr(&self.0) as *const () as usize
+    }
+
+    /// Whether `other` is a clone of this label set (not merely equal to it).
+    pub fn same_allocation(&self, other: &Labels) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// How many handles share this label set's allocation.
+    pub fn handles(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+
     /// The value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0

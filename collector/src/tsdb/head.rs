@@ -85,6 +85,11 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub struct Head {
     series: FastMap<u32, MemSeries>,
     by_labels: FastMap<Labels, u32>,
+    /// Series by the allocation of their `MemSeries::labels`: a scraper hands the same
+    /// label set (its cache's clone) every scrape, and finding it by address skips
+    /// hashing every label string. A hit is trusted only when the series' labels are
+    /// that very allocation.
+    by_alloc: FastMap<usize, u32>,
     postings: Postings,
     next_id: u32,
     /// Newest metadata per metric family.
@@ -111,8 +116,29 @@ impl Head {
 
     /// The id of a series, created when new; `true` when it was created.
     pub fn get_or_create(&mut self, labels: &Labels) -> (u32, bool) {
-        if let Some(id) = self.by_labels.get(labels) {
-            return (*id, false);
+        if let Some(&id) = self.by_alloc.get(&labels.allocation())
+            && self
+                .series
+                .get(&id)
+                .is_some_and(|s| s.labels.same_allocation(labels))
+        {
+            return (id, false);
+        }
+        if let Some(&id) = self.by_labels.get(labels) {
+            // A label set someone else also holds (a scrape cache) will come back: adopt
+            // that allocation so its next lookups take the fast path. A one-off handle
+            // (a remote_write request's) is not worth the swap.
+            if labels.handles() > 1
+                && let Some(s) = self.series.get_mut(&id)
+            {
+                self.by_alloc.remove(&s.labels.allocation());
+                s.labels = labels.clone();
+                self.by_alloc.insert(labels.allocation(), id);
+                // Re-key so the old allocation is freed: one copy of the strings.
+                self.by_labels.remove(labels);
+                self.by_labels.insert(labels.clone(), id);
+            }
+            return (id, false);
         }
         // `insert` advances `next_id`; doing it here first would make every new series
         // look out of order and re-sort all postings (quadratic series creation).
@@ -137,6 +163,7 @@ impl Head {
             }
         }
         self.by_labels.insert(labels.clone(), id);
+        self.by_alloc.insert(labels.allocation(), id);
         self.series.insert(id, MemSeries::new(labels));
     }
 
@@ -231,6 +258,7 @@ impl Head {
         for id in &idle {
             if let Some(s) = self.series.remove(id) {
                 self.by_labels.remove(&s.labels);
+                self.by_alloc.remove(&s.labels.allocation());
             }
         }
         self.postings.remove(&idle);
@@ -276,6 +304,38 @@ fn check_order(last_t: i64, last_v: u64, t: i64, v: f64) -> Result<(), Rejection
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn labels(v: &str) -> Labels {
+        Labels::new(vec![
+            ("__name__".into(), "up".into()),
+            ("job".into(), v.into()),
+        ])
+    }
+
+    #[test]
+    fn clones_are_found_by_address_and_equal_sets_by_content() {
+        let mut h = Head::new();
+        let a = labels("a");
+        let (id, created) = h.get_or_create(&a);
+        assert!(created);
+        assert_eq!(h.get_or_create(&a.clone()), (id, false));
+        // Equal labels in another allocation, held once (a remote_write request): found
+        // by content, not adopted.
+        let once = labels("a");
+        assert_eq!(h.get_or_create(&once), (id, false));
+        assert!(h.series(id).unwrap().labels.same_allocation(&a));
+        // Held twice (a scrape cache and its batch): adopted, then found by address.
+        let cached = labels("a");
+        let batch = cached.clone();
+        assert_eq!(h.get_or_create(&batch), (id, false));
+        assert!(h.series(id).unwrap().labels.same_allocation(&cached));
+        assert_eq!(h.by_alloc.get(&cached.allocation()), Some(&id));
+        assert_eq!(h.by_alloc.get(&a.allocation()), None);
+        // Another series is never confused with it.
+        let (other, created) = h.get_or_create(&labels("b"));
+        assert!(created && other != id);
+        assert_eq!(h.get_or_create(&a), (id, false));
+    }
 
     #[test]
     fn new_series_keep_postings_sorted_without_resorting() {
