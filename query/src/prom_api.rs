@@ -35,7 +35,7 @@ pub struct PromError {
 }
 
 impl PromError {
-    fn bad_data(message: impl Into<String>) -> PromError {
+    pub(crate) fn bad_data(message: impl Into<String>) -> PromError {
         PromError {
             kind: "bad_data",
             message: message.into(),
@@ -94,15 +94,15 @@ impl IntoResponse for PromError {
     }
 }
 
-fn success(data: Json) -> Response {
+pub(crate) fn success(data: Json) -> Response {
     axum::Json(json!({"status": "success", "data": data})).into_response()
 }
 
 /// Request parameters: query string plus a form body, in that order.
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn new(query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
+    pub(crate) fn new(query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
         let mut pairs: Vec<(String, String)> = query
             .as_deref()
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
@@ -120,14 +120,14 @@ impl Params {
         Params(pairs)
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, v)| k == name && !v.is_empty())
             .map(|(_, v)| v.as_str())
     }
 
-    fn all(&self, name: &str) -> Vec<&str> {
+    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
         self.0
             .iter()
             .filter(|(k, _)| k == name)

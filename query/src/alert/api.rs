@@ -4,27 +4,16 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json_, json};
 
 use super::silence::{Silence, SilenceError, SilenceRequest};
 use super::state::{Alert, AlertState, GroupState, RuleState};
 use crate::AppState;
+use crate::prom_api::{Params, PromError, success};
 use crate::promql::format::labels_json;
 use crate::time::format_rfc3339;
-
-fn ok(data: Json_) -> Response {
-    Json(json!({"status": "success", "data": data})).into_response()
-}
-
-fn error(code: StatusCode, kind: &str, message: String) -> Response {
-    (
-        code,
-        Json(json!({"status": "error", "errorType": kind, "error": message})),
-    )
-        .into_response()
-}
 
 fn rfc3339_ms(ms: i64) -> String {
     format_rfc3339(ms * 1_000_000)
@@ -113,37 +102,25 @@ fn rule_json(r: &RuleState) -> Json_ {
     }
 }
 
-fn params(query: Option<&str>, body: &[u8]) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    out.extend(form_urlencoded::parse(body).into_owned());
-    out
-}
-
 /// `GET /api/v1/rules?type=alert|record&rule_name[]=&rule_group[]=&file[]=`.
-pub async fn rules(State(st): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
-    let p = params(q.as_deref(), &body);
-    let kind = p.iter().find(|(k, _)| k == "type").map(|(_, v)| v.as_str());
-    let want_alert = match kind {
-        None | Some("") => None,
+pub async fn rules(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::new(q, &headers, &body);
+    let want_alert = match p.get("type") {
+        None => None,
         Some("alert") => Some(true),
         Some("record") => Some(false),
         Some(other) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_data",
-                format!("invalid type {other:?}: use alert or record"),
-            );
+            return PromError::bad_data(format!("invalid type {other:?}: use alert or record"))
+                .into_response();
         }
     };
-    let list = |key: &str| -> Vec<&str> {
-        p.iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    };
-    let (names, group_names, files) = (list("rule_name[]"), list("rule_group[]"), list("file[]"));
+    let (names, group_names, files) =
+        (p.all("rule_name[]"), p.all("rule_group[]"), p.all("file[]"));
     let groups: Vec<GroupState> = st.alerting.as_ref().map(|a| a.groups()).unwrap_or_default();
     let out: Vec<Json_> = groups
         .iter()
@@ -171,7 +148,7 @@ pub async fn rules(State(st): State<AppState>, RawQuery(q): RawQuery, body: Byte
             }))
         })
         .collect();
-    ok(json!({"groups": out}))
+    success(json!({"groups": out}))
 }
 
 /// `GET /api/v1/alerts`: every pending and firing alert.
@@ -183,7 +160,7 @@ pub async fn alerts(State(st): State<AppState>) -> Response {
         .flat_map(active)
         .map(alert_json)
         .collect();
-    ok(json!({"alerts": list}))
+    success(json!({"alerts": list}))
 }
 
 /// `GET /api/alerts`: Triad's view of every pending and firing alert — Prometheus'
