@@ -11,7 +11,7 @@
 
 pub mod relabel;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -647,8 +647,19 @@ fn convert(
     external: &[(String, String)],
     cache: &mut SeriesCache,
 ) -> Result<Scraped, ScrapeFailure> {
-    let exp = exposition::parse_with(text, format, |series| cache.entries.contains_key(series))
-        .map_err(|e| failure("parse", format!("line {}: {}", e.line, e.message)))?;
+    let generation = cache.generation;
+    // Known series are looked up once, here: the parser skips their labels, and their
+    // final labels queue up in sample order for the loop below.
+    let mut known: VecDeque<Option<Labels>> = VecDeque::new();
+    let exp = exposition::parse_with(text, format, |series| match cache.entries.get_mut(series) {
+        Some(e) => {
+            e.seen = generation;
+            known.push_back(e.labels.clone());
+            true
+        }
+        None => false,
+    })
+    .map_err(|e| failure("parse", format!("line {}: {}", e.line, e.message)))?;
     let scraped = exp.samples.len();
     let mut out = Scraped {
         samples: Vec::with_capacity(scraped),
@@ -674,14 +685,18 @@ fn convert(
         scraped,
         added: 0,
     };
-    let generation = cache.generation;
     for s in exp.samples {
+        // A known series comes back with an empty name (metric names never are).
+        let cached = if s.name.is_empty() {
+            known.pop_front()
+        } else {
+            None
+        };
         let key = text.get(s.series.clone()).unwrap_or("");
-        let labels = match cache.entries.get_mut(key) {
-            Some(e) => {
-                e.seen = generation;
-                e.labels.clone()
-            }
+        // Not known at parse time: new, or repeated within this scrape.
+        let cached = cached.or_else(|| cache.entries.get(key).map(|e| e.labels.clone()));
+        let labels = match cached {
+            Some(labels) => labels,
             None => {
                 let lb = sample_labels(t, &s.name, &s.labels, external);
                 let labels = relabel::process(lb, &t.metric_relabel)
