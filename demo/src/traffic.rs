@@ -18,6 +18,7 @@ use crate::faults::{FaultKind, active, schedule};
 use crate::sinks::{LogFiles, Telemetry, export};
 use crate::topology::{ENTRY_MIX, ROUTES, Route, route, service};
 use crate::{DemoConfig, DemoError};
+use triad_model::{SpanId, TraceId};
 
 /// How often a batch of requests is generated.
 const TICK: Duration = Duration::from_millis(100);
@@ -216,8 +217,8 @@ impl Sim<'_> {
                 attr("user.id", any_value::Value::IntValue(user)),
             ],
         );
-        let trace = hex(&self.trace_id);
-        let span = hex(&id);
+        let trace = TraceId(self.trace_id).to_hex();
+        let span = SpanId(id).to_hex();
         let ms = (end - start) as f64 / 1e6;
         let (level, msg) = match (own_failure, downstream_failed) {
             (true, _) => (
@@ -243,10 +244,6 @@ impl Sim<'_> {
             .push((r.service, r.name, code, ms / 1e3, trace, span));
         (end, failed)
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// One request through the system, ending at `now_ns`.
@@ -422,7 +419,7 @@ pub async fn run(
 mod tests {
     use super::*;
 
-    fn ids(seed: u64, faults: &[FaultKind]) -> Vec<(String, usize, usize)> {
+    fn ids(seed: u64, faults: &[FaultKind]) -> Vec<(Vec<u8>, usize, usize)> {
         let mut rng = fastrand::Rng::with_seed(seed);
         (0..50)
             .map(|_| {
@@ -434,7 +431,7 @@ mod tests {
                     .filter(|l| l.json["level"] == "error")
                     .count();
                 (
-                    hex(&o.spans.values().next().unwrap()[0].trace_id),
+                    o.spans.values().next().unwrap()[0].trace_id.clone(),
                     spans,
                     errors,
                 )
