@@ -1,8 +1,10 @@
 //! Metric series as Prometheus models them: a sorted label set (the metric name is the
 //! label `__name__`) and samples of (timestamp ms, f64).
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 
 /// Label holding the metric name.
 pub const METRIC_NAME: &str = "__name__";
@@ -43,22 +45,122 @@ pub fn format_value(v: f64) -> String {
 }
 
 /// A label set sorted by name, names unique. Cheap to clone.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Labels(Arc<[(String, String)]>);
+///
+/// Stored as one string (each name and value preceded by its length, see
+/// [`push_len`]) in one shared allocation: a series' labels cost one allocation instead
+/// of one per string, hashing and comparing them walk one buffer, and clones share it.
+/// Equality and hashing are those of the pairs (the encoding is canonical); the order is
+/// the pairs' lexicographic order, as for a sorted list of `(name, value)`.
+#[derive(Clone, Default)]
+pub struct Labels(Arc<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    /// See [`Labels::hint`]; not part of the value.
+    hint: AtomicU32,
+    /// Number of pairs.
+    len: u32,
+    /// The encoded pairs.
+    text: Box<str>,
+}
+
+/// Appends a length as base-64 digits that are ASCII characters (so the buffer stays a
+/// `str`): six bits per byte, low first, `0x40` set on every byte but the last. Lengths
+/// below 64 take one byte.
+fn push_len(out: &mut String, mut n: usize) {
+    loop {
+        let digit = (n & 0x3f) as u8;
+        n >>= 6;
+        if n == 0 {
+            out.push(char::from(digit));
+            return;
+        }
+        out.push(char::from(digit | 0x40));
+    }
+}
+
+/// Reads a length written by [`push_len`] at `*pos`, advancing it.
+fn read_len(bytes: &[u8], pos: &mut usize) -> usize {
+    let mut n = 0usize;
+    let mut shift = 0;
+    while let Some(&b) = bytes.get(*pos) {
+        *pos += 1;
+        n |= usize::from(b & 0x3f) << shift;
+        if b & 0x40 == 0 {
+            break;
+        }
+        shift += 6;
+    }
+    n
+}
+
+/// The pairs of an encoded label set, in order.
+#[derive(Clone)]
+struct Pairs<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        if self.pos >= self.text.len() {
+            return None;
+        }
+        let name = self.string();
+        let value = self.string();
+        Some((name, value))
+    }
+}
+
+impl<'a> Pairs<'a> {
+    fn string(&mut self) -> &'a str {
+        let n = read_len(self.text.as_bytes(), &mut self.pos);
+        let start = self.pos;
+        self.pos = start + n;
+        // Always a char boundary: the text is built by `Labels::from_sorted`.
+        self.text.get(start..self.pos).unwrap_or("")
+    }
+}
 
 impl Labels {
     /// Builds a label set: sorts by name, keeps the last value of a repeated name and
     /// drops empty values (an empty value means "no such label" in Prometheus).
     pub fn new(mut pairs: Vec<(String, String)>) -> Labels {
         // The common case (remote_write sends sorted labels) needs no work.
-        if pairs.windows(2).all(|w| w[0].0 < w[1].0) && pairs.iter().all(|(_, v)| !v.is_empty()) {
-            return Labels(pairs.into());
+        if !(pairs.windows(2).all(|w| w[0].0 < w[1].0) && pairs.iter().all(|(_, v)| !v.is_empty()))
+        {
+            pairs.reverse();
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            pairs.dedup_by(|later, earlier| later.0 == earlier.0);
+            pairs.retain(|(_, v)| !v.is_empty());
         }
-        pairs.reverse();
-        pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        pairs.dedup_by(|later, earlier| later.0 == earlier.0);
-        pairs.retain(|(_, v)| !v.is_empty());
-        Labels(pairs.into())
+        Labels::from_sorted(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+    }
+
+    /// Builds a label set from pairs already sorted by name, names unique and values
+    /// not empty (the caller's promise: use [`Labels::new`] otherwise).
+    pub fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)> + Clone) -> Labels {
+        let size: usize = pairs
+            .clone()
+            .into_iter()
+            .map(|(n, v)| n.len() + v.len() + 2)
+            .sum();
+        let mut text = String::with_capacity(size);
+        let mut len = 0u32;
+        for (n, v) in pairs {
+            push_len(&mut text, n.len());
+            text.push_str(n);
+            push_len(&mut text, v.len());
+            text.push_str(v);
+            len += 1;
+        }
+        Labels(Arc::new(Inner {
+            hint: AtomicU32::new(0),
+            len,
+            text: text.into_boxed_str(),
+        }))
     }
 
     /// Address of the shared allocation, equal for all clones of one label set: a key
@@ -77,12 +179,29 @@ impl Labels {
         Arc::strong_count(&self.0)
     }
 
+    /// A number a store may keep with this allocation, shared by every clone: where it
+    /// keeps the series, so that the next append of a clone finds it without hashing.
+    /// Zero until set. Another store may overwrite it; trust it only after confirming
+    /// that what it points at holds this very allocation ([`Labels::same_allocation`]).
+    pub fn hint(&self) -> u32 {
+        self.0.hint.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Sets [`Labels::hint`].
+    pub fn set_hint(&self, hint: u32) {
+        self.0.hint.store(hint, AtomicOrdering::Relaxed);
+    }
+
     /// The value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .ok()
-            .map(|i| self.0[i].1.as_str())
+        for (n, v) in self.iter() {
+            match n.cmp(name) {
+                Ordering::Less => {}
+                Ordering::Equal => return Some(v),
+                Ordering::Greater => return None,
+            }
+        }
+        None
     }
 
     /// The metric name (`__name__`), if present.
@@ -91,45 +210,65 @@ impl Labels {
     }
 
     /// The pairs, sorted by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        Pairs {
+            text: &self.0.text,
+            pos: 0,
+        }
     }
 
     /// Number of labels.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.len as usize
     }
 
     /// True when there is no label.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.len == 0
     }
 
     /// A copy as owned pairs, for editing.
     pub fn to_vec(&self) -> Vec<(String, String)> {
-        self.0.to_vec()
-    }
-
-    /// The pairs as a slice.
-    pub fn as_slice(&self) -> &[(String, String)] {
-        &self.0
+        self.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 
     /// A copy without the labels for which `drop` is true.
     pub fn without(&self, mut drop: impl FnMut(&str) -> bool) -> Labels {
-        Labels(
-            self.0
-                .iter()
-                .filter(|(n, _)| !drop(n))
-                .cloned()
-                .collect::<Vec<_>>()
-                .into(),
-        )
+        let kept: Vec<(&str, &str)> = self.iter().filter(|(n, _)| !drop(n)).collect();
+        Labels::from_sorted(kept.iter().copied())
     }
 
     /// Bytes held by names and values (for memory accounting).
     pub fn byte_size(&self) -> usize {
-        self.0.iter().map(|(n, v)| n.len() + v.len()).sum()
+        self.0.text.len()
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Labels) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.text == other.0.text
+    }
+}
+
+impl Eq for Labels {}
+
+impl std::hash::Hash for Labels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.text.hash(state);
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Labels) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Labels {
+    fn cmp(&self, other: &Labels) -> Ordering {
+        self.iter().cmp(other.iter())
     }
 }
 
@@ -377,6 +516,57 @@ mod tests {
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .collect(),
         )
+    }
+
+    proptest::proptest! {
+        /// The one-buffer encoding keeps the pairs, their order and the equality, hash
+        /// and order of a sorted list of pairs, for any strings (long, multi-byte,
+        /// control characters).
+        #[test]
+        fn encoded_labels_behave_as_their_pairs(
+            a in proptest::collection::btree_map("[a-z_]{1,3}", ".{1,200}", 0..6),
+            b in proptest::collection::btree_map("[a-z_]{1,3}", ".{1,200}", 0..6),
+        ) {
+            let pairs = |m: &std::collections::BTreeMap<String, String>| -> Vec<(String, String)> {
+                m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+            };
+            let (la, lb) = (Labels::new(pairs(&a)), Labels::new(pairs(&b)));
+            proptest::prop_assert_eq!(la.to_vec(), pairs(&a));
+            proptest::prop_assert_eq!(la.len(), a.len());
+            proptest::prop_assert_eq!(la.cmp(&lb), pairs(&a).cmp(&pairs(&b)));
+            proptest::prop_assert_eq!(la == lb, a == b);
+            for (k, v) in &a {
+                proptest::prop_assert_eq!(la.get(k), Some(v.as_str()));
+            }
+            let hash = |l: &Labels| {
+                use std::hash::{BuildHasher, BuildHasherDefault};
+                BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(l)
+            };
+            if a == b {
+                proptest::prop_assert_eq!(hash(&la), hash(&lb));
+            }
+        }
+    }
+
+    #[test]
+    fn long_values_and_hints_survive_the_encoding() {
+        for n in [0, 1, 63, 64, 4095, 4096, 262_144, 300_000] {
+            let v = "é".repeat(n / 2) + &"x".repeat(n % 2);
+            let ls = l(&[("__name__", "m"), ("big", &v), ("z", "1")]);
+            assert_eq!(
+                ls.get("big"),
+                if v.is_empty() { None } else { Some(v.as_str()) }
+            );
+            assert_eq!(ls.get("z"), Some("1"));
+            assert_eq!(ls.name(), Some("m"));
+        }
+        let ls = l(&[("a", "1")]);
+        assert_eq!(ls.hint(), 0);
+        let clone = ls.clone();
+        ls.set_hint(7);
+        assert_eq!(clone.hint(), 7, "clones share the hint");
+        assert_eq!(ls, l(&[("a", "1")]), "the hint is not part of the value");
+        assert_eq!(ls.without(|n| n == "a"), Labels::default());
     }
 
     #[test]

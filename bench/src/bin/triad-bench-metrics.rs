@@ -39,6 +39,9 @@ struct Opts {
     rss_series: usize,
     scrape_targets: usize,
     scrape_series: usize,
+    /// Phases to run: `all`, or one of `remote-write` (with blocks and queries),
+    /// `scrape`, `rss`.
+    only: String,
 }
 
 /// A server under test.
@@ -97,6 +100,7 @@ fn start_prometheus(dir: &Path, scrape_yaml: &str) -> anyhow::Result<Server> {
         .stderr(Stdio::null())
         .spawn()
         .context("start prometheus (Debian package `prometheus`)")?;
+    println!("  prometheus pid {}", child.id());
     let base = format!("http://127.0.0.1:{port}");
     let s = Server {
         name: "prometheus",
@@ -165,6 +169,7 @@ fn start_triad(dir: &Path, scrape_yaml: Option<&str>) -> anyhow::Result<Server> 
             break;
         }
     }
+    println!("  triad pid {}", child.id());
     Ok(Server {
         name: "triad",
         child,
@@ -434,6 +439,7 @@ async fn main() -> anyhow::Result<()> {
         rss_series: 1_000_000,
         scrape_targets: 10,
         scrape_series: 5_000,
+        only: "all".into(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -446,8 +452,18 @@ async fn main() -> anyhow::Result<()> {
             }
             "--series" => o.series = args.next().context("--series N")?.parse()?,
             "--rss-series" => o.rss_series = args.next().context("--rss-series N")?.parse()?,
+            "--only" => {
+                o.only = args.next().context("--only remote-write|scrape|rss")?;
+                anyhow::ensure!(
+                    ["remote-write", "scrape", "rss"].contains(&o.only.as_str()),
+                    "--only takes remote-write, scrape or rss"
+                );
+            }
             "--help" | "-h" => {
-                println!("usage: triad-bench-metrics [--quick] [--series N] [--rss-series N]");
+                println!(
+                    "usage: triad-bench-metrics [--quick] [--series N] [--rss-series N] [--only remote-write|scrape|rss]\n\
+                     Server pids are printed so that a profiler can attach (perf record -p PID)."
+                );
                 return Ok(());
             }
             other => anyhow::bail!("unknown flag {other}; see --help"),
@@ -479,189 +495,196 @@ async fn main() -> anyhow::Result<()> {
         raw as f64 / 1048576.0
     );
 
-    // 1-3: remote write, blocks, queries.
+    let run = |phase: &str| o.only == "all" || o.only == phase;
     let empty = "global: {scrape_interval: 15s}\n";
-    let prom = start_prometheus(&tmp.path().join("prom"), empty)?;
-    let triad = start_triad(&tmp.path().join("triad"), None)?;
     let mut rows: Vec<(String, String, String, String)> = Vec::new();
-    let mut ingest = Vec::new();
-    for s in [&prom, &triad] {
-        let cpu0 = s.cpu();
-        let t = Instant::now();
-        send_all(&client, &s.write, bodies.clone()).await?;
-        let (wall, cpu) = (t.elapsed().as_secs_f64(), s.cpu() - cpu0);
-        ingest.push((total / cpu, total / wall));
-        println!(
-            "  {:<10} remote_write: {:.1} s wall, {:.1} CPU-s",
-            s.name, wall, cpu
-        );
-    }
-    rows.push((
-        "remote_write ingest, samples per CPU-second".into(),
-        format!("{:.0}k", ingest[0].0 / 1e3),
-        format!("{:.0}k", ingest[1].0 / 1e3),
-        format!("{:.2}x", ingest[1].0 / ingest[0].0),
-    ));
-    rows.push((
-        "remote_write ingest, samples/s wall (4 in flight)".into(),
-        format!("{:.0}k", ingest[0].1 / 1e3),
-        format!("{:.0}k", ingest[1].1 / 1e3),
-        format!("{:.2}x", ingest[1].1 / ingest[0].1),
-    ));
-
-    // Both cut a block from the first hours (Prometheus once its head spans 3 h,
-    // Triad once it spans the 2 h block range), each within a minute or so.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let (mut pb, mut tb) = ((0, 0), (0, 0));
-    while Instant::now() < deadline {
-        pb = block_stats(&prom);
-        tb = block_stats(&triad);
-        if pb.1 > 0 && tb.1 > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-    if pb.1 > 0 && tb.1 > 0 {
-        let (p, t) = (pb.0 as f64 / pb.1 as f64, tb.0 as f64 / tb.1 as f64);
-        rows.push((
-            "bytes per sample in blocks".into(),
-            format!("{p:.2}"),
-            format!("{t:.2}"),
-            format!("{:.2}x", t / p),
-        ));
-    } else {
-        println!("  (no block appeared within 5 minutes: bytes per sample not measured)");
-    }
-
-    let queries = [
-        "sum(rate(bench_requests_total[5m]))",
-        "sum by (job, code) (rate(bench_requests_total[5m]))",
-        "histogram_quantile(0.99, sum by (le) (rate(bench_latency_seconds_bucket[5m])))",
-        "topk(5, sum by (instance) (rate(bench_requests_total[5m])))",
-        "count by (job) (bench_requests_total)",
-        "avg_over_time(bench_queue_depth{job=\"svc-1\"}[10m])",
-    ];
-    let (qs, qe) = (end - 3_600_000, end);
-    for q in queries {
-        let mut lat: Vec<Vec<Duration>> = vec![Vec::new(), Vec::new()];
-        let mut answers = Vec::new();
-        for (k, s) in [&prom, &triad].iter().enumerate() {
-            for i in 0..12 {
-                let (d, body) = query(&client, &s.query, q, qs, qe).await?;
-                if i == 0 {
-                    let mut keys: Vec<String> = body["data"]["result"]
-                        .as_array()
-                        .map(|r| r.iter().map(|s| s["metric"].to_string()).collect())
-                        .unwrap_or_default();
-                    keys.sort();
-                    answers.push(keys);
-                    continue; // warm-up
-                }
-                lat[k].push(d);
-            }
-        }
-        let (p50p, p99p) = (pct(&mut lat[0], 0.5), pct(&mut lat[0], 0.99));
-        let (p50t, p99t) = (pct(&mut lat[1], 0.5), pct(&mut lat[1], 0.99));
-        let same = if answers[0] == answers[1] {
-            ""
-        } else {
-            let only = |a: &Vec<String>, b: &Vec<String>| {
-                a.iter()
-                    .filter(|k| !b.contains(k))
-                    .take(3)
-                    .cloned()
-                    .collect::<Vec<_>>()
-            };
+    if run("remote-write") {
+        // 1-3: remote write, blocks, queries.
+        let prom = start_prometheus(&tmp.path().join("prom"), empty)?;
+        let triad = start_triad(&tmp.path().join("triad"), None)?;
+        let mut ingest = Vec::new();
+        for s in [&prom, &triad] {
+            let cpu0 = s.cpu();
+            let t = Instant::now();
+            send_all(&client, &s.write, bodies.clone()).await?;
+            let (wall, cpu) = (t.elapsed().as_secs_f64(), s.cpu() - cpu0);
+            ingest.push((total / cpu, total / wall));
             println!(
-                "  {q}: series differ: only in Prometheus {:?}, only in Triad {:?}",
-                only(&answers[0], &answers[1]),
-                only(&answers[1], &answers[0])
+                "  {:<10} remote_write: {:.1} s wall, {:.1} CPU-s",
+                s.name, wall, cpu
             );
-            " (series differ!)"
-        };
+        }
         rows.push((
-            format!("query p50/p99 ms, 1 h range: {q}{same}"),
-            format!("{p50p:.1}/{p99p:.1}"),
-            format!("{p50t:.1}/{p99t:.1}"),
-            format!("{:.2}x", p50t / p50p),
+            "remote_write ingest, samples per CPU-second".into(),
+            format!("{:.0}k", ingest[0].0 / 1e3),
+            format!("{:.0}k", ingest[1].0 / 1e3),
+            format!("{:.2}x", ingest[1].0 / ingest[0].0),
         ));
+        rows.push((
+            "remote_write ingest, samples/s wall (4 in flight)".into(),
+            format!("{:.0}k", ingest[0].1 / 1e3),
+            format!("{:.0}k", ingest[1].1 / 1e3),
+            format!("{:.2}x", ingest[1].1 / ingest[0].1),
+        ));
+
+        // Both cut a block from the first hours (Prometheus once its head spans 3 h,
+        // Triad once it spans the 2 h block range), each within a minute or so.
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let (mut pb, mut tb) = ((0, 0), (0, 0));
+        while Instant::now() < deadline {
+            pb = block_stats(&prom);
+            tb = block_stats(&triad);
+            if pb.1 > 0 && tb.1 > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        if pb.1 > 0 && tb.1 > 0 {
+            let (p, t) = (pb.0 as f64 / pb.1 as f64, tb.0 as f64 / tb.1 as f64);
+            rows.push((
+                "bytes per sample in blocks".into(),
+                format!("{p:.2}"),
+                format!("{t:.2}"),
+                format!("{:.2}x", t / p),
+            ));
+        } else {
+            println!("  (no block appeared within 5 minutes: bytes per sample not measured)");
+        }
+
+        let queries = [
+            "sum(rate(bench_requests_total[5m]))",
+            "sum by (job, code) (rate(bench_requests_total[5m]))",
+            "histogram_quantile(0.99, sum by (le) (rate(bench_latency_seconds_bucket[5m])))",
+            "topk(5, sum by (instance) (rate(bench_requests_total[5m])))",
+            "count by (job) (bench_requests_total)",
+            "avg_over_time(bench_queue_depth{job=\"svc-1\"}[10m])",
+        ];
+        let (qs, qe) = (end - 3_600_000, end);
+        for q in queries {
+            let mut lat: Vec<Vec<Duration>> = vec![Vec::new(), Vec::new()];
+            let mut answers = Vec::new();
+            for (k, s) in [&prom, &triad].iter().enumerate() {
+                for i in 0..12 {
+                    let (d, body) = query(&client, &s.query, q, qs, qe).await?;
+                    if i == 0 {
+                        let mut keys: Vec<String> = body["data"]["result"]
+                            .as_array()
+                            .map(|r| r.iter().map(|s| s["metric"].to_string()).collect())
+                            .unwrap_or_default();
+                        keys.sort();
+                        answers.push(keys);
+                        continue; // warm-up
+                    }
+                    lat[k].push(d);
+                }
+            }
+            let (p50p, p99p) = (pct(&mut lat[0], 0.5), pct(&mut lat[0], 0.99));
+            let (p50t, p99t) = (pct(&mut lat[1], 0.5), pct(&mut lat[1], 0.99));
+            let same = if answers[0] == answers[1] {
+                ""
+            } else {
+                let only = |a: &Vec<String>, b: &Vec<String>| {
+                    a.iter()
+                        .filter(|k| !b.contains(k))
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                };
+                println!(
+                    "  {q}: series differ: only in Prometheus {:?}, only in Triad {:?}",
+                    only(&answers[0], &answers[1]),
+                    only(&answers[1], &answers[0])
+                );
+                " (series differ!)"
+            };
+            rows.push((
+                format!("query p50/p99 ms, 1 h range: {q}{same}"),
+                format!("{p50p:.1}/{p99p:.1}"),
+                format!("{p50t:.1}/{p99t:.1}"),
+                format!("{:.2}x", p50t / p50p),
+            ));
+        }
+        drop(prom);
+        drop(triad);
     }
-    drop(prom);
-    drop(triad);
 
     // 4: scrape ingest.
-    let ports = exporters(o.scrape_targets, o.scrape_series).await?;
-    let targets: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
-    let yaml = format!(
-        "global: {{scrape_interval: 1s, scrape_timeout: 1s}}\nscrape_configs:\n  - job_name: bench\n    static_configs: [{{targets: [{}]}}]\n",
-        targets.join(", ")
-    );
-    let prom = start_prometheus(&tmp.path().join("prom-scrape"), &yaml)?;
-    let triad = start_triad(&tmp.path().join("triad-scrape"), Some(&yaml))?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let metrics_of = |s: &Server| {
-        let url = format!("{}/metrics", s.query);
-        let client = client.clone();
-        async move { client.get(url).send().await?.text().await }
-    };
-    let (pc0, tc0) = (prom.cpu(), triad.cpu());
-    let ps0 = counter(
-        &metrics_of(&prom).await?,
-        "prometheus_tsdb_head_samples_appended_total",
-    );
-    let ts0 = counter(
-        &metrics_of(&triad).await?,
-        "triad_tsdb_samples_appended_total",
-    );
-    tokio::time::sleep(Duration::from_secs(30)).await;
-    let (pc, tc) = (prom.cpu() - pc0, triad.cpu() - tc0);
-    let ps = counter(
-        &metrics_of(&prom).await?,
-        "prometheus_tsdb_head_samples_appended_total",
-    ) - ps0;
-    let ts = counter(
-        &metrics_of(&triad).await?,
-        "triad_tsdb_samples_appended_total",
-    ) - ts0;
-    println!(
-        "  scrape: prometheus {ps:.0} samples in {pc:.1} CPU-s, triad {ts:.0} samples in {tc:.1} CPU-s"
-    );
-    rows.push((
-        format!(
-            "scrape ingest, samples per CPU-second ({} targets x {} series, 1 s)",
-            o.scrape_targets, o.scrape_series
-        ),
-        format!("{:.0}k", ps / pc / 1e3),
-        format!("{:.0}k", ts / tc / 1e3),
-        format!("{:.2}x", (ts / tc) / (ps / pc)),
-    ));
-    drop(prom);
-    drop(triad);
+    if run("scrape") {
+        let ports = exporters(o.scrape_targets, o.scrape_series).await?;
+        let targets: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+        let yaml = format!(
+            "global: {{scrape_interval: 1s, scrape_timeout: 1s}}\nscrape_configs:\n  - job_name: bench\n    static_configs: [{{targets: [{}]}}]\n",
+            targets.join(", ")
+        );
+        let prom = start_prometheus(&tmp.path().join("prom-scrape"), &yaml)?;
+        let triad = start_triad(&tmp.path().join("triad-scrape"), Some(&yaml))?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let metrics_of = |s: &Server| {
+            let url = format!("{}/metrics", s.query);
+            let client = client.clone();
+            async move { client.get(url).send().await?.text().await }
+        };
+        let (pc0, tc0) = (prom.cpu(), triad.cpu());
+        let ps0 = counter(
+            &metrics_of(&prom).await?,
+            "prometheus_tsdb_head_samples_appended_total",
+        );
+        let ts0 = counter(
+            &metrics_of(&triad).await?,
+            "triad_tsdb_samples_appended_total",
+        );
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let (pc, tc) = (prom.cpu() - pc0, triad.cpu() - tc0);
+        let ps = counter(
+            &metrics_of(&prom).await?,
+            "prometheus_tsdb_head_samples_appended_total",
+        ) - ps0;
+        let ts = counter(
+            &metrics_of(&triad).await?,
+            "triad_tsdb_samples_appended_total",
+        ) - ts0;
+        println!(
+            "  scrape: prometheus {ps:.0} samples in {pc:.1} CPU-s, triad {ts:.0} samples in {tc:.1} CPU-s"
+        );
+        rows.push((
+            format!(
+                "scrape ingest, samples per CPU-second ({} targets x {} series, 1 s)",
+                o.scrape_targets, o.scrape_series
+            ),
+            format!("{:.0}k", ps / pc / 1e3),
+            format!("{:.0}k", ts / tc / 1e3),
+            format!("{:.2}x", (ts / tc) / (ps / pc)),
+        ));
+        drop(prom);
+        drop(triad);
+    }
 
     // 5: memory per active series.
-    let labels = series_labels(o.rss_series);
-    let bodies = Arc::new(requests(&labels, 2, end - STEP_MS));
-    let prom = start_prometheus(&tmp.path().join("prom-rss"), empty)?;
-    let triad = start_triad(&tmp.path().join("triad-rss"), None)?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut per_series = Vec::new();
-    for s in [&prom, &triad] {
-        let before = s.rss_mib();
-        send_all(&client, &s.write, bodies.clone()).await?;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let after = s.rss_mib();
-        per_series.push((after - before) * 1048576.0 / o.rss_series as f64);
-        println!(
-            "  {:<10} RSS {before:.0} MiB -> {after:.0} MiB with {} series",
-            s.name, o.rss_series
-        );
+    if run("rss") {
+        let labels = series_labels(o.rss_series);
+        let bodies = Arc::new(requests(&labels, 2, end - STEP_MS));
+        let prom = start_prometheus(&tmp.path().join("prom-rss"), empty)?;
+        let triad = start_triad(&tmp.path().join("triad-rss"), None)?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut per_series = Vec::new();
+        for s in [&prom, &triad] {
+            let before = s.rss_mib();
+            send_all(&client, &s.write, bodies.clone()).await?;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let after = s.rss_mib();
+            per_series.push((after - before) * 1048576.0 / o.rss_series as f64);
+            println!(
+                "  {:<10} RSS {before:.0} MiB -> {after:.0} MiB with {} series",
+                s.name, o.rss_series
+            );
+        }
+        rows.push((
+            format!("RSS per active series, bytes ({} series)", o.rss_series),
+            format!("{:.0}", per_series[0]),
+            format!("{:.0}", per_series[1]),
+            format!("{:.2}x", per_series[1] / per_series[0]),
+        ));
     }
-    rows.push((
-        format!("RSS per active series, bytes ({} series)", o.rss_series),
-        format!("{:.0}", per_series[0]),
-        format!("{:.0}", per_series[1]),
-        format!("{:.2}x", per_series[1] / per_series[0]),
-    ));
 
     println!("\n| measurement | Prometheus 2.42 | Triad | Triad / Prometheus |\n|---|---|---|---|");
     for (m, p, t, r) in rows {

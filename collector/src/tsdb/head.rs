@@ -14,6 +14,8 @@ pub const EXEMPLARS_PER_SERIES: usize = 8;
 
 /// One series in the head.
 pub struct MemSeries {
+    /// Its id, as the WAL and the postings name it (never reused).
+    pub id: u32,
     /// Its labels.
     pub labels: Labels,
     /// Sealed chunks, oldest first.
@@ -30,8 +32,9 @@ pub struct MemSeries {
 }
 
 impl MemSeries {
-    fn new(labels: Labels) -> MemSeries {
+    fn new(id: u32, labels: Labels) -> MemSeries {
         MemSeries {
+            id,
             labels,
             chunks: Vec::new(),
             open: ChunkWriter::new(),
@@ -80,16 +83,25 @@ pub enum Rejection {
 /// fifth of the CPU of a scrape.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// Where the head keeps a series: an index into its slots, valid until the next cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(u32);
+
 /// The head's state.
+///
+/// Series live in a vector of slots (reused after a cut drops a series) so that an
+/// append that knows its slot touches one series and no hash table. A label set
+/// remembers its slot in its [`Labels::hint`]: a scraper hands the same label set (its
+/// cache's clone) every scrape, so after the first one its samples go straight to their
+/// series. A hint is trusted only when the slot's series holds that very allocation.
 #[derive(Default)]
 pub struct Head {
-    series: FastMap<u32, MemSeries>,
+    slots: Vec<Option<MemSeries>>,
+    free: Vec<u32>,
+    /// Slot of every series id.
+    slot_of: FastMap<u32, u32>,
+    /// Slot of every label set.
     by_labels: FastMap<Labels, u32>,
-    /// Series by the allocation of their `MemSeries::labels`: a scraper hands the same
-    /// label set (its cache's clone) every scrape, and finding it by address skips
-    /// hashing every label string. A hit is trusted only when the series' labels are
-    /// that very allocation.
-    by_alloc: FastMap<usize, u32>,
     postings: Postings,
     next_id: u32,
     /// Newest metadata per metric family.
@@ -114,43 +126,48 @@ impl Head {
         }
     }
 
-    /// The id of a series, created when new; `true` when it was created.
-    pub fn get_or_create(&mut self, labels: &Labels) -> (u32, bool) {
-        if let Some(&id) = self.by_alloc.get(&labels.allocation())
+    /// The slot of a series, created when new; `true` when it was created.
+    pub fn get_or_create(&mut self, labels: &Labels) -> (Slot, bool) {
+        if let Some(slot) = labels.hint().checked_sub(1)
             && self
-                .series
-                .get(&id)
+                .at(slot)
                 .is_some_and(|s| s.labels.same_allocation(labels))
         {
-            return (id, false);
+            return (Slot(slot), false);
         }
-        if let Some(&id) = self.by_labels.get(labels) {
+        if let Some(&slot) = self.by_labels.get(labels) {
             // A label set someone else also holds (a scrape cache) will come back: adopt
-            // that allocation so its next lookups take the fast path. A one-off handle
-            // (a remote_write request's) is not worth the swap.
+            // that allocation and leave the slot in it, so its next appends skip the
+            // lookup. A one-off handle (a remote_write request's) is not worth the swap.
             if labels.handles() > 1
-                && let Some(s) = self.series.get_mut(&id)
+                && let Some(Some(s)) = self.slots.get_mut(slot as usize)
             {
-                self.by_alloc.remove(&s.labels.allocation());
                 s.labels = labels.clone();
-                self.by_alloc.insert(labels.allocation(), id);
+                labels.set_hint(slot + 1);
                 // Re-key so the old allocation is freed: one copy of the strings.
                 self.by_labels.remove(labels);
-                self.by_labels.insert(labels.clone(), id);
+                self.by_labels.insert(labels.clone(), slot);
             }
-            return (id, false);
+            return (Slot(slot), false);
         }
         // `insert` advances `next_id`; doing it here first would make every new series
         // look out of order and re-sort all postings (quadratic series creation).
-        let id = self.next_id;
-        self.insert(id, labels.clone());
-        (id, true)
+        let slot = self.insert(self.next_id, labels.clone());
+        (slot, true)
     }
 
-    /// Inserts a series with a given id (WAL replay).
-    pub fn insert(&mut self, id: u32, labels: Labels) {
-        if self.series.contains_key(&id) {
-            return;
+    fn at(&self, slot: u32) -> Option<&MemSeries> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    fn at_mut(&mut self, slot: u32) -> Option<&mut MemSeries> {
+        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    /// Inserts a series with a given id (WAL replay); its slot.
+    pub fn insert(&mut self, id: u32, labels: Labels) -> Slot {
+        if let Some(&slot) = self.slot_of.get(&id) {
+            return Slot(slot);
         }
         let in_order = id >= self.next_id;
         self.next_id = self.next_id.max(id + 1);
@@ -162,15 +179,38 @@ impl Head {
                 self.resorts += 1;
             }
         }
-        self.by_labels.insert(labels.clone(), id);
-        self.by_alloc.insert(labels.allocation(), id);
-        self.series.insert(id, MemSeries::new(labels));
+        let series = MemSeries::new(id, labels.clone());
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(series);
+                slot
+            }
+            None => {
+                self.slots.push(Some(series));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        labels.set_hint(slot + 1);
+        self.by_labels.insert(labels, slot);
+        self.slot_of.insert(id, slot);
+        Slot(slot)
     }
 
-    /// Appends a sample if it is newer than the series' newest one.
-    pub fn append(&mut self, id: u32, t: i64, v: f64) -> Result<(), Rejection> {
-        let Some(s) = self.series.get_mut(&id) else {
-            return Ok(());
+    /// The series in a slot.
+    pub fn slot_series(&self, slot: Slot) -> Option<&MemSeries> {
+        self.at(slot.0)
+    }
+
+    /// The slot of a series id.
+    pub fn slot(&self, id: u32) -> Option<Slot> {
+        self.slot_of.get(&id).map(|&s| Slot(s))
+    }
+
+    /// Appends a sample if it is newer than the series' newest one; the series' id. (A
+    /// slot without a series, which `get_or_create` never returns, refuses it.)
+    pub fn append(&mut self, slot: Slot, t: i64, v: f64) -> Result<u32, Rejection> {
+        let Some(s) = self.at_mut(slot.0) else {
+            return Err(Rejection::OutOfOrder);
         };
         check_order(s.last_t, s.last_v, t, v)?;
         if s.open.is_full() {
@@ -182,23 +222,23 @@ impl Head {
         s.open.push(t, v);
         s.last_t = t;
         s.last_v = v.to_bits();
+        let id = s.id;
         self.min_t = self.min_t.min(t);
         self.max_t = self.max_t.max(t);
         self.samples += 1;
-        Ok(())
+        Ok(id)
     }
 
-    /// Keeps an exemplar of a series.
-    pub fn add_exemplar(&mut self, id: u32, e: Exemplar) {
-        if let Some(s) = self.series.get_mut(&id) {
-            if s.exemplars.back().is_some_and(|last| *last == e) {
-                return;
-            }
+    /// Keeps an exemplar of a series; the series' id.
+    pub fn add_exemplar(&mut self, slot: Slot, e: Exemplar) -> Option<u32> {
+        let s = self.at_mut(slot.0)?;
+        if !s.exemplars.back().is_some_and(|last| *last == e) {
             if s.exemplars.len() >= EXEMPLARS_PER_SERIES {
                 s.exemplars.pop_front();
             }
             s.exemplars.push_back(e);
         }
+        Some(s.id)
     }
 
     /// Times the postings were re-sorted (only WAL replay of reused ids needs it).
@@ -210,7 +250,7 @@ impl Head {
     /// Ids of series satisfying the matchers, ascending.
     pub fn select(&self, matchers: &[Matcher]) -> Vec<u32> {
         self.postings.select(matchers, || {
-            let mut all: Vec<u32> = self.series.keys().copied().collect();
+            let mut all: Vec<u32> = self.slot_of.keys().copied().collect();
             all.sort_unstable();
             all
         })
@@ -218,17 +258,17 @@ impl Head {
 
     /// A series by id.
     pub fn series(&self, id: u32) -> Option<&MemSeries> {
-        self.series.get(&id)
+        self.at(*self.slot_of.get(&id)?)
     }
 
     /// Every series, in no order.
     pub fn all_series(&self) -> impl Iterator<Item = (u32, &MemSeries)> {
-        self.series.iter().map(|(id, s)| (*id, s))
+        self.slots.iter().flatten().map(|s| (s.id, s))
     }
 
     /// Number of series.
     pub fn num_series(&self) -> usize {
-        self.series.len()
+        self.slot_of.len()
     }
 
     /// The index (for label names and values).
@@ -242,9 +282,14 @@ impl Head {
     pub fn cut(&mut self) -> Vec<(Labels, Vec<Arc<Chunk>>)> {
         let mut out = Vec::new();
         let mut idle = Vec::new();
-        for (id, s) in self.series.iter_mut() {
+        for (slot, entry) in self.slots.iter_mut().enumerate() {
+            let Some(s) = entry else { continue };
             if !s.has_samples() {
-                idle.push(*id);
+                idle.push(s.id);
+                self.by_labels.remove(&s.labels);
+                self.slot_of.remove(&s.id);
+                self.free.push(slot as u32);
+                *entry = None;
                 continue;
             }
             let mut chunks = std::mem::take(&mut s.chunks);
@@ -255,12 +300,6 @@ impl Head {
             out.push((s.labels.clone(), chunks));
         }
         idle.sort_unstable();
-        for id in &idle {
-            if let Some(s) = self.series.remove(id) {
-                self.by_labels.remove(&s.labels);
-                self.by_alloc.remove(&s.labels.allocation());
-            }
-        }
         self.postings.remove(&idle);
         self.min_t = i64::MAX;
         self.max_t = i64::MIN;
@@ -272,13 +311,15 @@ impl Head {
     /// Approximate heap bytes held by the head.
     pub fn byte_size(&self) -> usize {
         let series: usize = self
-            .series
-            .values()
+            .slots
+            .iter()
+            .flatten()
             .map(|s| {
-                // Labels twice (series + by_labels key share the Arc), the struct, chunks.
+                // The label set (shared with `by_labels`), the slot, the maps, chunks.
                 s.labels.byte_size()
-                    + s.labels.len() * 48
-                    + 200
+                    + 48
+                    + std::mem::size_of::<Option<MemSeries>>()
+                    + 32
                     + s.open.byte_len()
                     + s.chunks.iter().map(|c| c.bytes.len() + 64).sum::<usize>()
             })
@@ -313,28 +354,54 @@ mod tests {
     }
 
     #[test]
-    fn clones_are_found_by_address_and_equal_sets_by_content() {
+    fn clones_are_found_by_their_hint_and_equal_sets_by_content() {
         let mut h = Head::new();
         let a = labels("a");
-        let (id, created) = h.get_or_create(&a);
+        let (slot, created) = h.get_or_create(&a);
         assert!(created);
-        assert_eq!(h.get_or_create(&a.clone()), (id, false));
+        assert_eq!(a.hint(), 1);
+        assert_eq!(h.get_or_create(&a.clone()), (slot, false));
         // Equal labels in another allocation, held once (a remote_write request): found
         // by content, not adopted.
         let once = labels("a");
-        assert_eq!(h.get_or_create(&once), (id, false));
-        assert!(h.series(id).unwrap().labels.same_allocation(&a));
-        // Held twice (a scrape cache and its batch): adopted, then found by address.
+        assert_eq!(h.get_or_create(&once), (slot, false));
+        assert!(h.at(slot.0).unwrap().labels.same_allocation(&a));
+        assert_eq!(once.hint(), 0);
+        // Held twice (a scrape cache and its batch): adopted, then found by its hint.
         let cached = labels("a");
         let batch = cached.clone();
-        assert_eq!(h.get_or_create(&batch), (id, false));
-        assert!(h.series(id).unwrap().labels.same_allocation(&cached));
-        assert_eq!(h.by_alloc.get(&cached.allocation()), Some(&id));
-        assert_eq!(h.by_alloc.get(&a.allocation()), None);
-        // Another series is never confused with it.
+        assert_eq!(h.get_or_create(&batch), (slot, false));
+        assert!(h.at(slot.0).unwrap().labels.same_allocation(&cached));
+        assert_eq!(cached.hint(), 1);
+        // Another series is never confused with it, even with a lying hint.
         let (other, created) = h.get_or_create(&labels("b"));
-        assert!(created && other != id);
-        assert_eq!(h.get_or_create(&a), (id, false));
+        assert!(created && other != slot);
+        let liar = labels("b");
+        liar.set_hint(slot.0 + 1);
+        assert_eq!(h.get_or_create(&liar), (other, false));
+        assert_eq!(h.get_or_create(&a), (slot, false));
+    }
+
+    #[test]
+    fn slots_of_dropped_series_are_reused_and_old_hints_miss() {
+        let mut h = Head::new();
+        let (a, b) = (labels("a"), labels("b"));
+        let (sa, _) = h.get_or_create(&a);
+        let (sb, _) = h.get_or_create(&b);
+        h.append(sb, 1000, 1.0).unwrap();
+        let cut = h.cut();
+        assert_eq!(cut.len(), 1, "only b had samples");
+        assert!(h.series(0).is_none() && h.series(1).is_some());
+        // A new series takes a's slot under a new id; a's hint no longer fits.
+        let c = labels("c");
+        let (sc, created) = h.get_or_create(&c);
+        assert!(created);
+        assert_eq!(sc, sa);
+        assert_eq!(h.append(sc, 2000, 2.0), Ok(2));
+        let (again, created) = h.get_or_create(&a);
+        assert!(created && again != sa);
+        assert_eq!(h.select(&[Matcher::equal("job", "a")]), vec![3]);
+        assert_eq!(h.series(2).unwrap().labels, c);
     }
 
     #[test]
@@ -345,9 +412,9 @@ mod tests {
                 ("__name__".into(), "m".into()),
                 ("i".into(), i.to_string()),
             ]);
-            let (id, created) = h.get_or_create(&l);
+            let (slot, created) = h.get_or_create(&l);
             assert!(created);
-            assert_eq!(id, i);
+            assert_eq!(h.append(slot, 1, 1.0), Ok(i));
         }
         assert_eq!(h.postings_sorted_count(), 0);
         assert_eq!(h.select(&[Matcher::equal("__name__", "m")]).len(), 1000);

@@ -282,12 +282,12 @@ impl Tsdb {
         {
             let mut head = self.head.write().map_err(|_| Error::Closed("tsdb"))?;
             for (labels, t, v) in &batch.samples {
-                let (id, created) = head.get_or_create(labels);
-                if created {
-                    rec.series.push((id, labels.clone()));
+                let (slot, created) = head.get_or_create(labels);
+                if created && let Some(s) = head.slot_series(slot) {
+                    rec.series.push((s.id, labels.clone()));
                 }
-                match head.append(id, *t, *v) {
-                    Ok(()) => {
+                match head.append(slot, *t, *v) {
+                    Ok(id) => {
                         rec.samples.push((id, *t, *v));
                         out.accepted += 1;
                     }
@@ -297,12 +297,13 @@ impl Tsdb {
                 }
             }
             for (labels, e) in &batch.exemplars {
-                let (id, created) = head.get_or_create(labels);
-                if created {
-                    rec.series.push((id, labels.clone()));
+                let (slot, created) = head.get_or_create(labels);
+                if created && let Some(s) = head.slot_series(slot) {
+                    rec.series.push((s.id, labels.clone()));
                 }
-                head.add_exemplar(id, e.clone());
-                rec.exemplars.push((id, e.clone()));
+                if let Some(id) = head.add_exemplar(slot, e.clone()) {
+                    rec.exemplars.push((id, e.clone()));
+                }
             }
             for (name, m) in &batch.metadata {
                 if head.metadata.get(name) != Some(m) {
@@ -749,10 +750,14 @@ fn replay(head: &mut Head, rec: WalRecord) {
         head.insert(id, labels);
     }
     for (id, t, v) in rec.samples {
-        let _ = head.append(id, t, v);
+        if let Some(slot) = head.slot(id) {
+            let _ = head.append(slot, t, v);
+        }
     }
     for (id, e) in rec.exemplars {
-        head.add_exemplar(id, e);
+        if let Some(slot) = head.slot(id) {
+            head.add_exemplar(slot, e);
+        }
     }
     for (name, m) in rec.metadata {
         head.metadata.insert(name, m);
