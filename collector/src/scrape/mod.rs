@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use indexmap::IndexMap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -494,7 +495,9 @@ fn failure(reason: &'static str, message: impl Into<String>) -> ScrapeFailure {
 }
 
 /// Fetches the body: timeout, size limit, gzip.
-async fn fetch(t: &Target) -> Result<(String, Format), ScrapeFailure> {
+/// Fetches a target's exposition into `buf` (its allocation reused scrape after scrape,
+/// as the body is about the same size every time); the text and its format.
+async fn fetch<'b>(t: &Target, buf: &'b mut Buffers) -> Result<(&'b str, Format), ScrapeFailure> {
     let mut req = t
         .client
         .get(&t.url)
@@ -526,7 +529,12 @@ async fn fetch(t: &Target) -> Result<(String, Format), ScrapeFailure> {
     };
     let format = Format::from_content_type(&header(reqwest::header::CONTENT_TYPE));
     let gzip = header(reqwest::header::CONTENT_ENCODING).eq_ignore_ascii_case("gzip");
-    let mut raw = Vec::new();
+    let raw = &mut buf.raw;
+    // One refused giant body should not pin its memory for the target's lifetime.
+    if raw.capacity() > 4 * raw.len().max(1 << 20) {
+        *raw = Vec::new();
+    }
+    raw.clear();
     while let Some(chunk) = resp
         .chunk()
         .await
@@ -541,10 +549,11 @@ async fn fetch(t: &Target) -> Result<(String, Format), ScrapeFailure> {
         }
     }
     let bytes = if gzip {
-        let mut out = Vec::new();
+        let out = &mut buf.unzipped;
+        out.clear();
         flate2::read::GzDecoder::new(raw.as_slice())
             .take(t.body_limit + 1)
-            .read_to_end(&mut out)
+            .read_to_end(out)
             .map_err(|e| failure("parse", format!("gzip: {e}")))?;
         if out.len() as u64 > t.body_limit {
             return Err(failure(
@@ -555,12 +564,19 @@ async fn fetch(t: &Target) -> Result<(String, Format), ScrapeFailure> {
                 ),
             ));
         }
-        out
+        &buf.unzipped
     } else {
-        raw
+        &buf.raw
     };
-    let text = String::from_utf8(bytes).map_err(|_| failure("parse", "body is not UTF-8"))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| failure("parse", "body is not UTF-8"))?;
     Ok((text, format))
+}
+
+/// A scrape loop's body buffers.
+#[derive(Default)]
+struct Buffers {
+    raw: Vec<u8>,
+    unzipped: Vec<u8>,
 }
 
 /// A parsed scrape, ready to append.
@@ -585,11 +601,27 @@ struct CacheEntry {
 /// entries seen last time but not now are the series to mark stale.
 #[derive(Default)]
 struct SeriesCache {
-    entries: HashMap<Box<str>, CacheEntry, foldhash::fast::RandomState>,
+    /// Entries by series text, in the order first seen.
+    entries: IndexMap<Box<str>, CacheEntry, foldhash::fast::RandomState>,
+    /// Entry index of each sample of the previous scrape, in order. Expositions list
+    /// their series in the same order every time, so the n-th sample's guess is
+    /// confirmed by comparing bytes (in memory order) before anything is hashed.
+    order: Vec<u32>,
     generation: u64,
 }
 
 impl SeriesCache {
+    /// The entry index for the series text of the `n`-th sample of a scrape.
+    fn find(&self, n: usize, key: &str) -> Option<usize> {
+        if let Some(&guess) = self.order.get(n)
+            && let Some((k, _)) = self.entries.get_index(guess as usize)
+            && **k == *key
+        {
+            return Some(guess as usize);
+        }
+        self.entries.get_index_of(key)
+    }
+
     /// Ends a scrape: returns the series that were in the previous scrape but not in
     /// this one (all of them when `failed`), and forgets them.
     fn finish(&mut self, failed: bool) -> Vec<Labels> {
@@ -602,6 +634,10 @@ impl SeriesCache {
             }
             keep
         });
+        if !gone.is_empty() || failed {
+            // Indexes moved: the guesses would all miss once; drop them instead.
+            self.order.clear();
+        }
         gone
     }
 }
@@ -649,15 +685,20 @@ fn convert(
 ) -> Result<Scraped, ScrapeFailure> {
     let generation = cache.generation;
     // Known series are looked up once, here: the parser skips their labels, and their
-    // final labels queue up in sample order for the loop below.
-    let mut known: VecDeque<Option<Labels>> = VecDeque::new();
-    let exp = exposition::parse_with(text, format, |series| match cache.entries.get_mut(series) {
-        Some(e) => {
-            e.seen = generation;
-            known.push_back(e.labels.clone());
-            true
+    // entries queue up in sample order for the loop below.
+    let mut known: VecDeque<usize> = VecDeque::new();
+    let mut n = 0;
+    let exp = exposition::parse_with(text, format, |series| {
+        let found = cache.find(n, series);
+        n += 1;
+        match found.and_then(|i| Some((i, cache.entries.get_index_mut(i)?.1))) {
+            Some((i, e)) => {
+                e.seen = generation;
+                known.push_back(i);
+                true
+            }
+            None => false,
         }
-        None => false,
     })
     .map_err(|e| failure("parse", format!("line {}: {}", e.line, e.message)))?;
     let scraped = exp.samples.len();
@@ -685,6 +726,7 @@ fn convert(
         scraped,
         added: 0,
     };
+    let mut order = Vec::with_capacity(scraped);
     for s in exp.samples {
         // A known series comes back with an empty name (metric names never are).
         let cached = if s.name.is_empty() {
@@ -694,25 +736,26 @@ fn convert(
         };
         let key = text.get(s.series.clone()).unwrap_or("");
         // Not known at parse time: new, or repeated within this scrape.
-        let cached = cached.or_else(|| cache.entries.get(key).map(|e| e.labels.clone()));
-        let labels = match cached {
-            Some(labels) => labels,
+        let index = cached.or_else(|| cache.entries.get_index_of(key));
+        let (index, labels) = match index.and_then(|i| Some((i, cache.entries.get_index(i)?.1))) {
+            Some((i, e)) => (i, e.labels.clone()),
             None => {
                 let lb = sample_labels(t, &s.name, &s.labels, external);
                 let labels = relabel::process(lb, &t.metric_relabel)
                     .map(Labels::new)
                     .filter(|l| l.name().is_some());
                 out.added += usize::from(labels.is_some());
-                cache.entries.insert(
+                let (i, _) = cache.entries.insert_full(
                     key.into(),
                     CacheEntry {
                         labels: labels.clone(),
                         seen: generation,
                     },
                 );
-                labels
+                (i, labels)
             }
         };
+        order.push(index as u32);
         let Some(labels) = labels else { continue };
         let ts = match s.timestamp_ms {
             Some(ts) if t.honor_timestamps => ts,
@@ -730,6 +773,7 @@ fn convert(
         }
         out.samples.push((labels, ts, s.value));
     }
+    cache.order = order;
     if t.sample_limit > 0 && out.samples.len() as u64 > t.sample_limit {
         return Err(failure(
             "sample_limit",
@@ -776,6 +820,7 @@ async fn scrape_loop(
     let mut tick = tokio::time::interval(t.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut cache = SeriesCache::default();
+    let mut buffers = Buffers::default();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -784,7 +829,7 @@ async fn scrape_loop(
         let now = triad_model::now_ns() / 1_000_000;
         let started = Instant::now();
         metrics.scrapes.get_or_create(&job).inc();
-        let fetched = match tokio::time::timeout(t.timeout, fetch(&t)).await {
+        let fetched = match tokio::time::timeout(t.timeout, fetch(&t, &mut buffers)).await {
             Ok(r) => r,
             Err(_) => Err(failure(
                 "timeout",
@@ -793,7 +838,7 @@ async fn scrape_loop(
         };
         cache.generation += 1;
         let result = fetched
-            .and_then(|(text, format)| convert(&t, &text, format, now, &external, &mut cache));
+            .and_then(|(text, format)| convert(&t, text, format, now, &external, &mut cache));
         let duration = started.elapsed().as_secs_f64();
         let mut batch = AppendBatch::default();
         let (up, scraped, post, added) = match result {
@@ -933,5 +978,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(honoured.samples[0].0.get("job"), Some("x"));
+    }
+
+    #[test]
+    fn cached_scrapes_match_fresh_ones_whatever_the_order() {
+        // Same series reordered, inserted, repeated and removed between scrapes: the
+        // positional guesses must never hand a sample another series' labels.
+        let t = target(false);
+        let bodies = [
+            "a 1\nb{x=\"1\"} 2\nc 3\n",
+            "a 1\nb{x=\"1\"} 2\nc 3\n",
+            "c 3\na 1\nb{x=\"1\"} 2\n",
+            "new 0\nc 3\nb{x=\"1\"} 2\n",
+            "c 3\nc 4\nb{x=\"1\"} 2\nb{x=\"2\"} 5\n",
+            "a 1\nb{x=\"1\"} 2\nc 3\n",
+        ];
+        let mut cache = SeriesCache::default();
+        for (i, body) in bodies.iter().enumerate() {
+            cache.generation += 1;
+            let cached = convert(&t, body, Format::Prometheus, 1000, &[], &mut cache).unwrap();
+            cache.finish(false);
+            let fresh = convert(
+                &t,
+                body,
+                Format::Prometheus,
+                1000,
+                &[],
+                &mut SeriesCache::default(),
+            )
+            .unwrap();
+            let pairs = |s: &Scraped| -> Vec<(String, u64)> {
+                s.samples
+                    .iter()
+                    .map(|(l, _, v)| (l.to_string(), v.to_bits()))
+                    .collect()
+            };
+            assert_eq!(pairs(&cached), pairs(&fresh), "scrape {i}: {body:?}");
+        }
     }
 }
