@@ -22,6 +22,8 @@ use triad_model::DEFAULT_TENANT;
 use triad_model::metric::is_label_name;
 use triad_model::metric::{Exemplar, Labels, MetricMetadata};
 
+mod wire;
+
 use crate::metric_store::MetricStore;
 use crate::tsdb::AppendBatch;
 
@@ -172,20 +174,27 @@ fn metric_type(t: i32) -> &'static str {
     }
 }
 
-fn to_labels(wire: Vec<Label>) -> Result<Labels, String> {
-    let mut pairs = Vec::with_capacity(wire.len());
-    for l in wire {
-        if !is_label_name(&l.name) {
-            return Err(format!("invalid label name {:?}", l.name));
-        }
-        pairs.push((l.name, l.value));
+/// A series' labels as sent: names valid and unique, empty values dropped.
+fn to_labels(wire: &[(&str, &str)]) -> Result<Labels, String> {
+    if let Some((name, _)) = wire.iter().find(|(n, _)| !is_label_name(n)) {
+        return Err(format!("invalid label name {name:?}"));
     }
-    let mut names: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
+    // Senders sort labels (the protocol asks them to): then nothing is copied twice.
+    if wire.windows(2).all(|w| w[0].0 < w[1].0) {
+        return Ok(Labels::from_sorted(
+            wire.iter().copied().filter(|(_, v)| !v.is_empty()),
+        ));
+    }
+    let mut names: Vec<&str> = wire.iter().map(|(n, _)| *n).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
         return Err(format!("label {:?} repeated", w[0]));
     }
-    Ok(Labels::new(pairs))
+    Ok(Labels::new(
+        wire.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    ))
 }
 
 /// Decodes a request body into a batch; the error is for the sender.
@@ -204,48 +213,52 @@ pub fn decode(
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("snappy: {e}")))?;
-    let req = WriteRequest::decode(raw.as_slice())
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("protobuf: {e}")))?;
     let mut batch = AppendBatch::default();
+    let mut metadata = Vec::new();
     let mut invalid = 0usize;
-    for ts in req.timeseries {
-        let labels = match to_labels(ts.labels) {
-            Ok(l) if l.name().is_some_and(|n| !n.is_empty()) => l,
-            _ => {
-                invalid += ts.samples.len();
-                continue;
-            }
-        };
-        for s in ts.samples {
-            batch.samples.push((labels.clone(), s.timestamp, s.value));
-        }
-        for e in ts.exemplars {
-            let Ok(el) = to_labels(e.labels) else {
-                continue;
+    wire::read_request(
+        &raw,
+        |ts| {
+            let labels = match to_labels(&ts.labels) {
+                Ok(l) if l.name().is_some_and(|n| !n.is_empty()) => l,
+                _ => {
+                    invalid += ts.samples.len();
+                    return;
+                }
             };
-            batch.exemplars.push((
-                labels.clone(),
-                Exemplar {
-                    labels: el,
-                    value: e.value,
-                    timestamp_ms: e.timestamp,
+            for &(t, v) in &ts.samples {
+                batch.samples.push((labels.clone(), t, v));
+            }
+            for e in &ts.exemplars {
+                let Ok(el) = to_labels(&e.labels) else {
+                    continue;
+                };
+                batch.exemplars.push((
+                    labels.clone(),
+                    Exemplar {
+                        labels: el,
+                        value: e.value,
+                        timestamp_ms: e.timestamp,
+                    },
+                ));
+            }
+        },
+        |m| {
+            if m.family.is_empty() {
+                return;
+            }
+            metadata.push((
+                m.family.to_string(),
+                MetricMetadata {
+                    metric_type: metric_type(m.r#type).into(),
+                    help: m.help.to_string(),
+                    unit: m.unit.to_string(),
                 },
             ));
-        }
-    }
-    for m in req.metadata {
-        if m.metric_family_name.is_empty() {
-            continue;
-        }
-        batch.metadata.push((
-            m.metric_family_name,
-            MetricMetadata {
-                metric_type: metric_type(m.r#type).into(),
-                help: m.help,
-                unit: m.unit,
-            },
-        ));
-    }
+        },
+    )
+    .map_err(|e| (StatusCode::BAD_REQUEST, format!("protobuf: {e}")))?;
+    batch.metadata = metadata;
     Ok((batch, invalid))
 }
 
@@ -396,5 +409,164 @@ mod tests {
             decode(&garbage, 1 << 20).unwrap_err().0,
             StatusCode::BAD_REQUEST
         );
+    }
+
+    type Flat = (
+        Vec<(
+            Vec<(String, String)>,
+            Vec<(i64, u64)>,
+            Vec<(Vec<(String, String)>, u64, i64)>,
+        )>,
+        Vec<(i32, String, String, String)>,
+    );
+
+    fn pairs(ls: &[(&str, &str)]) -> Vec<(String, String)> {
+        ls.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// What the borrowing reader hands out, owned.
+    fn by_reader(raw: &[u8]) -> Result<Flat, String> {
+        let (mut series, mut meta) = (Vec::new(), Vec::new());
+        wire::read_request(
+            raw,
+            |s| {
+                series.push((
+                    pairs(&s.labels),
+                    s.samples.iter().map(|(t, v)| (*t, v.to_bits())).collect(),
+                    s.exemplars
+                        .iter()
+                        .map(|e| (pairs(&e.labels), e.value.to_bits(), e.timestamp))
+                        .collect(),
+                ));
+            },
+            |m| meta.push((m.r#type, m.family.into(), m.help.into(), m.unit.into())),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok((series, meta))
+    }
+
+    /// What prost's derived decoder makes of the same bytes.
+    fn by_prost(raw: &[u8]) -> Result<Flat, String> {
+        let req = WriteRequest::decode(raw).map_err(|e| e.to_string())?;
+        let owned = |ls: &[Label]| -> Vec<(String, String)> {
+            ls.iter()
+                .map(|l| (l.name.clone(), l.value.clone()))
+                .collect()
+        };
+        Ok((
+            req.timeseries
+                .iter()
+                .map(|s| {
+                    (
+                        owned(&s.labels),
+                        s.samples
+                            .iter()
+                            .map(|x| (x.timestamp, x.value.to_bits()))
+                            .collect(),
+                        s.exemplars
+                            .iter()
+                            .map(|e| (owned(&e.labels), e.value.to_bits(), e.timestamp))
+                            .collect(),
+                    )
+                })
+                .collect(),
+            req.metadata
+                .iter()
+                .map(|m| {
+                    (
+                        m.r#type,
+                        m.metric_family_name.clone(),
+                        m.help.clone(),
+                        m.unit.clone(),
+                    )
+                })
+                .collect(),
+        ))
+    }
+
+    fn request() -> impl proptest::strategy::Strategy<Value = WriteRequest> {
+        use proptest::prelude::*;
+        let label = ("[a-z_]{0,4}", "\\PC{0,6}").prop_map(|(name, value)| Label { name, value });
+        let sample = (any::<f64>(), any::<i64>())
+            .prop_map(|(value, timestamp)| WireSample { value, timestamp });
+        let exemplar = (
+            proptest::collection::vec(label.clone(), 0..3),
+            any::<f64>(),
+            any::<i64>(),
+        )
+            .prop_map(|(labels, value, timestamp)| WireExemplar {
+                labels,
+                value,
+                timestamp,
+            });
+        let series = (
+            proptest::collection::vec(label, 0..4),
+            proptest::collection::vec(sample, 0..4),
+            proptest::collection::vec(exemplar, 0..2),
+        )
+            .prop_map(|(labels, samples, exemplars)| TimeSeries {
+                labels,
+                samples,
+                exemplars,
+            });
+        let meta = (any::<i32>(), "[a-z]{0,4}", "\\PC{0,6}", "[a-z]{0,3}").prop_map(
+            |(r#type, metric_family_name, help, unit)| WireMetadata {
+                r#type,
+                metric_family_name,
+                help,
+                unit,
+            },
+        );
+        (
+            proptest::collection::vec(series, 0..4),
+            proptest::collection::vec(meta, 0..2),
+        )
+            .prop_map(|(timeseries, metadata)| WriteRequest {
+                timeseries,
+                metadata,
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// The borrowing reader agrees with prost's derived decoder on what senders
+        /// write, and on those bytes cut short or with one byte changed: the same
+        /// series, samples, exemplars and metadata, or an error from both.
+        #[test]
+        fn reader_agrees_with_prost(
+            req in request(),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            flip in proptest::prelude::any::<(proptest::sample::Index, u8)>(),
+        ) {
+            let raw = req.encode_to_vec();
+            proptest::prop_assert_eq!(by_reader(&raw), by_prost(&raw));
+            if !raw.is_empty() {
+                let short = &raw[..cut.index(raw.len())];
+                proptest::prop_assert_eq!(by_reader(short).is_ok(), by_prost(short).is_ok());
+                if let (Ok(a), Ok(b)) = (by_reader(short), by_prost(short)) {
+                    proptest::prop_assert_eq!(a, b);
+                }
+                let mut changed = raw.clone();
+                changed[flip.0.index(raw.len())] ^= flip.1 | 1;
+                let (a, b) = (by_reader(&changed), by_prost(&changed));
+                proptest::prop_assert_eq!(a.is_ok(), b.is_ok(), "{:?} vs {:?}", a, b);
+                if let (Ok(a), Ok(b)) = (a, b) {
+                    proptest::prop_assert_eq!(a, b);
+                }
+            }
+        }
+
+        /// Arbitrary bytes: both accept or both refuse, and agree when they accept.
+        #[test]
+        fn reader_agrees_with_prost_on_noise(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let (a, b) = (by_reader(&raw), by_prost(&raw));
+            proptest::prop_assert_eq!(a.is_ok(), b.is_ok(), "{:?} vs {:?}", a, b);
+            if let (Ok(a), Ok(b)) = (a, b) {
+                proptest::prop_assert_eq!(a, b);
+            }
+        }
     }
 }
