@@ -42,6 +42,10 @@ struct Opts {
     /// Phases to run: `all`, or one of `remote-write` (with blocks and queries),
     /// `scrape`, `rss`.
     only: String,
+    /// Only the queries containing this text.
+    queries: String,
+    /// Timed runs per query and server (after one warm-up).
+    query_runs: usize,
 }
 
 /// A server under test.
@@ -307,7 +311,8 @@ async fn send_all(
 }
 
 /// (bytes on disk, samples) of the blocks a server has written.
-fn block_stats(s: &Server) -> (u64, u64) {
+/// (bytes of blocks, samples in them, bytes of their index files).
+fn block_stats(s: &Server) -> (u64, u64, u64) {
     fn dir_bytes(p: &Path) -> u64 {
         std::fs::read_dir(p)
             .map(|rd| {
@@ -337,7 +342,7 @@ fn block_stats(s: &Server) -> (u64, u64) {
             }
         }
     }
-    let (mut bytes, mut samples) = (0, 0);
+    let (mut bytes, mut samples, mut index) = (0, 0, 0);
     for b in blocks {
         let Ok(meta) = std::fs::read(b.join("meta.json")) else {
             continue;
@@ -351,13 +356,16 @@ fn block_stats(s: &Server) -> (u64, u64) {
             .unwrap_or(0);
         if n > 0 {
             samples += n;
+            index += std::fs::metadata(b.join("index"))
+                .map(|m| m.len())
+                .unwrap_or(0);
             bytes += dir_bytes(&b)
                 - std::fs::metadata(b.join("meta.json"))
                     .map(|m| m.len())
                     .unwrap_or(0);
         }
     }
-    (bytes, samples)
+    (bytes, samples, index)
 }
 
 async fn query(
@@ -440,6 +448,8 @@ async fn main() -> anyhow::Result<()> {
         scrape_targets: 10,
         scrape_series: 5_000,
         only: "all".into(),
+        queries: String::new(),
+        query_runs: 11,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -452,6 +462,11 @@ async fn main() -> anyhow::Result<()> {
             }
             "--series" => o.series = args.next().context("--series N")?.parse()?,
             "--rss-series" => o.rss_series = args.next().context("--rss-series N")?.parse()?,
+            "--queries" => o.queries = args.next().context("--queries TEXT")?,
+            "--query-runs" => {
+                o.query_runs = args.next().context("--query-runs N")?.parse()?;
+                anyhow::ensure!(o.query_runs > 0, "--query-runs takes at least 1");
+            }
             "--only" => {
                 o.only = args.next().context("--only remote-write|scrape|rss")?;
                 anyhow::ensure!(
@@ -462,6 +477,7 @@ async fn main() -> anyhow::Result<()> {
             "--help" | "-h" => {
                 println!(
                     "usage: triad-bench-metrics [--quick] [--series N] [--rss-series N] [--only remote-write|scrape|rss]\n\
+                     \x20      [--queries TEXT] [--query-runs N]\n\
                      Server pids are printed so that a profiler can attach (perf record -p PID)."
                 );
                 return Ok(());
@@ -530,7 +546,7 @@ async fn main() -> anyhow::Result<()> {
         // Both cut a block from the first hours (Prometheus once its head spans 3 h,
         // Triad once it spans the 2 h block range), each within a minute or so.
         let deadline = Instant::now() + Duration::from_secs(300);
-        let (mut pb, mut tb) = ((0, 0), (0, 0));
+        let (mut pb, mut tb) = ((0, 0, 0), (0, 0, 0));
         while Instant::now() < deadline {
             pb = block_stats(&prom);
             tb = block_stats(&triad);
@@ -547,6 +563,13 @@ async fn main() -> anyhow::Result<()> {
                 format!("{t:.2}"),
                 format!("{:.2}x", t / p),
             ));
+            let of_index = |b: (u64, u64, u64)| b.2 as f64 / b.1 as f64;
+            rows.push((
+                "  of which the index".into(),
+                format!("{:.2}", of_index(pb)),
+                format!("{:.2}", of_index(tb)),
+                format!("{:.2}x", of_index(tb) / of_index(pb)),
+            ));
         } else {
             println!("  (no block appeared within 5 minutes: bytes per sample not measured)");
         }
@@ -560,11 +583,11 @@ async fn main() -> anyhow::Result<()> {
             "avg_over_time(bench_queue_depth{job=\"svc-1\"}[10m])",
         ];
         let (qs, qe) = (end - 3_600_000, end);
-        for q in queries {
+        for q in queries.into_iter().filter(|q| q.contains(&o.queries)) {
             let mut lat: Vec<Vec<Duration>> = vec![Vec::new(), Vec::new()];
             let mut answers = Vec::new();
             for (k, s) in [&prom, &triad].iter().enumerate() {
-                for i in 0..12 {
+                for i in 0..=o.query_runs {
                     let (d, body) = query(&client, &s.query, q, qs, qe).await?;
                     if i == 0 {
                         let mut keys: Vec<String> = body["data"]["result"]

@@ -6,10 +6,13 @@
 //!   one chunk (up to 65 535 samples per chunk), so the per-chunk header cost is paid
 //!   once per series and block; each chunk is Gorilla XOR or, for series that only hold
 //!   integers, bit-packed deltas, whichever is smaller ([`encode_best`]);
-//! - `index`: postcard-encoded series list sorted by labels, each with its chunk
-//!   references (time range, sample count, offset, length); the inverted index
-//!   ([`Postings`]) is built from it when the block is opened;
-//! - `meta.json`: time range, counts, compaction level and size.
+//! - `index`: postcard-encoded: a symbol table (every label name and value once,
+//!   sorted), then the series sorted by labels, each as symbol numbers with its chunk
+//!   references (encoding, time range relative to the block, sample count, length; the
+//!   offsets follow from the order); the inverted index ([`Postings`]) is built from it
+//!   when the block is opened. Format 1 (strings in every series, absolute times and
+//!   offsets) is still read;
+//! - `meta.json`: time range, counts, compaction level, size and index format.
 //!
 //! Reads fetch chunk bytes with positioned reads; the index lives in memory.
 
@@ -45,9 +48,20 @@ pub struct BlockMeta {
     pub chunk_bytes: u64,
     /// Bytes of the `index` file.
     pub index_bytes: u64,
+    /// Layout of the `index` file (1 when absent: blocks written before there was a
+    /// choice).
+    #[serde(default = "index_format_1")]
+    pub index_format: u32,
 }
 
-#[derive(Serialize, Deserialize)]
+fn index_format_1() -> u32 {
+    1
+}
+
+/// The index layout this version writes.
+const INDEX_FORMAT: u32 = 2;
+
+/// Where a chunk is, in memory.
 struct ChunkRef {
     /// [`Encoding`] as a byte.
     encoding: u8,
@@ -58,15 +72,57 @@ struct ChunkRef {
     len: u32,
 }
 
+/// Index format 2.
 #[derive(Serialize, Deserialize)]
-struct SeriesEntry {
-    labels: Vec<(String, String)>,
-    chunks: Vec<ChunkRef>,
+struct IndexFile {
+    /// Every label name and value once, sorted.
+    symbols: Vec<String>,
+    series: Vec<SeriesEntry>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct IndexFile {
-    series: Vec<SeriesEntry>,
+struct SeriesEntry {
+    /// Symbol numbers: name, value, name, value, …
+    labels: Vec<u32>,
+    chunks: Vec<ChunkEntry>,
+}
+
+/// A chunk in format 2; its offset is the sum of the lengths before it.
+#[derive(Serialize, Deserialize)]
+struct ChunkEntry {
+    /// [`Encoding`] as a byte.
+    encoding: u8,
+    /// `min_t` minus the block's `min_t`.
+    start: u64,
+    /// `max_t - min_t`.
+    span: u64,
+    count: u16,
+    len: u32,
+}
+
+/// Index format 1.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct IndexFileV1 {
+    series: Vec<SeriesEntryV1>,
+}
+
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct SeriesEntryV1 {
+    labels: Vec<(String, String)>,
+    chunks: Vec<ChunkRefV1>,
+}
+
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct ChunkRefV1 {
+    encoding: u8,
+    min_t: i64,
+    max_t: i64,
+    count: u16,
+    offset: u64,
+    len: u32,
 }
 
 struct BlockSeries {
@@ -127,10 +183,7 @@ pub fn write_block(
             max_t = max_t.max(c.max_t);
             samples += u64::from(c.count);
         }
-        entries.push(SeriesEntry {
-            labels: labels.to_vec(),
-            chunks: refs,
-        });
+        entries.push((labels, refs));
     }
     if entries.is_empty() {
         drop(w);
@@ -142,7 +195,7 @@ pub fn write_block(
         .map_err(|e| Error::io("flushing block chunks")(e.into_error()))?;
     file.sync_all().map_err(Error::io("syncing block chunks"))?;
     let num_series = entries.len() as u64;
-    let index = postcard::to_stdvec(&IndexFile { series: entries })
+    let index = postcard::to_stdvec(&index_file(&entries, min_t))
         .map_err(|e| Error::Corrupt(format!("encoding block index: {e}")))?;
     write_synced(&tmp.join("index"), &index)?;
     let meta = BlockMeta {
@@ -153,6 +206,7 @@ pub fn write_block(
         level,
         chunk_bytes: offset,
         index_bytes: index.len() as u64,
+        index_format: INDEX_FORMAT,
     };
     let meta_json = serde_json::to_vec_pretty(&meta)
         .map_err(|e| Error::Corrupt(format!("encoding block meta: {e}")))?;
@@ -163,6 +217,126 @@ pub fn write_block(
         .and_then(|d| d.sync_all())
         .map_err(Error::io("syncing blocks directory"))?;
     Ok(Some(dir))
+}
+
+/// The format-2 index of series sorted by labels.
+fn index_file(entries: &[(Labels, Vec<ChunkRef>)], block_min_t: i64) -> IndexFile {
+    let mut symbols: Vec<&str> = entries
+        .iter()
+        .flat_map(|(l, _)| l.iter().flat_map(|(n, v)| [n, v]))
+        .collect();
+    symbols.sort_unstable();
+    symbols.dedup();
+    let number: std::collections::HashMap<&str, u32> = symbols
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (*s, i as u32))
+        .collect();
+    let series = entries
+        .iter()
+        .map(|(labels, refs)| SeriesEntry {
+            labels: labels
+                .iter()
+                .flat_map(|(n, v)| [n, v])
+                .map(|s| number.get(s).copied().unwrap_or_default())
+                .collect(),
+            chunks: refs
+                .iter()
+                .map(|c| ChunkEntry {
+                    encoding: c.encoding,
+                    start: c.min_t.wrapping_sub(block_min_t) as u64,
+                    span: c.max_t.wrapping_sub(c.min_t) as u64,
+                    count: c.count,
+                    len: c.len,
+                })
+                .collect(),
+        })
+        .collect();
+    IndexFile {
+        symbols: symbols.into_iter().map(str::to_string).collect(),
+        series,
+    }
+}
+
+/// Reads an index file of either format into series (labels, chunk references).
+fn read_index(bytes: &[u8], meta: &BlockMeta) -> std::result::Result<Vec<BlockSeries>, String> {
+    if meta.index_format == 1 {
+        let index: IndexFileV1 = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+        return Ok(index
+            .series
+            .into_iter()
+            .map(|e| BlockSeries {
+                labels: Labels::new(e.labels),
+                chunks: e
+                    .chunks
+                    .into_iter()
+                    .map(|c| ChunkRef {
+                        encoding: c.encoding,
+                        min_t: c.min_t,
+                        max_t: c.max_t,
+                        count: c.count,
+                        offset: c.offset,
+                        len: c.len,
+                    })
+                    .collect(),
+            })
+            .collect());
+    }
+    if meta.index_format != INDEX_FORMAT {
+        return Err(format!(
+            "index format {} is newer than this version of Triad reads ({INDEX_FORMAT})",
+            meta.index_format
+        ));
+    }
+    let index: IndexFile = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+    let symbol = |n: u32| {
+        index
+            .symbols
+            .get(n as usize)
+            .map(String::as_str)
+            .ok_or_else(|| format!("symbol {n} out of range"))
+    };
+    let mut offset = 0u64;
+    let mut out = Vec::with_capacity(index.series.len());
+    for e in &index.series {
+        let mut pairs = Vec::with_capacity(e.labels.len() / 2);
+        for p in e.labels.chunks(2) {
+            let [n, v] = p else {
+                return Err("a label without a value".into());
+            };
+            pairs.push((symbol(*n)?, symbol(*v)?));
+        }
+        // Written sorted; a damaged file gets the checks of `Labels::new`.
+        let labels = if pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+            Labels::from_sorted(pairs.iter().copied())
+        } else {
+            Labels::new(
+                pairs
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let chunks = e
+            .chunks
+            .iter()
+            .map(|c| {
+                let min_t = meta.min_t.wrapping_add(c.start as i64);
+                let r = ChunkRef {
+                    encoding: c.encoding,
+                    min_t,
+                    max_t: min_t.wrapping_add(c.span as i64),
+                    count: c.count,
+                    offset,
+                    len: c.len,
+                };
+                offset += u64::from(c.len);
+                r
+            })
+            .collect();
+        out.push(BlockSeries { labels, chunks });
+    }
+    Ok(out)
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -179,19 +353,14 @@ impl Block {
             &fs::read(dir.join("meta.json")).map_err(Error::io("reading block meta"))?,
         )
         .map_err(|e| Error::Corrupt(format!("{}: meta.json: {e}", dir.display())))?;
-        let index: IndexFile = postcard::from_bytes(
+        let series = read_index(
             &fs::read(dir.join("index")).map_err(Error::io("reading block index"))?,
+            &meta,
         )
         .map_err(|e| Error::Corrupt(format!("{}: index: {e}", dir.display())))?;
         let mut postings = Postings::default();
-        let mut series = Vec::with_capacity(index.series.len());
-        for (i, e) in index.series.into_iter().enumerate() {
-            let labels = Labels::new(e.labels);
-            postings.add(i as u32, labels.iter());
-            series.push(BlockSeries {
-                labels,
-                chunks: e.chunks,
-            });
+        for (i, s) in series.iter().enumerate() {
+            postings.add(i as u32, s.labels.iter());
         }
         let chunks = File::open(dir.join("chunks")).map_err(Error::io("opening block chunks"))?;
         Ok(Block {
@@ -340,5 +509,73 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn format_1_blocks_are_still_read_and_damage_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<(Labels, Vec<(i64, f64)>)> = vec![(
+            Labels::new(vec![
+                ("__name__".into(), "up".into()),
+                ("job".into(), "a".into()),
+            ]),
+            (0..100).map(|i| (1_000 + i * 15_000, i as f64)).collect(),
+        )];
+        let path = write_block(dir.path(), data.clone().into_iter(), 0)
+            .unwrap()
+            .unwrap();
+        let b = Block::open(&path).unwrap();
+        assert_eq!(b.meta.index_format, INDEX_FORMAT);
+        let all: Vec<_> = b.all().map(|r| r.unwrap()).collect();
+        assert_eq!(all, data);
+        // Rewrite the index as format 1 and drop the format from meta.json.
+        let s = &b.series[0];
+        let v1 = IndexFileV1 {
+            series: vec![SeriesEntryV1 {
+                labels: s.labels.to_vec(),
+                chunks: s
+                    .chunks
+                    .iter()
+                    .map(|c| ChunkRefV1 {
+                        encoding: c.encoding,
+                        min_t: c.min_t,
+                        max_t: c.max_t,
+                        count: c.count,
+                        offset: c.offset,
+                        len: c.len,
+                    })
+                    .collect(),
+            }],
+        };
+        fs::write(path.join("index"), postcard::to_stdvec(&v1).unwrap()).unwrap();
+        let mut meta: serde_json::Value =
+            serde_json::from_slice(&fs::read(path.join("meta.json")).unwrap()).unwrap();
+        meta.as_object_mut().unwrap().remove("index_format");
+        fs::write(path.join("meta.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
+        let old = Block::open(&path).unwrap();
+        assert_eq!(old.meta.index_format, 1);
+        let all: Vec<_> = old.all().map(|r| r.unwrap()).collect();
+        assert_eq!(all, data);
+        // A format-2 index naming a symbol that is not there is refused, not a panic.
+        let bad = IndexFile {
+            symbols: vec!["__name__".into()],
+            series: vec![SeriesEntry {
+                labels: vec![0, 7],
+                chunks: vec![],
+            }],
+        };
+        let meta2 = BlockMeta {
+            index_format: INDEX_FORMAT,
+            ..old.meta.clone()
+        };
+        let err = read_index(&postcard::to_stdvec(&bad).unwrap(), &meta2)
+            .err()
+            .unwrap();
+        assert!(err.contains("symbol 7"), "{err}");
+        let newer = BlockMeta {
+            index_format: INDEX_FORMAT + 1,
+            ..old.meta.clone()
+        };
+        assert!(read_index(&[], &newer).is_err());
     }
 }
