@@ -20,7 +20,7 @@ use triad_model::metric::Matcher;
 use triad_model::store::MetricRead;
 
 use crate::AppState;
-use crate::promql::format::{labels_json, result_json, time_json};
+use crate::promql::format::{ResultJson, labels_json, time_json};
 use crate::promql::{Engine, EvalError, Limits, QueryValue};
 
 /// Earliest and latest times the API accepts when `start`/`end` are left out.
@@ -95,7 +95,21 @@ impl IntoResponse for PromError {
 }
 
 pub(crate) fn success(data: Json) -> Response {
-    axum::Json(json!({"status": "success", "data": data})).into_response()
+    success_with(data)
+}
+
+/// The success envelope around anything serializable, written without a JSON tree.
+pub(crate) fn success_with<T: serde::Serialize>(data: T) -> Response {
+    #[derive(serde::Serialize)]
+    struct Envelope<T> {
+        status: &'static str,
+        data: T,
+    }
+    axum::Json(Envelope {
+        status: "success",
+        data,
+    })
+    .into_response()
 }
 
 /// Request parameters: query string plus a form body, in that order.
@@ -224,7 +238,7 @@ pub async fn query(
             .map_err(invalid_query)
     })
     .await?;
-    Ok(success(result_json(&value)))
+    Ok(success_with(ResultJson(&value)))
 }
 
 /// Parse errors name the parameter, as Prometheus does.
@@ -260,7 +274,7 @@ pub async fn query_range(
             .map_err(invalid_query)
     })
     .await?;
-    Ok(success(result_json(&QueryValue::Matrix(matrix))))
+    Ok(success_with(ResultJson(&QueryValue::Matrix(matrix))))
 }
 
 /// Parses `match[]` selectors into matcher sets.

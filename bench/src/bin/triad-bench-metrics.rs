@@ -587,6 +587,9 @@ async fn main() -> anyhow::Result<()> {
             let mut lat: Vec<Vec<Duration>> = vec![Vec::new(), Vec::new()];
             let mut answers = Vec::new();
             for (k, s) in [&prom, &triad].iter().enumerate() {
+                if o.query_runs > 100 {
+                    println!("  {}: {} runs of {q}", s.name, o.query_runs);
+                }
                 for i in 0..=o.query_runs {
                     let (d, body) = query(&client, &s.query, q, qs, qe).await?;
                     if i == 0 {
