@@ -303,6 +303,46 @@ fn keeps_order(expr: &Expr) -> bool {
     }
 }
 
+/// Windows `[lo, hi]` of one series' samples (sorted by time) for bounds that move
+/// forward step by step, as a range query's do: the edges only advance, so a whole
+/// query walks the samples once instead of two binary searches per step. Bounds that
+/// move back (never within one evaluation) are searched for.
+pub(crate) struct Windows<'s> {
+    samples: &'s [(i64, f64)],
+    a: usize,
+    b: usize,
+    last: (i64, i64),
+}
+
+impl<'s> Windows<'s> {
+    pub(crate) fn new(samples: &'s [(i64, f64)]) -> Windows<'s> {
+        Windows {
+            samples,
+            a: 0,
+            b: 0,
+            last: (i64::MIN, i64::MIN),
+        }
+    }
+
+    /// The samples in `[lo, hi]`.
+    pub(crate) fn get(&mut self, lo: i64, hi: i64) -> &'s [(i64, f64)] {
+        let s = self.samples;
+        if lo < self.last.0 || hi < self.last.1 {
+            self.a = s.partition_point(|(t, _)| *t < lo);
+            self.b = s.partition_point(|(t, _)| *t <= hi);
+        } else {
+            while self.a < s.len() && s[self.a].0 < lo {
+                self.a += 1;
+            }
+            while self.b < s.len() && s[self.b].0 <= hi {
+                self.b += 1;
+            }
+        }
+        self.last = (lo, hi);
+        s.get(self.a..self.b.max(self.a)).unwrap_or(&[])
+    }
+}
+
 /// The samples of `samples` (sorted by time) in `[lo, hi]`.
 pub(crate) fn window(samples: &[(i64, f64)], lo: i64, hi: i64) -> &[(i64, f64)] {
     let a = samples.partition_point(|(t, _)| *t < lo);
@@ -496,10 +536,11 @@ impl<'a> Ev<'a> {
         let mut out = Vec::with_capacity(series.len());
         for s in series {
             self.check_deadline()?;
+            let mut windows = Windows::new(&s.samples);
             let values: Vec<Option<f64>> = (0..self.n)
                 .map(|i| {
                     let eff = at.unwrap_or_else(|| self.t(i)) - offset;
-                    latest(&s.samples, eff, lookback).map(|(t, v)| pick(t, v))
+                    latest(windows.get(eff - lookback, eff)).map(|(t, v)| pick(t, v))
                 })
                 .collect();
             if values.iter().any(Option::is_some) {
@@ -657,10 +698,10 @@ impl<'a> Ev<'a> {
 
 /// The latest sample at or before `t` and no older than `lookback`; none when it is a
 /// staleness marker.
-fn latest(samples: &[(i64, f64)], t: i64, lookback: i64) -> Option<(i64, f64)> {
-    let idx = samples.partition_point(|(ts, _)| *ts <= t);
-    let (ts, v) = *samples.get(idx.checked_sub(1)?)?;
-    (ts >= t - lookback && !is_stale_nan(v)).then_some((ts, v))
+/// The newest sample of a lookback window, unless it is a staleness marker.
+fn latest(window: &[(i64, f64)]) -> Option<(i64, f64)> {
+    let &(ts, v) = window.last()?;
+    (!is_stale_nan(v)).then_some((ts, v))
 }
 
 /// The labels without the metric name.

@@ -6,7 +6,9 @@ use triad_model::metric::is_label_name;
 use triad_model::metric::{Labels, METRIC_NAME};
 
 use super::StepSeries;
-use super::eval::{Ev, EvalError, RangeValue, Value, drop_name, merge_same_labels, window};
+use super::eval::{
+    Ev, EvalError, RangeValue, Value, Windows, drop_name, merge_same_labels, window,
+};
 
 /// Evaluates a function call.
 pub(crate) fn call(ev: &Ev<'_>, c: &Call) -> Result<Value, EvalError> {
@@ -361,10 +363,11 @@ fn over_range_at(
     let mut out = Vec::with_capacity(r.series.len());
     for s in &r.series {
         ev.check_deadline()?;
+        let mut windows = Windows::new(&s.samples);
         let values: Vec<Option<f64>> = (0..ev.n)
             .map(|i| {
                 let (lo, hi) = bounds(ev, r, i);
-                let w = window(&s.samples, lo, hi);
+                let w = windows.get(lo, hi);
                 if w.is_empty() { None } else { f(i, w, lo, hi) }
             })
             .collect();
