@@ -116,11 +116,29 @@ impl<'a> Iterator for Pairs<'a> {
 
 impl<'a> Pairs<'a> {
     fn string(&mut self) -> &'a str {
+        let (start, end) = self.span();
+        // Always a char boundary: the text is built by `Labels::from_sorted`.
+        self.text.get(start..end).unwrap_or("")
+    }
+
+    /// The byte range of the next string, advancing past it.
+    fn span(&mut self) -> (usize, usize) {
         let n = read_len(self.text.as_bytes(), &mut self.pos);
         let start = self.pos;
         self.pos = start + n;
-        // Always a char boundary: the text is built by `Labels::from_sorted`.
-        self.text.get(start..self.pos).unwrap_or("")
+        (start, self.pos)
+    }
+
+    /// The next pair as bytes (no UTF-8 boundary checks: for comparisons, where the
+    /// order of bytes is the order of strings).
+    fn next_bytes(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        if self.pos >= self.text.len() {
+            return None;
+        }
+        let bytes = self.text.as_bytes();
+        let (a, b) = self.span();
+        let (c, d) = self.span();
+        Some((bytes.get(a..b)?, bytes.get(c..d)?))
     }
 }
 
@@ -268,7 +286,28 @@ impl PartialOrd for Labels {
 
 impl Ord for Labels {
     fn cmp(&self, other: &Labels) -> Ordering {
-        self.iter().cmp(other.iter())
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return Ordering::Equal;
+        }
+        let mut a = Pairs {
+            text: &self.0.text,
+            pos: 0,
+        };
+        let mut b = Pairs {
+            text: &other.0.text,
+            pos: 0,
+        };
+        loop {
+            match (a.next_bytes(), b.next_bytes()) {
+                (None, None) => return Ordering::Equal,
+                (None, Some(_)) => return Ordering::Less,
+                (Some(_), None) => return Ordering::Greater,
+                (Some(x), Some(y)) => match x.cmp(&y) {
+                    Ordering::Equal => {}
+                    unequal => return unequal,
+                },
+            }
+        }
     }
 }
 

@@ -350,28 +350,25 @@ impl Tsdb {
     /// Samples of matching series in `[start, end]`, merged across blocks and head,
     /// sorted by labels.
     pub fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesSamples>> {
-        let mut merged: BTreeMap<Labels, Vec<Vec<(i64, f64)>>> = BTreeMap::new();
+        // (labels, samples) from every source; one series may appear in several.
+        let mut parts: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
         // Head first, then frozen, then blocks: a cut moves data head → frozen → block,
         // and a block is published before its frozen part is dropped, so this order
         // never misses data (it may see it twice, which the merge removes).
         {
             let head = self.head.read().map_err(|_| Error::Closed("tsdb"))?;
-            let mut parts = Vec::new();
+            let mut found = Vec::new();
             for id in head.select(matchers) {
                 if let Some(s) = head.series(id) {
                     let chunks = s.chunks_in(start, end);
                     if !chunks.is_empty() {
-                        parts.push((s.labels.clone(), chunks));
+                        found.push((s.labels.clone(), chunks));
                     }
                 }
             }
             drop(head);
-            for (labels, chunks) in parts {
-                merged.entry(labels).or_default().push(filter_range(
-                    decode_chunks(&chunks),
-                    start,
-                    end,
-                ));
+            for (labels, chunks) in found {
+                parts.push((labels, filter_range(decode_chunks(&chunks), start, end)));
             }
         }
         let frozen: Vec<Arc<Frozen>> = self
@@ -384,26 +381,33 @@ impl Tsdb {
                 if matchers.iter().all(|m| m.matches_labels(labels))
                     && chunks.iter().any(|c| c.max_t >= start && c.min_t <= end)
                 {
-                    merged.entry(labels.clone()).or_default().push(filter_range(
-                        decode_chunks(chunks),
-                        start,
-                        end,
+                    parts.push((
+                        labels.clone(),
+                        filter_range(decode_chunks(chunks), start, end),
                     ));
                 }
             }
         }
         for b in self.blocks_in(start, end)? {
             for s in b.select(matchers, start, end)? {
-                merged.entry(s.labels).or_default().push(s.samples);
+                parts.push((s.labels, s.samples));
             }
         }
-        Ok(merged
-            .into_iter()
-            .filter_map(|(labels, parts)| {
-                let samples = merge_parts(parts);
-                (!samples.is_empty()).then_some(SeriesSamples { labels, samples })
-            })
-            .collect())
+        // Stable: the parts of one series stay in source order (head first).
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<SeriesSamples> = Vec::with_capacity(parts.len());
+        let mut parts = parts.into_iter().peekable();
+        while let Some((labels, first)) = parts.next() {
+            let mut same = vec![first];
+            while let Some((_, more)) = parts.next_if(|(l, _)| *l == labels) {
+                same.push(more);
+            }
+            let samples = merge_parts(same);
+            if !samples.is_empty() {
+                out.push(SeriesSamples { labels, samples });
+            }
+        }
+        Ok(out)
     }
 
     fn blocks_in(&self, start: i64, end: i64) -> Result<Vec<Arc<Block>>> {
