@@ -1,4 +1,4 @@
-//! Chunk bytes as a damaged block file could hold them: decoding either encoding never
+//! Chunk bytes as a damaged block file could hold them: decoding any encoding never
 //! panics and never yields more samples than announced; whatever decodes to a valid
 //! series encodes back to itself.
 #![no_main]
@@ -8,7 +8,7 @@ use triad_collector::tsdb::chunk::{Encoding, decode, encode_best};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&count, bytes)) = data.split_first() else { return };
-    for encoding in [Encoding::Xor, Encoding::IntDelta] {
+    for encoding in [Encoding::Xor, Encoding::IntDelta, Encoding::IntRegular] {
         let samples = decode(encoding, bytes, u16::from(count));
         assert!(samples.len() <= usize::from(count));
         if samples.is_empty() || !samples.windows(2).all(|w| w[0].0 < w[1].0) {

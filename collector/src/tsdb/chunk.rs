@@ -438,6 +438,10 @@ pub enum Encoding {
     /// Integer values as bit-packed deltas (`encode_int`); counters and gauges that
     /// only hold integers, the common case, take about half the bytes of XOR.
     IntDelta = 2,
+    /// [`Encoding::IntDelta`] for a chunk whose samples are evenly spaced (every scrape
+    /// on time, the common case): the spacing is written once instead of a
+    /// delta-of-delta bit per sample.
+    IntRegular = 3,
 }
 
 impl Encoding {
@@ -446,6 +450,7 @@ impl Encoding {
         match b {
             1 => Some(Encoding::Xor),
             2 => Some(Encoding::IntDelta),
+            3 => Some(Encoding::IntRegular),
             _ => None,
         }
     }
@@ -467,14 +472,23 @@ pub fn encode_best(samples: &[(i64, f64)]) -> Option<(Encoding, Chunk)> {
         return Some((Encoding::Xor, xor));
     }
     let ints: Vec<(i64, i64)> = samples.iter().map(|&(t, v)| (t, v as i64)).collect();
+    let regular = samples.len() > 2
+        && samples
+            .windows(3)
+            .all(|w| w[2].0.wrapping_sub(w[1].0) == w[1].0.wrapping_sub(w[0].0));
     let int = Chunk {
-        bytes: encode_int(&ints),
+        bytes: encode_int(&ints, regular),
         count: xor.count,
         min_t: xor.min_t,
         max_t: xor.max_t,
     };
+    let encoding = if regular {
+        Encoding::IntRegular
+    } else {
+        Encoding::IntDelta
+    };
     Some(if int.bytes.len() < xor.bytes.len() {
-        (Encoding::IntDelta, int)
+        (encoding, int)
     } else {
         (Encoding::Xor, xor)
     })
@@ -484,7 +498,8 @@ pub fn encode_best(samples: &[(i64, f64)]) -> Option<(Encoding, Chunk)> {
 pub fn decode(encoding: Encoding, bytes: &[u8], count: u16) -> Vec<(i64, f64)> {
     match encoding {
         Encoding::Xor => ChunkIter::new(bytes, count).collect(),
-        Encoding::IntDelta => decode_int(bytes, count),
+        Encoding::IntDelta => decode_int(bytes, count, false),
+        Encoding::IntRegular => decode_int(bytes, count, true),
     }
 }
 
@@ -494,7 +509,9 @@ pub fn decode(encoding: Encoding, bytes: &[u8], count: u16) -> Vec<(i64, f64)> {
 /// and the value delta as `0` + `w` bits of zig-zag(delta − base), or `1` + 64 bits for
 /// the rare delta that does not fit (a counter reset). `w` is chosen per chunk to
 /// minimise the size: a counter growing by 0–19 per scrape takes 6 bits a value.
-fn encode_int(samples: &[(i64, i64)]) -> Vec<u8> {
+/// `regular` ([`Encoding::IntRegular`]): the first timestamp delta is written once,
+/// after the header, and no timestamp bits follow per sample.
+fn encode_int(samples: &[(i64, i64)], regular: bool) -> Vec<u8> {
     let mut w = BitWriter::default();
     let Some(&(t0, v0)) = samples.first() else {
         return Vec::new();
@@ -535,7 +552,7 @@ fn encode_int(samples: &[(i64, i64)]) -> Vec<u8> {
         let td = t.wrapping_sub(prev_t);
         if i == 0 {
             w.write_varint(td);
-        } else {
+        } else if !regular {
             write_ts_dod(&mut w, td.wrapping_sub(prev_td));
         }
         prev_t = t;
@@ -552,7 +569,7 @@ fn encode_int(samples: &[(i64, i64)]) -> Vec<u8> {
     w.bytes
 }
 
-fn decode_int(bytes: &[u8], count: u16) -> Vec<(i64, f64)> {
+fn decode_int(bytes: &[u8], count: u16, regular: bool) -> Vec<(i64, f64)> {
     let mut r = BitReader { bytes, pos: 0 };
     let mut out = Vec::with_capacity(usize::from(count));
     if count == 0 {
@@ -567,6 +584,8 @@ fn decode_int(bytes: &[u8], count: u16) -> Vec<(i64, f64)> {
         for i in 1..count {
             td = if i == 1 {
                 r.read_varint()?
+            } else if regular {
+                td
             } else {
                 td.wrapping_add(read_ts_dod(&mut r)?)
             };
@@ -600,7 +619,14 @@ mod tests {
             samples.push((1_700_000_000_000 + i * 15_000, v));
         }
         let (enc, c) = encode_best(&samples).unwrap();
-        assert_eq!(enc, Encoding::IntDelta);
+        assert_eq!(enc, Encoding::IntRegular);
+        // One late scrape: the general integer encoding, about a bit a sample more.
+        let mut late = samples.clone();
+        late[500].0 += 7;
+        let (enc_late, c_late) = encode_best(&late).unwrap();
+        assert_eq!(enc_late, Encoding::IntDelta);
+        assert_eq!(decode(enc_late, &c_late.bytes, c_late.count), late);
+        assert!(c_late.bytes.len() > c.bytes.len() + 100);
         let mut xor = ChunkWriter::new();
         for &(t, v) in &samples {
             xor.push(t, v);
@@ -734,6 +760,21 @@ mod tests {
                 samples.push((t, v as f64));
                 t += dt;
             }
+            let (enc, c) = encode_best(&samples).unwrap();
+            prop_assert_eq!(decode(enc, &c.bytes, c.count), samples);
+        }
+
+        #[test]
+        fn evenly_spaced_series_roundtrip(
+            start in -1_000_000_000_000i64..4_000_000_000_000,
+            dt in 1i64..100_000_000,
+            values in proptest::collection::vec(-1_000_000i64..1_000_000, 1..300),
+        ) {
+            let samples: Vec<(i64, f64)> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (start + i as i64 * dt, *v as f64))
+                .collect();
             let (enc, c) = encode_best(&samples).unwrap();
             prop_assert_eq!(decode(enc, &c.bytes, c.count), samples);
         }
