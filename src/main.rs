@@ -150,6 +150,11 @@ struct QueryArgs {
     /// Query server listen address; overrides query.listen.
     #[arg(long, value_name = "ADDR")]
     query_listen: Option<SocketAddr>,
+    /// Remote read endpoint to take metric series from for PromQL (a collector's
+    /// http://HOST:4318/api/v1/read or a Prometheus' http://HOST:9090/api/v1/read);
+    /// overrides query.remote_read_url.
+    #[arg(long, value_name = "URL")]
+    remote_read_url: Option<String>,
 }
 
 fn load(
@@ -547,8 +552,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 if let Some(x) = a.query_listen {
                     c.query.listen = x
                 }
+                if let Some(url) = &a.remote_read_url {
+                    c.query.remote_read_url = Some(url.clone())
+                }
             })?;
             let readers = read_only::open(&cfg, &mut registry)?;
+            let metrics: Option<Arc<dyn triad_model::store::MetricRead>> =
+                match &cfg.query.remote_read_url {
+                    Some(url) => Some(Arc::new(
+                        triad_collector::remote_read::RemoteReader::new(
+                            url,
+                            std::time::Duration::from_secs(cfg.query.query_timeout_secs),
+                        )
+                        .map_err(|e| anyhow::anyhow!("query.remote_read_url: {e}"))?,
+                    )),
+                    None => None,
+                };
             let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
             let registry = Arc::new(registry);
             let query = bind("query", cfg.query.listen).await?;
@@ -556,7 +575,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let served = Served {
                 logs: readers.logs.clone(),
                 traces: readers.traces.clone(),
-                metrics: None,
+                metrics,
                 alerting: None,
             };
             let state = query_state(&cfg, served, registry, Arc::new(|| true), &cancel);

@@ -15,6 +15,7 @@ pub mod metric_store;
 pub mod metrics;
 pub mod otlp_metrics;
 pub mod query_text;
+pub mod remote_read;
 pub mod remote_write;
 pub mod scrape;
 pub mod span_metrics;
@@ -62,6 +63,7 @@ pub struct Collector {
     cfg: CollectorConfig,
     scrape_metrics: crate::scrape::ScrapeMetrics,
     remote_write_metrics: crate::remote_write::RemoteWriteMetrics,
+    remote_read_metrics: crate::remote_read::RemoteReadMetrics,
 }
 
 impl Collector {
@@ -114,6 +116,7 @@ impl Collector {
             span_metrics,
             scrape_metrics,
             remote_write_metrics: crate::remote_write::RemoteWriteMetrics::register(registry),
+            remote_read_metrics: crate::remote_read::RemoteReadMetrics::register(registry),
             ingest,
             cfg: cfg.clone(),
         })
@@ -158,8 +161,17 @@ impl Collector {
         .layer(axum::extract::DefaultBodyLimit::max(
             self.cfg.max_request_bytes,
         ));
-        let app =
-            triad_receiver::http::router(state, self.cfg.max_request_bytes).merge(remote_write);
+        let remote_read = crate::remote_read::router(crate::remote_read::RemoteReadState {
+            store: self.metrics.clone(),
+            metrics: self.remote_read_metrics.clone(),
+            max_decompressed_bytes: self.cfg.max_decompressed_bytes,
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(
+            self.cfg.max_request_bytes,
+        ));
+        let app = triad_receiver::http::router(state, self.cfg.max_request_bytes)
+            .merge(remote_write)
+            .merge(remote_read);
         triad_receiver::http::spawn_server("otlp http", http, app, cancel, tasks);
 
         let me = self.clone();

@@ -275,6 +275,11 @@ pub struct QueryConfig {
     /// How far back a PromQL selector looks for a sample, in seconds
     /// (`--query.lookback-delta`).
     pub lookback_delta_secs: u64,
+    /// Where a separate `triad query` reads metric series for PromQL: the remote read
+    /// endpoint of a collector (`http://collector:4318/api/v1/read`) or of a Prometheus
+    /// (`http://prometheus:9090/api/v1/read`). Unset, a separate `triad query` answers
+    /// the Prometheus API with `unavailable`; `triad up` always reads its own store.
+    pub remote_read_url: Option<String>,
 }
 
 impl Default for QueryConfig {
@@ -287,6 +292,7 @@ impl Default for QueryConfig {
             max_samples: 50_000_000,
             query_timeout_secs: 120,
             lookback_delta_secs: 300,
+            remote_read_url: None,
         }
     }
 }
@@ -451,6 +457,15 @@ impl Config {
             86_400,
             "e.g. 300 (5 minutes, as Prometheus)",
         )?;
+        if let Some(url) = &q.remote_read_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError {
+                key: "query.remote_read_url".into(),
+                problem: format!("{url:?} is not an http:// or https:// URL"),
+                fix: "e.g. http://collector:4318/api/v1/read".into(),
+            });
+        }
         c.metrics.validate()?;
         let a = &self.agent;
         range(

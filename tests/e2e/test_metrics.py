@@ -11,6 +11,7 @@ import http.server
 import json
 import math
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -299,6 +300,65 @@ def test_prometheus_and_triad_agree(stack):
     bad = prom_get(triad.query, "/api/v1/query", query="sum(")
     assert bad["status"] == "error" and bad["errorType"] == "bad_data"
     assert triad.get("/api/v1/status/buildinfo")["status"] == "success"
+
+
+def test_prometheus_reads_triad_through_remote_read(stack, tmp_path):
+    """A second, empty Prometheus with Triad as its remote_read source, and a separate
+    `triad query` reading through the same endpoint, answer PromQL over the series Triad
+    scraped itself exactly as Triad does."""
+    triad = stack["triad"]
+    wait_until("triad scraped the app", lambda: triad.get(
+        "/api/v1/query", query='up{job="triad-app"}')["data"]["result"], timeout=15)
+    time.sleep(6)
+    port = free_port()
+    cfg = tmp_path / "reader.yml"
+    cfg.write_text(f"""
+global: {{scrape_interval: 1m}}
+remote_read:
+  - url: http://127.0.0.1:{stack["http_port"]}/api/v1/read
+    read_recent: true
+""")
+    log = open(tmp_path / "reader.log", "wb")
+    reader = subprocess.Popen(
+        ["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'reader-data'}",
+         f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=log)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until("reader ready", lambda: urllib.request.urlopen(base + "/-/ready", timeout=2).status == 200)
+        t = round(time.time() - 2, 3)
+        for q in ['up{job="triad-app"}',
+                  'rate(app_requests_total{job="triad-app"}[5s])',
+                  'sum by (code) (app_requests_total{job="triad-app"})',
+                  'count({job="triad-node"})']:
+            assert_same(prom_get(base, "/api/v1/query", query=q, time=t),
+                        triad.get("/api/v1/query", query=q, time=t), q)
+        params = dict(query='app_inflight{job="triad-app"}', start=t - 4, end=t, step=1)
+        assert_same(prom_get(base, "/api/v1/query_range", **params),
+                    triad.get("/api/v1/query_range", **params), "range over remote read")
+        metrics = urllib.request.urlopen(triad.query + "/metrics", timeout=10).read().decode()
+        assert re.search(r'^triad_remote_read_requests_total\{code="200"\} [1-9]', metrics, re.M), metrics[-2000:]
+    finally:
+        reader.terminate()
+        reader.wait(timeout=30)
+
+    # A split query server: the same answers, the same label APIs.
+    split = Triad(stack["data"], command="query", log_path=tmp_path / "split-query.log",
+                  args=["--remote-read-url", f"http://127.0.0.1:{stack['http_port']}/api/v1/read"]).start()
+    try:
+        for q in ['rate(app_requests_total{job="triad-app"}[5s])', 'count by (job) (up)',
+                  'histogram_quantile(0.9, sum by (le) (rate(app_latency_seconds_bucket{job="triad-app"}[5s])))']:
+            assert_same(triad.get("/api/v1/query", query=q, time=t), split.get("/api/v1/query", query=q, time=t), q)
+        params = dict(query='sum(app_inflight{job="triad-app"})', start=t - 4, end=t, step=1)
+        assert_same(triad.get("/api/v1/query_range", **params), split.get("/api/v1/query_range", **params),
+                    "split range query")
+        window = dict(start=t - 60, end=t)
+        for path in ["/api/v1/labels", "/api/v1/label/job/values"]:
+            assert triad.get(path, **window)["data"] == split.get(path, **window)["data"], path
+        series = {"match[]": 'up{job=~"triad-.*"}', **window}
+        assert sorted(map(str, triad.get("/api/v1/series", **series)["data"])) == \
+            sorted(map(str, split.get("/api/v1/series", **series)["data"]))
+    finally:
+        split.stop()
 
 
 def test_bad_targets_fail_alone_and_series_go_stale(stack):
