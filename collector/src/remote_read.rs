@@ -15,7 +15,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
@@ -25,7 +24,7 @@ use triad_model::metric::{Labels, MatchOp, Matcher, SeriesSamples};
 use triad_model::store::MetricRead;
 
 use crate::metric_store::MetricStore;
-use crate::remote_write::{Label, TimeSeries, WireSample};
+use crate::remote_write::{CodeLabel, Label, TimeSeries, WireSample, decompress};
 
 /// Most samples one request may read.
 pub const SAMPLE_LIMIT: usize = 50_000_000;
@@ -107,11 +106,6 @@ pub struct QueryResult {
     pub timeseries: Vec<TimeSeries>,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CodeLabel {
-    code: u16,
-}
-
 /// Remote read metrics (`triad_remote_read_*`).
 #[derive(Clone)]
 pub struct RemoteReadMetrics {
@@ -161,17 +155,7 @@ fn matcher(m: &LabelMatcher) -> Result<Matcher, String> {
 
 /// Decodes a request; the error is for the sender.
 pub fn decode(body: &[u8], max_decompressed: usize) -> Result<ReadRequest, (StatusCode, String)> {
-    let len = snap::raw::decompress_len(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("snappy: {e}")))?;
-    if len > max_decompressed {
-        return Err((
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("decompressed body of {len} bytes exceeds the limit of {max_decompressed}"),
-        ));
-    }
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("snappy: {e}")))?;
+    let raw = decompress(body, max_decompressed)?;
     ReadRequest::decode(raw.as_slice())
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("protobuf: {e}")))
 }
@@ -336,11 +320,11 @@ pub fn router(state: RemoteReadState) -> axum::Router {
 /// Prometheus may send samples too, which are ignored). Metadata and exemplars are not
 /// part of the protocol: there are none. The store calls are synchronous (the query
 /// engine runs on blocking threads), so each waits for its request on the runtime.
+#[derive(Debug)]
 pub struct RemoteReader {
     url: String,
     client: reqwest::Client,
     handle: tokio::runtime::Handle,
-    timeout: std::time::Duration,
 }
 
 impl RemoteReader {
@@ -356,7 +340,6 @@ impl RemoteReader {
             url: url.to_string(),
             client,
             handle,
-            timeout,
         })
     }
 
@@ -552,15 +535,6 @@ impl MetricRead for RemoteReader {
         _end_ms: i64,
     ) -> triad_model::store::StoreResult<Vec<triad_model::metric::SeriesExemplars>> {
         Ok(Vec::new())
-    }
-}
-
-impl std::fmt::Debug for RemoteReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteReader")
-            .field("url", &self.url)
-            .field("timeout", &self.timeout)
-            .finish()
     }
 }
 

@@ -553,5 +553,12 @@ mod tests {
         c.collector.logs.retention_secs = 60;
         let e = c.validate().unwrap_err();
         assert_eq!(e.key, "collector.logs.retention_secs");
+
+        let mut c = Config::default();
+        c.query.remote_read_url = Some("collector:4318/api/v1/read".into());
+        let e = c.clone().validate().unwrap_err();
+        assert_eq!(e.key, "query.remote_read_url");
+        c.query.remote_read_url = Some("http://collector:4318/api/v1/read".into());
+        c.validate().unwrap();
     }
 }

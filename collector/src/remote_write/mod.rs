@@ -106,9 +106,10 @@ pub struct WireMetadata {
     pub unit: String,
 }
 
+/// The HTTP status label of the remote write and remote read request counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CodeLabel {
-    code: u16,
+pub(crate) struct CodeLabel {
+    pub(crate) code: u16,
 }
 
 /// Receiver metrics (`triad_remote_write_*`).
@@ -197,11 +198,13 @@ fn to_labels(wire: &[(&str, &str)]) -> Result<Labels, String> {
     ))
 }
 
-/// Decodes a request body into a batch; the error is for the sender.
-pub fn decode(
+/// Undoes the snappy block compression of a remote write or read body, refusing one
+/// whose length header exceeds `max_decompressed` before allocating anything; the
+/// error is for the sender.
+pub(crate) fn decompress(
     body: &[u8],
     max_decompressed: usize,
-) -> Result<(AppendBatch, usize), (StatusCode, String)> {
+) -> Result<Vec<u8>, (StatusCode, String)> {
     let len = snap::raw::decompress_len(body)
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("snappy: {e}")))?;
     if len > max_decompressed {
@@ -210,9 +213,17 @@ pub fn decode(
             format!("decompressed body of {len} bytes exceeds the limit of {max_decompressed}"),
         ));
     }
-    let raw = snap::raw::Decoder::new()
+    snap::raw::Decoder::new()
         .decompress_vec(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("snappy: {e}")))?;
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("snappy: {e}")))
+}
+
+/// Decodes a request body into a batch; the error is for the sender.
+pub fn decode(
+    body: &[u8],
+    max_decompressed: usize,
+) -> Result<(AppendBatch, usize), (StatusCode, String)> {
+    let raw = decompress(body, max_decompressed)?;
     let mut batch = AppendBatch::default();
     let mut metadata = Vec::new();
     let mut invalid = 0usize;

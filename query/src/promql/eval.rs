@@ -740,3 +740,32 @@ pub(crate) fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSerie
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The forward cursor finds the same windows as a search, also when bounds stand
+    /// still (`@`) or move back.
+    #[test]
+    fn windows_agree_with_a_search_whatever_the_bounds() {
+        let samples: Vec<(i64, f64)> = (0..50).map(|i| (i * 10, i as f64)).collect();
+        let mut w = Windows::new(&samples);
+        let bounds = [
+            (-20, -5),
+            (0, 0),
+            (5, 45),
+            (5, 45),
+            (40, 200),
+            (100, 300),
+            (30, 60),
+            (490, 700),
+            (700, 800),
+            (0, 490),
+        ];
+        for (lo, hi) in bounds {
+            assert_eq!(w.get(lo, hi), window(&samples, lo, hi), "[{lo}, {hi}]");
+        }
+        assert!(Windows::new(&[]).get(0, 10).is_empty());
+    }
+}
