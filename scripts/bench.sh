@@ -2,11 +2,21 @@
 # Builds the release binaries and runs the benchmarks.
 #   scripts/bench.sh                 collector, agent and metrics benchmarks (full size)
 #   scripts/bench.sh collector ARGS  collector ingest and query (--quick, --help)
-#   scripts/bench.sh agent ARGS      agent file pipeline (--quick, --mib N)
+#   scripts/bench.sh agent ARGS      agent file pipeline, then 50 files idle and trickled next
+#                                    to rsyslog, and triad up --demo (--quick, --mib N,
+#                                    --window SECS, --only throughput|quiet|demo)
 #   scripts/bench.sh metrics ARGS    metric store and PromQL next to Prometheus 2.42
 #                                    (--quick, --series N, --rss-series N)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-all}" = all ] || [ "${1:-all}" = agent ]; then
+  if ! command -v rsyslogd >/dev/null; then
+    echo "== installing rsyslog (the agent benchmark's reference log shipper)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends rsyslog >/dev/null
+  fi
+fi
 cargo build --release --workspace --locked
 case "${1:-all}" in
   collector) shift; exec target/release/triad-bench "$@" ;;

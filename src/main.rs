@@ -644,7 +644,7 @@ mod in_process_agent {
         SourceConfig {
             tailer: crate::config_file::tailer_config(a),
             checkpoint_path: cfg.data_dir.join("agent").join("checkpoints.json"),
-            poll_interval: Duration::from_millis(a.poll_interval_ms),
+            scan_interval: Duration::from_secs(a.scan_interval_secs),
             tenant: triad_model::DEFAULT_TENANT.to_string(),
             host: host_name(),
             labels: a
@@ -669,6 +669,13 @@ mod in_process_agent {
         let handle = tokio::runtime::Handle::current();
         let stop = cancel.child_token();
         tracing::info!(include = ?cfg.agent.include, "tailing log files");
+        let (waker, stopping) = (source.waker(), stop.clone());
+        tasks.spawn(async move {
+            // The source sleeps until its files change: wake it to stop.
+            stopping.cancelled().await;
+            waker.wake();
+            Ok(())
+        });
         tasks.spawn_blocking(move || {
             source.run(sink, |f| handle.block_on(f), || stop.is_cancelled());
             Ok(())

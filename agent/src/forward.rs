@@ -43,16 +43,29 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Default)]
 pub struct AckBoard {
     inner: Arc<Mutex<HashMap<(u64, u64), Position>>>,
+    /// Batches acknowledged so far (those that carried positions).
+    batches: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl AckBoard {
     /// Records positions whose lines the destination acknowledged. Acknowledgements
     /// arrive in order, so a later position replaces an earlier one.
     pub fn acknowledge(&self, positions: Vec<Position>) {
+        if positions.is_empty() {
+            return;
+        }
         let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         for p in positions {
             m.insert((p.fingerprint.dev, p.fingerprint.ino), p);
         }
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// How many batches with positions were acknowledged so far: the file source
+    /// compares it with what it delivered to know whether acknowledgements are due.
+    pub fn acknowledged_batches(&self) -> u64 {
+        self.batches.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Takes every acknowledged position recorded so far.

@@ -59,6 +59,9 @@ pub struct AgentMetrics {
     file_lag: Family<PathLabel, Gauge>,
     /// Checkpoint writes that failed.
     pub checkpoint_errors: Counter,
+    source_wakeups: Family<ReasonLabel, Counter>,
+    /// Scans of the include globs (directory listings).
+    pub directory_scans: Counter,
 }
 
 fn send_histogram() -> Histogram {
@@ -81,6 +84,8 @@ impl AgentMetrics {
             open_files: Gauge::default(),
             file_lag: Family::default(),
             checkpoint_errors: Counter::default(),
+            source_wakeups: Family::default(),
+            directory_scans: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("triad_agent");
         r.register(
@@ -139,6 +144,16 @@ impl AgentMetrics {
             "Checkpoint writes that failed",
             m.checkpoint_errors.clone(),
         );
+        r.register(
+            "source_wakeups",
+            "Times the file source woke up, by reason (event: a watched file or directory changed; timer: a deadline of its own or the fallback scan; wake: acknowledged positions or a stop)",
+            m.source_wakeups.clone(),
+        );
+        r.register(
+            "directory_scans",
+            "Scans of the include globs (directory listings) by the file source",
+            m.directory_scans.clone(),
+        );
         m
     }
 
@@ -162,6 +177,13 @@ impl AgentMetrics {
         self.rejected
             .get_or_create(&SignalLabel { signal })
             .inc_by(n);
+    }
+
+    /// Counts one wake-up of the file source.
+    pub fn source_wakeup(&self, reason: &'static str) {
+        self.source_wakeups
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     /// Counts a line that claimed a format it did not have.

@@ -147,6 +147,13 @@ impl Agent {
                 stop: stop.clone(),
             });
             let handle = tokio::runtime::Handle::current();
+            let (waker, stopping) = (source.waker(), stop.clone());
+            tasks.spawn(async move {
+                // The source sleeps until its files change: wake it to stop.
+                stopping.cancelled().await;
+                waker.wake();
+                Ok(())
+            });
             tasks.spawn_blocking(move || {
                 source.run(sink, |f| handle.block_on(f), || stop.is_cancelled());
                 Ok(())

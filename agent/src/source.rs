@@ -9,17 +9,23 @@
 //! forwarder), and only then are they written to the checkpoint file, atomically. A
 //! crash replays lines rather than losing them (at-least-once).
 //!
-//! The source wakes when `notify` reports a change under the watched directories, and
-//! at `poll_interval` in any case: the scan that finds what events missed (network file
-//! systems, an overflowed inotify queue).
+//! Work follows events. The source sleeps until a change notification
+//! ([`crate::watch`]) names a file that changed (that file is read) or an entry created,
+//! removed or renamed in a watched directory (the globs are scanned), until one of the
+//! tailer's own timers is due ([`Tailer::next_deadline`]: a partial line's timeout, a
+//! rotated-away file to finish, an idle file to close), until acknowledged positions
+//! are due in the checkpoint file, or until `scan_interval` passed: the fallback round
+//! that scans the globs and reads every open file, for what events missed (network file
+//! systems, an overflowed inotify queue). Nothing runs per loop: an idle agent makes no
+//! system call between those wake-ups, which `triad_agent_source_wakeups_total` and
+//! `triad_agent_directory_scans_total` count.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use triad_model::{KeyValue, LogRecord, Value};
 
@@ -28,7 +34,8 @@ use crate::decode::{Decoder, Format};
 use crate::fields::LineContext;
 use crate::forward::AckBoard;
 use crate::metrics::AgentMetrics;
-use crate::tailer::{Line, Tailer, TailerConfig};
+use crate::tailer::{Line, Scope, Tailer, TailerConfig};
+use crate::watch::{Changes, Waker, Watcher, target_dirs};
 
 /// How often the checkpoint file is written while lines flow.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -36,6 +43,15 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 const MAX_BATCH_LINES: usize = 10_000;
 /// Most line bytes in one batch.
 const MAX_BATCH_BYTES: usize = 2 << 20;
+/// While change notifications stream in, rounds start at most this often: a steady
+/// trickle of writes (1,500 lines/s over 50 files) is read in at most 5 rounds a
+/// second, not one per line; a lone write after quiet is read at once. Every round
+/// costs a batch through the buffer and the collector: at 50 ms the trickle cost the
+/// agent 5.1% of a core, at 200 ms (see docs/benchmarks.md).
+const MIN_ROUND_GAP: Duration = Duration::from_millis(200);
+/// Without change notifications (no inotify instance to be had), open files are read
+/// this often; the globs are still scanned every scan interval.
+const POLL_WITHOUT_EVENTS: Duration = Duration::from_secs(1);
 
 /// Records and the file positions they complete.
 #[derive(Debug, Clone, Default)]
@@ -67,8 +83,9 @@ pub struct SourceConfig {
     pub tailer: TailerConfig,
     /// Checkpoint file.
     pub checkpoint_path: PathBuf,
-    /// How often to scan when no change is reported (the fallback for lost events).
-    pub poll_interval: Duration,
+    /// How often to scan the globs and read every open file whatever was reported (the
+    /// fallback for lost events).
+    pub scan_interval: Duration,
     /// Tenant of the records.
     pub tenant: String,
     /// Host name added to every record.
@@ -85,11 +102,18 @@ pub struct FileSource {
     decoders: HashMap<(u64, u64), Decoder>,
     acks: AckBoard,
     metrics: AgentMetrics,
-    wake: Option<Receiver<()>>,
-    _watcher: Option<crate::watch::Watcher>,
+    watcher: Watcher,
     /// Acknowledged positions not yet in the checkpoint file.
     unsaved: bool,
-    last_save: std::time::Instant,
+    last_save: Instant,
+    /// When the last round that scanned and read everything started.
+    last_full: Option<Instant>,
+    /// When the last round started.
+    last_round: Option<Instant>,
+    /// Directory scans already counted in the metrics.
+    scans_counted: u64,
+    /// Batches with positions delivered so far (compared with the acknowledged ones).
+    delivered_batches: u64,
 }
 
 impl FileSource {
@@ -105,13 +129,7 @@ impl FileSource {
         }
         let checkpoints = Checkpoints::load(&cfg.checkpoint_path)
             .map_err(|e| format!("load checkpoints {}: {e}", cfg.checkpoint_path.display()))?;
-        let (watcher, wake) = match crate::watch::Watcher::new(&cfg.tailer.include) {
-            Ok((w, rx)) => (Some(w), Some(rx)),
-            Err(e) => {
-                tracing::warn!(error = %e, "file change notifications unavailable; scanning every poll interval");
-                (None, None)
-            }
-        };
+        let watcher = Watcher::new(&cfg.tailer.include);
         Ok(FileSource {
             cfg,
             tailer,
@@ -119,11 +137,20 @@ impl FileSource {
             decoders: HashMap::new(),
             acks,
             metrics,
-            wake,
-            _watcher: watcher,
+            watcher,
             unsaved: false,
-            last_save: std::time::Instant::now(),
+            last_save: Instant::now(),
+            last_full: None,
+            last_round: None,
+            scans_counted: 0,
+            delivered_batches: 0,
         })
+    }
+
+    /// A handle that makes the running source look up at once: call it after `stop`
+    /// turned true, or the source notices only at its next wake-up.
+    pub fn waker(&self) -> Waker {
+        self.watcher.waker()
     }
 
     /// Resumes after positions whose lines are already on their way (the agent's buffer
@@ -254,7 +281,7 @@ impl FileSource {
             return;
         }
         self.unsaved = false;
-        self.last_save = std::time::Instant::now();
+        self.last_save = Instant::now();
         let tailer = &self.tailer;
         self.checkpoints.retain(|p| {
             tailer.is_open((p.fingerprint.dev, p.fingerprint.ino))
@@ -267,49 +294,160 @@ impl FileSource {
         }
     }
 
-    fn wait(&self) {
-        match &self.wake {
-            Some(rx) => match rx.recv_timeout(self.cfg.poll_interval) {
-                // A burst of events is one wake-up.
-                Ok(()) => while rx.try_recv().is_ok() {},
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
-            },
-            None => std::thread::sleep(self.cfg.poll_interval),
+    /// When the source must look even if nothing is reported.
+    fn deadline(&self) -> Instant {
+        let mut due = self
+            .last_full
+            .map_or_else(Instant::now, |t| t + self.cfg.scan_interval);
+        if let Some(t) = self.tailer.next_deadline() {
+            due = due.min(t);
+        }
+        if self.unsaved {
+            due = due.min(self.last_save + CHECKPOINT_EVERY);
+        }
+        if self.delivered_batches > self.acks.acknowledged_batches() {
+            // Acknowledgements are due: take them into the checkpoints within about
+            // as long as a checkpoint waits anyway.
+            let last = self.last_round.unwrap_or(self.last_save);
+            due = due.min(last + CHECKPOINT_EVERY);
+        }
+        if !self.watcher.is_live() {
+            let polled = self
+                .last_round
+                .map_or_else(Instant::now, |t| t + POLL_WITHOUT_EVENTS);
+            due = due.min(polled);
+        }
+        due
+    }
+
+    /// Sleeps until there is work (see the module docs) and says what it is.
+    fn wait_for_work(&mut self) -> Changes {
+        let deadline = self.deadline();
+        let mut changes = self.watcher.wait(Some(deadline));
+        let now = Instant::now();
+        let files_changed = changes.rescan || changes.lost || !changes.modified.is_empty();
+        let reason = if files_changed {
+            "event"
+        } else if changes.woken {
+            "wake"
+        } else {
+            "timer"
+        };
+        self.metrics.source_wakeup(reason);
+        if files_changed
+            && !changes.woken
+            && let Some(last) = self.last_round
+            && now < last + MIN_ROUND_GAP
+        {
+            // Events stream in: gather the rest of them into one round.
+            std::thread::sleep(last + MIN_ROUND_GAP - now);
+            changes.merge(self.watcher.take());
+        }
+        changes
+    }
+
+    /// What the next round looks at, given what was reported.
+    fn scope(&mut self, changes: Changes) -> Scope {
+        let now = Instant::now();
+        let full = changes.lost
+            || self
+                .last_full
+                .is_none_or(|t| now >= t + self.cfg.scan_interval);
+        let polled = !self.watcher.is_live()
+            && self
+                .last_round
+                .is_none_or(|t| now >= t + POLL_WITHOUT_EVENTS);
+        if full {
+            self.last_full = Some(now);
+        }
+        self.last_round = Some(now);
+        if full || changes.rescan {
+            // A directory that did not exist (or was replaced) is watched from now on.
+            self.watcher.watch_roots();
+        }
+        Scope {
+            scan: full || changes.rescan,
+            all: full || polled,
+            changed: changes.modified,
         }
     }
 
+    /// One round of the tailer, with the bookkeeping around it.
+    fn poll(&mut self, scope: &Scope) -> Vec<Line> {
+        let lines = self.tailer.poll_scoped(&self.checkpoints, scope);
+        let scans = self.tailer.scans();
+        self.metrics
+            .directory_scans
+            .inc_by(scans - self.scans_counted);
+        self.scans_counted = scans;
+        // Symlinked files (container logs) are written where their targets live.
+        self.watcher
+            .watch_extra(target_dirs(self.tailer.locations()));
+        self.metrics.open_files.set(self.tailer.open_files() as i64);
+        self.metrics.set_file_lag(&self.tailer.lags());
+        lines
+    }
+
+    /// Delivers a batch (see [`deliver_with_retry`]), counting those whose positions
+    /// are to be acknowledged.
+    fn deliver(
+        &mut self,
+        sink: &dyn Sink,
+        batch: Batch,
+        block_on: &impl Fn(DeliverFuture<'_>) -> Result<(), Refused>,
+        stop: &impl Fn() -> bool,
+    ) -> bool {
+        let acknowledged = !batch.positions.is_empty();
+        let delivered = deliver_with_retry(sink, batch, block_on, stop);
+        if delivered && acknowledged {
+            self.delivered_batches += 1;
+        }
+        delivered
+    }
+
     /// Runs until `stop` returns true: poll, decode, deliver (retrying), checkpoint.
-    /// `block_on` drives the sink's future (a runtime handle's `block_on`).
+    /// `block_on` drives the sink's future (a runtime handle's `block_on`). Whoever
+    /// turns `stop` true wakes the source with [`FileSource::waker`].
     pub fn run(
         mut self,
         sink: Arc<dyn Sink>,
         block_on: impl Fn(DeliverFuture<'_>) -> Result<(), Refused>,
         stop: impl Fn() -> bool,
     ) {
+        // The first round scans and reads everything.
+        let mut busy = true;
         while !stop() {
             self.apply_acks(false);
-            let mut lines = self.tailer.poll(&self.checkpoints);
+            let changes = if busy {
+                // Lines were read in the last round: go on without sleeping, taking
+                // what was reported meanwhile.
+                self.watcher.take()
+            } else {
+                self.wait_for_work()
+            };
+            if stop() {
+                break;
+            }
+            let scope = self.scope(changes);
+            let mut lines = self.poll(&scope);
             let flushed = self.flush_closed();
             let skips = self.skipped_positions();
-            self.metrics.open_files.set(self.tailer.open_files() as i64);
-            self.metrics.set_file_lag(&self.tailer.lags());
             if lines.is_empty() && flushed.is_empty() {
+                busy = false;
                 if !skips.is_empty() {
                     // Checkpointed behind everything delivered before, like lines.
                     let batch = Batch {
                         records: Vec::new(),
                         positions: skips,
                     };
-                    if !deliver_with_retry(&*sink, batch, &block_on, &stop) {
+                    if !self.deliver(&*sink, batch, &block_on, &stop) {
                         self.apply_acks(true);
                         return;
                     }
-                    continue;
                 }
-                self.apply_acks(true);
-                self.wait();
                 continue;
             }
+            busy = true;
             let mut skips = Some(skips);
             self.metrics.lines_read.inc_by(lines.len() as u64);
             self.metrics
@@ -337,7 +475,7 @@ impl FileSource {
                 lines = rest;
                 // Even a batch without records goes through the sink: its positions
                 // must not be checkpointed ahead of earlier batches still in flight.
-                if !deliver_with_retry(&*sink, batch, &block_on, &stop) {
+                if !self.deliver(&*sink, batch, &block_on, &stop) {
                     self.apply_acks(true);
                     return;
                 }

@@ -73,8 +73,11 @@ pub struct AgentConfig {
     pub read_from: ReadFrom,
     /// Longer lines are cut at this many bytes, with a `…[truncated]` marker.
     pub max_line_bytes: usize,
-    /// How often to look for new lines when the files are idle, in ms.
-    pub poll_interval_ms: u64,
+    /// How often to scan the globs and read every open file whatever change
+    /// notifications said, in seconds: the fallback for events that never come
+    /// (network file systems, a directory created after the start, an overflowed
+    /// inotify queue). Changes are otherwise read as they are reported.
+    pub scan_interval_secs: u64,
     /// Files unchanged for longer than this are not opened, in seconds; 0: no limit.
     pub ignore_older_secs: u64,
     /// A fully read file that has not grown for this long is closed, freeing its file
@@ -107,7 +110,7 @@ impl Default for AgentConfig {
             exclude: Vec::new(),
             read_from: ReadFrom::Beginning,
             max_line_bytes: 256 * 1024,
-            poll_interval_ms: 250,
+            scan_interval_secs: 10,
             ignore_older_secs: 0,
             close_idle_secs: 300,
             labels: Default::default(),
@@ -476,11 +479,11 @@ impl Config {
             "e.g. 262144 (256 KiB)",
         )?;
         range(
-            "agent.poll_interval_ms",
-            a.poll_interval_ms,
-            10,
-            60_000,
-            "e.g. 250",
+            "agent.scan_interval_secs",
+            a.scan_interval_secs,
+            1,
+            3600,
+            "e.g. 10",
         )?;
         range(
             "agent.max_buffer_bytes",

@@ -79,7 +79,7 @@ def test_100k_lines_rotation_agent_kill9_twice_collector_down_20s(tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
     cfg = tmp_path / "triad.yaml"
-    cfg.write_text(f"agent:\n  include: ['{logs}/app.log*']\n  poll_interval_ms: 50\n"
+    cfg.write_text(f"agent:\n  include: ['{logs}/app.log*']\n"
                    "query:\n  max_log_hits: 100000\n")
     collector = Triad(tmp_path / "collector", config=cfg, command="collector").start()
     grpc_port = collector.grpc.rsplit(":", 1)[1]
@@ -209,3 +209,45 @@ def test_full_buffer_answers_429_with_retry_after(tmp_path):
         assert metric_value(m, "triad_agent_buffer_bytes") > 0
     finally:
         a.kill9()
+
+
+def source_counts(agent):
+    m = agent.metrics(agent.ops)
+    wakeups = sum(float(l.rsplit(" ", 1)[1]) for l in m.splitlines()
+                  if l.startswith("triad_agent_source_wakeups_total{"))
+    return wakeups, metric_value(m, "triad_agent_directory_scans_total")
+
+
+def test_regression_idle_agent_spun_a_core_over_a_directory_glob(tmp_path):
+    """Issue: `triad agent --include 'dir/*.log'` used 70-90% of a core with nothing
+    written — its own directory listings raised inotify events that woke the next one.
+    Counted, not timed: an idle agent wakes a handful of times and lists the directory
+    not at all between fallback scans, whether its collector is up or (the second
+    agent's) unreachable."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for i in range(50):
+        (logs / f"svc-{i:02}.log").write_text(line(i) + "\n")
+    collector = Triad(tmp_path / "collector", command="collector").start()
+    query = Triad(tmp_path / "collector", command="query").start()
+    up = Triad(tmp_path / "agent-up", command="agent",
+               args=["--collector", f"http://{collector.grpc}", "--include", f"{logs}/*.log"]).start()
+    down = Triad(tmp_path / "agent-down", command="agent",
+                 args=["--collector", "http://127.0.0.1:9", "--include", f"{logs}/*.log"]).start()
+    try:
+        wait_until("the 50 lines", lambda: query.get("/api/logs/search", q="service:rotor", start="0")["total"] == 50)
+        wait_until("the unreachable agent's lines read", lambda: metric_value(down.metrics(down.ops), "triad_agent_lines_read_total") == 50)
+        before = {a: source_counts(a) for a in (up, down)}
+        time.sleep(3)  # the measurement window: how often does an idle agent wake?
+        for a in (up, down):
+            (w0, s0), (w1, s1) = before[a], source_counts(a)
+            assert w1 - w0 <= 6, f"{w1 - w0} wake-ups in 3 s of quiet"
+            assert s1 == s0, f"{s1 - s0} directory scans in 3 s of quiet"
+        # A write is still read at once, from its event.
+        with open(logs / "svc-07.log", "a") as f:
+            f.write(line(TOTAL - 1) + "\n")
+        wait_until("the new line", lambda: query.get("/api/logs/search", q="service:rotor", start="0")["total"] == 51)
+    finally:
+        for p in (up, down, query, collector):
+            if p.proc.poll() is None:
+                p.kill9()

@@ -125,7 +125,6 @@ groups:
         latency: {{threshold_seconds: 5, window_secs: 10, for_secs: 1}}
 agent:
   include: ['{logs_dir}/*.log']
-  poll_interval_ms: 20
 """
     cfg = write_config(tmp_path, webhook, extra=extra, rules=rules)
     t = Triad(tmp_path / "data", config=cfg).start()

@@ -29,7 +29,7 @@ def test_tailing_rotation_and_kill9(tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
     cfg = tmp_path / "triad.yaml"
-    cfg.write_text(f"agent:\n  include: ['{logs}/*.log']\n  poll_interval_ms: 20\n  labels: {{env: e2e}}\n")
+    cfg.write_text(f"agent:\n  include: ['{logs}/*.log']\n  labels: {{env: e2e}}\n")
     app = logs / "app.log"
     write(app, [json_line(i, "before") for i in range(300)])
     write(app, ["plain text, not JSON"])

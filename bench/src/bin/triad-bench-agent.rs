@@ -7,7 +7,13 @@
 //! collector uses, with a destination that only counts), so the figures are the agent's
 //! own: its CPU time and memory come from /proc of the child. The timed span runs from
 //! the agent's start until the sink has counted every line.
+//!
+//! Then the quiet scenarios (`agent_quiet.rs`): 50 files idle or trickled, next to
+//! rsyslog's imfile on the same files; and the CPU of `triad up --demo` at its default
+//! rate.
 
+#[path = "../agent_quiet.rs"]
+mod agent_quiet;
 #[path = "../datagen.rs"]
 #[allow(dead_code)]
 mod datagen;
@@ -21,7 +27,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -118,23 +124,258 @@ fn start_agent(dir: &Path, file: &Path, endpoint: &str) -> anyhow::Result<Child>
     Ok(child)
 }
 
+/// A gRPC OTLP sink in this process that counts log records.
+async fn counting_sink() -> anyhow::Result<(
+    String,
+    Arc<CountingSink>,
+    tokio_util::sync::CancellationToken,
+)> {
+    let sink = Arc::new(CountingSink::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let ingest = Ingest::new(
+        sink.clone(),
+        ReceiverMetrics::register(
+            &mut prometheus_client::registry::Registry::default(),
+            "sink",
+        ),
+    );
+    tokio::spawn(triad_receiver::grpc::serve(
+        ingest,
+        listener,
+        64 << 20,
+        cancel.clone(),
+    ));
+    Ok((endpoint, sink, cancel))
+}
+
+/// One quiet scenario (see `agent_quiet.rs`) for one shipper.
+async fn quiet_scenario(
+    shipper: agent_quiet::Shipper,
+    trickle: bool,
+    reachable: bool,
+    window: Duration,
+) -> anyhow::Result<agent_quiet::Outcome> {
+    use agent_quiet::*;
+    let tmp = tempfile::tempdir()?;
+    let logs = tmp.path().join("logs");
+    let initial = prepare_files(&logs)?;
+    let rsyslog_count = Arc::new(AtomicU64::new(0));
+    let mut cleanup: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    let mut grpc: Option<(Arc<CountingSink>, tokio_util::sync::CancellationToken)> = None;
+    let child = match (shipper, reachable) {
+        (Shipper::Triad, true) => {
+            let (endpoint, sink, cancel) = counting_sink().await?;
+            grpc = Some((sink, cancel));
+            start_triad(&tmp.path().join("agent"), &logs, &endpoint)?
+        }
+        (Shipper::Triad, false) => start_triad(
+            &tmp.path().join("agent"),
+            &logs,
+            &format!("http://127.0.0.1:{}", closed_port()?),
+        )?,
+        (Shipper::Rsyslog, true) => {
+            let (port, task) = tcp_line_counter(rsyslog_count.clone()).await?;
+            cleanup.push(task);
+            start_rsyslog(&tmp.path().join("rsyslog"), &logs, &port)?
+        }
+        (Shipper::Rsyslog, false) => {
+            start_rsyslog(&tmp.path().join("rsyslog"), &logs, &closed_port()?)?
+        }
+    };
+    let pid = child.id().to_string();
+    let arrived = {
+        let (g, r) = (grpc.as_ref().map(|(s, _)| s.clone()), rsyslog_count.clone());
+        move || match &g {
+            Some(s) => s.records.load(Ordering::Relaxed),
+            None => r.load(Ordering::Relaxed),
+        }
+    };
+    if reachable {
+        let got = settle(&arrived, initial, Duration::from_secs(60)).await;
+        anyhow::ensure!(
+            got >= initial,
+            "{}: {got} of {initial} starting lines arrived",
+            shipper.name()
+        );
+    } else {
+        // The starting lines go to the buffer or queue.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let stop_writer = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let writer = trickle.then(|| spawn_writer(logs.clone(), stop_writer.clone(), written.clone()));
+    // Settled: start-up, catch-up and the first checkpoint write are behind.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cpu = cpu_pct(&pid, window).await;
+    stop_writer.store(true, Ordering::Relaxed);
+    if let Some(w) = writer {
+        w.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
+    }
+    let written = written.load(Ordering::Relaxed);
+    let expected = if reachable { initial + written } else { 0 };
+    let got = if reachable {
+        settle(&arrived, expected, Duration::from_secs(30)).await
+    } else {
+        arrived()
+    };
+    stop(child);
+    if let Some((_, cancel)) = grpc {
+        cancel.cancel();
+    }
+    for t in cleanup {
+        t.abort();
+    }
+    Ok(Outcome {
+        cpu_pct: cpu,
+        written,
+        arrived: got,
+        expected,
+    })
+}
+
+/// CPU of `triad up --demo` at its default rate, over `window` after a warm-up.
+async fn demo_cpu(window: Duration) -> anyhow::Result<f64> {
+    let tmp = tempfile::tempdir()?;
+    let triad = std::env::current_exe()?.with_file_name("triad");
+    let mut child = Command::new(&triad)
+        .args(["up", "--demo", "--data-dir"])
+        .arg(tmp.path())
+        .args(["--otlp-grpc-listen", "127.0.0.1:0"])
+        .args(["--otlp-http-listen", "127.0.0.1:0"])
+        .args(["--query-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("start {}", triad.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        if line?.starts_with("ready:") {
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    // Warm-up: the first scrapes, block cuts and index commits.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let cpu = agent_quiet::cpu_pct(&pid, window).await;
+    agent_quiet::stop(child);
+    Ok(cpu)
+}
+
+/// The quiet scenarios for both shippers, and the demo, as a table.
+async fn quiet_table(window: Duration, with_demo: bool) -> anyhow::Result<()> {
+    use agent_quiet::Shipper;
+    let mut shippers = vec![Shipper::Triad];
+    if agent_quiet::rsyslog_available() {
+        shippers.push(Shipper::Rsyslog);
+    } else {
+        println!("(rsyslogd not found: install Debian's rsyslog for the reference column)");
+    }
+    let scenarios = [
+        ("idle, 50 files", false, true),
+        ("1,500 lines/s over 50 files", true, true),
+        ("1,500 lines/s, destination unreachable", true, false),
+    ];
+    println!(
+        "\nquiet scenarios: {} files, CPU of the shipper over {} s, % of one core",
+        agent_quiet::FILES,
+        window.as_secs()
+    );
+    let mut rows = Vec::new();
+    for (name, trickle, reachable) in scenarios {
+        let mut cells = Vec::new();
+        for &s in &shippers {
+            let o = quiet_scenario(s, trickle, reachable, window).await?;
+            let delivered = if reachable {
+                format!("{} of {} lines arrived", o.arrived, o.expected)
+            } else {
+                format!("{} lines written, buffered", o.written)
+            };
+            cells.push((format!("{:.2}%", o.cpu_pct), delivered));
+        }
+        rows.push((name, cells));
+    }
+    print!("\n| scenario |");
+    for s in &shippers {
+        print!(" {} CPU | {} |", s.name(), s.name());
+    }
+    print!("\n|---|");
+    for _ in &shippers {
+        print!("---|---|");
+    }
+    println!();
+    for (name, cells) in rows {
+        print!("| {name} |");
+        for (cpu, note) in cells {
+            print!(" {cpu} | {note} |");
+        }
+        println!();
+    }
+    if with_demo {
+        let cpu = demo_cpu(window).await?;
+        println!(
+            "\n| whole stack | CPU | notes |\n|---|---|---|\n| triad up --demo (default rate) | {cpu:.1}% | collector, query, in-process agent and the simulated services, over {} s |",
+            window.as_secs()
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut mib: u64 = 1024;
+    let mut window = Duration::from_secs(20);
+    let (mut throughput, mut quiet, mut demo) = (true, true, true);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--quick" => mib = 64,
+            "--quick" => {
+                mib = 64;
+                window = Duration::from_secs(10);
+            }
             "--mib" => mib = args.next().context("--mib needs a number")?.parse()?,
+            "--window" => {
+                window =
+                    Duration::from_secs(args.next().context("--window needs seconds")?.parse()?)
+            }
+            "--only" => match args.next().as_deref() {
+                Some("throughput") => (quiet, demo) = (false, false),
+                Some("quiet") => (throughput, demo) = (false, false),
+                Some("demo") => (throughput, quiet) = (false, false),
+                other => anyhow::bail!("--only takes throughput, quiet or demo, not {other:?}"),
+            },
             "--help" | "-h" => {
                 println!(
-                    "usage: triad-bench-agent [--quick] [--mib N]   (file size, default 1024)"
+                    "usage: triad-bench-agent [--quick] [--mib N] [--window SECS] [--only throughput|quiet|demo]\n  \
+                     --mib: size of the throughput run's file (default 1024; --quick: 64)\n  \
+                     --window: CPU measuring window of the quiet scenarios and the demo (default 20; --quick: 10)"
                 );
                 return Ok(());
             }
             other => anyhow::bail!("unknown flag {other}; see --help"),
         }
     }
+    if throughput {
+        throughput_table(mib).await?;
+    }
+    if quiet || demo {
+        if quiet {
+            quiet_table(window, demo).await?;
+        } else {
+            let cpu = demo_cpu(window).await?;
+            println!(
+                "triad up --demo (default rate): {cpu:.1}% of one core over {} s",
+                window.as_secs()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The throughput run: one big file through the agent, next to `cat`.
+async fn throughput_table(mib: u64) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let file = tmp.path().join("app.log");
     let lines = write_file(&file, mib << 20)?;
@@ -158,23 +399,7 @@ async fn main() -> anyhow::Result<()> {
         cat = (t.elapsed(), children_cpu_seconds() - cpu0);
     }
 
-    let sink = Arc::new(CountingSink::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let ingest = Ingest::new(
-        sink.clone(),
-        ReceiverMetrics::register(
-            &mut prometheus_client::registry::Registry::default(),
-            "sink",
-        ),
-    );
-    let server = tokio::spawn(triad_receiver::grpc::serve(
-        ingest,
-        listener,
-        64 << 20,
-        cancel.clone(),
-    ));
+    let (endpoint, sink, cancel) = counting_sink().await?;
 
     let started = Instant::now();
     let mut agent = start_agent(&tmp.path().join("agent"), &file, &endpoint)?;
@@ -202,7 +427,6 @@ async fn main() -> anyhow::Result<()> {
     let _ = agent.kill();
     let _ = agent.wait();
     cancel.cancel();
-    let _ = server.await;
 
     let secs = took.as_secs_f64();
     let gb = bytes as f64 / 1e9;

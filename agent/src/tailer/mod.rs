@@ -2,51 +2,72 @@
 //! survives rotation by rename-and-create, copytruncate, truncation, deletion while open
 //! and symlinks.
 //!
-//! The tailer is driven by [`Tailer::poll`]: scan the globs, then read what each file
-//! gained since the last poll, a bounded amount per file so that one busy file cannot
-//! starve the others. A caller that wants low latency polls when `notify` reports a
-//! change and on a timer as the fallback for lost events. Each [`Line`] carries the
-//! offset just after it, which the caller checkpoints only once the line was delivered.
+//! The tailer is driven by [`Tailer::poll_scoped`]: scan the globs if asked, then read
+//! what the files in [`Scope`] gained since they were last read, a bounded amount per
+//! file so that one busy file cannot starve the others. The caller (the file source)
+//! puts into the scope what change notifications named, and sleeps until the next
+//! event or [`Tailer::next_deadline`]: the tailer's own timers (a partial line waiting
+//! for its newline, a rotated-away file waiting to be closed, an idle file to close, a
+//! new file settling). [`Tailer::poll`] scans and reads everything: the fallback for
+//! lost events. Each [`Line`] carries the offset just after it, which the caller
+//! checkpoints only once the line was delivered.
+//!
+//! copytruncate and truncation are recognised in `copies.rs`; lines are cut from the
+//! bytes read in `lines.rs`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use triad_model::config::ReadFrom;
 
 use crate::checkpoint::Checkpoints;
-use crate::decode::TRUNCATION_MARKER;
-use crate::fingerprint::{Fingerprint, TailSum, head_is, tail_sum};
+use crate::fingerprint::{Fingerprint, TailSum, tail_sum};
 
-/// How long a truncated file is remembered as the possible origin of a copy.
-const ORIGIN_MEMORY: Duration = Duration::from_secs(600);
-/// At most this many truncated files are remembered.
-const MAX_ORIGINS: usize = 64;
+mod copies;
+mod lines;
+
+use copies::{COPY_SETTLE, CopyStart, MAX_ORIGINS, ORIGIN_MEMORY, Origin, check_truncated};
+use lines::read_file;
+
 /// Identities of file contents: a file gets a new one when opened and when truncated,
 /// so a copy can tell whether the original it follows is still the same.
 static INCARNATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-fn next_incarnation() -> u64 {
+pub(super) fn next_incarnation() -> u64 {
     INCARNATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Longest wait for a new file that may be a copy still being written to settle.
-const COPY_SETTLE: Duration = Duration::from_secs(2);
+/// While new files settle, the globs are scanned this often to see whether they still
+/// grow.
+const SETTLE_SCAN: Duration = Duration::from_millis(200);
+/// Files the globs no longer match (rotated away, deleted) are read this often until
+/// they are closed: writes to a deleted file, or under a name no glob matches, raise
+/// no event that names them.
+const GONE_POLL: Duration = Duration::from_millis(250);
 
-/// What was read of a file, to recognise a copy of it: same head, same bytes before
-/// `offset`.
-#[derive(Debug, Clone)]
-struct Origin {
-    key: (u64, u64),
-    fingerprint: Fingerprint,
-    /// The first bytes themselves (not kept in checkpoints), to recognise a copy too
-    /// short for the checksum.
-    head: Option<std::sync::Arc<[u8]>>,
-    /// End of the last complete line read.
-    offset: u64,
-    tail: TailSum,
+/// Which files one [`Tailer::poll_scoped`] looks at.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Scan the globs for new, renamed and deleted files.
+    pub scan: bool,
+    /// Read every open file, not only the changed ones.
+    pub all: bool,
+    /// Paths whose content changed: open files found at (or really living at) these
+    /// paths are read; a path of no open file that a glob matches calls for a scan.
+    pub changed: HashSet<PathBuf>,
+}
+
+impl Scope {
+    /// Scan and read everything.
+    pub fn everything() -> Scope {
+        Scope {
+            scan: true,
+            all: true,
+            changed: HashSet::new(),
+        }
+    }
 }
 
 /// Tailer settings.
@@ -125,6 +146,9 @@ struct Watched {
     fingerprint: Fingerprint,
     file: File,
     path: PathBuf,
+    /// `path` made absolute, and where the file really is (symlinks resolved): change
+    /// notifications name one of them.
+    event_paths: [PathBuf; 2],
     /// `path` as text, shared with every line read.
     path_text: std::sync::Arc<str>,
     /// Offset of the first byte not yet read.
@@ -135,8 +159,8 @@ struct Watched {
     skipping: bool,
     /// When `pending` last grew.
     pending_since: Instant,
-    /// When the file was last found by the globs.
-    last_seen: Instant,
+    /// Found by the last scan of the globs (false: rotated away or deleted).
+    matched: bool,
     /// When the file last grew.
     last_growth: Instant,
     /// Size at the last poll.
@@ -169,8 +193,16 @@ impl Watched {
     }
 }
 
+/// The paths change notifications may name for a file found at `path`: the path made
+/// absolute, and the file's real location (symlinks resolved).
+fn event_paths(path: &Path) -> [PathBuf; 2] {
+    let found = crate::watch::absolute(path);
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| found.clone());
+    [found, real]
+}
+
 /// The first [`crate::fingerprint::HEAD_BYTES`] bytes of a file (fewer if it is shorter).
-fn head_bytes(file: &File) -> std::sync::Arc<[u8]> {
+pub(super) fn head_bytes(file: &File) -> std::sync::Arc<[u8]> {
     use std::os::unix::fs::FileExt;
     let mut buf = vec![0u8; crate::fingerprint::HEAD_BYTES];
     let n = file.read_at(&mut buf, 0).unwrap_or(0);
@@ -178,21 +210,10 @@ fn head_bytes(file: &File) -> std::sync::Arc<[u8]> {
     buf.into()
 }
 
-impl Watched {
-    fn origin(&self) -> Option<Origin> {
-        Some(Origin {
-            key: (self.fingerprint.dev, self.fingerprint.ino),
-            fingerprint: self.fingerprint,
-            head: Some(self.head.clone()),
-            offset: self.boundary(),
-            tail: self.tail?,
-        })
-    }
-}
-
 /// Tails the files matching the configured globs.
 pub struct Tailer {
     cfg: TailerConfig,
+    includes: Vec<glob::Pattern>,
     excludes: Vec<glob::Pattern>,
     files: HashMap<(u64, u64), Watched>,
     first_scan: bool,
@@ -206,10 +227,16 @@ pub struct Tailer {
     /// New files waiting to be opened while they may be a copy still being written:
     /// when first seen, and their size at the last scan.
     settling: HashMap<(u64, u64), (Instant, u64)>,
+    /// When the globs were last scanned.
+    last_scan: Option<Instant>,
+    /// Scans of the globs so far.
+    scans: u64,
 }
 
 /// A file closed for inactivity.
 struct Idle {
+    /// Where change notifications about it come from, as for open files.
+    event_paths: [PathBuf; 2],
     fingerprint: Fingerprint,
     /// What was read of it, to recognise a copy.
     origin: Option<Origin>,
@@ -222,9 +249,16 @@ struct Idle {
 impl Tailer {
     /// A tailer; fails on a malformed glob, naming it.
     pub fn new(cfg: TailerConfig) -> Result<Tailer, String> {
-        for p in &cfg.include {
-            glob::Pattern::new(p).map_err(|e| format!("include pattern {p:?}: {e}"))?;
-        }
+        // Absolute, to match the paths that change notifications name.
+        let includes = cfg
+            .include
+            .iter()
+            .map(|p| {
+                glob::Pattern::new(p).map_err(|e| format!("include pattern {p:?}: {e}"))?;
+                glob::Pattern::new(&crate::watch::absolute(Path::new(p)).to_string_lossy())
+                    .map_err(|e| format!("include pattern {p:?}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
         let excludes = cfg
             .exclude
             .iter()
@@ -232,6 +266,7 @@ impl Tailer {
             .collect::<Result<_, _>>()?;
         Ok(Tailer {
             cfg,
+            includes,
             excludes,
             files: HashMap::new(),
             first_scan: true,
@@ -239,7 +274,14 @@ impl Tailer {
             idle: HashMap::new(),
             truncated: Vec::new(),
             settling: HashMap::new(),
+            last_scan: None,
+            scans: 0,
         })
+    }
+
+    /// How many times the globs were scanned (directories listed) so far.
+    pub fn scans(&self) -> u64 {
+        self.scans
     }
 
     /// Number of files currently open.
@@ -271,22 +313,67 @@ impl Tailer {
     /// Scans the globs, then reads up to `read_quantum_bytes` from every file. Lines come
     /// in file order per file.
     pub fn poll(&mut self, checkpoints: &Checkpoints) -> Vec<Line> {
+        self.poll_scoped(checkpoints, &Scope::everything())
+    }
+
+    /// One round: scans the globs if `scope` asks (or new files are settling), then
+    /// reads up to `read_quantum_bytes` from each file in scope — the files it names,
+    /// or all — and from the files that need it whatever happened: those with unread
+    /// data left by the last round, a partial line past its timeout, and files the
+    /// globs no longer match. Lines come in file order per file.
+    pub fn poll_scoped(&mut self, checkpoints: &Checkpoints, scope: &Scope) -> Vec<Line> {
         let now = Instant::now();
+        let mut scan = scope.scan
+            || self.last_scan.is_none()
+            || self.settle_scan_due(now)
+            || scope.changed.iter().any(|p| self.wants_scan(p));
+        let timeout = self.cfg.partial_line_timeout;
+        let mut keys: Vec<(u64, u64)> = self
+            .files
+            .iter()
+            .filter(|(_, w)| {
+                scope.all
+                    || !w.matched
+                    || w.read_offset < w.size
+                    || w.shadow_of.is_some()
+                    || (!w.pending.is_empty() && now.duration_since(w.pending_since) >= timeout)
+                    || w.event_paths.iter().any(|p| scope.changed.contains(p))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        keys.sort_unstable();
         // Truncations first: a copy the scan finds is then matched against what was
         // read before the truncation, not against the new content.
-        for w in self.files.values_mut() {
-            if let Err(e) = check_truncated(w, now, &mut self.truncated) {
-                tracing::warn!(path = %w.path.display(), error = %e, "checking a log file failed");
+        for key in &keys {
+            let Some(w) = self.files.get_mut(key) else {
+                continue;
+            };
+            match check_truncated(w, now, &mut self.truncated) {
+                // A file that was truncated may be the original of a copy in the
+                // directory: look for it now.
+                Ok(true) => scan = true,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(path = %w.path.display(), error = %e, "checking a log file failed");
+                }
             }
         }
         // Then files opened empty that got data: are they copies of others read so far?
-        self.check_fresh(checkpoints);
-        self.scan(checkpoints, now);
+        self.check_fresh(checkpoints, &keys);
+        if scan {
+            self.scan(checkpoints, now);
+            // The scan opened files: they are read in this round.
+            for k in self.files.keys() {
+                if keys.binary_search(k).is_err() {
+                    keys.push(*k);
+                }
+            }
+            keys.sort_unstable();
+            keys.dedup();
+        }
         let mut out = Vec::new();
         // Round robin from where the last poll stopped, until the byte budget is spent:
         // fair across files, and memory stays bounded however many files are busy.
-        let mut keys: Vec<(u64, u64)> = self.files.keys().copied().collect();
-        keys.sort_unstable();
         let start = keys.partition_point(|k| *k < self.cursor);
         let cfg = &self.cfg;
         let mut bytes = 0;
@@ -303,6 +390,8 @@ impl Tailer {
             }
             let before = out.len();
             if let Err(e) = read_file(w, cfg, now, &mut out) {
+                // Tried again at the next event or scan, not at once.
+                w.size = w.read_offset;
                 tracing::warn!(path = %w.path.display(), error = %e, "reading log file failed");
             }
             bytes += out[before..].iter().map(|l| l.bytes.len()).sum::<usize>();
@@ -324,7 +413,7 @@ impl Tailer {
         let idle = &mut self.idle;
         self.files.retain(|key, w| {
             let quiet = now.duration_since(w.last_growth);
-            let gone = w.last_seen != now;
+            let gone = !w.matched;
             if gone && quiet >= rotate_wait && w.pending.is_empty() {
                 return false;
             }
@@ -334,6 +423,7 @@ impl Tailer {
                 idle.insert(
                     *key,
                     Idle {
+                        event_paths: w.event_paths.clone(),
                         fingerprint: w.fingerprint,
                         origin: w.origin(),
                         offset: w.read_offset,
@@ -353,54 +443,70 @@ impl Tailer {
         out
     }
 
-    /// Moves a copy's read position along with its original's. Returns true once the
-    /// copy stands on its own (the original was truncated or is gone, or the copy turned
-    /// out not to be one) and is to be read.
-    fn follow(&mut self, key: (u64, u64)) -> bool {
-        let Some((origin_key, generation)) = self.files.get(&key).and_then(|w| w.shadow_of) else {
-            return true;
-        };
-        let live = self
+    /// True when a changed path that is no open file's calls for a scan: a glob matches
+    /// it (a new file, or an idle one that grew), or an idle file lives there. (A file
+    /// the globs no longer match keeps its old path, which may name a new file by now.)
+    fn wants_scan(&self, path: &Path) -> bool {
+        if self
             .files
-            .get(&origin_key)
-            .filter(|o| o.generation == generation)
-            .map(|o| (o.boundary(), o.tail, o.file.try_clone()));
-        let Some(w) = self.files.get_mut(&key) else {
+            .values()
+            .any(|w| w.matched && w.event_paths.iter().any(|p| p == path))
+        {
             return false;
-        };
-        let len = w.file.metadata().map(|m| m.len()).unwrap_or(0);
-        w.size = len;
-        match live {
-            Some((boundary, tail, Ok(origin))) => {
-                if let Some(end) = copied_part(&w.file, len, &origin, boundary, tail) {
-                    w.skipped |= w.read_offset != end;
-                    w.read_offset = end;
-                    w.tail = tail_sum(&w.file, end);
-                    w.shadow_sync = Some((boundary, tail));
-                    return false;
-                }
-                tracing::info!(path = %w.path.display(), "file is not a copy after all; reading it whole");
-                w.read_offset = 0;
+        }
+        self.idle
+            .values()
+            .any(|i| i.event_paths.iter().any(|p| p == path))
+            || (self.includes.iter().any(|g| g.matches_path(path))
+                && !self.excludes.iter().any(|e| e.matches_path(path)))
+    }
+
+    fn settle_scan_due(&self, now: Instant) -> bool {
+        !self.settling.is_empty()
+            && self
+                .last_scan
+                .is_none_or(|at| now.duration_since(at) >= SETTLE_SCAN)
+    }
+
+    /// When the next round must run even if nothing is reported: the earliest of a
+    /// partial line's timeout, a rotated-away file's next look or closing, an idle
+    /// file's closing and a settling file's next scan; now if files have unread data;
+    /// `None` if nothing is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut due: Option<Instant> = None;
+        let mut at = |t: Instant| due = Some(due.map_or(t, |d| d.min(t)));
+        if !self.settling.is_empty() {
+            at(self.last_scan.map_or(now, |s| s + SETTLE_SCAN));
+        }
+        for w in self.files.values() {
+            if w.read_offset < w.size {
+                at(now);
             }
-            _ => {
-                // The original was truncated or closed. What was read of it ends at its
-                // last boundary: start there if the copy holds those bytes by now, else
-                // where the copy was followed to, if it still holds those.
-                let at_boundary = w.shadow_sync.and_then(|(b, t)| {
-                    (b <= len && t.is_some() && tail_sum(&w.file, b) == t).then_some(b)
-                });
-                if let Some(b) = at_boundary {
-                    w.skipped |= w.read_offset != b;
-                    w.read_offset = b;
-                } else if w.read_offset > 0 && tail_sum(&w.file, w.read_offset) != w.tail {
-                    w.read_offset = 0;
-                }
+            if !w.pending.is_empty() && w.shadow_of.is_none() {
+                at(w.pending_since + self.cfg.partial_line_timeout);
+            }
+            if !w.matched {
+                at((now + GONE_POLL).min(w.last_growth + self.cfg.rotate_wait));
+            } else if !self.cfg.close_idle.is_zero() && w.shadow_of.is_none() {
+                at(w.last_growth + self.cfg.close_idle);
+            }
+            if let Some((origin, _)) = w.shadow_of
+                && !self.files.contains_key(&origin)
+            {
+                // The original was closed: the copy stands on its own from now on.
+                at(now);
             }
         }
-        w.shadow_of = None;
-        w.shadow_sync = None;
-        w.tail = None;
-        true
+        due
+    }
+
+    /// Each open and idle file's path and where it really lives (symlinks resolved),
+    /// for watching the directories of symlinks' targets.
+    pub fn locations(&self) -> impl Iterator<Item = (&Path, &Path)> {
+        let open = self.files.values().map(|w| &w.event_paths);
+        let idle = self.idle.values().map(|i| &i.event_paths);
+        open.chain(idle).map(|[a, r]| (a.as_path(), r.as_path()))
     }
 
     /// Files whose read position moved past bytes without returning them as lines
@@ -428,32 +534,14 @@ impl Tailer {
         tail_sum(&self.files.get(&file)?.file, offset)
     }
 
-    /// If `file` (new, no checkpoint of its own) is a copy of a file read before — an
-    /// open one, one found truncated, or one with a checkpoint — where its copied part
-    /// that was already read ends.
-    fn copied_upto(
-        &self,
-        file: &File,
-        fp: &Fingerprint,
-        len: u64,
-        checkpoints: &Checkpoints,
-    ) -> Option<u64> {
-        self.origins(checkpoints)
-            .filter(|o| {
-                o.key != (fp.dev, fp.ino)
-                    && o.offset > 0
-                    && o.offset <= len
-                    && o.fingerprint.head_len > 0
-                    && head_is(file, o.fingerprint.head_len, o.fingerprint.head_crc)
-                    && tail_sum(file, o.offset) == Some(o.tail)
-            })
-            .map(|o| o.offset)
-            .max()
-    }
-
     fn scan(&mut self, checkpoints: &Checkpoints, now: Instant) {
+        self.last_scan = Some(now);
+        self.scans += 1;
         for i in self.idle.values_mut() {
             i.seen = false;
+        }
+        for w in self.files.values_mut() {
+            w.matched = false;
         }
         let include = self.cfg.include.clone();
         for pattern in &include {
@@ -474,9 +562,10 @@ impl Tailer {
                 use std::os::unix::fs::MetadataExt;
                 let key = (meta.dev(), meta.ino());
                 if let Some(w) = self.files.get_mut(&key) {
-                    w.last_seen = now;
+                    w.matched = true;
                     if w.path != path {
                         w.path_text = path.display().to_string().into();
+                        w.event_paths = event_paths(&path);
                         w.path = path;
                     }
                     continue;
@@ -527,70 +616,6 @@ impl Tailer {
             .retain(|_, (since, _)| now.duration_since(*since) < COPY_SETTLE * 2);
     }
 
-    /// True while a new file should wait: it may be a copy (copytruncate) still being
-    /// written — too short for its head to be compared, or its head matches a file read
-    /// before but it is not yet as long as what was read — and it grew since the last
-    /// scan. Opening it half-copied would read the copied part again; the wait ends
-    /// when it stops growing, and after [`COPY_SETTLE`] in any case.
-    fn is_settling(
-        &mut self,
-        key: (u64, u64),
-        path: &Path,
-        len: u64,
-        checkpoints: &Checkpoints,
-        now: Instant,
-    ) -> bool {
-        // An empty new file has nothing to read yet: waiting costs nothing.
-        let suspect =
-            len == 0 || File::open(path).is_ok_and(|f| self.partial_copy(&f, len, checkpoints));
-        if !suspect {
-            self.settling.remove(&key);
-            return false;
-        }
-        let (since, last_len) = self.settling.entry(key).or_insert((now, u64::MAX));
-        let growing = *last_len != len;
-        *last_len = len;
-        let wait = growing && now.duration_since(*since) < COPY_SETTLE;
-        if !wait {
-            self.settling.remove(&key);
-        }
-        wait
-    }
-
-    fn origins<'a>(&'a self, checkpoints: &'a Checkpoints) -> impl Iterator<Item = Origin> + 'a {
-        let open = self.files.values().filter_map(Watched::origin);
-        let truncated = self.truncated.iter().map(|(_, o)| o.clone());
-        let saved = checkpoints.iter().filter_map(|p| {
-            Some(Origin {
-                key: (p.fingerprint.dev, p.fingerprint.ino),
-                fingerprint: p.fingerprint,
-                head: None,
-                offset: p.offset,
-                tail: p.tail?,
-            })
-        });
-        let idle = self.idle.values().filter_map(|i| i.origin.clone());
-        open.chain(truncated).chain(idle).chain(saved)
-    }
-
-    /// True when `file` starts like a file read before but is shorter than what was
-    /// read of it.
-    fn partial_copy(&self, file: &File, len: u64, checkpoints: &Checkpoints) -> bool {
-        let mine = head_bytes(file);
-        self.origins(checkpoints).any(|o| {
-            if len >= o.offset || o.fingerprint.head_len == 0 {
-                return false;
-            }
-            if mine.len() >= o.fingerprint.head_len as usize {
-                return head_is(file, o.fingerprint.head_len, o.fingerprint.head_crc);
-            }
-            // Shorter than the origin's head: compare the bytes it has.
-            o.head
-                .as_ref()
-                .is_some_and(|h| h.len() >= mine.len() && h[..mine.len()] == mine[..])
-        })
-    }
-
     fn open(
         &self,
         path: &Path,
@@ -631,13 +656,14 @@ impl Tailer {
         Some(Watched {
             fingerprint,
             file,
+            event_paths: event_paths(path),
             path: path.to_path_buf(),
             path_text: path.display().to_string().into(),
             read_offset,
             pending: Vec::new(),
             skipping: false,
             pending_since: now,
-            last_seen: now,
+            matched: true,
             last_growth: now,
             size: len,
             tail: copy.tail,
@@ -648,254 +674,5 @@ impl Tailer {
             fresh,
             skipped: copy.offset > 0,
         })
-    }
-
-    /// Where a file with no position of its own starts: after the part that is a copy
-    /// of what was read of another file (copytruncate), following that file while it is
-    /// open and untruncated; at 0 if it is no copy.
-    fn copy_start(
-        &self,
-        key: (u64, u64),
-        file: &File,
-        head: &[u8],
-        len: u64,
-        checkpoints: &Checkpoints,
-        path: &Path,
-    ) -> CopyStart {
-        // A copy of an open file: linked to it.
-        let open = (!head.is_empty())
-            .then(|| {
-                self.files.iter().find(|(k, o)| {
-                    // Only a file read on its own can be an original: not a copy that
-                    // follows one, not an empty file still undecided.
-                    if o.shadow_of.is_some() || o.fresh {
-                        return false;
-                    }
-                    // An original read while it was short has grown since, probably.
-                    let theirs = if o.head.len() < crate::fingerprint::HEAD_BYTES {
-                        head_bytes(&o.file)
-                    } else {
-                        o.head.clone()
-                    };
-                    // Either head may be the shorter one (a copy still being written);
-                    // `copied_part` then checks the bytes up to what was read.
-                    let n = theirs.len().min(head.len());
-                    **k != key && n > 0 && theirs[..n] == head[..n]
-                })
-            })
-            .flatten();
-        if let Some((k, o)) = open
-            && let Some(end) = copied_part(file, len, &o.file, o.boundary(), o.tail)
-        {
-            tracing::info!(path = %path.display(), original = %o.path.display(),
-                "new file is a copy of an open one (copytruncate?): following the original until it is truncated");
-            return CopyStart {
-                offset: end,
-                tail: tail_sum(file, end),
-                shadow_of: Some((*k, o.generation)),
-                sync: Some((o.boundary(), o.tail)),
-            };
-        }
-        // A copy of a file truncated, closed or read before a restart.
-        let fp = Fingerprint {
-            dev: key.0,
-            ino: key.1,
-            head_len: 0,
-            head_crc: 0,
-        };
-        match self.copied_upto(file, &fp, len, checkpoints) {
-            Some(off) => {
-                tracing::info!(path = %path.display(), offset = off,
-                    "new file is a copy of one already read (copytruncate); reading after the copied part");
-                CopyStart {
-                    offset: off,
-                    ..CopyStart::default()
-                }
-            }
-            None => CopyStart::default(),
-        }
-    }
-
-    /// Files opened empty that now have data: decide whether they are copies.
-    fn check_fresh(&mut self, checkpoints: &Checkpoints) {
-        let fresh: Vec<(u64, u64)> = self
-            .files
-            .iter()
-            .filter(|(_, w)| w.fresh)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in fresh {
-            let Some(w) = self.files.get(&key) else {
-                continue;
-            };
-            let len = w.file.metadata().map(|m| m.len()).unwrap_or(0);
-            if len == 0 {
-                continue;
-            }
-            let head = head_bytes(&w.file);
-            let copy = match w.file.try_clone() {
-                Ok(f) => self.copy_start(key, &f, &head, len, checkpoints, &w.path.clone()),
-                Err(_) => CopyStart::default(),
-            };
-            if let Some(w) = self.files.get_mut(&key) {
-                w.fresh = false;
-                w.read_offset = copy.offset;
-                w.skipped = copy.offset > 0;
-                w.tail = copy.tail;
-                w.shadow_of = copy.shadow_of;
-                w.shadow_sync = copy.sync;
-            }
-        }
-    }
-}
-
-/// Where a new file starts, and the original it follows if it is a copy of an open one.
-#[derive(Default)]
-struct CopyStart {
-    offset: u64,
-    tail: Option<TailSum>,
-    shadow_of: Option<((u64, u64), u64)>,
-    sync: Option<(u64, Option<TailSum>)>,
-}
-
-/// Notices a file truncated in place (copytruncate, `> file`), also when new writes
-/// already grew it past the old offset (the head no longer matches), and starts it over
-/// from the beginning, remembering what was read of it. Returns the file's length.
-fn check_truncated(
-    w: &mut Watched,
-    now: Instant,
-    truncated: &mut Vec<(Instant, Origin)>,
-) -> std::io::Result<u64> {
-    let len = w.file.metadata()?.len();
-    w.size = len;
-    if len < w.read_offset || !w.fingerprint.matches(&mut w.file)? {
-        if let Some(o) = w.origin() {
-            truncated.push((now, o));
-        }
-        w.generation = next_incarnation();
-        w.tail = None;
-        w.head = head_bytes(&w.file);
-        w.read_offset = 0;
-        w.pending.clear();
-        w.skipping = false;
-        w.fingerprint = Fingerprint::of(&mut w.file)?;
-    }
-    Ok(len)
-}
-
-/// How much of `copy` (of length `len`) is a copy of what was read of `origin` (up to
-/// `boundary`, whose last bytes had the checksum `tail` when read): the end of that
-/// part, or `None` if `copy` is not a copy of it. The stored checksum decides when the
-/// copy reaches the boundary (the original may be truncated already); a shorter copy,
-/// still being written, is compared with the original's bytes.
-fn copied_part(
-    copy: &File,
-    len: u64,
-    origin: &File,
-    boundary: u64,
-    tail: Option<TailSum>,
-) -> Option<u64> {
-    let end = len.min(boundary);
-    let same = if end == 0 {
-        true
-    } else if end == boundary && tail.is_some() {
-        tail_sum(copy, end) == tail
-    } else {
-        let here = tail_sum(copy, end);
-        here.is_some() && here == tail_sum(origin, end)
-    };
-    same.then_some(end)
-}
-
-fn read_file(
-    w: &mut Watched,
-    cfg: &TailerConfig,
-    now: Instant,
-    out: &mut Vec<Line>,
-) -> std::io::Result<()> {
-    // Truncation and the size were checked at the start of this poll.
-    let len = w.size;
-    if len > w.read_offset {
-        w.last_growth = now;
-        w.file.seek(SeekFrom::Start(w.read_offset))?;
-        let want = ((len - w.read_offset) as usize).min(cfg.read_quantum_bytes);
-        let mut chunk = vec![0u8; want];
-        let n = w.file.read(&mut chunk)?;
-        chunk.truncate(n);
-        split_lines(w, &chunk, cfg, now, out);
-        w.tail = tail_sum(&w.file, w.read_offset - w.pending.len() as u64);
-        // While the file is short, its fingerprint covers fewer bytes: extend it.
-        if (w.fingerprint.head_len as usize) < crate::fingerprint::HEAD_BYTES {
-            w.fingerprint = Fingerprint::of(&mut w.file)?;
-            w.head = head_bytes(&w.file);
-        }
-    } else if !w.pending.is_empty()
-        && now.duration_since(w.pending_since) >= cfg.partial_line_timeout
-    {
-        // A last line without a newline: deliver it after waiting for one.
-        let bytes = std::mem::take(&mut w.pending);
-        if !w.skipping {
-            out.push(line_of(w, bytes, w.read_offset));
-        }
-        w.skipping = false;
-    }
-    Ok(())
-}
-
-fn line_of(w: &Watched, bytes: Vec<u8>, end_offset: u64) -> Line {
-    Line {
-        file: (w.fingerprint.dev, w.fingerprint.ino),
-        path: w.path_text.clone(),
-        bytes,
-        end_offset,
-    }
-}
-
-fn split_lines(
-    w: &mut Watched,
-    chunk: &[u8],
-    cfg: &TailerConfig,
-    now: Instant,
-    out: &mut Vec<Line>,
-) {
-    let mut start = 0;
-    let base = w.read_offset;
-    while let Some(nl) = memchr::memchr(b'\n', &chunk[start..]) {
-        let end = start + nl;
-        let end_offset = base + end as u64 + 1;
-        if w.skipping {
-            w.skipping = false;
-        } else if w.pending.is_empty() {
-            let mut bytes = chunk[start..end].to_vec();
-            cap(&mut bytes, cfg.max_line_bytes);
-            out.push(line_of(w, bytes, end_offset));
-        } else {
-            let mut bytes = std::mem::take(&mut w.pending);
-            bytes.extend_from_slice(&chunk[start..end]);
-            cap(&mut bytes, cfg.max_line_bytes);
-            out.push(line_of(w, bytes, end_offset));
-        }
-        start = end + 1;
-    }
-    let rest = &chunk[start..];
-    if !rest.is_empty() && !w.skipping {
-        w.pending.extend_from_slice(rest);
-        w.pending_since = now;
-        if w.pending.len() > cfg.max_line_bytes {
-            // Deliver the head now and drop the rest of the line: memory stays bounded.
-            let mut bytes = std::mem::take(&mut w.pending);
-            cap(&mut bytes, cfg.max_line_bytes);
-            let end_offset = base + chunk.len() as u64;
-            out.push(line_of(w, bytes, end_offset));
-            w.skipping = true;
-        }
-    }
-    w.read_offset = base + chunk.len() as u64;
-}
-
-fn cap(bytes: &mut Vec<u8>, max: usize) {
-    if bytes.len() > max {
-        bytes.truncate(max);
-        bytes.extend_from_slice(TRUNCATION_MARKER.as_bytes());
     }
 }
