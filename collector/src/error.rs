@@ -20,6 +20,9 @@ pub enum Error {
     /// A stored record could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The metric store failed.
+    #[error(transparent)]
+    Tsdb(#[from] triad_tsdb::Error),
 }
 
 /// Result with the collector's [`Error`].

@@ -19,7 +19,7 @@ pub struct StoreDestination {
     /// Where spans go.
     pub traces: Arc<TraceStore>,
     /// Where OTLP metrics go.
-    pub metrics: Arc<crate::metric_store::MetricStore>,
+    pub metrics: Arc<triad_tsdb::metric_store::MetricStore>,
     /// RED metrics derived from the stored spans.
     pub span_metrics: Arc<crate::span_metrics::SpanMetrics>,
 }

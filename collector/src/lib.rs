@@ -5,13 +5,17 @@
 //! - [`store`]: the write-ahead log, indexer thread and time-bounded [`split`]s shared by
 //!   both signals;
 //! - [`log_index`] and [`trace_store`]: the schemas and the read operations the query
-//!   server uses through `triad_model::store`.
+//!   server uses through `triad_model::store`;
+//! - metrics in: [`scrape`] (Prometheus' own configuration), [`remote_write`],
+//!   [`otlp_metrics`] and [`span_metrics`] (RED series from spans) append to the
+//!   metric store of `triad_tsdb`; [`remote_read`] serves it to split query servers.
+//!
+//! The write-ahead log is `triad_wal`; the time-series store `triad_tsdb`.
 
 pub mod error;
 pub mod exposition;
 pub mod ingest;
 pub mod log_index;
-pub mod metric_store;
 pub mod metrics;
 pub mod otlp_metrics;
 pub mod query_text;
@@ -23,8 +27,6 @@ pub mod split;
 pub mod store;
 mod tokenizer;
 pub mod trace_store;
-pub mod tsdb;
-pub mod wal;
 
 pub use error::{Error, Result};
 
@@ -40,11 +42,11 @@ use triad_receiver::metrics::ReceiverMetrics;
 
 use crate::ingest::StoreDestination;
 use crate::log_index::{LogSignal, LogStore};
-use crate::metric_store::MetricStore;
 use crate::metrics::StoreMetrics;
 use crate::store::Store;
 use crate::trace_store::{SpanSignal, TraceStore};
-use crate::tsdb::TsdbOptions;
+use triad_tsdb::TsdbOptions;
+use triad_tsdb::metric_store::MetricStore;
 
 /// How often the metric store checks whether its head is due to become a block.
 const METRICS_MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);

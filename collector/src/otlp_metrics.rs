@@ -23,7 +23,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use triad_model::metric::{Exemplar, Labels, MetricMetadata, format_value, stale_nan};
 use triad_model::otlp::value_from_otlp;
 
-use crate::tsdb::AppendBatch;
+use triad_tsdb::AppendBatch;
 
 /// The converted request.
 #[derive(Debug, Default)]

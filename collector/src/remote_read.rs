@@ -23,8 +23,8 @@ use triad_model::DEFAULT_TENANT;
 use triad_model::metric::{Labels, MatchOp, Matcher, SeriesSamples};
 use triad_model::store::MetricRead;
 
-use crate::metric_store::MetricStore;
 use crate::remote_write::{CodeLabel, Label, TimeSeries, WireSample, decompress};
+use triad_tsdb::metric_store::MetricStore;
 
 /// Most samples one request may read.
 pub const SAMPLE_LIMIT: usize = 50_000_000;
@@ -541,8 +541,8 @@ impl MetricRead for RemoteReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tsdb::{AppendBatch, TsdbOptions};
     use triad_model::metric::Labels;
+    use triad_tsdb::{AppendBatch, TsdbOptions};
 
     #[test]
     fn answers_queries_in_order_and_refuses_what_it_cannot_serve() {

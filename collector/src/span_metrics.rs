@@ -17,8 +17,8 @@ use std::sync::Mutex;
 use triad_model::metric::{Exemplar, Labels, MetricMetadata, format_value, stale_nan};
 use triad_model::{Span, SpanKind, StatusCode};
 
-use crate::metric_store::MetricStore;
-use crate::tsdb::AppendBatch;
+use triad_tsdb::AppendBatch;
+use triad_tsdb::metric_store::MetricStore;
 
 /// Upper bounds of the duration buckets, seconds (the last is +Inf).
 pub const BUCKETS: [f64; 14] = [

@@ -33,7 +33,7 @@ use triad_model::config::StoreConfig;
 use crate::error::{Error, Result};
 use crate::metrics::{SignalLabel, StageLabels, StoreMetrics};
 use crate::split::{Split, SplitMeta};
-use crate::wal::Wal;
+use triad_wal::Wal;
 
 /// Append requests waiting for the WAL thread. Each holds one export request (up to
 /// `max_request_bytes`), so this bounds queued memory to ~64 requests.

@@ -44,7 +44,7 @@ fn fixture() -> Fixture {
             logs: logs.clone(),
             traces: traces.clone(),
             metrics: Arc::new(
-                triad_collector::metric_store::MetricStore::open(
+                triad_tsdb::metric_store::MetricStore::open(
                     &dir.path().join("metrics"),
                     Default::default(),
                     &mut Registry::default(),

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use triad_collector::tsdb::chunk::{Encoding, decode, encode_best};
+use triad_tsdb::chunk::{Encoding, decode, encode_best};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&count, bytes)) = data.split_first() else { return };

@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
-use triad_collector::metric_store::MetricStore;
-use triad_collector::tsdb::{AppendBatch, TsdbOptions};
 use triad_model::metric::Labels;
 use triad_query::promql::format::result_json;
 use triad_query::promql::{Engine, EvalError, Limits};
+use triad_tsdb::metric_store::MetricStore;
+use triad_tsdb::{AppendBatch, TsdbOptions};
 
 fn dur_ms(s: &str) -> i64 {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).expect("unit"));

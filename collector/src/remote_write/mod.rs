@@ -24,8 +24,8 @@ use triad_model::metric::{Exemplar, Labels, MetricMetadata};
 
 mod wire;
 
-use crate::metric_store::MetricStore;
-use crate::tsdb::AppendBatch;
+use triad_tsdb::AppendBatch;
+use triad_tsdb::metric_store::MetricStore;
 
 /// `prometheus.WriteRequest`.
 #[derive(Clone, PartialEq, Message)]

@@ -32,9 +32,9 @@ use triad_model::metric::{Exemplar, Labels, MetricMetadata, stale_nan};
 use triad_model::promconfig::{PromConfig, ScrapeConfig};
 
 use crate::exposition::{self, Format};
-use crate::metric_store::MetricStore;
-use crate::tsdb::AppendBatch;
 use relabel::Relabel;
+use triad_tsdb::AppendBatch;
+use triad_tsdb::metric_store::MetricStore;
 
 /// Body limit when neither the job nor `global` sets one.
 pub const DEFAULT_BODY_LIMIT: u64 = 64 << 20;

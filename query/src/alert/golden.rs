@@ -330,11 +330,11 @@ mod eval_tests {
     use crate::alert::state::{AlertState, GroupState};
     use crate::promql::Limits;
     use prometheus_client::registry::Registry;
-    use triad_collector::metric_store::MetricStore;
-    use triad_collector::tsdb::TsdbOptions;
     use triad_model::alerting::*;
     use triad_model::metric::Labels;
     use triad_model::store::MetricWrite;
+    use triad_tsdb::TsdbOptions;
+    use triad_tsdb::metric_store::MetricStore;
 
     fn l(pairs: &[(&str, &str)]) -> Labels {
         Labels::new(

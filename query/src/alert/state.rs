@@ -366,9 +366,9 @@ mod tests {
     use super::*;
     use crate::alert::rules::parse;
     use prometheus_client::registry::Registry;
-    use triad_collector::metric_store::MetricStore;
-    use triad_collector::tsdb::TsdbOptions;
     use triad_model::store::MetricWrite;
+    use triad_tsdb::TsdbOptions;
+    use triad_tsdb::metric_store::MetricStore;
 
     const T0: i64 = 1_700_000_000_000;
 

@@ -1,7 +1,7 @@
 use super::*;
-use triad_collector::metric_store::MetricStore;
-use triad_collector::tsdb::{AppendBatch, TsdbOptions};
 use triad_model::metric::stale_nan;
+use triad_tsdb::metric_store::MetricStore;
+use triad_tsdb::{AppendBatch, TsdbOptions};
 
 fn store_with(samples: &[(&str, i64, f64)]) -> (tempfile::TempDir, MetricStore) {
     let dir = tempfile::tempdir().unwrap();

@@ -23,8 +23,10 @@
 
 pub mod block;
 pub mod chunk;
+pub mod error;
 pub mod head;
 pub mod index;
+pub mod metric_store;
 mod walrec;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,11 +45,11 @@ use triad_model::metric::{
     Exemplar, Labels, Matcher, MetricMetadata, SeriesExemplars, SeriesSamples,
 };
 
-use crate::wal::Wal;
-use crate::{Error, Result};
 use block::{Block, decode_chunks, write_block};
 use chunk::Chunk;
+pub use error::{Error, Result};
 use head::{Head, Rejection};
+use triad_wal::Wal;
 use walrec::WalRecord;
 
 /// Storage settings of one TSDB.

@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 use triad_model::metric::{Labels, Matcher, MetricMetadata, SeriesExemplars, SeriesSamples};
 use triad_model::store::{MetricRead, MetricWrite, StoreError, StoreResult};
 
-use crate::tsdb::{AppendBatch, AppendOutcome, Tsdb, TsdbMetrics, TsdbOptions};
+use crate::{AppendBatch, AppendOutcome, Tsdb, TsdbMetrics, TsdbOptions};
 use crate::{Error, Result};
 
 /// Every tenant's TSDB.
