@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Produces the expected answers of the golden PromQL cases with real Prometheus.
 
-Reads query/tests/promql/cases.test (series in Prometheus' `load` notation and `eval`
+Reads promql/tests/promql/cases.test (series in Prometheus' `load` notation and `eval`
 lines), writes the series as OpenMetrics, turns them into TSDB blocks with
 `promtool tsdb create-blocks-from openmetrics`, starts Prometheus (Debian's 2.42) on
 those blocks, runs every `eval` through its HTTP API and writes the answers to
-query/tests/promql/expected.json. query/tests/promql_golden.rs checks Triad against them.
+promql/tests/promql/expected.json. promql/tests/promql_golden.rs checks Triad against them.
 
 Usage: scripts/promql-golden.py   (needs `prometheus` and `promtool` on PATH)
 """
@@ -21,8 +21,8 @@ import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CASES = os.path.join(ROOT, "query/tests/promql/cases.test")
-EXPECTED = os.path.join(ROOT, "query/tests/promql/expected.json")
+CASES = os.path.join(ROOT, "promql/tests/promql/cases.test")
+EXPECTED = os.path.join(ROOT, "promql/tests/promql/expected.json")
 
 DUR = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 SERIES = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)?(\{.*\})?\s+(.*)$')

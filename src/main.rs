@@ -363,7 +363,7 @@ fn start_alerting(
         &cfg.alerting,
         external_url(cfg),
         stores,
-        triad_query::promql::Limits::from_config(&cfg.query),
+        triad_promql::Limits::from_config(&cfg.query),
         cfg.data_dir.join("alerting"),
         metrics,
         cancel,

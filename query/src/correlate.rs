@@ -15,8 +15,8 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::jaeger::trace_json;
 use crate::logs::record_json;
-use crate::promql::{Engine, Limits};
 use crate::time::format_rfc3339;
+use triad_promql::{Engine, Limits};
 
 /// Default margin on each side of the trace for metrics and alerts, seconds.
 const DEFAULT_MARGIN_SECS: i64 = 900;
@@ -182,7 +182,7 @@ fn red_series(
                 "service": s.labels.get("service"),
                 "signal": signal,
                 "query": q,
-                "values": s.samples.iter().filter(|(_, v)| v.is_finite()).map(|(t, v)| json!([*t as f64 / 1000.0, crate::promql::format_value(*v)])).collect::<Vec<_>>(),
+                "values": s.samples.iter().filter(|(_, v)| v.is_finite()).map(|(t, v)| json!([*t as f64 / 1000.0, triad_promql::format_value(*v)])).collect::<Vec<_>>(),
             }));
         }
     }
@@ -213,7 +213,7 @@ fn firing_alerts(
             let first = s.samples.first().map_or(start, |x| x.0);
             let last = s.samples.last().map_or(end, |x| x.0);
             json!({
-                "labels": crate::promql::format::labels_json(&labels),
+                "labels": triad_promql::format::labels_json(&labels),
                 "firing_from": format_rfc3339(first * 1_000_000),
                 "firing_until": format_rfc3339(last * 1_000_000),
                 "related": labels.get("service").is_some_and(|svc| services.contains(svc)),

@@ -12,7 +12,6 @@ pub mod jaeger;
 pub mod logs;
 pub mod metrics;
 pub mod prom_api;
-pub mod promql;
 pub mod time;
 pub mod ui;
 

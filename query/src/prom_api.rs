@@ -20,8 +20,8 @@ use triad_model::metric::Matcher;
 use triad_model::store::MetricRead;
 
 use crate::AppState;
-use crate::promql::format::{ResultJson, labels_json, time_json};
-use crate::promql::{Engine, EvalError, Limits, QueryValue};
+use triad_promql::format::{ResultJson, labels_json, time_json};
+use triad_promql::{Engine, EvalError, Limits, QueryValue};
 
 /// Earliest and latest times the API accepts when `start`/`end` are left out.
 const MIN_TIME_MS: i64 = i64::MIN / 2;
@@ -289,7 +289,7 @@ fn matcher_sets(p: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, PromErr
             .map_err(|e| PromError::bad_data(format!("invalid parameter \"match[]\": {e}")))?;
         match expr {
             Expr::VectorSelector(vs) => {
-                sets.extend(crate::promql::selector_matchers(&vs).map_err(PromError::from)?)
+                sets.extend(triad_promql::selector_matchers(&vs).map_err(PromError::from)?)
             }
             _ => {
                 return Err(PromError::bad_data(format!(
@@ -385,8 +385,8 @@ pub async fn metadata(
 /// Every selector's matchers in an expression.
 fn selectors(expr: &Expr, out: &mut Vec<Vec<Matcher>>) -> Result<(), PromError> {
     match expr {
-        Expr::VectorSelector(vs) => out.extend(crate::promql::selector_matchers(vs)?),
-        Expr::MatrixSelector(ms) => out.extend(crate::promql::selector_matchers(&ms.vs)?),
+        Expr::VectorSelector(vs) => out.extend(triad_promql::selector_matchers(vs)?),
+        Expr::MatrixSelector(ms) => out.extend(triad_promql::selector_matchers(&ms.vs)?),
         Expr::Aggregate(a) => {
             selectors(&a.expr, out)?;
             if let Some(p) = &a.param {
@@ -435,7 +435,7 @@ pub async fn query_exemplars(
                     "seriesLabels": labels_json(&s.labels),
                     "exemplars": s.exemplars.iter().map(|e| json!({
                         "labels": labels_json(&e.labels),
-                        "value": crate::promql::format_value(e.value),
+                        "value": triad_promql::format_value(e.value),
                         "timestamp": time_json(e.timestamp_ms),
                     })).collect::<Vec<_>>(),
                 })

@@ -12,8 +12,8 @@ use super::silence::{Silence, SilenceError, SilenceRequest};
 use super::state::{Alert, AlertState, GroupState, RuleState};
 use crate::AppState;
 use crate::prom_api::{Params, PromError, success};
-use crate::promql::format::labels_json;
 use crate::time::format_rfc3339;
+use triad_promql::format::labels_json;
 
 fn rfc3339_ms(ms: i64) -> String {
     format_rfc3339(ms * 1_000_000)
@@ -23,7 +23,7 @@ fn rfc3339_ms(ms: i64) -> String {
 /// API (`1e+00`, `2.5e-01`).
 pub fn go_exp(v: f64) -> String {
     if !v.is_finite() {
-        return crate::promql::format_value(v);
+        return triad_promql::format_value(v);
     }
     let s = format!("{v:e}");
     let (m, e) = s.split_once('e').unwrap_or((&s, "0"));

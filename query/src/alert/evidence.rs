@@ -16,8 +16,8 @@ use triad_model::metric::Labels;
 use triad_model::store::{LogQuery, LogRead, MetricRead, TraceQuery, TraceRead};
 use triad_model::{DEFAULT_TENANT, TraceId};
 
-use crate::promql::{Engine, selector_matchers};
 use crate::time::format_rfc3339;
+use triad_promql::{Engine, selector_matchers};
 
 /// What evidence is looked up in.
 pub struct EvidenceSource {

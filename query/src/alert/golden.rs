@@ -6,7 +6,7 @@
 use triad_model::alerting::{GoldenSignals, GoldenSignalsConfig};
 
 use super::rules::{AlertSpec, Rule, RuleError, RuleGroup};
-use crate::promql::Engine;
+use triad_promql::Engine;
 
 /// Pseudo file name of the compiled groups.
 pub const GOLDEN_FILE: &str = "<golden_signals>";
@@ -328,11 +328,11 @@ mod tests {
 mod eval_tests {
     use super::*;
     use crate::alert::state::{AlertState, GroupState};
-    use crate::promql::Limits;
     use prometheus_client::registry::Registry;
     use triad_model::alerting::*;
     use triad_model::metric::Labels;
     use triad_model::store::MetricWrite;
+    use triad_promql::Limits;
     use triad_tsdb::TsdbOptions;
     use triad_tsdb::metric_store::MetricStore;
 

@@ -51,7 +51,7 @@ use notifier::{NotifyAlert, Update};
 use rules::RuleGroup;
 use state::{AlertState, GroupState};
 
-use crate::promql::Limits;
+use triad_promql::Limits;
 
 /// A metric store the engine can read and write.
 pub trait MetricReadWrite: MetricRead + MetricWrite {}

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::template;
-use crate::promql::Engine;
+use triad_promql::Engine;
 
 /// A rule file that cannot be used; the message reads `file:line: reason`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

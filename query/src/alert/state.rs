@@ -16,7 +16,7 @@ use super::MetricReadWrite;
 
 use super::rules::{Rule, RuleGroup};
 use super::template::{self, TemplateData};
-use crate::promql::{Engine, Limits, QueryValue};
+use triad_promql::{Engine, Limits, QueryValue};
 
 /// Resolved alerts stay listed (and are notified) this long, as in Prometheus.
 pub const RESOLVED_RETENTION_MS: i64 = 15 * 60_000;

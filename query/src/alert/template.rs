@@ -161,7 +161,7 @@ fn arg_str(args: &[Value], i: usize, name: &str) -> Result<String, FuncError> {
 /// Go's `%.4g`, as Prometheus' humanize functions print.
 fn g4(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
-        return crate::promql::format_value(v);
+        return triad_promql::format_value(v);
     }
     let exp = v.abs().log10().floor() as i32;
     if !(-4..4).contains(&exp) {

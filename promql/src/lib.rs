@@ -1,4 +1,5 @@
-//! PromQL evaluation with Prometheus 2.42 semantics, over any [`MetricRead`].
+//! PromQL evaluation with Prometheus 2.42 semantics, over any
+//! [`MetricRead`](triad_model::store::MetricRead).
 //!
 //! Parsing is `promql-parser`'s. Evaluation works like Prometheus' range evaluation:
 //! every node is computed for all steps of the query at once, so a selector fetches its

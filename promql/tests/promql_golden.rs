@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 use triad_model::metric::Labels;
-use triad_query::promql::format::result_json;
-use triad_query::promql::{Engine, EvalError, Limits};
+use triad_promql::format::result_json;
+use triad_promql::{Engine, EvalError, Limits};
 use triad_tsdb::metric_store::MetricStore;
 use triad_tsdb::{AppendBatch, TsdbOptions};
 
@@ -216,7 +216,7 @@ fn promql_matches_prometheus() {
                     case["end_ms"].as_i64().expect("end"),
                     case["step_ms"].as_i64().expect("step"),
                 )
-                .map(|m| result_json(&triad_query::promql::QueryValue::Matrix(m))),
+                .map(|m| result_json(&triad_promql::QueryValue::Matrix(m))),
         };
         let want = &case["response"];
         let ordered = query.starts_with("sort");
