@@ -556,7 +556,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     c.query.remote_read_url = Some(url.clone())
                 }
             })?;
-            let readers = read_only::open(&cfg, &mut registry)?;
+            let readers =
+                triad_splits::read_only::open(&cfg.data_dir, &cfg.collector, &mut registry)?;
             let metrics: Option<Arc<dyn triad_model::store::MetricRead>> =
                 match &cfg.query.remote_read_url {
                     Some(url) => Some(Arc::new(
@@ -614,8 +615,8 @@ mod in_process_agent {
     use triad_agent::forward::AckBoard;
     use triad_agent::metrics::AgentMetrics;
     use triad_agent::source::{Batch, DeliverFuture, FileSource, Sink, SourceConfig, host_name};
-    use triad_collector::log_index::LogStore;
     use triad_model::config::ValidConfig;
+    use triad_splits::log_index::LogStore;
 
     /// Delivers to the log store in this process: acknowledged once in its WAL.
     struct StoreSink {
@@ -681,76 +682,5 @@ mod in_process_agent {
             Ok(())
         });
         Ok(())
-    }
-}
-
-mod read_only {
-    //! The query server's view of a data directory that a collector writes.
-
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use prometheus_client::registry::Registry;
-    use tokio::task::JoinSet;
-    use tokio_util::sync::CancellationToken;
-    use triad_collector::log_index::{LogSignal, LogStore};
-    use triad_collector::metrics::StoreMetrics;
-    use triad_collector::store::Store;
-    use triad_collector::trace_store::{SpanSignal, TraceStore};
-    use triad_model::config::ValidConfig;
-
-    /// How often the read-only stores look for new commits and splits.
-    const REFRESH: Duration = Duration::from_secs(2);
-
-    pub struct Readers {
-        pub logs: Arc<LogStore>,
-        pub traces: Arc<TraceStore>,
-    }
-
-    pub fn open(cfg: &ValidConfig, registry: &mut Registry) -> anyhow::Result<Readers> {
-        let m = StoreMetrics::register(registry);
-        let dir = &cfg.data_dir;
-        let logs = Store::open_read_only(
-            LogSignal::new(),
-            &dir.join("logs"),
-            cfg.collector.logs.clone(),
-            m.clone(),
-        )?;
-        let traces = Store::open_read_only(
-            SpanSignal::new(),
-            &dir.join("traces"),
-            cfg.collector.traces.clone(),
-            m,
-        )?;
-        Ok(Readers {
-            logs: Arc::new(LogStore::new(logs)),
-            traces: Arc::new(TraceStore::new(traces)?),
-        })
-    }
-
-    impl Readers {
-        pub fn spawn_refresh(
-            &self,
-            cancel: &CancellationToken,
-            tasks: &mut JoinSet<Result<(), String>>,
-        ) {
-            let (logs, traces, c) = (self.logs.clone(), self.traces.clone(), cancel.child_token());
-            tasks.spawn(async move {
-                let mut tick = tokio::time::interval(REFRESH);
-                loop {
-                    tokio::select! { _ = c.cancelled() => return Ok(()), _ = tick.tick() => {} }
-                    let (l, t) = (logs.clone(), traces.clone());
-                    let r = tokio::task::spawn_blocking(move || {
-                        l.store().refresh()?;
-                        t.store().refresh()?;
-                        t.rebuild_catalog()
-                    })
-                    .await;
-                    if let Ok(Err(e)) = r {
-                        tracing::warn!(error = %e, "refreshing stores failed");
-                    }
-                }
-            });
-        }
     }
 }

@@ -30,11 +30,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::Trac
 use server::{Server, encode};
 use tantivy::schema::{FAST, JsonObjectOptions, STORED, STRING, Schema, TEXT};
 use tokio::task::JoinSet;
-use triad_collector::log_index::LogSignal;
-use triad_collector::metrics::StoreMetrics;
-use triad_collector::store::{Signal, Store};
-use triad_collector::trace_store::SpanSignal;
 use triad_model::config::StoreConfig;
+use triad_splits::log_index::LogSignal;
+use triad_splits::metrics::StoreMetrics;
+use triad_splits::store::{Signal, Store};
+use triad_splits::trace_store::SpanSignal;
 
 const BATCH: usize = 1_000;
 const SPANS_PER_TRACE: usize = 5;

@@ -11,9 +11,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// tantivy failure.
-    #[error("index error: {0}")]
-    Index(#[from] tantivy::TantivyError),
+    /// The log or trace store failed.
+    #[error(transparent)]
+    Splits(#[from] triad_splits::Error),
     /// The store stopped (shutdown or a fatal error); data was not accepted.
     #[error("store {0} is not accepting writes")]
     Closed(&'static str),

@@ -9,8 +9,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use triad_model::otlp::{self, Converted};
 use triad_receiver::{Accepted, Destination, IngestError, IngestFuture};
 
-use crate::log_index::LogStore;
-use crate::trace_store::TraceStore;
+use triad_splits::log_index::LogStore;
+use triad_splits::trace_store::TraceStore;
 
 /// Stores what the receivers decode.
 pub struct StoreDestination {
@@ -79,7 +79,7 @@ impl Destination for StoreDestination {
 async fn store_converted<T, F, Fut>(c: Converted<T>, append: F) -> Result<Accepted, IngestError>
 where
     F: FnOnce(Vec<T>) -> Fut,
-    Fut: std::future::Future<Output = crate::Result<()>>,
+    Fut: std::future::Future<Output = triad_splits::Result<()>>,
 {
     let message = if c.rejected > 0 {
         c.error_message()

@@ -1,32 +1,22 @@
-//! The Triad collector: OTLP receivers in front of durable, tantivy-backed stores.
+//! The Triad collector: ingest in front of the stores.
 //!
 //! - [`ingest`]: what the OTLP receivers (`triad_receiver`) hand their requests to:
-//!   validate, convert and append;
-//! - [`store`]: the write-ahead log, indexer thread and time-bounded [`split`]s shared by
-//!   both signals;
-//! - [`log_index`] and [`trace_store`]: the schemas and the read operations the query
-//!   server uses through `triad_model::store`;
+//!   validate, convert and append to the log and trace stores (`triad_splits`);
 //! - metrics in: [`scrape`] (Prometheus' own configuration), [`remote_write`],
 //!   [`otlp_metrics`] and [`span_metrics`] (RED series from spans) append to the
 //!   metric store of `triad_tsdb`; [`remote_read`] serves it to split query servers.
 //!
-//! The write-ahead log is `triad_wal`; the time-series store `triad_tsdb`.
+//! The stores live in their own crates: `triad_wal` (the write-ahead log),
+//! `triad_splits` (tantivy log and trace splits) and `triad_tsdb` (metrics).
 
 pub mod error;
 pub mod exposition;
 pub mod ingest;
-pub mod log_index;
-pub mod metrics;
 pub mod otlp_metrics;
-pub mod query_text;
 pub mod remote_read;
 pub mod remote_write;
 pub mod scrape;
 pub mod span_metrics;
-pub mod split;
-pub mod store;
-mod tokenizer;
-pub mod trace_store;
 
 pub use error::{Error, Result};
 
@@ -41,10 +31,10 @@ use triad_receiver::Ingest;
 use triad_receiver::metrics::ReceiverMetrics;
 
 use crate::ingest::StoreDestination;
-use crate::log_index::{LogSignal, LogStore};
-use crate::metrics::StoreMetrics;
-use crate::store::Store;
-use crate::trace_store::{SpanSignal, TraceStore};
+use triad_splits::log_index::{LogSignal, LogStore};
+use triad_splits::metrics::StoreMetrics;
+use triad_splits::store::Store;
+use triad_splits::trace_store::{SpanSignal, TraceStore};
 use triad_tsdb::TsdbOptions;
 use triad_tsdb::metric_store::MetricStore;
 

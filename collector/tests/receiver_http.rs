@@ -1,5 +1,6 @@
 //! OTLP/HTTP receiver: valid and hostile input through the router, without a network.
 
+#[path = "../../splits/tests/common.rs"]
 mod common;
 
 use std::io::Write;
@@ -29,8 +30,8 @@ const MAX_INFLATED: usize = 1024 * 1024;
 struct Fixture {
     _dir: tempfile::TempDir,
     app: axum::Router,
-    logs: Arc<triad_collector::log_index::LogStore>,
-    traces: Arc<triad_collector::trace_store::TraceStore>,
+    logs: Arc<triad_splits::log_index::LogStore>,
+    traces: Arc<triad_splits::trace_store::TraceStore>,
     registry: Arc<Registry>,
 }
 

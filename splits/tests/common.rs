@@ -5,12 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use triad_collector::log_index::{LogSignal, LogStore};
-use triad_collector::metrics::StoreMetrics;
-use triad_collector::store::Store;
-use triad_collector::trace_store::{SpanSignal, TraceStore};
 use triad_model::config::StoreConfig;
 use triad_model::{KeyValue, LogRecord, Span, SpanId, SpanKind, StatusCode, TraceId, Value};
+use triad_splits::log_index::{LogSignal, LogStore};
+use triad_splits::metrics::StoreMetrics;
+use triad_splits::store::Store;
+use triad_splits::trace_store::{SpanSignal, TraceStore};
 
 pub const HOUR_NS: i64 = 3_600_000_000_000;
 
