@@ -324,7 +324,18 @@ fn query_state(
         registry,
         ready,
         cancel: cancel.child_token(),
+        ui: ui_asset,
     }
+}
+
+/// The web UI embedded in this binary (built by `ui/build.rs`), for the query server.
+fn ui_asset(path: &str) -> Option<triad_query::ui::UiAsset> {
+    triad_ui::asset(path).map(|a| triad_query::ui::UiAsset {
+        path: a.path,
+        content_type: a.content_type,
+        bytes: a.bytes,
+        immutable: a.immutable,
+    })
 }
 
 /// The URL users reach this Triad under: `alerting.external_url`, or the query server's

@@ -48,6 +48,8 @@ pub struct AppState {
     pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
     /// Fires at shutdown; ends live tails so the server can drain.
     pub cancel: CancellationToken,
+    /// The web UI's files ([`ui::no_ui`] for none).
+    pub ui: ui::UiAssets,
 }
 
 fn render_metrics(registry: &Registry) -> Response {

@@ -1,11 +1,39 @@
-//! Serves the embedded web UI: built files by path, and `index.html` for every other
-//! path outside `/api/`, so UI routes (`/traces/{id}`, `/logs?q=…`) are shareable links.
+//! Serves the web UI: built files by path, and `index.html` for every other path
+//! outside `/api/`, so UI routes (`/traces/{id}`, `/logs?q=…`) are shareable links.
+//!
+//! The files come from whoever builds the router ([`crate::AppState::ui`]): the `triad`
+//! binary embeds the UI that `ui/` builds with npm, so this crate builds and tests
+//! without Node.
 
+use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::AppState;
+
+/// One file of the web UI.
+#[derive(Debug, Clone, Copy)]
+pub struct UiAsset {
+    /// Path below the UI root, e.g. `index.html`, `assets/index-3f2a.js`.
+    pub path: &'static str,
+    /// `Content-Type` to serve it with.
+    pub content_type: &'static str,
+    /// Its bytes.
+    pub bytes: &'static [u8],
+    /// Whether the name carries a content hash (cache it forever).
+    pub immutable: bool,
+}
+
+/// Finds the UI's file at a path (no leading `/`); `None` if there is none.
+pub type UiAssets = fn(&str) -> Option<UiAsset>;
+
+/// For a server without a UI: no file at any path.
+pub fn no_ui(_: &str) -> Option<UiAsset> {
+    None
+}
+
 /// The fallback handler of the query server's router.
-pub async fn serve(uri: Uri) -> Response {
+pub async fn serve(State(state): State<AppState>, uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     if path == "api" || path.starts_with("api/") {
         return (
@@ -14,9 +42,10 @@ pub async fn serve(uri: Uri) -> Response {
         )
             .into_response();
     }
-    let asset = triad_ui::asset(path)
+    let lookup = state.ui;
+    let asset = lookup(path)
         .filter(|_| !path.is_empty())
-        .or_else(triad_ui::index);
+        .or_else(|| lookup("index.html"));
     match asset {
         Some(a) => {
             let cache = if a.immutable {
