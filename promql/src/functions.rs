@@ -245,7 +245,7 @@ pub(crate) fn call(ev: &Ev<'_>, c: &Call) -> Result<Value, EvalError> {
                 Some(quantile(q[i], &mut vals))
             })
         }
-        "double_exponential_smoothing" => {
+        "double_exponential_smoothing" | "holt_winters" => {
             let r = ev.range_arg(arg(0)?)?;
             let sf = ev.scalar_arg(arg(1)?)?;
             let tf = ev.scalar_arg(arg(2)?)?;

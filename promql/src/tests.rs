@@ -1,4 +1,5 @@
 use super::*;
+use promql_parser::parser::Expr;
 use triad_model::metric::stale_nan;
 use triad_tsdb::metric_store::MetricStore;
 use triad_tsdb::{AppendBatch, TsdbOptions};
@@ -105,4 +106,57 @@ fn values_format_as_go_does() {
     assert_eq!(format_value(f64::NAN), "NaN");
     assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
     assert_eq!(format_value(-0.0), "-0");
+}
+
+/// Regression: `holt_winters(` was renamed by a regex over the raw query text, so a
+/// label value holding it changed the matcher; now the parser knows the name.
+#[test]
+fn regression_holt_winters_in_a_label_value_is_left_alone() {
+    let expr = Engine::parse(r#"up{job="holt_winters("}"#).unwrap();
+    let Expr::VectorSelector(vs) = expr else {
+        panic!("{expr:?}");
+    };
+    let job = vs
+        .matchers
+        .matchers
+        .iter()
+        .find(|m| m.name == "job")
+        .unwrap();
+    assert_eq!(job.value, "holt_winters(");
+    // The function itself still parses and evaluates under its 2.x name.
+    let (_d, store) = store_with(&[("a", 0, 1.0), ("a", 15_000, 2.0), ("a", 30_000, 3.0)]);
+    let engine = Engine::new(&store, "default", Limits::default());
+    let v = engine
+        .instant("holt_winters(up[1m], 0.5, 0.5)", 30_000)
+        .unwrap();
+    let QueryValue::Vector(series) = v else {
+        panic!("{v:?}");
+    };
+    assert_eq!(series.len(), 1);
+}
+
+/// Regression: a number literal too large for a float was answered as +Inf (HTTP 200);
+/// Prometheus refuses it as bad data. Strings and durations are not numbers.
+#[test]
+fn regression_overflowing_number_literal_is_bad_data() {
+    let huge = "1".repeat(400);
+    for q in [huge.as_str(), "1e400", "up + 2e999", "-1E+400"] {
+        match Engine::parse(q) {
+            Err(EvalError::BadData(m)) => assert!(m.contains("out of range"), "{q}: {m}"),
+            other => panic!("{q}: {other:?}"),
+        }
+    }
+    let ok63 = "1".repeat(63);
+    for q in [
+        ok63.as_str(),
+        "1e308",
+        "Inf",
+        r#"up{job="1e400"}"#,
+        "rate(up[5m]) > 0x1F",
+        "up offset 1h",
+        "foo1e400",
+        "# 1e400 is a comment\nup",
+    ] {
+        assert!(Engine::parse(q).is_ok(), "{q}");
+    }
 }

@@ -98,6 +98,54 @@ pub(crate) fn success(data: Json) -> Response {
     success_with(data)
 }
 
+/// `limit` of the series and label endpoints (Prometheus 2.49+; Grafana sends one):
+/// `None` for none or 0.
+fn result_limit(p: &Params) -> Result<Option<usize>, PromError> {
+    match p.get("limit") {
+        None | Some("") => Ok(None),
+        Some(l) => match l.parse::<usize>() {
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(PromError::bad_data(
+                "invalid parameter \"limit\": cannot parse as a non-negative number",
+            )),
+        },
+    }
+}
+
+/// A list cut to `limit`, with Prometheus' warning when something was cut.
+fn limited<T: serde::Serialize>(mut items: Vec<T>, limit: Option<usize>) -> Response {
+    #[derive(serde::Serialize)]
+    struct Envelope<T> {
+        status: &'static str,
+        data: Vec<T>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<&'static str>,
+    }
+    let mut warnings = Vec::new();
+    if let Some(n) = limit
+        && items.len() > n
+    {
+        items.truncate(n);
+        warnings.push("results truncated due to limit");
+    }
+    axum::Json(Envelope {
+        status: "success",
+        data: items,
+        warnings,
+    })
+    .into_response()
+}
+
+/// A label name as Prometheus 2.x accepts it: `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// The success envelope around anything serializable, written without a JSON tree.
 pub(crate) fn success_with<T: serde::Serialize>(data: T) -> Response {
     #[derive(serde::Serialize)]
@@ -311,11 +359,10 @@ pub async fn series(
     let p = Params::new(q, &headers, &body);
     let sets = matcher_sets(&p, true)?;
     let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);
+    let limit = result_limit(&p)?;
     let store = store(&s)?;
     let series = blocking(move || Ok(store.series(DEFAULT_TENANT, &sets, start, end)?)).await?;
-    Ok(success(Json::Array(
-        series.iter().map(labels_json).collect(),
-    )))
+    Ok(limited(series.iter().map(labels_json).collect(), limit))
 }
 
 /// `GET|POST /api/v1/labels`.
@@ -328,9 +375,10 @@ pub async fn labels(
     let p = Params::new(q, &headers, &body);
     let sets = matcher_sets(&p, false)?;
     let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);
+    let limit = result_limit(&p)?;
     let store = store(&s)?;
     let names = blocking(move || Ok(store.label_names(DEFAULT_TENANT, &sets, start, end)?)).await?;
-    Ok(success(json!(names)))
+    Ok(limited(names, limit))
 }
 
 /// `GET /api/v1/label/{name}/values`.
@@ -341,12 +389,16 @@ pub async fn label_values(
     headers: HeaderMap,
 ) -> Result<Response, PromError> {
     let p = Params::new(q, &headers, &Bytes::new());
+    if !valid_label_name(&name) {
+        return Err(PromError::bad_data(format!("invalid label name: {name:?}")));
+    }
     let sets = matcher_sets(&p, false)?;
     let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);
+    let limit = result_limit(&p)?;
     let store = store(&s)?;
     let values =
         blocking(move || Ok(store.label_values(DEFAULT_TENANT, &name, &sets, start, end)?)).await?;
-    Ok(success(json!(values)))
+    Ok(limited(values, limit))
 }
 
 /// `GET /api/v1/metadata?metric=&limit=`.

@@ -325,15 +325,19 @@ where
             let mut grpc = Grpc::new(codec)
                 .apply_compression_config(compression, compression)
                 .apply_max_message_size_config(Some(max), None);
-            let resp = grpc
+            let mut resp = grpc
                 .unary(Unary::<M>(ingest.clone(), PhantomData), req)
                 .await;
-            // Size limits are enforced by tonic before any of our code runs; count them here.
-            if resp
-                .headers()
-                .get(Status::GRPC_STATUS)
-                .is_some_and(|c| c == "8")
-            {
+            // Size limits are enforced by tonic before any of our code runs. A message
+            // over the limit is OUT_OF_RANGE in tonic, RESOURCE_EXHAUSTED in gRPC's own
+            // servers and the OTLP specification (our handlers never answer OUT_OF_RANGE):
+            // say RESOURCE_EXHAUSTED, and count them here.
+            let code = resp.headers().get(Status::GRPC_STATUS).cloned();
+            if code.as_ref().is_some_and(|c| c == "11") {
+                resp.headers_mut()
+                    .insert(Status::GRPC_STATUS, http::HeaderValue::from_static("8"));
+            }
+            if code.is_some_and(|c| c == "8" || c == "11") {
                 ingest.record_outcome(M::SIGNAL, "grpc", "too_large");
             }
             Ok(resp)

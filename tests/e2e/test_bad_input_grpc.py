@@ -103,3 +103,14 @@ def test_http_json_logs_and_gzip(triad):
                      and triad.get("/api/logs/search", q='"/var/lib/db" attributes.disk.pct:91'))
     assert hit["hits"][0]["service"] == "json-logs"
     assert hit["hits"][0]["attributes"]["disk.pct"] == 91
+
+
+def test_regression_oversized_grpc_message_is_resource_exhausted(small_limits):
+    """A message over the limit before any decoding was answered OUT_OF_RANGE (tonic's
+    code); gRPC servers and the OTLP specification say RESOURCE_EXHAUSTED, which
+    exporters know not to retry without a RetryInfo."""
+    channel = grpc.insecure_channel(small_limits.grpc)
+    with pytest.raises(grpc.RpcError) as e:
+        raw_call(channel, TRACE_EXPORT, b"\x00" * (2 << 20))
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (e.value.code(), e.value.details())
+    assert "too large" in e.value.details()

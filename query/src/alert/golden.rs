@@ -11,6 +11,17 @@ use triad_promql::Engine;
 /// Pseudo file name of the compiled groups.
 pub const GOLDEN_FILE: &str = "<golden_signals>";
 
+/// A number as a person writes it in a rule: rounded to 12 significant digits, then
+/// the shortest form that reads back the same (`0.06`, not `0.06000000000000005`, for
+/// 1 − 0.94; `14.4 × 0.001` is `0.0144`).
+pub fn num(x: f64) -> String {
+    if !x.is_finite() {
+        return format!("{x}");
+    }
+    let rounded: f64 = format!("{x:.11e}").parse().unwrap_or(x);
+    format!("{rounded}")
+}
+
 /// Burn-rate windows of the Google SRE workbook's multi-window, multi-burn-rate alerts:
 /// (factor, long window, short window, `for`).
 const BURN_RATES: [(f64, &str, &str, i64); 2] =
@@ -111,14 +122,14 @@ fn group(
             "warning",
             format!(
                 "histogram_quantile({q}, sum by (service, le) (rate(triad_span_duration_seconds_bucket{{{sel}}}[{w}]))) > {t}",
-                q = l.quantile,
-                t = l.threshold_seconds
+                q = num(l.quantile),
+                t = num(l.threshold_seconds)
             ),
             l.for_secs as i64 * 1000,
             format!(
                 "{{{{ $labels.service }}}}: p{} latency is {{{{ $value | humanizeDuration }}}} (threshold {}s)",
-                l.quantile * 100.0,
-                l.threshold_seconds
+                num(l.quantile * 100.0),
+                num(l.threshold_seconds)
             ),
         )?;
     }
@@ -132,12 +143,12 @@ fn group(
                 "{} / {} > {}",
                 rate("triad_span_errors_total", &w),
                 rate("triad_span_requests_total", &w),
-                e.ratio_threshold
+                num(e.ratio_threshold)
             ),
             e.for_secs as i64 * 1000,
             format!(
                 "{{{{ $labels.service }}}}: {{{{ $value | humanizePercentage }}}} of requests fail (threshold {}%)",
-                e.ratio_threshold * 100.0
+                num(e.ratio_threshold * 100.0)
             ),
         )?;
         if let Some(slo) = e.slo {
@@ -150,7 +161,7 @@ fn group(
                         rate("triad_span_requests_total", w)
                     )
                 };
-                let limit = factor * budget;
+                let limit = num(factor * budget);
                 b.alert(
                     &format!("GoldenSignalErrorBudgetBurn{long}"),
                     "errors",
@@ -159,7 +170,7 @@ fn group(
                     for_ms,
                     format!(
                         "{{{{ $labels.service }}}}: error budget of the {}% SLO burns {factor}x too fast over {long} and {short}",
-                        slo * 100.0
+                        num(slo * 100.0)
                     ),
                 )?;
             }
@@ -172,9 +183,9 @@ fn group(
                 "GoldenSignalTrafficLow",
                 "traffic",
                 "warning",
-                format!("{} < {min}", rate("triad_span_requests_total", &w)),
+                format!("{} < {}", rate("triad_span_requests_total", &w), num(min)),
                 t.for_secs as i64 * 1000,
-                format!("{{{{ $labels.service }}}}: {{{{ $value | humanize }}}} requests/s, under the floor of {min}/s"),
+                format!("{{{{ $labels.service }}}}: {{{{ $value | humanize }}}} requests/s, under the floor of {}/s", num(min)),
             )?;
         }
         if let Some(f) = t.drop_factor {
@@ -234,11 +245,14 @@ fn group(
                 "warning",
                 // The hosts side has one series per (host, service), the usage side one
                 // per host: usage joins onto the hosts as the "one" side.
-                format!("{hosts} * on ({h}) group_left () {usage} > {threshold}"),
+                format!(
+                    "{hosts} * on ({h}) group_left () {usage} > {}",
+                    num(threshold)
+                ),
                 sat.for_secs as i64 * 1000,
                 format!(
                     "{{{{ $labels.service }}}}: {what} of host {{{{ $labels.{h} }}}} is {{{{ $value | humanizePercentage }}}} used (threshold {}%)",
-                    threshold * 100.0
+                    num(threshold * 100.0)
                 ),
             )?;
         }
@@ -321,6 +335,47 @@ mod tests {
                 super::super::template::check(t).unwrap();
             }
         }
+    }
+
+    /// Regression: thresholds computed from the config (1 − SLO, burn factor × budget,
+    /// ratios in %) were printed with float noise, e.g. `0.06000000000000005`.
+    #[test]
+    fn regression_thresholds_read_as_a_person_writes_them() {
+        assert_eq!(num(1.0 - 0.94), "0.06");
+        assert_eq!(num(14.4 * (1.0 - 0.999)), "0.0144");
+        assert_eq!(num(0.07 * 100.0), "7");
+        assert_eq!(num(0.5), "0.5");
+        assert_eq!(num(1e-9), "0.000000001");
+        let cfg = GoldenSignalsConfig {
+            default: Some(GoldenSignals {
+                errors: Some(ErrorSignal {
+                    ratio_threshold: 0.07,
+                    window_secs: 300,
+                    for_secs: 60,
+                    slo: Some(0.94),
+                }),
+                saturation: Some(SaturationSignal {
+                    cpu_ratio: Some(0.29),
+                    memory_ratio: None,
+                    disk_ratio: None,
+                    host_label: "host".into(),
+                    window_secs: 300,
+                    for_secs: 60,
+                }),
+                ..Default::default()
+            }),
+            services: Default::default(),
+        };
+        let groups = compile(&cfg, 15_000).unwrap();
+        let noisy = regex::Regex::new(r"\d\.\d*0000000|\d\.\d*9999999").unwrap();
+        for r in groups.iter().flat_map(|g| &g.rules) {
+            assert!(!noisy.is_match(&r.expr_text), "{}", r.expr_text);
+            for (_, t) in &r.alert.as_ref().unwrap().annotations {
+                assert!(!noisy.is_match(t), "{t}");
+            }
+        }
+        let burn = &groups[0].rules[1].expr_text;
+        assert!(burn.ends_with("> 0.864"), "14.4 × (1 − 0.94): {burn}");
     }
 }
 
