@@ -98,19 +98,40 @@ pub(crate) fn aggregate(ev: &Ev<'_>, agg: &AggregateExpr) -> Result<Value, EvalE
                     "invalid label name {label:?}"
                 )));
             }
+            // As Prometheus: each series first gets the value label (`by` keeps it too),
+            // then is grouped, so grouping by the value label itself counts the values.
+            let modifier = match &agg.modifier {
+                Some(LabelModifier::Include(ls)) => {
+                    let mut ls = ls.clone();
+                    if !ls.labels.contains(&label) {
+                        ls.labels.push(label.clone());
+                    }
+                    Some(LabelModifier::Include(ls))
+                }
+                None => Some(LabelModifier::Include(promql_parser::label::Labels::new(
+                    vec![label.as_str()],
+                ))),
+                other => other.clone(),
+            };
             let mut out: Vec<StepSeries> = Vec::new();
             let mut out_index: HashMap<Labels, usize> = HashMap::new();
             for i in 0..ev.n {
-                let mut counts: HashMap<(usize, String), f64> = HashMap::new();
-                for (s, g) in input.iter().zip(&group_of) {
-                    if let Some(v) = s.values[i] {
-                        *counts.entry((*g, format_value(v))).or_default() += 1.0;
+                let mut counts: Vec<(Labels, f64)> = Vec::new();
+                let mut at: HashMap<Labels, usize> = HashMap::new();
+                for s in &input {
+                    let Some(v) = s.values[i] else { continue };
+                    let mut pairs = s.labels.without(|n| n == label).to_vec();
+                    pairs.push((label.clone(), format_value(v)));
+                    let key = group_key(&Labels::new(pairs), &modifier);
+                    match at.get(&key) {
+                        Some(&k) => counts[k].1 += 1.0,
+                        None => {
+                            at.insert(key.clone(), counts.len());
+                            counts.push((key, 1.0));
+                        }
                     }
                 }
-                for ((g, value), c) in counts {
-                    let mut pairs = groups[g].without(|n| n == label).to_vec();
-                    pairs.push((label.clone(), value));
-                    let labels = Labels::new(pairs);
+                for (labels, c) in counts {
                     let idx = *out_index.entry(labels.clone()).or_insert_with(|| {
                         out.push(StepSeries {
                             labels,
@@ -244,12 +265,14 @@ fn select_k(
             }
         }
     }
-    let mut out: Vec<(f64, StepSeries)> = input
+    let mut out: Vec<(usize, f64, StepSeries)> = input
         .into_iter()
         .zip(keep)
-        .filter(|(_, vals)| vals.iter().any(Option::is_some))
-        .map(|(s, values)| {
+        .zip(group_of)
+        .filter(|((_, vals), _)| vals.iter().any(Option::is_some))
+        .map(|((s, values), g)| {
             (
+                *g,
                 values[0].unwrap_or(f64::NAN),
                 StepSeries {
                     labels: s.labels,
@@ -258,17 +281,19 @@ fn select_k(
             )
         })
         .collect();
-    // For an instant query, Prometheus lists topk's result largest first.
+    // For an instant query, Prometheus lists topk's result largest first (bottomk's
+    // smallest first) within each group, the groups in the order they first appeared.
     if ev.n == 1 {
         out.sort_by(|a, b| {
-            if top {
-                b.0.total_cmp(&a.0)
+            let by_value = if top {
+                b.1.total_cmp(&a.1)
             } else {
-                a.0.total_cmp(&b.0)
-            }
+                a.1.total_cmp(&b.1)
+            };
+            a.0.cmp(&b.0).then(by_value)
         });
     }
-    Ok(Value::Vector(out.into_iter().map(|(_, s)| s).collect()))
+    Ok(Value::Vector(out.into_iter().map(|(_, _, s)| s).collect()))
 }
 
 /// Go's `container/heap` sift-up over (series, value), ordered by `less` on values.

@@ -353,11 +353,59 @@ fn check_number_literals(query: &str) -> Result<(), EvalError> {
     Ok(())
 }
 
+/// Refuses an instant-vector value in which two series have the same labels and a
+/// value at the same step — what dropping the metric name makes of `-{__name__=~"a|b"}`
+/// or `abs(…)` over two metrics with otherwise equal labels — as Prometheus does after
+/// every function, operator and unary minus. Series with the same labels at different
+/// steps (a range query) become one, as Prometheus' matrix does.
+fn unique_labelsets(v: Value) -> Result<Value, EvalError> {
+    let Value::Vector(series) = v else {
+        return Ok(v);
+    };
+    {
+        let mut seen = std::collections::HashSet::with_capacity(series.len());
+        if series.iter().all(|s| seen.insert(&s.labels)) {
+            return Ok(Value::Vector(series));
+        }
+    }
+    let mut out: Vec<StepSeries> = Vec::with_capacity(series.len());
+    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
+    for s in series {
+        match index.get(&s.labels) {
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+            Some(&i) => {
+                let kept = &mut out[i].values;
+                for (k, v) in kept.iter_mut().zip(s.values) {
+                    match (&k, v) {
+                        (Some(_), Some(_)) => {
+                            return Err(EvalError::Execution(
+                                "vector cannot contain metrics with the same labelset".into(),
+                            ));
+                        }
+                        (None, Some(x)) => *k = Some(x),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    Ok(Value::Vector(out))
+}
+
 /// Whether the result order is part of the answer (`sort`, `sort_desc` outermost).
 fn keeps_order(expr: &Expr) -> bool {
     match expr {
         Expr::Paren(p) => keeps_order(&p.expr),
         Expr::Call(c) => matches!(c.func.name, "sort" | "sort_desc"),
+        // Prometheus lists topk's result largest first (bottomk's smallest first) per
+        // group, groups in the order their first series came.
+        Expr::Aggregate(a) => {
+            use promql_parser::parser::token::{T_BOTTOMK, T_TOPK};
+            matches!(a.op.id(), T_TOPK | T_BOTTOMK)
+        }
         _ => false,
     }
 }
@@ -502,7 +550,7 @@ impl<'a> Ev<'a> {
             Expr::Paren(p) => self.eval(&p.expr),
             Expr::Unary(u) => match self.eval(&u.expr)? {
                 Value::Scalar(v) => Ok(Value::Scalar(v.into_iter().map(|x| -x).collect())),
-                Value::Vector(series) => Ok(Value::Vector(
+                Value::Vector(series) => unique_labelsets(Value::Vector(
                     series
                         .into_iter()
                         .map(|s| StepSeries {
@@ -530,9 +578,9 @@ impl<'a> Ev<'a> {
                 }))
             }
             Expr::Subquery(sq) => self.subquery(sq),
-            Expr::Call(call) => super::functions::call(self, call),
+            Expr::Call(call) => unique_labelsets(super::functions::call(self, call)?),
             Expr::Aggregate(agg) => super::aggregate::aggregate(self, agg),
-            Expr::Binary(b) => super::binary::binary(self, b),
+            Expr::Binary(b) => unique_labelsets(super::binary::binary(self, b)?),
             Expr::Extension(_) => Err(EvalError::BadData("unsupported expression".into())),
         }
     }

@@ -66,17 +66,21 @@ pub(crate) fn call(ev: &Ev<'_>, c: &Call) -> Result<Value, EvalError> {
             let v = ev.vector_arg(arg(0)?)?;
             let lo = ev.scalar_arg(arg(1)?)?;
             let hi = ev.scalar_arg(arg(2)?)?;
-            map_values_at(v, |i, x| (hi[i] >= lo[i]).then(|| lo[i].max(hi[i].min(x))))
+            // Only max < min empties the result: a NaN bound makes every value NaN.
+            map_values_at(v, |i, x| {
+                (hi[i] >= lo[i] || hi[i].is_nan() || lo[i].is_nan())
+                    .then(|| go_max(lo[i], go_min(hi[i], x)))
+            })
         }
         "clamp_min" => {
             let v = ev.vector_arg(arg(0)?)?;
             let lo = ev.scalar_arg(arg(1)?)?;
-            map_values_at(v, |i, x| Some(lo[i].max(x)))
+            map_values_at(v, |i, x| Some(go_max(lo[i], x)))
         }
         "clamp_max" => {
             let v = ev.vector_arg(arg(0)?)?;
             let hi = ev.scalar_arg(arg(1)?)?;
-            map_values_at(v, |i, x| Some(hi[i].min(x)))
+            map_values_at(v, |i, x| Some(go_min(hi[i], x)))
         }
         "year" | "month" | "day_of_month" | "day_of_week" | "day_of_year" | "hour" | "minute"
         | "days_in_month" => {
@@ -106,13 +110,13 @@ pub(crate) fn call(ev: &Ev<'_>, c: &Call) -> Result<Value, EvalError> {
             let mut v = ev.vector_arg(arg(0)?)?;
             if ev.n == 1 {
                 let key = |s: &StepSeries| s.values[0].unwrap_or(f64::NAN);
-                // NaN first in both directions, as Prometheus 2.42's heaps order them.
+                // NaN last in both directions, as Prometheus 2.42 sorts.
                 v.sort_by(|a, b| {
                     let (x, y) = (key(a), key(b));
                     match (x.is_nan(), y.is_nan()) {
                         (true, true) => std::cmp::Ordering::Equal,
-                        (true, false) => std::cmp::Ordering::Less,
-                        (false, true) => std::cmp::Ordering::Greater,
+                        (true, false) => std::cmp::Ordering::Greater,
+                        (false, true) => std::cmp::Ordering::Less,
                         _ if name == "sort" => x.total_cmp(&y),
                         _ => y.total_cmp(&x),
                     }
@@ -713,9 +717,12 @@ fn histogram_quantile(ev: &Ev<'_>, q: &[f64], v: Vec<StepSeries>) -> Result<Valu
         let Ok(upper) = parse_go_float(le) else {
             continue;
         };
-        let key = s.labels.without(|n| n == "le" || n == METRIC_NAME);
+        // Buckets of one histogram share every label but `le` (the metric name too, as
+        // in Prometheus: two histograms never mix; their results without the name may
+        // then collide, which the caller refuses).
+        let key = s.labels.without(|n| n == "le");
         let gi = *index.entry(key.clone()).or_insert_with(|| {
-            groups.push((key, Vec::new()));
+            groups.push((key.without(|n| n == METRIC_NAME), Vec::new()));
             groups.len() - 1
         });
         groups[gi].1.push((upper, si));
@@ -803,6 +810,24 @@ fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
         rank -= merged[b - 1].1;
     }
     start + (end - start) * (rank / count)
+}
+
+/// Go's `math.Max`: NaN if either is NaN (Rust's `f64::max` returns the other).
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// Go's `math.Min`: NaN if either is NaN.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
 }
 
 #[cfg(test)]
