@@ -103,9 +103,12 @@ impl Forwarder {
         buffer: Arc<DiskBuffer>,
         acks: AckBoard,
         metrics: AgentMetrics,
-    ) -> Result<Forwarder, String> {
+    ) -> crate::Result<Forwarder> {
         let channel = Endpoint::from_shared(endpoint.to_string())
-            .map_err(|e| format!("collector endpoint {endpoint:?}: {e}"))?
+            .map_err(|e| crate::Error::Endpoint {
+                endpoint: endpoint.to_string(),
+                reason: e.to_string(),
+            })?
             .connect_timeout(Duration::from_secs(5))
             .timeout(REQUEST_TIMEOUT)
             .tcp_nodelay(true)

@@ -15,6 +15,7 @@
 pub mod buffer;
 pub mod checkpoint;
 pub mod decode;
+pub mod error;
 pub mod fields;
 pub mod fingerprint;
 pub mod forward;
@@ -24,3 +25,5 @@ pub mod run;
 pub mod source;
 pub mod tailer;
 pub mod watch;
+
+pub use error::{Error, Result};

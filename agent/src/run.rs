@@ -118,7 +118,7 @@ impl Agent {
         registry: Arc<Registry>,
         cancel: &CancellationToken,
         tasks: &mut JoinSet<Result<(), String>>,
-    ) -> Result<(), String> {
+    ) -> crate::Result<()> {
         let forwarder = Forwarder::new(
             &self.settings.collector_endpoint,
             self.buffer.clone(),
@@ -134,11 +134,7 @@ impl Agent {
 
         if let Some(cfg) = self.settings.source.clone() {
             let mut source = FileSource::new(cfg, self.acks.clone(), self.metrics.clone())?;
-            source.resume_after(
-                self.buffer
-                    .pending_positions()
-                    .map_err(|e| format!("reading the agent buffer: {e}"))?,
-            );
+            source.resume_after(self.buffer.pending_positions()?);
             let stop = cancel.child_token();
             let sink: Arc<dyn Sink> = Arc::new(BufferSink {
                 buffer: self.buffer.clone(),

@@ -122,13 +122,15 @@ impl FileSource {
         cfg: SourceConfig,
         acks: AckBoard,
         metrics: AgentMetrics,
-    ) -> Result<FileSource, String> {
+    ) -> crate::Result<FileSource> {
         let tailer = Tailer::new(cfg.tailer.clone())?;
         if let Some(dir) = cfg.checkpoint_path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(crate::Error::io(format!("create {}", dir.display())))?;
         }
-        let checkpoints = Checkpoints::load(&cfg.checkpoint_path)
-            .map_err(|e| format!("load checkpoints {}: {e}", cfg.checkpoint_path.display()))?;
+        let checkpoints = Checkpoints::load(&cfg.checkpoint_path).map_err(crate::Error::io(
+            format!("load checkpoints {}", cfg.checkpoint_path.display()),
+        ))?;
         let watcher = Watcher::new(&cfg.tailer.include);
         Ok(FileSource {
             cfg,

@@ -224,7 +224,7 @@ fn bad_globs_are_named() {
     })
     .err()
     .unwrap();
-    assert!(e.contains("/var/log/["), "{e}");
+    assert!(e.to_string().contains("/var/log/["), "{e}");
 }
 
 #[test]

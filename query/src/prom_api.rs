@@ -27,51 +27,94 @@ use triad_promql::{Engine, EvalError, Limits, QueryValue};
 const MIN_TIME_MS: i64 = i64::MIN / 2;
 const MAX_TIME_MS: i64 = i64::MAX / 2;
 
-/// An API error with Prometheus' `errorType`.
+/// Prometheus' `errorType` values, each with its HTTP status (as Prometheus'
+/// `web/api/v1` maps them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    /// A malformed parameter or query: 400.
+    BadData,
+    /// The query failed while running (a many-to-many match, too many samples): 422.
+    Execution,
+    /// The query ran out of time: 503.
+    Timeout,
+    /// The query was canceled: 503.
+    Canceled,
+    /// This server cannot answer (no metric store): 503.
+    Unavailable,
+    /// Nothing there: 404.
+    NotFound,
+    /// Something failed inside Triad: 500, with a generic message (the detail is logged).
+    Internal,
+}
+
+impl ErrorType {
+    /// The `errorType` string of Prometheus' envelope.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::BadData => "bad_data",
+            ErrorType::Execution => "execution",
+            ErrorType::Timeout => "timeout",
+            ErrorType::Canceled => "canceled",
+            ErrorType::Unavailable => "unavailable",
+            ErrorType::NotFound => "not_found",
+            ErrorType::Internal => "internal",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            ErrorType::BadData => StatusCode::BAD_REQUEST,
+            ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorType::Timeout | ErrorType::Canceled | ErrorType::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ErrorType::NotFound => StatusCode::NOT_FOUND,
+            ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// An API error with Prometheus' `errorType`: the one error path of the Prometheus API
+/// (and of the rules and alerts endpoints).
 #[derive(Debug)]
 pub struct PromError {
-    kind: &'static str,
+    kind: ErrorType,
     message: String,
 }
 
 impl PromError {
-    pub(crate) fn bad_data(message: impl Into<String>) -> PromError {
+    /// An error of this type with this message (sent to the client, except for
+    /// [`ErrorType::Internal`], whose message is only logged).
+    pub fn new(kind: ErrorType, message: impl Into<String>) -> PromError {
         PromError {
-            kind: "bad_data",
+            kind,
             message: message.into(),
         }
+    }
+
+    pub(crate) fn bad_data(message: impl Into<String>) -> PromError {
+        PromError::new(ErrorType::BadData, message)
     }
 
     fn internal(message: impl Into<String>) -> PromError {
-        PromError {
-            kind: "internal",
-            message: message.into(),
-        }
+        PromError::new(ErrorType::Internal, message)
     }
 
-    fn status(&self) -> StatusCode {
-        match self.kind {
-            "bad_data" => StatusCode::BAD_REQUEST,
-            "execution" => StatusCode::UNPROCESSABLE_ENTITY,
-            "timeout" | "canceled" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-            "not_found" => StatusCode::NOT_FOUND,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+    /// The error's type.
+    pub fn kind(&self) -> ErrorType {
+        self.kind
     }
 }
 
 impl From<EvalError> for PromError {
     fn from(e: EvalError) -> Self {
         let kind = match &e {
-            EvalError::BadData(_) => "bad_data",
-            EvalError::Execution(_) | EvalError::TooManySamples(_) => "execution",
-            EvalError::Timeout(_) => "timeout",
-            EvalError::Storage(_) => "internal",
+            EvalError::BadData(_) => ErrorType::BadData,
+            EvalError::Execution(_) | EvalError::TooManySamples(_) => ErrorType::Execution,
+            EvalError::Timeout(_) => ErrorType::Timeout,
+            EvalError::Storage(_) => ErrorType::Internal,
         };
-        PromError {
-            kind,
-            message: e.to_string(),
-        }
+        PromError::new(kind, e.to_string())
     }
 }
 
@@ -83,12 +126,18 @@ impl From<triad_model::store::StoreError> for PromError {
 
 impl IntoResponse for PromError {
     fn into_response(self) -> Response {
-        if self.kind == "internal" {
+        let message = if self.kind == ErrorType::Internal {
+            // Storage paths, task failures: for the log, not for the client.
             tracing::error!(error = %self.message, "prometheus api failed");
-        }
+            "internal error; see the server's log".to_string()
+        } else {
+            self.message
+        };
         (
-            self.status(),
-            axum::Json(json!({"status": "error", "errorType": self.kind, "error": self.message})),
+            self.kind.status(),
+            axum::Json(
+                json!({"status": "error", "errorType": self.kind.as_str(), "error": message}),
+            ),
         )
             .into_response()
     }
@@ -241,7 +290,7 @@ fn now_ms() -> i64 {
 
 fn store(s: &AppState) -> Result<Arc<dyn MetricRead>, PromError> {
     s.metrics.clone().ok_or_else(|| PromError {
-        kind: "unavailable",
+        kind: ErrorType::Unavailable,
         message: "this query server has no metric store: metrics are served by `triad up` or by the collector's query server".into(),
     })
 }
@@ -513,6 +562,27 @@ pub async fn buildinfo() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn internal_errors_are_logged_not_sent() {
+        let resp = PromError::from(triad_model::store::StoreError::Internal(
+            "open /var/lib/triad/metrics/default/wal: permission denied".into(),
+        ))
+        .into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body: Json = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["errorType"], "internal");
+        assert!(
+            !body["error"].as_str().unwrap().contains("/var/lib"),
+            "{body}"
+        );
+        // Other types keep their message: it is about the request.
+        let e = PromError::bad_data("invalid parameter \"step\"");
+        assert_eq!(e.kind(), ErrorType::BadData);
+    }
 
     #[test]
     fn times_round_to_the_millisecond() {

@@ -248,22 +248,30 @@ struct Idle {
 
 impl Tailer {
     /// A tailer; fails on a malformed glob, naming it.
-    pub fn new(cfg: TailerConfig) -> Result<Tailer, String> {
+    pub fn new(cfg: TailerConfig) -> crate::Result<Tailer> {
+        fn bad(key: &'static str, p: &str) -> impl FnOnce(glob::PatternError) -> crate::Error {
+            let pattern = p.to_string();
+            move |e| crate::Error::Pattern {
+                key,
+                pattern,
+                reason: e.to_string(),
+            }
+        }
         // Absolute, to match the paths that change notifications name.
         let includes = cfg
             .include
             .iter()
             .map(|p| {
-                glob::Pattern::new(p).map_err(|e| format!("include pattern {p:?}: {e}"))?;
+                glob::Pattern::new(p).map_err(bad("include", p))?;
                 glob::Pattern::new(&crate::watch::absolute(Path::new(p)).to_string_lossy())
-                    .map_err(|e| format!("include pattern {p:?}: {e}"))
+                    .map_err(bad("include", p))
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<crate::Result<_>>()?;
         let excludes = cfg
             .exclude
             .iter()
-            .map(|p| glob::Pattern::new(p).map_err(|e| format!("exclude pattern {p:?}: {e}")))
-            .collect::<Result<_, _>>()?;
+            .map(|p| glob::Pattern::new(p).map_err(bad("exclude", p)))
+            .collect::<crate::Result<_>>()?;
         Ok(Tailer {
             cfg,
             includes,
