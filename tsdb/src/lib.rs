@@ -17,7 +17,7 @@
 //! dropped silently. The sender of a remote-write batch is told how many were rejected.
 //!
 //! **Crash safety**: a commit with `durable = true` returns after `fdatasync` of its WAL
-//! record. At start the WAL after the checkpoint is replayed into the head. A crash
+//! record; concurrent commits share that `fdatasync` (group commit, `triad_wal`). At start the WAL after the checkpoint is replayed into the head. A crash
 //! between writing a block and advancing the checkpoint replays samples the block also
 //! holds; reads merge sources and drop repeated timestamps, so nothing is doubled.
 
@@ -49,7 +49,7 @@ use block::{Block, decode_chunks, write_block};
 use chunk::Chunk;
 pub use error::{Error, Result};
 use head::{Head, Rejection};
-use triad_wal::Wal;
+use triad_wal::{GroupCommit, Wal};
 use walrec::WalRecord;
 
 /// Storage settings of one TSDB.
@@ -205,7 +205,8 @@ pub struct Tsdb {
     dir: PathBuf,
     opts: TsdbOptions,
     head: RwLock<Head>,
-    wal: Mutex<Wal>,
+    /// Shared by concurrent appenders: one fsync serves every commit waiting for it.
+    wal: GroupCommit,
     frozen: RwLock<Vec<Arc<Frozen>>>,
     blocks: RwLock<Vec<Arc<Block>>>,
     /// Serialises cuts, compactions and retention.
@@ -265,7 +266,7 @@ impl Tsdb {
             dir: dir.to_path_buf(),
             opts,
             head: RwLock::new(head),
-            wal: Mutex::new(wal),
+            wal: GroupCommit::new(wal),
             frozen: RwLock::new(Vec::new()),
             blocks: RwLock::new(blocks),
             maintenance: Mutex::new(()),
@@ -281,6 +282,7 @@ impl Tsdb {
         let mut out = AppendOutcome::default();
         let mut rec = WalRecord::default();
         let mut bytes = Vec::new();
+        let mut lsn = None;
         {
             let mut head = self.head.write().map_err(|_| Error::Closed("tsdb"))?;
             for (labels, t, v) in &batch.samples {
@@ -314,19 +316,25 @@ impl Tsdb {
                 }
             }
             if !rec.is_empty() {
+                // Under the head's lock: the WAL holds commits in the head's order.
                 rec.encode(&mut bytes);
-                let mut wal = self.wal.lock().map_err(|_| Error::Closed("tsdb"))?;
-                wal.append(&bytes)
-                    .map_err(Error::io("appending to the tsdb wal"))?;
+                lsn = Some(
+                    self.wal
+                        .append(&bytes)
+                        .map_err(Error::io("appending to the tsdb wal"))?,
+                );
             }
         }
-        if !bytes.is_empty() {
-            let mut wal = self.wal.lock().map_err(|_| Error::Closed("tsdb"))?;
+        if let Some(lsn) = lsn {
             if durable {
-                wal.sync(self.checkpoint.load(Ordering::Acquire))
+                // Group commit: concurrent senders share the fsync.
+                self.wal
+                    .sync_through(lsn, self.checkpoint.load(Ordering::Acquire))
                     .map_err(Error::io("syncing the tsdb wal"))?;
             } else {
-                wal.flush().map_err(Error::io("writing the tsdb wal"))?;
+                self.wal
+                    .flush()
+                    .map_err(Error::io("writing the tsdb wal"))?;
             }
         }
         self.metrics.samples.inc_by(out.accepted as u64);
@@ -571,7 +579,7 @@ impl Tsdb {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            let mut wal = self.wal.lock().map_err(|_| Error::Closed("tsdb"))?;
+            let mut wal = self.wal.lock();
             let mut bytes = Vec::new();
             rec.encode(&mut bytes);
             let lsn = wal
@@ -690,7 +698,7 @@ impl Tsdb {
             removed.extend(old);
         }
         if self.opts.retention_bytes > 0 {
-            let wal_bytes = self.wal.lock().map(|w| w.disk_bytes()).unwrap_or(0);
+            let wal_bytes = self.wal.lock().disk_bytes();
             let mut total: u64 = blocks.iter().map(|b| b.disk_bytes()).sum::<u64>() + wal_bytes;
             while total > self.opts.retention_bytes && !blocks.is_empty() {
                 let b = blocks.remove(0);
@@ -718,9 +726,9 @@ impl Tsdb {
                 .block_bytes
                 .set(blocks.iter().map(|b| b.disk_bytes()).sum::<u64>() as i64);
         }
-        if let Ok(wal) = self.wal.lock() {
-            self.metrics.wal_bytes.set(wal.disk_bytes() as i64);
-        }
+        self.metrics
+            .wal_bytes
+            .set(self.wal.lock().disk_bytes() as i64);
     }
 
     /// Approximate memory of the head, and its series count.
