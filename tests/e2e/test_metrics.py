@@ -242,10 +242,22 @@ def triad_has_until(triad, t):
     return bool(res) and float(res[0]["value"][1]) >= t
 
 
+def samples_in(get, query):
+    """The value of a one-series PromQL answer (0 when empty)."""
+    res = get("/api/v1/query", query=query)["data"]["result"]
+    return float(res[0]["value"][1]) if res else 0.0
+
+
+def history_of(get, job, seconds):
+    """True once `up{job}` has a sample for each of the last `seconds` (1 s scrapes)."""
+    return samples_in(get, f'count_over_time(up{{job="{job}"}}[{seconds + 2}s])') >= seconds
+
+
 def test_prometheus_and_triad_agree(stack):
     triad, prom = stack["triad"], stack["prom"]
     # Enough history for 5s windows, then a fixed evaluation time both sides have.
-    time.sleep(8)
+    wait_until("8 s of history in Prometheus",
+               lambda: history_of(lambda *a, **k: prom_get(prom, *a, **k), "app", 8), timeout=30)
     t = round(time.time() - 2, 3)
     wait_until("remote-written data in Triad", lambda: triad_has_until(triad, t), timeout=30)
     instant = [
@@ -307,9 +319,7 @@ def test_prometheus_reads_triad_through_remote_read(stack, tmp_path):
     `triad query` reading through the same endpoint, answer PromQL over the series Triad
     scraped itself exactly as Triad does."""
     triad = stack["triad"]
-    wait_until("triad scraped the app", lambda: triad.get(
-        "/api/v1/query", query='up{job="triad-app"}')["data"]["result"], timeout=15)
-    time.sleep(6)
+    wait_until("6 s of Triad's own scrapes", lambda: history_of(triad.get, "triad-app", 6), timeout=30)
     port = free_port()
     cfg = tmp_path / "reader.yml"
     cfg.write_text(f"""
@@ -386,16 +396,19 @@ def test_bad_targets_fail_alone_and_series_go_stale(stack):
 
 def test_kill9_loses_no_acknowledged_sample(stack, tmp_path):
     triad = stack["triad"]
-    time.sleep(3)
+    prom = lambda *a, **k: prom_get(stack["prom"], *a, **k)  # noqa: E731
+    wait_until("3 s of remote-written history", lambda: history_of(triad.get, "app", 3), timeout=30)
     triad.kill9()
+    killed = time.time()
     # Prometheus keeps scraping and retries the remote writes Triad could not answer.
-    time.sleep(3)
+    wait_until("3 s of scrapes Triad missed", lambda: samples_in(
+        prom, 'max(timestamp(up{job="app"}))') >= killed + 3, timeout=30)
     triad2 = Triad(stack["data"], config=stack["config"], log_path=tmp_path / "triad-2.log",
                    args=["--otlp-http-listen", f"127.0.0.1:{stack['http_port']}"]).start()
     stack["triad"] = triad2
     try:
-        time.sleep(2)
-        t = round(time.time() - 2, 3)
+        # Up to the restart: what Prometheus scraped while Triad was down must arrive.
+        t = round(time.time(), 3)
         wait_until("catch-up after restart", lambda: triad_has_until(triad2, t), timeout=60)
         q = 'count_over_time(up{job="app"}[30s])'
         assert_same(prom_get(stack["prom"], "/api/v1/query", query=q, time=t),
