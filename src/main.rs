@@ -31,10 +31,18 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
     name = "triad",
     version,
     about = "Triad: logs, traces and metrics in one observability stack",
-    long_about = "Triad collects logs and traces (OTLP gRPC/HTTP), stores them durably in \
-                  tantivy-backed indexes, and serves them through a Jaeger-compatible API and a \
-                  log search API.\n\nStart everything in one process with `triad up`; no \
-                  configuration file is needed."
+    long_about = "Triad: logs, traces and metrics in one observability stack.\n\n\
+                  A node agent on every host (`triad agent`) tails JSON, Docker and CRI log \
+                  files and receives spans (OTLP, Zipkin), buffering on disk until the \
+                  collector acknowledges. The collector (`triad collector`) takes OTLP, \
+                  Prometheus remote_write and scrapes /metrics; it keeps logs and traces in \
+                  tantivy splits and metrics in its own TSDB, each behind a write-ahead log. \
+                  The query server (`triad query`) answers the Prometheus and Jaeger APIs \
+                  (Grafana works unchanged), log search and live tail, correlates all three \
+                  by trace ID and serves the web UI; where the metrics are (`triad up`), alert \
+                  rules, golden signals included, are evaluated and posted to webhooks.\n\n\
+                  Start everything in one process with `triad up` (add `--demo` for a \
+                  simulated microservice system); no configuration file is needed."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -43,7 +51,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run everything in one process: collector (OTLP on :4317/:4318) and query server (:7070).
+    /// Run everything in one process: collector (OTLP and remote_write on :4317/:4318, the scraper), query server and web UI (:7070), alerting, and file tailing.
     ///
     /// Data goes to ./triad-data unless --data-dir or the config file says otherwise.
     /// Stop with Ctrl-C or SIGTERM: receivers stop accepting, queued data is committed,
@@ -56,7 +64,7 @@ enum Command {
     /// live under <data dir>/agent; lines are checkpointed only once the collector
     /// acknowledged them, so a crash or a collector outage loses nothing.
     Agent(AgentArgs),
-    /// Run the collector alone: OTLP receivers and storage.
+    /// Run the collector alone: OTLP receivers, remote_write, the scraper, and the log, trace and metric stores.
     Collector(CollectorArgs),
     /// Run the query server alone, reading the data directory a collector on this host writes.
     Query(QueryArgs),
