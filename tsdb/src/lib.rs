@@ -26,7 +26,9 @@ pub mod chunk;
 pub mod error;
 pub mod head;
 pub mod index;
+mod maintenance;
 pub mod metric_store;
+mod metrics;
 mod walrec;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,11 +38,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 use triad_model::metric::{
     Exemplar, Labels, Matcher, MetricMetadata, SeriesExemplars, SeriesSamples,
 };
@@ -49,6 +46,8 @@ use block::{Block, decode_chunks, write_block};
 use chunk::Chunk;
 pub use error::{Error, Result};
 use head::{Head, Rejection};
+use metrics::ReasonLabel;
+pub use metrics::TsdbMetrics;
 use triad_wal::{GroupCommit, Wal};
 use walrec::WalRecord;
 
@@ -99,99 +98,6 @@ impl AppendOutcome {
     /// Samples refused (repeats of the newest sample are not counted).
     pub fn rejected(&self) -> usize {
         self.out_of_order + self.duplicate_timestamp
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabel {
-    reason: &'static str,
-}
-
-/// The TSDB's own metrics (`triad_tsdb_*`), shared by every tenant.
-#[derive(Clone)]
-pub struct TsdbMetrics {
-    samples: Counter,
-    rejected: Family<ReasonLabel, Counter>,
-    head_series: Gauge,
-    head_samples: Gauge,
-    head_bytes: Gauge,
-    blocks: Gauge,
-    block_bytes: Gauge,
-    wal_bytes: Gauge,
-    cuts: Counter,
-    compactions: Counter,
-    retention_removed: Counter,
-    errors: Counter,
-}
-
-impl TsdbMetrics {
-    /// Creates and registers the metrics.
-    pub fn register(registry: &mut Registry) -> TsdbMetrics {
-        let m = TsdbMetrics {
-            samples: Counter::default(),
-            rejected: Family::default(),
-            head_series: Gauge::default(),
-            head_samples: Gauge::default(),
-            head_bytes: Gauge::default(),
-            blocks: Gauge::default(),
-            block_bytes: Gauge::default(),
-            wal_bytes: Gauge::default(),
-            cuts: Counter::default(),
-            compactions: Counter::default(),
-            retention_removed: Counter::default(),
-            errors: Counter::default(),
-        };
-        let r = registry.sub_registry_with_prefix("triad_tsdb");
-        r.register("samples_appended", "Samples stored", m.samples.clone());
-        r.register(
-            "rejected_samples",
-            "Samples refused, by reason (out_of_order, duplicate_timestamp)",
-            m.rejected.clone(),
-        );
-        r.register(
-            "head_series",
-            "Series in the in-memory head",
-            m.head_series.clone(),
-        );
-        r.register(
-            "head_samples",
-            "Samples in the in-memory head",
-            m.head_samples.clone(),
-        );
-        r.register(
-            "head_bytes",
-            "Approximate memory held by the head",
-            m.head_bytes.clone(),
-        );
-        r.register("blocks", "Blocks on disk", m.blocks.clone());
-        r.register(
-            "block_bytes",
-            "Bytes of the blocks on disk",
-            m.block_bytes.clone(),
-        );
-        r.register(
-            "wal_bytes",
-            "Bytes of the write-ahead log",
-            m.wal_bytes.clone(),
-        );
-        r.register("head_cuts", "Head cuts into blocks", m.cuts.clone());
-        r.register("compactions", "Block merges", m.compactions.clone());
-        r.register(
-            "retention_removed_blocks",
-            "Blocks removed by retention",
-            m.retention_removed.clone(),
-        );
-        r.register(
-            "errors",
-            "Storage failures (cut, compaction, retention)",
-            m.errors.clone(),
-        );
-        m
-    }
-
-    /// Unregistered metrics, for tests and tools.
-    pub fn unregistered() -> TsdbMetrics {
-        TsdbMetrics::register(&mut Registry::default())
     }
 }
 
@@ -532,188 +438,6 @@ impl Tsdb {
             .collect())
     }
 
-    /// Runs due maintenance: cuts the head into a block when it spans the block range,
-    /// merges blocks, applies retention. Call it periodically from a blocking thread.
-    pub fn maintain(&self, now_ms: i64) -> Result<()> {
-        let _guard = self.maintenance.lock().map_err(|_| Error::Closed("tsdb"))?;
-        let due = {
-            let head = self.head.read().map_err(|_| Error::Closed("tsdb"))?;
-            head.samples > 0 && head.max_t - head.min_t >= self.opts.block_range_ms
-        };
-        if due {
-            self.cut()?;
-        }
-        self.compact()?;
-        self.apply_retention(now_ms)?;
-        self.update_gauges();
-        Ok(())
-    }
-
-    /// Moves every head sample into a new block on disk now (also at shutdown, so a
-    /// restart replays little).
-    pub fn flush(&self) -> Result<()> {
-        let _guard = self.maintenance.lock().map_err(|_| Error::Closed("tsdb"))?;
-        self.cut()?;
-        self.update_gauges();
-        Ok(())
-    }
-
-    /// Cuts the head: freezes its samples, advances the WAL checkpoint, writes the block.
-    fn cut(&self) -> Result<()> {
-        let started = Instant::now();
-        let (frozen, checkpoint) = {
-            let mut head = self.head.write().map_err(|_| Error::Closed("tsdb"))?;
-            if head.samples == 0 {
-                return Ok(());
-            }
-            let series = head.cut();
-            // Re-log every live series so that a replay from the new checkpoint knows
-            // them, and the metadata, which would otherwise be lost with old segments.
-            let mut rec = WalRecord::default();
-            for (id, s) in head.all_series() {
-                rec.series.push((id, s.labels.clone()));
-            }
-            rec.series.sort_by_key(|(id, _)| *id);
-            rec.metadata = head
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let mut wal = self.wal.lock();
-            let mut bytes = Vec::new();
-            rec.encode(&mut bytes);
-            let lsn = wal
-                .append(&bytes)
-                .map_err(Error::io("appending to the tsdb wal"))?;
-            wal.sync(self.checkpoint.load(Ordering::Acquire))
-                .map_err(Error::io("syncing the tsdb wal"))?;
-            let frozen = Arc::new(Frozen { series });
-            self.frozen
-                .write()
-                .map_err(|_| Error::Closed("tsdb"))?
-                .push(frozen.clone());
-            (frozen, lsn - 1)
-        };
-        let written = write_block(
-            &self.dir.join("blocks"),
-            frozen
-                .series
-                .iter()
-                .map(|(l, chunks)| (l.clone(), decode_chunks(chunks))),
-            0,
-        );
-        let path = match written {
-            Ok(p) => p,
-            Err(e) => {
-                // The samples stay in the WAL (the checkpoint did not move) and in the
-                // frozen list; the next cut or a restart writes them.
-                self.metrics.errors.inc();
-                return Err(e);
-            }
-        };
-        if let Some(path) = path {
-            let block = Arc::new(Block::open(&path)?);
-            let mut blocks = self.blocks.write().map_err(|_| Error::Closed("tsdb"))?;
-            blocks.push(block);
-            blocks.sort_by_key(|b| (b.meta.min_t, b.meta.max_t));
-        }
-        write_checkpoint(&self.dir, checkpoint)?;
-        self.checkpoint.store(checkpoint, Ordering::Release);
-        self.frozen
-            .write()
-            .map_err(|_| Error::Closed("tsdb"))?
-            .retain(|f| !Arc::ptr_eq(f, &frozen));
-        self.metrics.cuts.inc();
-        tracing::info!(
-            dir = %self.dir.display(),
-            series = frozen.series.len(),
-            took_ms = started.elapsed().as_millis() as u64,
-            "tsdb head cut into a block"
-        );
-        Ok(())
-    }
-
-    /// Merges runs of three blocks of the same level into one of the next level (up to
-    /// level 3: 2 h → 6 h → 18 h → 54 h with the default range).
-    pub fn compact(&self) -> Result<()> {
-        loop {
-            let run = {
-                let blocks = self.blocks.read().map_err(|_| Error::Closed("tsdb"))?;
-                find_compaction_run(&blocks)
-            };
-            let Some(run) = run else { return Ok(()) };
-            let level = run[0].meta.level + 1;
-            let mut iters: Vec<_> = run.iter().map(|b| b.all().peekable()).collect();
-            let mut merged = Vec::new();
-            // Each block is sorted by labels: a k-way merge by label set.
-            loop {
-                let mut min: Option<Labels> = None;
-                for it in iters.iter_mut() {
-                    if let Some(Ok((l, _))) = it.peek() {
-                        if min.as_ref().is_none_or(|m| l < m) {
-                            min = Some(l.clone());
-                        }
-                    } else if let Some(Err(_)) = it.peek()
-                        && let Some(Err(e)) = it.next()
-                    {
-                        self.metrics.errors.inc();
-                        return Err(e);
-                    }
-                }
-                let Some(min) = min else { break };
-                let mut parts = Vec::new();
-                for it in iters.iter_mut() {
-                    if matches!(it.peek(), Some(Ok((l, _))) if *l == min)
-                        && let Some(Ok((_, s))) = it.next()
-                    {
-                        parts.push(s);
-                    }
-                }
-                merged.push((min, merge_parts(parts)));
-            }
-            let path = write_block(&self.dir.join("blocks"), merged.into_iter(), level)?;
-            let mut blocks = self.blocks.write().map_err(|_| Error::Closed("tsdb"))?;
-            if let Some(path) = path {
-                blocks.push(Arc::new(Block::open(&path)?));
-            }
-            blocks.retain(|b| !run.iter().any(|r| Arc::ptr_eq(r, b)));
-            blocks.sort_by_key(|b| (b.meta.min_t, b.meta.max_t));
-            drop(blocks);
-            for b in &run {
-                let _ = fs::remove_dir_all(b.dir());
-            }
-            self.metrics.compactions.inc();
-        }
-    }
-
-    /// Drops blocks past the age limit, then the oldest while over the size limit.
-    pub fn apply_retention(&self, now_ms: i64) -> Result<usize> {
-        let mut blocks = self.blocks.write().map_err(|_| Error::Closed("tsdb"))?;
-        let mut removed = Vec::new();
-        if self.opts.retention_ms > 0 {
-            let horizon = now_ms - self.opts.retention_ms;
-            let (old, keep): (Vec<_>, Vec<_>) =
-                blocks.drain(..).partition(|b| b.meta.max_t < horizon);
-            *blocks = keep;
-            removed.extend(old);
-        }
-        if self.opts.retention_bytes > 0 {
-            let wal_bytes = self.wal.lock().disk_bytes();
-            let mut total: u64 = blocks.iter().map(|b| b.disk_bytes()).sum::<u64>() + wal_bytes;
-            while total > self.opts.retention_bytes && !blocks.is_empty() {
-                let b = blocks.remove(0);
-                total -= b.disk_bytes();
-                removed.push(b);
-            }
-        }
-        drop(blocks);
-        for b in &removed {
-            let _ = fs::remove_dir_all(b.dir());
-        }
-        self.metrics.retention_removed.inc_by(removed.len() as u64);
-        Ok(removed.len())
-    }
-
     fn update_gauges(&self) {
         if let Ok(head) = self.head.read() {
             self.metrics.head_series.set(head.num_series() as i64);
@@ -746,17 +470,6 @@ impl Tsdb {
             .map(|b| b.iter().map(|b| b.meta.clone()).collect())
             .unwrap_or_default()
     }
-}
-
-fn find_compaction_run(blocks: &[Arc<Block>]) -> Option<Vec<Arc<Block>>> {
-    const MAX_LEVEL: u32 = 3;
-    for level in 0..MAX_LEVEL {
-        let same: Vec<&Arc<Block>> = blocks.iter().filter(|b| b.meta.level == level).collect();
-        if same.len() >= 3 {
-            return Some(same[..3].iter().map(|b| (*b).clone()).collect());
-        }
-    }
-    None
 }
 
 fn replay(head: &mut Head, rec: WalRecord) {

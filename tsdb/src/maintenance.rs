@@ -1,0 +1,199 @@
+//! The TSDB's background work: cutting the head into a block once it spans the block
+//! range, merging blocks three at a time by level, and retention by age and size.
+
+use super::*;
+
+impl Tsdb {
+    /// Runs due maintenance: cuts the head into a block when it spans the block range,
+    /// merges blocks, applies retention. Call it periodically from a blocking thread.
+    pub fn maintain(&self, now_ms: i64) -> Result<()> {
+        let _guard = self.maintenance.lock().map_err(|_| Error::Closed("tsdb"))?;
+        let due = {
+            let head = self.head.read().map_err(|_| Error::Closed("tsdb"))?;
+            head.samples > 0 && head.max_t - head.min_t >= self.opts.block_range_ms
+        };
+        if due {
+            self.cut()?;
+        }
+        self.compact()?;
+        self.apply_retention(now_ms)?;
+        self.update_gauges();
+        Ok(())
+    }
+
+    /// Moves every head sample into a new block on disk now (also at shutdown, so a
+    /// restart replays little).
+    pub fn flush(&self) -> Result<()> {
+        let _guard = self.maintenance.lock().map_err(|_| Error::Closed("tsdb"))?;
+        self.cut()?;
+        self.update_gauges();
+        Ok(())
+    }
+
+    /// Cuts the head: freezes its samples, advances the WAL checkpoint, writes the block.
+    fn cut(&self) -> Result<()> {
+        let started = Instant::now();
+        let (frozen, checkpoint) = {
+            let mut head = self.head.write().map_err(|_| Error::Closed("tsdb"))?;
+            if head.samples == 0 {
+                return Ok(());
+            }
+            let series = head.cut();
+            // Re-log every live series so that a replay from the new checkpoint knows
+            // them, and the metadata, which would otherwise be lost with old segments.
+            let mut rec = WalRecord::default();
+            for (id, s) in head.all_series() {
+                rec.series.push((id, s.labels.clone()));
+            }
+            rec.series.sort_by_key(|(id, _)| *id);
+            rec.metadata = head
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let mut wal = self.wal.lock();
+            let mut bytes = Vec::new();
+            rec.encode(&mut bytes);
+            let lsn = wal
+                .append(&bytes)
+                .map_err(Error::io("appending to the tsdb wal"))?;
+            wal.sync(self.checkpoint.load(Ordering::Acquire))
+                .map_err(Error::io("syncing the tsdb wal"))?;
+            let frozen = Arc::new(Frozen { series });
+            self.frozen
+                .write()
+                .map_err(|_| Error::Closed("tsdb"))?
+                .push(frozen.clone());
+            (frozen, lsn - 1)
+        };
+        let written = write_block(
+            &self.dir.join("blocks"),
+            frozen
+                .series
+                .iter()
+                .map(|(l, chunks)| (l.clone(), decode_chunks(chunks))),
+            0,
+        );
+        let path = match written {
+            Ok(p) => p,
+            Err(e) => {
+                // The samples stay in the WAL (the checkpoint did not move) and in the
+                // frozen list; the next cut or a restart writes them.
+                self.metrics.errors.inc();
+                return Err(e);
+            }
+        };
+        if let Some(path) = path {
+            let block = Arc::new(Block::open(&path)?);
+            let mut blocks = self.blocks.write().map_err(|_| Error::Closed("tsdb"))?;
+            blocks.push(block);
+            blocks.sort_by_key(|b| (b.meta.min_t, b.meta.max_t));
+        }
+        write_checkpoint(&self.dir, checkpoint)?;
+        self.checkpoint.store(checkpoint, Ordering::Release);
+        self.frozen
+            .write()
+            .map_err(|_| Error::Closed("tsdb"))?
+            .retain(|f| !Arc::ptr_eq(f, &frozen));
+        self.metrics.cuts.inc();
+        tracing::info!(
+            dir = %self.dir.display(),
+            series = frozen.series.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "tsdb head cut into a block"
+        );
+        Ok(())
+    }
+
+    /// Merges runs of three blocks of the same level into one of the next level (up to
+    /// level 3: 2 h → 6 h → 18 h → 54 h with the default range).
+    pub fn compact(&self) -> Result<()> {
+        loop {
+            let run = {
+                let blocks = self.blocks.read().map_err(|_| Error::Closed("tsdb"))?;
+                find_compaction_run(&blocks)
+            };
+            let Some(run) = run else { return Ok(()) };
+            let level = run[0].meta.level + 1;
+            let mut iters: Vec<_> = run.iter().map(|b| b.all().peekable()).collect();
+            let mut merged = Vec::new();
+            // Each block is sorted by labels: a k-way merge by label set.
+            loop {
+                let mut min: Option<Labels> = None;
+                for it in iters.iter_mut() {
+                    if let Some(Ok((l, _))) = it.peek() {
+                        if min.as_ref().is_none_or(|m| l < m) {
+                            min = Some(l.clone());
+                        }
+                    } else if let Some(Err(_)) = it.peek()
+                        && let Some(Err(e)) = it.next()
+                    {
+                        self.metrics.errors.inc();
+                        return Err(e);
+                    }
+                }
+                let Some(min) = min else { break };
+                let mut parts = Vec::new();
+                for it in iters.iter_mut() {
+                    if matches!(it.peek(), Some(Ok((l, _))) if *l == min)
+                        && let Some(Ok((_, s))) = it.next()
+                    {
+                        parts.push(s);
+                    }
+                }
+                merged.push((min, merge_parts(parts)));
+            }
+            let path = write_block(&self.dir.join("blocks"), merged.into_iter(), level)?;
+            let mut blocks = self.blocks.write().map_err(|_| Error::Closed("tsdb"))?;
+            if let Some(path) = path {
+                blocks.push(Arc::new(Block::open(&path)?));
+            }
+            blocks.retain(|b| !run.iter().any(|r| Arc::ptr_eq(r, b)));
+            blocks.sort_by_key(|b| (b.meta.min_t, b.meta.max_t));
+            drop(blocks);
+            for b in &run {
+                let _ = fs::remove_dir_all(b.dir());
+            }
+            self.metrics.compactions.inc();
+        }
+    }
+
+    /// Drops blocks past the age limit, then the oldest while over the size limit.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize> {
+        let mut blocks = self.blocks.write().map_err(|_| Error::Closed("tsdb"))?;
+        let mut removed = Vec::new();
+        if self.opts.retention_ms > 0 {
+            let horizon = now_ms - self.opts.retention_ms;
+            let (old, keep): (Vec<_>, Vec<_>) =
+                blocks.drain(..).partition(|b| b.meta.max_t < horizon);
+            *blocks = keep;
+            removed.extend(old);
+        }
+        if self.opts.retention_bytes > 0 {
+            let wal_bytes = self.wal.lock().disk_bytes();
+            let mut total: u64 = blocks.iter().map(|b| b.disk_bytes()).sum::<u64>() + wal_bytes;
+            while total > self.opts.retention_bytes && !blocks.is_empty() {
+                let b = blocks.remove(0);
+                total -= b.disk_bytes();
+                removed.push(b);
+            }
+        }
+        drop(blocks);
+        for b in &removed {
+            let _ = fs::remove_dir_all(b.dir());
+        }
+        self.metrics.retention_removed.inc_by(removed.len() as u64);
+        Ok(removed.len())
+    }
+}
+
+fn find_compaction_run(blocks: &[Arc<Block>]) -> Option<Vec<Arc<Block>>> {
+    const MAX_LEVEL: u32 = 3;
+    for level in 0..MAX_LEVEL {
+        let same: Vec<&Arc<Block>> = blocks.iter().filter(|b| b.meta.level == level).collect();
+        if same.len() >= 3 {
+            return Some(same[..3].iter().map(|b| (*b).clone()).collect());
+        }
+    }
+    None
+}
