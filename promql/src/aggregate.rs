@@ -10,7 +10,7 @@ use triad_model::metric::{Labels, METRIC_NAME};
 use super::StepSeries;
 use super::eval::{Ev, EvalError, Value};
 use super::format_value;
-use super::functions::quantile;
+use super::quantile::quantile;
 
 /// The labels a series is grouped by.
 fn group_key(labels: &Labels, modifier: &Option<LabelModifier>) -> Labels {

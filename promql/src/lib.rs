@@ -17,6 +17,8 @@ mod binary;
 mod eval;
 pub mod format;
 mod functions;
+mod parse;
+mod quantile;
 
 pub use eval::{Engine, EvalError, Limits, QueryValue, selector_matchers};
 
