@@ -413,202 +413,17 @@ async fn bind_optional(what: &str, addr: &str) -> anyhow::Result<Option<tokio::n
     Ok(Some(bind(what, addr).await?))
 }
 
+/// Runs a server subcommand until a signal or a task failure, then closes the stores.
 async fn run(command: Command) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     shutdown_signal(cancel.clone());
     let mut tasks = JoinSet::new();
-    let mut registry = Registry::default();
+    let registry = Registry::default();
     let collector = match command {
-        Command::Up(a) => {
-            let cfg = load(&a.common, |c| {
-                if let Some(x) = a.otlp_grpc_listen {
-                    c.collector.otlp_grpc_listen = x
-                }
-                if let Some(x) = a.otlp_http_listen {
-                    c.collector.otlp_http_listen = x
-                }
-                if let Some(x) = a.query_listen {
-                    c.query.listen = x
-                }
-            })?;
-            let demo_dir = cfg.data_dir.join("demo");
-            let cfg = if a.demo {
-                cfg.modify(|c| demo::adjust_config(c, &demo_dir))
-                    .map_err(|e| anyhow::anyhow!("--demo: {e}"))?
-            } else {
-                cfg
-            };
-            let collector = open_collector(&cfg, &mut registry).await?;
-            let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
-            let agent_metrics = triad_agent::metrics::AgentMetrics::register(&mut registry);
-            registry.register_collector(Box::new(triad_agent::metrics::HostMetrics));
-            let alert_metrics = triad_query::alert::AlertMetrics::register(&mut registry);
-            let registry = Arc::new(registry);
-            let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
-            let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
-            let query = bind("query", cfg.query.listen).await?;
-            let grpc_addr = grpc.local_addr()?;
-            collector.spawn(grpc, http, registry.clone(), &cancel, &mut tasks);
-            let mut scrape = config_file::load_scrape_config(&cfg)?;
-            if a.demo {
-                let listener = bind("demo-metrics", SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-                scrape = demo::scrape_config(scrape, listener.local_addr()?)?;
-                let endpoint = format!("http://127.0.0.1:{}", grpc_addr.port());
-                let demo_cfg = a.demo_args.config(endpoint, demo_dir.clone())?;
-                demo::spawn(demo_cfg, listener, &cancel, &mut tasks);
-            }
-            collector
-                .spawn_scraper(scrape, &cancel, &mut tasks)
-                .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
-            let alerting = start_alerting(&cfg, &collector, alert_metrics, &cancel, &mut tasks)?;
-            let ready = {
-                let c = collector.clone();
-                Arc::new(move || c.is_ready())
-            };
-            let served = Served {
-                logs: collector.logs.clone(),
-                traces: collector.traces.clone(),
-                metrics: Some(collector.metrics.clone()),
-                alerting: Some(alerting),
-            };
-            let state = query_state(&cfg, served, registry, ready, &cancel);
-            triad_receiver::http::spawn_server(
-                "query server",
-                query,
-                triad_query::app(state, qm),
-                &cancel,
-                &mut tasks,
-            );
-            if !cfg.agent.include.is_empty() {
-                in_process_agent::spawn(
-                    &cfg,
-                    collector.logs.clone(),
-                    agent_metrics,
-                    &cancel,
-                    &mut tasks,
-                )?;
-            }
-            println!("ready: query API on http://{}", cfg.query.listen);
-            Some(collector)
-        }
-        Command::Agent(a) => {
-            let cfg = load(&a.common, |c| {
-                let ag = &mut c.agent;
-                if let Some(x) = &a.collector {
-                    ag.collector_endpoint = x.clone();
-                }
-                ag.include.extend(a.include.iter().cloned());
-                for (slot, value) in [
-                    (&mut ag.otlp_grpc_listen, &a.otlp_grpc_listen),
-                    (&mut ag.otlp_http_listen, &a.otlp_http_listen),
-                    (&mut ag.zipkin_listen, &a.zipkin_listen),
-                    (&mut ag.metrics_listen, &a.metrics_listen),
-                ] {
-                    if let Some(v) = value {
-                        *slot = v.clone();
-                    }
-                }
-            })?;
-            let ag = &cfg.agent;
-            let settings = triad_agent::run::AgentSettings {
-                data_dir: cfg.data_dir.join("agent"),
-                collector_endpoint: ag.collector_endpoint.clone(),
-                max_buffer_bytes: ag.max_buffer_bytes,
-                source: (!ag.include.is_empty()).then(|| in_process_agent::source_config(&cfg)),
-                host: triad_agent::source::host_name(),
-                max_request_bytes: ag.max_request_bytes,
-                max_decompressed_bytes: cfg.collector.max_decompressed_bytes,
-            };
-            let agent = tokio::task::spawn_blocking(move || {
-                triad_agent::run::Agent::open(settings, &mut registry).map(|a| (a, registry))
-            })
-            .await
-            .context("agent start-up task failed")?
-            .with_context(|| {
-                format!(
-                    "cannot open the agent buffer under {}",
-                    cfg.data_dir.display()
-                )
-            })?;
-            let (agent, registry) = agent;
-            let listeners = triad_agent::run::Listeners {
-                otlp_grpc: bind_optional("otlp-grpc", &ag.otlp_grpc_listen).await?,
-                otlp_http: bind_optional("otlp-http", &ag.otlp_http_listen).await?,
-                zipkin: bind_optional("zipkin", &ag.zipkin_listen).await?,
-                metrics: bind_optional("metrics", &ag.metrics_listen).await?,
-            };
-            agent
-                .spawn(listeners, Arc::new(registry), &cancel, &mut tasks)
-                .map_err(|e| anyhow::anyhow!("agent: {e}"))?;
-            if !ag.include.is_empty() {
-                tracing::info!(include = ?ag.include, "tailing log files");
-            }
-            println!("ready: agent forwarding to {}", ag.collector_endpoint);
-            None
-        }
-        Command::Collector(a) => {
-            let cfg = load(&a.common, |c| {
-                if let Some(x) = a.otlp_grpc_listen {
-                    c.collector.otlp_grpc_listen = x
-                }
-                if let Some(x) = a.otlp_http_listen {
-                    c.collector.otlp_http_listen = x
-                }
-            })?;
-            let collector = open_collector(&cfg, &mut registry).await?;
-            let registry = Arc::new(registry);
-            let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
-            let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
-            collector.spawn(grpc, http, registry, &cancel, &mut tasks);
-            collector
-                .spawn_scraper(config_file::load_scrape_config(&cfg)?, &cancel, &mut tasks)
-                .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
-            println!("ready: collector");
-            Some(collector)
-        }
-        Command::Query(a) => {
-            let cfg = load(&a.common, |c| {
-                if let Some(x) = a.query_listen {
-                    c.query.listen = x
-                }
-                if let Some(url) = &a.remote_read_url {
-                    c.query.remote_read_url = Some(url.clone())
-                }
-            })?;
-            let readers =
-                triad_splits::read_only::open(&cfg.data_dir, &cfg.collector, &mut registry)?;
-            let metrics: Option<Arc<dyn triad_model::store::MetricRead>> =
-                match &cfg.query.remote_read_url {
-                    Some(url) => Some(Arc::new(
-                        triad_collector::remote_read::RemoteReader::new(
-                            url,
-                            std::time::Duration::from_secs(cfg.query.query_timeout_secs),
-                        )
-                        .map_err(|e| anyhow::anyhow!("query.remote_read_url: {e}"))?,
-                    )),
-                    None => None,
-                };
-            let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
-            let registry = Arc::new(registry);
-            let query = bind("query", cfg.query.listen).await?;
-            readers.spawn_refresh(&cancel, &mut tasks);
-            let served = Served {
-                logs: readers.logs.clone(),
-                traces: readers.traces.clone(),
-                metrics,
-                alerting: None,
-            };
-            let state = query_state(&cfg, served, registry, Arc::new(|| true), &cancel);
-            triad_receiver::http::spawn_server(
-                "query server",
-                query,
-                triad_query::app(state, qm),
-                &cancel,
-                &mut tasks,
-            );
-            println!("ready: query API on http://{}", cfg.query.listen);
-            None
-        }
+        Command::Up(a) => up(a, registry, &cancel, &mut tasks).await?,
+        Command::Agent(a) => agent(a, registry, &cancel, &mut tasks).await?,
+        Command::Collector(a) => collector(a, registry, &cancel, &mut tasks).await?,
+        Command::Query(a) => query(a, registry, &cancel, &mut tasks).await?,
         Command::Demo(a) => {
             demo::run_standalone(a, &cancel, &mut tasks).await?;
             None
@@ -621,6 +436,217 @@ async fn run(command: Command) -> anyhow::Result<()> {
         tracing::info!("storage committed and closed");
     }
     result
+}
+
+/// `triad up`: collector, scraper, query server, alerting, in-process agent, demo.
+async fn up(
+    a: UpArgs,
+    mut registry: Registry,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<Result<(), String>>,
+) -> anyhow::Result<Option<Arc<Collector>>> {
+    let cfg = load(&a.common, |c| {
+        if let Some(x) = a.otlp_grpc_listen {
+            c.collector.otlp_grpc_listen = x
+        }
+        if let Some(x) = a.otlp_http_listen {
+            c.collector.otlp_http_listen = x
+        }
+        if let Some(x) = a.query_listen {
+            c.query.listen = x
+        }
+    })?;
+    let demo_dir = cfg.data_dir.join("demo");
+    let cfg = if a.demo {
+        cfg.modify(|c| demo::adjust_config(c, &demo_dir))
+            .map_err(|e| anyhow::anyhow!("--demo: {e}"))?
+    } else {
+        cfg
+    };
+    let collector = open_collector(&cfg, &mut registry).await?;
+    let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
+    let agent_metrics = triad_agent::metrics::AgentMetrics::register(&mut registry);
+    registry.register_collector(Box::new(triad_agent::metrics::HostMetrics));
+    let alert_metrics = triad_query::alert::AlertMetrics::register(&mut registry);
+    let registry = Arc::new(registry);
+    let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
+    let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
+    let query = bind("query", cfg.query.listen).await?;
+    let grpc_addr = grpc.local_addr()?;
+    collector.spawn(grpc, http, registry.clone(), cancel, tasks);
+    let mut scrape = config_file::load_scrape_config(&cfg)?;
+    if a.demo {
+        let listener = bind("demo-metrics", SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        scrape = demo::scrape_config(scrape, listener.local_addr()?)?;
+        let endpoint = format!("http://127.0.0.1:{}", grpc_addr.port());
+        let demo_cfg = a.demo_args.config(endpoint, demo_dir.clone())?;
+        demo::spawn(demo_cfg, listener, cancel, tasks);
+    }
+    collector
+        .spawn_scraper(scrape, cancel, tasks)
+        .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
+    let alerting = start_alerting(&cfg, &collector, alert_metrics, cancel, tasks)?;
+    let ready = {
+        let c = collector.clone();
+        Arc::new(move || c.is_ready())
+    };
+    let served = Served {
+        logs: collector.logs.clone(),
+        traces: collector.traces.clone(),
+        metrics: Some(collector.metrics.clone()),
+        alerting: Some(alerting),
+    };
+    let state = query_state(&cfg, served, registry, ready, cancel);
+    triad_receiver::http::spawn_server(
+        "query server",
+        query,
+        triad_query::app(state, qm),
+        cancel,
+        tasks,
+    );
+    if !cfg.agent.include.is_empty() {
+        in_process_agent::spawn(&cfg, collector.logs.clone(), agent_metrics, cancel, tasks)?;
+    }
+    println!("ready: query API on http://{}", cfg.query.listen);
+    Ok(Some(collector))
+}
+
+/// `triad agent`: the node agent.
+async fn agent(
+    a: AgentArgs,
+    mut registry: Registry,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<Result<(), String>>,
+) -> anyhow::Result<Option<Arc<Collector>>> {
+    let cfg = load(&a.common, |c| {
+        let ag = &mut c.agent;
+        if let Some(x) = &a.collector {
+            ag.collector_endpoint = x.clone();
+        }
+        ag.include.extend(a.include.iter().cloned());
+        for (slot, value) in [
+            (&mut ag.otlp_grpc_listen, &a.otlp_grpc_listen),
+            (&mut ag.otlp_http_listen, &a.otlp_http_listen),
+            (&mut ag.zipkin_listen, &a.zipkin_listen),
+            (&mut ag.metrics_listen, &a.metrics_listen),
+        ] {
+            if let Some(v) = value {
+                *slot = v.clone();
+            }
+        }
+    })?;
+    let ag = &cfg.agent;
+    let settings = triad_agent::run::AgentSettings {
+        data_dir: cfg.data_dir.join("agent"),
+        collector_endpoint: ag.collector_endpoint.clone(),
+        max_buffer_bytes: ag.max_buffer_bytes,
+        source: (!ag.include.is_empty()).then(|| in_process_agent::source_config(&cfg)),
+        host: triad_agent::source::host_name(),
+        max_request_bytes: ag.max_request_bytes,
+        max_decompressed_bytes: cfg.collector.max_decompressed_bytes,
+    };
+    let agent = tokio::task::spawn_blocking(move || {
+        triad_agent::run::Agent::open(settings, &mut registry).map(|a| (a, registry))
+    })
+    .await
+    .context("agent start-up task failed")?
+    .with_context(|| {
+        format!(
+            "cannot open the agent buffer under {}",
+            cfg.data_dir.display()
+        )
+    })?;
+    let (agent, registry) = agent;
+    let listeners = triad_agent::run::Listeners {
+        otlp_grpc: bind_optional("otlp-grpc", &ag.otlp_grpc_listen).await?,
+        otlp_http: bind_optional("otlp-http", &ag.otlp_http_listen).await?,
+        zipkin: bind_optional("zipkin", &ag.zipkin_listen).await?,
+        metrics: bind_optional("metrics", &ag.metrics_listen).await?,
+    };
+    agent
+        .spawn(listeners, Arc::new(registry), cancel, tasks)
+        .map_err(|e| anyhow::anyhow!("agent: {e}"))?;
+    if !ag.include.is_empty() {
+        tracing::info!(include = ?ag.include, "tailing log files");
+    }
+    println!("ready: agent forwarding to {}", ag.collector_endpoint);
+    Ok(None)
+}
+
+/// `triad collector`: receivers, scraper and the stores.
+async fn collector(
+    a: CollectorArgs,
+    mut registry: Registry,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<Result<(), String>>,
+) -> anyhow::Result<Option<Arc<Collector>>> {
+    let cfg = load(&a.common, |c| {
+        if let Some(x) = a.otlp_grpc_listen {
+            c.collector.otlp_grpc_listen = x
+        }
+        if let Some(x) = a.otlp_http_listen {
+            c.collector.otlp_http_listen = x
+        }
+    })?;
+    let collector = open_collector(&cfg, &mut registry).await?;
+    let registry = Arc::new(registry);
+    let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
+    let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
+    collector.spawn(grpc, http, registry, cancel, tasks);
+    collector
+        .spawn_scraper(config_file::load_scrape_config(&cfg)?, cancel, tasks)
+        .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
+    println!("ready: collector");
+    Ok(Some(collector))
+}
+
+/// `triad query`: the query server over a collector's data directory.
+async fn query(
+    a: QueryArgs,
+    mut registry: Registry,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<Result<(), String>>,
+) -> anyhow::Result<Option<Arc<Collector>>> {
+    let cfg = load(&a.common, |c| {
+        if let Some(x) = a.query_listen {
+            c.query.listen = x
+        }
+        if let Some(url) = &a.remote_read_url {
+            c.query.remote_read_url = Some(url.clone())
+        }
+    })?;
+    let readers = triad_splits::read_only::open(&cfg.data_dir, &cfg.collector, &mut registry)?;
+    let metrics: Option<Arc<dyn triad_model::store::MetricRead>> = match &cfg.query.remote_read_url
+    {
+        Some(url) => Some(Arc::new(
+            triad_collector::remote_read::RemoteReader::new(
+                url,
+                std::time::Duration::from_secs(cfg.query.query_timeout_secs),
+            )
+            .map_err(|e| anyhow::anyhow!("query.remote_read_url: {e}"))?,
+        )),
+        None => None,
+    };
+    let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
+    let registry = Arc::new(registry);
+    let query = bind("query", cfg.query.listen).await?;
+    readers.spawn_refresh(cancel, tasks);
+    let served = Served {
+        logs: readers.logs.clone(),
+        traces: readers.traces.clone(),
+        metrics,
+        alerting: None,
+    };
+    let state = query_state(&cfg, served, registry, Arc::new(|| true), cancel);
+    triad_receiver::http::spawn_server(
+        "query server",
+        query,
+        triad_query::app(state, qm),
+        cancel,
+        tasks,
+    );
+    println!("ready: query API on http://{}", cfg.query.listen);
+    Ok(None)
 }
 
 mod in_process_agent {
