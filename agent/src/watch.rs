@@ -53,11 +53,17 @@ impl Changes {
         self.rescan |= other.rescan;
         self.lost |= other.lost;
         self.woken |= other.woken;
-        if self.modified.len() + other.modified.len() > MAX_CHANGED_PATHS {
+        self.add_modified(other.modified.into_iter());
+    }
+
+    /// Remembers changed paths, up to [`MAX_CHANGED_PATHS`]; past it (or once events
+    /// were lost) the next round reads everything instead.
+    fn add_modified(&mut self, paths: impl ExactSizeIterator<Item = PathBuf>) {
+        if self.modified.len() + paths.len() > MAX_CHANGED_PATHS {
             self.modified.clear();
             self.lost = true;
         } else if !self.lost {
-            self.modified.extend(other.modified);
+            self.modified.extend(paths);
         }
     }
 
@@ -79,12 +85,7 @@ impl Changes {
             // Opening, reading and closing change nothing — and most are the agent's own.
             EventKind::Access(_) => {}
             EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_) | ModifyKind::Any) => {
-                if self.modified.len() + event.paths.len() > MAX_CHANGED_PATHS {
-                    self.modified.clear();
-                    self.lost = true;
-                } else if !self.lost {
-                    self.modified.extend(event.paths);
-                }
+                self.add_modified(event.paths.into_iter());
             }
             EventKind::Create(_)
             | EventKind::Remove(_)

@@ -164,13 +164,6 @@ fn result_limit(p: &Params) -> Result<Option<usize>, PromError> {
 
 /// A list cut to `limit`, with Prometheus' warning when something was cut.
 fn limited<T: serde::Serialize>(mut items: Vec<T>, limit: Option<usize>) -> Response {
-    #[derive(serde::Serialize)]
-    struct Envelope<T> {
-        status: &'static str,
-        data: Vec<T>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        warnings: Vec<&'static str>,
-    }
     let mut warnings = Vec::new();
     if let Some(n) = limit
         && items.len() > n
@@ -178,12 +171,7 @@ fn limited<T: serde::Serialize>(mut items: Vec<T>, limit: Option<usize>) -> Resp
         items.truncate(n);
         warnings.push("results truncated due to limit");
     }
-    axum::Json(Envelope {
-        status: "success",
-        data: items,
-        warnings,
-    })
-    .into_response()
+    success_warning(items, warnings)
 }
 
 /// A label name as Prometheus 2.x accepts it: `[a-zA-Z_][a-zA-Z0-9_]*`.
@@ -197,14 +185,22 @@ fn valid_label_name(name: &str) -> bool {
 
 /// The success envelope around anything serializable, written without a JSON tree.
 pub(crate) fn success_with<T: serde::Serialize>(data: T) -> Response {
+    success_warning(data, Vec::new())
+}
+
+/// The success envelope with Prometheus' `warnings` (left out when there are none).
+fn success_warning<T: serde::Serialize>(data: T, warnings: Vec<&'static str>) -> Response {
     #[derive(serde::Serialize)]
     struct Envelope<T> {
         status: &'static str,
         data: T,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<&'static str>,
     }
     axum::Json(Envelope {
         status: "success",
         data,
+        warnings,
     })
     .into_response()
 }

@@ -28,7 +28,7 @@ use common::*;
 struct Fixture {
     _dir: tempfile::TempDir,
     state: AppState,
-    registry: Registry,
+    metrics: triad_query::metrics::QueryMetrics,
     trace: triad_model::TraceId,
     now_ms: i64,
 }
@@ -127,7 +127,7 @@ async fn fixture(with_metrics: bool) -> Fixture {
         use triad_model::store::TraceRead;
         traces.trace("default", trace).is_ok_and(|s| s.len() == 2)
     });
-    let registry = Registry::default();
+    let metrics_of_server = triad_query::metrics::QueryMetrics::register(&mut Registry::default());
     let state = AppState {
         logs,
         traces,
@@ -143,7 +143,7 @@ async fn fixture(with_metrics: bool) -> Fixture {
     Fixture {
         _dir: dir,
         state,
-        registry,
+        metrics: metrics_of_server,
         trace,
         now_ms,
     }
@@ -151,9 +151,11 @@ async fn fixture(with_metrics: bool) -> Fixture {
 
 impl Fixture {
     /// Calls the router; returns the status and the body as JSON (or a string).
-    async fn call(&mut self, req: Request<Body>) -> (StatusCode, Json) {
-        let metrics = triad_query::metrics::QueryMetrics::register(&mut self.registry);
-        let resp = app(self.state.clone(), metrics).oneshot(req).await.unwrap();
+    async fn call(&self, req: Request<Body>) -> (StatusCode, Json) {
+        let resp = app(self.state.clone(), self.metrics.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
         let status = resp.status();
         let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
             .await
@@ -163,7 +165,7 @@ impl Fixture {
         (status, body)
     }
 
-    async fn get(&mut self, uri: &str) -> (StatusCode, Json) {
+    async fn get(&self, uri: &str) -> (StatusCode, Json) {
         self.call(Request::get(uri).body(Body::empty()).unwrap())
             .await
     }
@@ -186,7 +188,7 @@ fn bad_data(status: StatusCode, body: &Json) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_api_answers_in_prometheus_shapes() {
-    let mut f = fixture(true).await;
+    let f = fixture(true).await;
     let t = f.now_ms as f64 / 1000.0;
 
     let (s, b) = f.get(&format!("/api/v1/query?query=up&time={t}")).await;
@@ -258,7 +260,7 @@ async fn prometheus_api_answers_in_prometheus_shapes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_api_errors_carry_prometheus_types_and_statuses() {
-    let mut f = fixture(true).await;
+    let f = fixture(true).await;
     let (s, b) = f.get("/api/v1/query?query=sum(").await;
     bad_data(s, &b);
     let (s, b) = f
@@ -284,7 +286,7 @@ async fn prometheus_api_errors_carry_prometheus_types_and_statuses() {
     assert_eq!(b["errorType"], "execution");
 
     // Without a metric store the API says so, rather than answering empty.
-    let mut none = fixture(false).await;
+    let none = fixture(false).await;
     let (s, b) = none.get("/api/v1/query?query=up").await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b}");
     assert_eq!(b["errorType"], "unavailable");
@@ -294,7 +296,7 @@ async fn prometheus_api_errors_carry_prometheus_types_and_statuses() {
 /// Prometheus answers 400 bad_data.
 #[tokio::test(flavor = "multi_thread")]
 async fn regression_overflowing_number_literal_is_bad_data() {
-    let mut f = fixture(true).await;
+    let f = fixture(true).await;
     let (s, b) = f
         .get(&format!("/api/v1/query?query={}", "1".repeat(400)))
         .await;
@@ -309,7 +311,7 @@ async fn regression_overflowing_number_literal_is_bad_data() {
 /// Prometheus answers 400 bad_data.
 #[tokio::test(flavor = "multi_thread")]
 async fn regression_label_values_of_an_invalid_label_name_are_bad_data() {
-    let mut f = fixture(true).await;
+    let f = fixture(true).await;
     for name in ["1bad", "a-b", "caf%C3%A9"] {
         let (s, b) = f.get(&format!("/api/v1/label/{name}/values")).await;
         bad_data(s, &b);
@@ -326,7 +328,7 @@ async fn regression_label_values_of_an_invalid_label_name_are_bad_data() {
 /// names and label values endpoints. Cut results carry Prometheus' warning.
 #[tokio::test(flavor = "multi_thread")]
 async fn regression_series_and_label_endpoints_honour_limit() {
-    let mut f = fixture(true).await;
+    let f = fixture(true).await;
     let (_, b) = f.get("/api/v1/labels?limit=2").await;
     assert_eq!(b["data"], json!(["__name__", "instance"]));
     assert_eq!(b["warnings"], json!(["results truncated due to limit"]));
@@ -348,7 +350,7 @@ async fn regression_series_and_label_endpoints_honour_limit() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jaeger_api_answers_in_jaeger_shapes() {
-    let mut f = fixture(false).await;
+    let f = fixture(false).await;
     let (s, b) = f.get("/api/services").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(b["data"], json!(["cart", "gateway"]));
@@ -393,7 +395,7 @@ async fn jaeger_api_answers_in_jaeger_shapes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn log_search_and_correlation_answer_in_their_shapes() {
-    let mut f = fixture(false).await;
+    let f = fixture(false).await;
     let (s, b) = f.get("/api/logs/search?q=level:error&start=0").await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["total"], 1);
@@ -425,7 +427,7 @@ async fn log_search_and_correlation_answer_in_their_shapes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_api_paths_are_json_404s_and_health_is_open() {
-    let mut f = fixture(false).await;
+    let f = fixture(false).await;
     let (s, b) = f.get("/api/v9/nothing").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(
