@@ -13,7 +13,6 @@ use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
 
 use crate::buffer::DiskBuffer;
 
@@ -39,129 +38,47 @@ struct PathLabel {
     path: String,
 }
 
-/// Counters and gauges of the agent's pipeline.
-#[derive(Clone)]
-pub struct AgentMetrics {
-    /// Lines read from files.
-    pub lines_read: Counter,
-    /// Bytes read from files.
-    pub bytes_read: Counter,
-    /// Log records produced from files.
-    pub records: Counter,
-    parse_errors: Family<ReasonLabel, Counter>,
-    batches: Family<SignalOutcome, Counter>,
-    send_seconds: Family<SignalLabel, Histogram>,
-    rejected: Family<SignalLabel, Counter>,
-    buffer_bytes: Gauge,
-    buffer_entries: Gauge,
-    /// Files open for tailing.
-    pub open_files: Gauge,
-    file_lag: Family<PathLabel, Gauge>,
-    /// Checkpoint writes that failed.
-    pub checkpoint_errors: Counter,
-    source_wakeups: Family<ReasonLabel, Counter>,
-    /// Scans of the include globs (directory listings).
-    pub directory_scans: Counter,
-}
-
 fn send_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.5, 12))
 }
 
+triad_model::metric_set! {
+    /// Counters and gauges of the agent's pipeline (`triad_agent_*`).
+    pub struct AgentMetrics in "triad_agent" {
+        /// Lines read from log files.
+        pub lines_read: Counter,
+        /// Bytes read from log files.
+        pub bytes_read: Counter,
+        /// Log records produced from file lines (partial lines joined).
+        pub records: Counter,
+        /// Lines kept as plain text because they did not parse as their format claimed.
+        parse_errors: Family<ReasonLabel, Counter>,
+        /// Export attempts to the collector by outcome (ok, retry, dropped).
+        batches: Family<SignalOutcome, Counter>,
+        /// Duration of one export to the collector.
+        send_seconds: Family<SignalLabel, Histogram> = Family::new_with_constructor(send_histogram),
+        /// Items the collector refused one by one (partial success).
+        rejected as "rejected_items": Family<SignalLabel, Counter>,
+        /// Bytes waiting in the on-disk buffer.
+        buffer_bytes: Gauge,
+        /// Batches waiting in the on-disk buffer.
+        buffer_entries: Gauge,
+        /// Files open for tailing.
+        pub open_files: Gauge,
+        /// Bytes of a file not yet read.
+        file_lag as "file_lag_bytes": Family<PathLabel, Gauge>,
+        /// Checkpoint writes that failed.
+        pub checkpoint_errors: Counter,
+        /// Times the file source woke up, by reason (event: a watched file or directory
+        /// changed; timer: a deadline of its own or the fallback scan; wake:
+        /// acknowledged positions or a stop).
+        source_wakeups: Family<ReasonLabel, Counter>,
+        /// Scans of the include globs (directory listings) by the file source.
+        pub directory_scans: Counter,
+    }
+}
+
 impl AgentMetrics {
-    /// Creates and registers the agent metrics (prefix `triad_agent`).
-    pub fn register(registry: &mut Registry) -> Self {
-        let m = AgentMetrics {
-            lines_read: Counter::default(),
-            bytes_read: Counter::default(),
-            records: Counter::default(),
-            parse_errors: Family::default(),
-            batches: Family::default(),
-            send_seconds: Family::new_with_constructor(send_histogram),
-            rejected: Family::default(),
-            buffer_bytes: Gauge::default(),
-            buffer_entries: Gauge::default(),
-            open_files: Gauge::default(),
-            file_lag: Family::default(),
-            checkpoint_errors: Counter::default(),
-            source_wakeups: Family::default(),
-            directory_scans: Counter::default(),
-        };
-        let r = registry.sub_registry_with_prefix("triad_agent");
-        r.register(
-            "lines_read",
-            "Lines read from log files",
-            m.lines_read.clone(),
-        );
-        r.register(
-            "bytes_read",
-            "Bytes read from log files",
-            m.bytes_read.clone(),
-        );
-        r.register(
-            "records",
-            "Log records produced from file lines (partial lines joined)",
-            m.records.clone(),
-        );
-        r.register(
-            "parse_errors",
-            "Lines kept as plain text because they did not parse as their format claimed",
-            m.parse_errors.clone(),
-        );
-        r.register(
-            "batches",
-            "Export attempts to the collector by outcome (ok, retry, dropped)",
-            m.batches.clone(),
-        );
-        r.register(
-            "send_seconds",
-            "Duration of one export to the collector",
-            m.send_seconds.clone(),
-        );
-        r.register(
-            "rejected_items",
-            "Items the collector refused one by one (partial success)",
-            m.rejected.clone(),
-        );
-        r.register(
-            "buffer_bytes",
-            "Bytes waiting in the on-disk buffer",
-            m.buffer_bytes.clone(),
-        );
-        r.register(
-            "buffer_entries",
-            "Batches waiting in the on-disk buffer",
-            m.buffer_entries.clone(),
-        );
-        r.register("open_files", "Files open for tailing", m.open_files.clone());
-        r.register(
-            "file_lag_bytes",
-            "Bytes of a file not yet read",
-            m.file_lag.clone(),
-        );
-        r.register(
-            "checkpoint_errors",
-            "Checkpoint writes that failed",
-            m.checkpoint_errors.clone(),
-        );
-        r.register(
-            "source_wakeups",
-            "Times the file source woke up, by reason (event: a watched file or directory changed; timer: a deadline of its own or the fallback scan; wake: acknowledged positions or a stop)",
-            m.source_wakeups.clone(),
-        );
-        r.register(
-            "directory_scans",
-            "Scans of the include globs (directory listings) by the file source",
-            m.directory_scans.clone(),
-        );
-        m
-    }
-
-    /// A metrics set registered nowhere, for tests.
-    pub fn unregistered() -> Self {
-        Self::register(&mut Registry::default())
-    }
-
     /// Counts one export attempt.
     pub fn observe_send(&self, signal: &'static str, outcome: &'static str, took: Duration) {
         self.batches
@@ -498,6 +415,7 @@ impl Collector for HostMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prometheus_client::registry::Registry;
 
     #[test]
     fn host_metrics_render_with_node_exporter_names() {

@@ -88,7 +88,7 @@ impl Agent {
         let metrics = AgentMetrics::register(registry);
         metrics.set_buffer(&buffer);
         registry.register_collector(Box::new(HostMetrics));
-        let receiver_metrics = ReceiverMetrics::register(registry, "triad_agent");
+        let receiver_metrics = ReceiverMetrics::register_under(registry, "triad_agent");
         if !buffer.is_empty() {
             tracing::info!(
                 batches = buffer.len(),

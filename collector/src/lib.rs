@@ -12,6 +12,7 @@
 pub mod error;
 pub mod exposition;
 pub mod ingest;
+pub mod metrics;
 pub mod otlp_metrics;
 pub mod remote_read;
 pub mod remote_write;
@@ -53,9 +54,9 @@ pub struct Collector {
     span_metrics: Arc<crate::span_metrics::SpanMetrics>,
     ingest: Ingest,
     cfg: CollectorConfig,
-    scrape_metrics: crate::scrape::ScrapeMetrics,
-    remote_write_metrics: crate::remote_write::RemoteWriteMetrics,
-    remote_read_metrics: crate::remote_read::RemoteReadMetrics,
+    scrape_metrics: crate::metrics::ScrapeMetrics,
+    remote_write_metrics: crate::metrics::RemoteWriteMetrics,
+    remote_read_metrics: crate::metrics::RemoteReadMetrics,
 }
 
 impl Collector {
@@ -98,17 +99,17 @@ impl Collector {
                 metrics: metrics.clone(),
                 span_metrics: span_metrics.clone(),
             }),
-            ReceiverMetrics::register(registry, "triad_collector"),
+            ReceiverMetrics::register_under(registry, "triad_collector"),
         );
-        let scrape_metrics = crate::scrape::ScrapeMetrics::register(registry);
+        let scrape_metrics = crate::metrics::ScrapeMetrics::register(registry);
         Ok(Collector {
             logs,
             traces,
             metrics,
             span_metrics,
             scrape_metrics,
-            remote_write_metrics: crate::remote_write::RemoteWriteMetrics::register(registry),
-            remote_read_metrics: crate::remote_read::RemoteReadMetrics::register(registry),
+            remote_write_metrics: crate::metrics::RemoteWriteMetrics::register(registry),
+            remote_read_metrics: crate::metrics::RemoteReadMetrics::register(registry),
             ingest,
             cfg: cfg.clone(),
         })

@@ -54,7 +54,7 @@ fn fixture() -> Fixture {
             ),
             span_metrics: Arc::new(triad_collector::span_metrics::SpanMetrics::new()),
         }),
-        ReceiverMetrics::register(&mut registry, "triad_collector"),
+        ReceiverMetrics::register_under(&mut registry, "triad_collector"),
     );
     let registry = Arc::new(registry);
     let state = HttpState {

@@ -15,6 +15,7 @@ pub mod otlp;
 pub mod promconfig;
 mod span;
 pub mod store;
+pub mod telemetry;
 mod value;
 
 pub use ids::{IdError, SpanId, TraceId};

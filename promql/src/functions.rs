@@ -6,10 +6,9 @@ use triad_model::metric::is_label_name;
 use triad_model::metric::{Labels, METRIC_NAME};
 
 use super::StepSeries;
-use super::eval::{
-    Ev, EvalError, RangeValue, Value, Windows, drop_name, merge_same_labels, window,
-};
+use super::eval::{Ev, EvalError, RangeValue, Value, drop_name, merge_same_labels};
 use super::quantile::{histogram_quantile, quantile};
+use super::selector::{Windows, window};
 
 /// Evaluates a function call.
 pub(crate) fn call(ev: &Ev<'_>, c: &Call) -> Result<Value, EvalError> {

@@ -19,8 +19,10 @@ pub mod format;
 mod functions;
 mod parse;
 mod quantile;
+mod selector;
 
-pub use eval::{Engine, EvalError, Limits, QueryValue, selector_matchers};
+pub use eval::{Engine, EvalError, Limits, QueryValue};
+pub use selector::selector_matchers;
 
 use triad_model::metric::Labels;
 

@@ -9,7 +9,6 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
 
 /// Labels of HTTP metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -20,36 +19,14 @@ pub struct RouteLabels {
     pub code: u16,
 }
 
-/// HTTP request metrics of the query server.
-#[derive(Clone)]
-pub struct QueryMetrics {
-    /// Requests by route and status.
-    pub requests: Family<RouteLabels, Counter>,
-    /// Request latency by route and status.
-    pub seconds: Family<RouteLabels, Histogram>,
-}
-
-impl QueryMetrics {
-    /// Creates and registers the metrics.
-    pub fn register(registry: &mut Registry) -> Self {
-        let m = Self {
-            requests: Family::default(),
-            seconds: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.0005, 2.5, 14))
-            }),
-        };
-        let r = registry.sub_registry_with_prefix("triad_query");
-        r.register(
-            "http_requests",
-            "HTTP requests by route and status",
-            m.requests.clone(),
-        );
-        r.register(
-            "http_request_seconds",
-            "HTTP request latency",
-            m.seconds.clone(),
-        );
-        m
+triad_model::metric_set! {
+    /// HTTP request metrics of the query server.
+    pub struct QueryMetrics in "triad_query" {
+        /// HTTP requests by route and status.
+        pub requests as "http_requests": Family<RouteLabels, Counter>,
+        /// HTTP request latency by route and status.
+        pub seconds as "http_request_seconds": Family<RouteLabels, Histogram> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.5, 14))),
     }
 }
 

@@ -4,7 +4,6 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
 
 /// Labels of receiver metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -26,45 +25,28 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
-/// Receiver counters.
-#[derive(Clone)]
-pub struct ReceiverMetrics {
-    /// Items (spans, log records) accepted and acknowledged.
-    pub accepted: Family<RecvLabels, Counter>,
-    /// Items rejected one by one (invalid IDs, absurd timestamps) inside a decodable request.
-    pub rejected: Family<RecvLabels, Counter>,
-    /// Requests by outcome.
-    pub requests: Family<OutcomeLabels, Counter>,
-    /// Request body bytes as received (before decompression).
-    pub bytes: Family<RecvLabels, Counter>,
+triad_model::metric_set! {
+    /// Receiver counters; the component registers them under its own prefix.
+    pub struct ReceiverMetrics {
+        /// Spans and log records accepted and acknowledged.
+        pub accepted as "accepted_items": Family<RecvLabels, Counter>,
+        /// Spans and log records rejected one by one (invalid IDs, absurd timestamps)
+        /// inside a decodable request.
+        pub rejected as "rejected_items": Family<RecvLabels, Counter>,
+        /// Export requests by outcome.
+        pub requests: Family<OutcomeLabels, Counter>,
+        /// Request body bytes as received (before decompression).
+        pub bytes as "received_bytes": Family<RecvLabels, Counter>,
+    }
 }
 
 impl ReceiverMetrics {
-    /// Creates and registers the receiver metrics.
-    pub fn register(registry: &mut Registry, prefix: &str) -> Self {
-        let m = Self {
-            accepted: Family::default(),
-            rejected: Family::default(),
-            requests: Family::default(),
-            bytes: Family::default(),
-        };
-        let r = registry.sub_registry_with_prefix(prefix);
-        r.register(
-            "accepted_items",
-            "Spans and log records accepted and acknowledged",
-            m.accepted.clone(),
-        );
-        r.register(
-            "rejected_items",
-            "Spans and log records rejected as invalid",
-            m.rejected.clone(),
-        );
-        r.register("requests", "Export requests by outcome", m.requests.clone());
-        r.register(
-            "received_bytes",
-            "Request body bytes as received",
-            m.bytes.clone(),
-        );
-        m
+    /// Creates the counters and registers them under `prefix` (`triad_collector`,
+    /// `triad_agent`).
+    pub fn register_under(
+        registry: &mut prometheus_client::registry::Registry,
+        prefix: &str,
+    ) -> Self {
+        Self::register(registry.sub_registry_with_prefix(prefix))
     }
 }

@@ -136,7 +136,7 @@ async fn counting_sink() -> anyhow::Result<(
     let cancel = tokio_util::sync::CancellationToken::new();
     let ingest = Ingest::new(
         sink.clone(),
-        ReceiverMetrics::register(
+        ReceiverMetrics::register_under(
             &mut prometheus_client::registry::Registry::default(),
             "sink",
         ),

@@ -13,10 +13,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
 use prost::Message;
 use triad_model::DEFAULT_TENANT;
 use triad_model::metric::is_label_name;
@@ -24,6 +20,8 @@ use triad_model::metric::{Exemplar, Labels, MetricMetadata};
 
 mod wire;
 
+use crate::metrics::CodeLabel;
+pub use crate::metrics::RemoteWriteMetrics;
 use triad_tsdb::AppendBatch;
 use triad_tsdb::metric_store::MetricStore;
 
@@ -104,51 +102,6 @@ pub struct WireMetadata {
     /// Unit.
     #[prost(string, tag = "5")]
     pub unit: String,
-}
-
-/// The HTTP status label of the remote write and remote read request counters.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct CodeLabel {
-    pub(crate) code: u16,
-}
-
-/// Receiver metrics (`triad_remote_write_*`).
-#[derive(Clone)]
-pub struct RemoteWriteMetrics {
-    requests: Family<CodeLabel, Counter>,
-    samples: Counter,
-    rejected: Counter,
-    bytes: Counter,
-}
-
-impl RemoteWriteMetrics {
-    /// Creates and registers the metrics.
-    pub fn register(registry: &mut Registry) -> RemoteWriteMetrics {
-        let m = RemoteWriteMetrics {
-            requests: Family::default(),
-            samples: Counter::default(),
-            rejected: Counter::default(),
-            bytes: Counter::default(),
-        };
-        let r = registry.sub_registry_with_prefix("triad_remote_write");
-        r.register(
-            "requests",
-            "Requests by HTTP status code",
-            m.requests.clone(),
-        );
-        r.register("samples", "Samples stored", m.samples.clone());
-        r.register(
-            "rejected_samples",
-            "Samples refused (invalid series, out of order, duplicate timestamp)",
-            m.rejected.clone(),
-        );
-        r.register(
-            "received_bytes",
-            "Compressed bytes received",
-            m.bytes.clone(),
-        );
-        m
-    }
 }
 
 /// What the handler needs.

@@ -23,11 +23,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +31,7 @@ use triad_model::metric::{Exemplar, Labels, MetricMetadata, stale_nan};
 use triad_model::promconfig::{PromConfig, ScrapeConfig};
 
 use crate::exposition::{self, Format};
+use crate::metrics::{FailureLabels, JobLabel, ScrapeMetrics};
 use cache::*;
 use discovery::*;
 use fetch::*;
@@ -48,63 +44,6 @@ use triad_tsdb::metric_store::MetricStore;
 pub const DEFAULT_BODY_LIMIT: u64 = 64 << 20;
 
 const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct JobLabel {
-    job: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FailureLabels {
-    job: String,
-    reason: &'static str,
-}
-
-/// The scraper's own metrics (`triad_scrape_*`).
-#[derive(Clone)]
-pub struct ScrapeMetrics {
-    targets: Family<JobLabel, Gauge>,
-    scrapes: Family<JobLabel, Counter>,
-    failures: Family<FailureLabels, Counter>,
-    samples: Family<JobLabel, Counter>,
-    discovery_errors: Counter,
-}
-
-impl ScrapeMetrics {
-    /// Creates and registers the metrics.
-    pub fn register(registry: &mut Registry) -> ScrapeMetrics {
-        let m = ScrapeMetrics {
-            targets: Family::default(),
-            scrapes: Family::default(),
-            failures: Family::default(),
-            samples: Family::default(),
-            discovery_errors: Counter::default(),
-        };
-        let r = registry.sub_registry_with_prefix("triad_scrape");
-        r.register(
-            "targets",
-            "Active scrape targets per job",
-            m.targets.clone(),
-        );
-        r.register("scrapes", "Scrapes attempted per job", m.scrapes.clone());
-        r.register(
-            "failures",
-            "Failed scrapes per job and reason (http, timeout, too_large, parse, sample_limit, store)",
-            m.failures.clone(),
-        );
-        r.register(
-            "samples",
-            "Samples stored by scrapes per job",
-            m.samples.clone(),
-        );
-        r.register(
-            "discovery_errors",
-            "Unreadable or invalid file_sd files",
-            m.discovery_errors.clone(),
-        );
-        m
-    }
-}
 
 /// One target, ready to scrape.
 #[derive(Clone)]
