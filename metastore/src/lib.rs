@@ -1,0 +1,294 @@
+//! The metastore: which sealed files (log and trace splits, metric blocks) exist in
+//! object storage, in what state, and how far each writer's write-ahead log is covered
+//! by published files.
+//!
+//! A split's life: the collector **stages** its row, uploads the object, then
+//! **publishes** it — in the same transaction as advancing its WAL checkpoint, so a
+//! crash at any point leaves either the staged row (the upload is retried, idempotent)
+//! or the published split and the advanced checkpoint, never one without the other.
+//! Readers list published splits only. Retention and merges **mark** splits; the
+//! janitor deletes their objects after a grace period (longer than any query that may
+//! still read them), then the rows.
+//!
+//! Two backends with the same behaviour, pinned by one contract test:
+//! - [`file`]: a JSON file in the data directory, for one collector (the default);
+//! - [`postgres`]: PostgreSQL, for collectors and query servers on several machines;
+//!   schema changes are the plain SQL files in `metastore/migrations`.
+
+pub mod file;
+pub mod postgres;
+pub mod testing;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use triad_model::config::MetastoreConfig;
+
+/// The signal a split holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signal {
+    /// Log records (a tantivy split).
+    Logs,
+    /// Spans (a tantivy split).
+    Traces,
+    /// Samples (a TSDB block).
+    Metrics,
+}
+
+impl Signal {
+    /// `logs`, `traces`, `metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Logs => "logs",
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Signal> {
+        match s {
+            "logs" => Ok(Signal::Logs),
+            "traces" => Ok(Signal::Traces),
+            "metrics" => Ok(Signal::Metrics),
+            other => Err(MetastoreError::Corrupt(format!("unknown signal {other:?}"))),
+        }
+    }
+}
+
+/// Where a split is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitState {
+    /// Row written, object being uploaded: invisible to readers.
+    Staged,
+    /// Uploaded and searchable.
+    Published,
+    /// Replaced (merge) or expired (retention): deleted after the grace period.
+    Marked,
+}
+
+impl SplitState {
+    fn code(self) -> i16 {
+        match self {
+            SplitState::Staged => 0,
+            SplitState::Published => 1,
+            SplitState::Marked => 2,
+        }
+    }
+
+    fn from_code(c: i16) -> Result<SplitState> {
+        match c {
+            0 => Ok(SplitState::Staged),
+            1 => Ok(SplitState::Published),
+            2 => Ok(SplitState::Marked),
+            other => Err(MetastoreError::Corrupt(format!(
+                "unknown split state {other}"
+            ))),
+        }
+    }
+}
+
+/// One sealed file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitRow {
+    /// Unique ID (the dedupe key between collectors and object storage).
+    pub split_id: String,
+    /// What it holds.
+    pub signal: Signal,
+    /// The collector that wrote it.
+    pub node_id: String,
+    /// Where it is in its life.
+    pub state: SplitState,
+    /// Its object's key in the storage.
+    pub object_key: String,
+    /// The object's size, bytes.
+    pub bytes: u64,
+    /// Records (documents, samples) in it.
+    pub docs: u64,
+    /// Oldest record timestamp, ns.
+    pub min_ts: i64,
+    /// Newest record timestamp, ns.
+    pub max_ts: i64,
+    /// Tenants with records in it.
+    pub tenants: Vec<String>,
+    /// When the row was staged, ms since the epoch.
+    pub created_ms: i64,
+    /// When its state last changed, ms since the epoch.
+    pub updated_ms: i64,
+}
+
+/// Which splits a listing returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// The signal.
+    pub signal: Signal,
+    /// The state.
+    pub state: SplitState,
+    /// Only splits holding records of this tenant.
+    pub tenant: Option<String>,
+    /// Only splits with records in `[start_ns, end_ns)`.
+    pub start_ns: i64,
+    /// End of the range, exclusive.
+    pub end_ns: i64,
+    /// Only splits written by this node.
+    pub node_id: Option<String>,
+    /// Only splits whose state changed before this time, ms (the janitor's grace).
+    pub updated_before_ms: Option<i64>,
+}
+
+impl ListQuery {
+    /// Published splits of `signal` overlapping `[start_ns, end_ns)`, any tenant.
+    pub fn published(signal: Signal, start_ns: i64, end_ns: i64) -> ListQuery {
+        ListQuery {
+            signal,
+            state: SplitState::Published,
+            tenant: None,
+            start_ns,
+            end_ns,
+            node_id: None,
+            updated_before_ms: None,
+        }
+    }
+
+    /// Every split of `signal` in `state`, whatever its time range.
+    pub fn in_state(signal: Signal, state: SplitState) -> ListQuery {
+        ListQuery {
+            state,
+            ..ListQuery::published(signal, i64::MIN, i64::MAX)
+        }
+    }
+
+    fn matches(&self, r: &SplitRow) -> bool {
+        r.signal == self.signal
+            && r.state == self.state
+            && r.max_ts >= self.start_ns
+            && r.min_ts < self.end_ns
+            && self.tenant.as_ref().is_none_or(|t| r.tenants.contains(t))
+            && self.node_id.as_ref().is_none_or(|n| &r.node_id == n)
+            && self.updated_before_ms.is_none_or(|t| r.updated_ms < t)
+    }
+}
+
+/// A publication: splits becoming searchable, splits they replace, and the writer's
+/// WAL checkpoint, applied together or not at all.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Publish {
+    /// Staged splits to publish (already published ones are left as they are).
+    pub split_ids: Vec<String>,
+    /// Published splits the new ones replace (a merge's inputs): marked.
+    pub replaces: Vec<String>,
+    /// The writer's WAL position now covered: `(node_id, signal, lsn)`. It only moves
+    /// forward.
+    pub checkpoint: Option<(String, Signal, u64)>,
+}
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum MetastoreError {
+    /// The `metastore` configuration cannot be used.
+    #[error("metastore: {0}")]
+    Config(String),
+    /// PostgreSQL failed or could not be reached.
+    #[error("postgres: {0}")]
+    Postgres(String),
+    /// The metastore file could not be read or written.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A publication names a split that is not staged or published (a merge input
+    /// already marked, a row a janitor removed): nothing of it was applied.
+    #[error("split {0} cannot be published or replaced in its current state")]
+    Conflict(String),
+    /// Stored data is not what this version understands.
+    #[error("corrupt metastore: {0}")]
+    Corrupt(String),
+}
+
+/// Result with [`MetastoreError`].
+pub type Result<T> = std::result::Result<T, MetastoreError>;
+
+/// The metastore a process uses.
+#[derive(Debug, Clone)]
+pub enum Metastore {
+    /// A JSON file in the data directory.
+    File(file::FileMetastore),
+    /// PostgreSQL.
+    Postgres(postgres::PgMetastore),
+}
+
+impl Metastore {
+    /// Opens the metastore `cfg` names (for PostgreSQL: connects and applies pending
+    /// migrations).
+    pub async fn open(cfg: &MetastoreConfig, data_dir: &Path) -> Result<Metastore> {
+        cfg.validate("metastore")
+            .map_err(|e| MetastoreError::Config(e.to_string()))?;
+        if cfg.url == "file://" {
+            return Ok(Metastore::File(file::FileMetastore::open(
+                &data_dir.join("metastore.json"),
+            )?));
+        }
+        Ok(Metastore::Postgres(
+            postgres::PgMetastore::connect(cfg).await?,
+        ))
+    }
+
+    /// Writes a staged row (idempotent: a row already there is left as it is).
+    pub async fn stage(&self, row: &SplitRow) -> Result<()> {
+        match self {
+            Metastore::File(m) => m.stage(row).await,
+            Metastore::Postgres(m) => m.stage(row).await,
+        }
+    }
+
+    /// Applies a publication atomically; see [`Publish`].
+    pub async fn publish(&self, p: &Publish) -> Result<()> {
+        match self {
+            Metastore::File(m) => m.publish(p).await,
+            Metastore::Postgres(m) => m.publish(p).await,
+        }
+    }
+
+    /// Splits matching `q`, ordered by split ID.
+    pub async fn list(&self, q: &ListQuery) -> Result<Vec<SplitRow>> {
+        match self {
+            Metastore::File(m) => m.list(q).await,
+            Metastore::Postgres(m) => m.list(q).await,
+        }
+    }
+
+    /// Marks published splits for deletion; returns how many changed.
+    pub async fn mark(&self, split_ids: &[String]) -> Result<usize> {
+        match self {
+            Metastore::File(m) => m.mark(split_ids).await,
+            Metastore::Postgres(m) => m.mark(split_ids).await,
+        }
+    }
+
+    /// Removes rows of marked or staged splits (after their objects were deleted);
+    /// published rows are never removed. Returns how many were removed.
+    pub async fn remove(&self, split_ids: &[String]) -> Result<usize> {
+        match self {
+            Metastore::File(m) => m.remove(split_ids).await,
+            Metastore::Postgres(m) => m.remove(split_ids).await,
+        }
+    }
+
+    /// The WAL position of `node_id`'s `signal` covered by published splits.
+    pub async fn checkpoint(&self, node_id: &str, signal: Signal) -> Result<Option<u64>> {
+        match self {
+            Metastore::File(m) => m.checkpoint(node_id, signal).await,
+            Metastore::Postgres(m) => m.checkpoint(node_id, signal).await,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    triad_model::now_ns() / 1_000_000
+}

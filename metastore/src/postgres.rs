@@ -1,0 +1,281 @@
+//! The metastore in PostgreSQL, shared by every collector and query server.
+//!
+//! A small pool of connections (`deadpool-postgres`); statements select only the
+//! columns they need and prune by signal, state, time range and tenant in SQL, on the
+//! indexes of `migrations/0001_splits.sql`. Migrations are applied at connect, in one
+//! transaction holding an advisory lock, so processes starting together apply each
+//! exactly once.
+
+use std::time::Duration;
+
+use deadpool_postgres::{
+    Config, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime, Timeouts,
+};
+use tokio_postgres::NoTls;
+use triad_model::config::MetastoreConfig;
+
+use crate::{ListQuery, MetastoreError, Publish, Result, Signal, SplitRow, SplitState, now_ms};
+
+/// The schema, in order. A migration is never edited once released: changes are new
+/// files.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_splits.sql"))];
+
+/// Advisory lock key of schema migrations ("triad" in ASCII).
+const MIGRATION_LOCK: i64 = 0x74_7269_6164;
+
+/// A PostgreSQL metastore.
+#[derive(Clone)]
+pub struct PgMetastore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgMetastore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgMetastore")
+            .field("pool", &self.pool.status())
+            .finish()
+    }
+}
+
+fn pg(e: impl std::fmt::Display) -> MetastoreError {
+    MetastoreError::Postgres(e.to_string())
+}
+
+const COLUMNS: &str = "split_id, signal, node_id, state, object_key, bytes, docs, min_ts, \
+                       max_ts, tenants, created_ms, updated_ms";
+
+fn row(r: &tokio_postgres::Row) -> Result<SplitRow> {
+    let get_i64 = |i: usize| -> Result<i64> { r.try_get::<_, i64>(i).map_err(pg) };
+    Ok(SplitRow {
+        split_id: r.try_get(0).map_err(pg)?,
+        signal: Signal::parse(r.try_get(1).map_err(pg)?)?,
+        node_id: r.try_get(2).map_err(pg)?,
+        state: SplitState::from_code(r.try_get(3).map_err(pg)?)?,
+        object_key: r.try_get(4).map_err(pg)?,
+        bytes: get_i64(5)? as u64,
+        docs: get_i64(6)? as u64,
+        min_ts: get_i64(7)?,
+        max_ts: get_i64(8)?,
+        tenants: r.try_get(9).map_err(pg)?,
+        created_ms: get_i64(10)?,
+        updated_ms: get_i64(11)?,
+    })
+}
+
+impl PgMetastore {
+    /// Connects to `cfg.url` and brings the schema up to date.
+    pub async fn connect(cfg: &MetastoreConfig) -> Result<PgMetastore> {
+        let timeout = Duration::from_secs(cfg.timeout_secs);
+        let mut c = Config::new();
+        c.url = Some(cfg.url.clone());
+        c.connect_timeout = Some(timeout);
+        c.options = Some(format!("-c statement_timeout={}", timeout.as_millis()));
+        c.application_name = Some("triad".into());
+        c.manager = Some(ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        });
+        c.pool = Some(PoolConfig {
+            max_size: cfg.pool_size,
+            timeouts: Timeouts {
+                wait: Some(timeout),
+                create: Some(timeout),
+                recycle: Some(timeout),
+            },
+            ..PoolConfig::default()
+        });
+        let pool = c
+            .create_pool(Some(Runtime::Tokio1), NoTls)
+            .map_err(|e| MetastoreError::Config(format!("metastore.url: {e}")))?;
+        let m = PgMetastore { pool };
+        m.migrate().await?;
+        Ok(m)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(pg)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS triad_migrations (
+                 version INT PRIMARY KEY,
+                 applied_ms BIGINT NOT NULL)",
+        )
+        .await
+        .map_err(pg)?;
+        let applied: Vec<i32> = tx
+            .query("SELECT version FROM triad_migrations", &[])
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            tx.batch_execute(sql)
+                .await
+                .map_err(|e| MetastoreError::Postgres(format!("migration {version}: {e}")))?;
+            tx.execute(
+                "INSERT INTO triad_migrations (version, applied_ms) VALUES ($1, $2)",
+                &[version, &now_ms()],
+            )
+            .await
+            .map_err(pg)?;
+            tracing::info!(version, "metastore schema migrated");
+        }
+        tx.commit().await.map_err(pg)
+    }
+
+    pub(crate) async fn stage(&self, r: &SplitRow) -> Result<()> {
+        let now = now_ms();
+        self.client()
+            .await?
+            .execute(
+                &format!(
+                    "INSERT INTO splits ({COLUMNS}) VALUES ($1, $2, $3, 0, $4, $5, $6, $7, $8, $9, $10, $10)
+                     ON CONFLICT (split_id) DO NOTHING"
+                ),
+                &[
+                    &r.split_id,
+                    &r.signal.as_str(),
+                    &r.node_id,
+                    &r.object_key,
+                    &(r.bytes as i64),
+                    &(r.docs as i64),
+                    &r.min_ts,
+                    &r.max_ts,
+                    &r.tenants,
+                    &now,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    pub(crate) async fn publish(&self, p: &Publish) -> Result<()> {
+        let now = now_ms();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        tx.execute(
+            "UPDATE splits SET state = 1, updated_ms = $2 WHERE split_id = ANY($1) AND state = 0",
+            &[&p.split_ids, &now],
+        )
+        .await
+        .map_err(pg)?;
+        let published: Vec<String> = tx
+            .query(
+                "SELECT split_id FROM splits WHERE split_id = ANY($1) AND state = 1",
+                &[&p.split_ids],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if let Some(missing) = p.split_ids.iter().find(|id| !published.contains(id)) {
+            return Err(MetastoreError::Conflict(missing.clone()));
+        }
+        if !p.replaces.is_empty() {
+            let marked: Vec<String> = tx
+                .query(
+                    "UPDATE splits SET state = 2, updated_ms = $2
+                     WHERE split_id = ANY($1) AND state = 1 RETURNING split_id",
+                    &[&p.replaces, &now],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if let Some(missing) = p.replaces.iter().find(|id| !marked.contains(id)) {
+                return Err(MetastoreError::Conflict(missing.clone()));
+            }
+        }
+        if let Some((node, signal, lsn)) = &p.checkpoint {
+            tx.execute(
+                "INSERT INTO checkpoints (node_id, signal, lsn, updated_ms) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (node_id, signal) DO UPDATE
+                 SET lsn = GREATEST(checkpoints.lsn, EXCLUDED.lsn), updated_ms = EXCLUDED.updated_ms",
+                &[node, &signal.as_str(), &(*lsn as i64), &now],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)
+    }
+
+    pub(crate) async fn list(&self, q: &ListQuery) -> Result<Vec<SplitRow>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM splits
+                     WHERE signal = $1 AND state = $2 AND max_ts >= $3 AND min_ts < $4
+                       AND ($5::TEXT IS NULL OR $5 = ANY(tenants))
+                       AND ($6::TEXT IS NULL OR node_id = $6)
+                       AND ($7::BIGINT IS NULL OR updated_ms < $7)
+                     ORDER BY split_id"
+                ),
+                &[
+                    &q.signal.as_str(),
+                    &q.state.code(),
+                    &q.start_ns,
+                    &q.end_ns,
+                    &q.tenant,
+                    &q.node_id,
+                    &q.updated_before_ms,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter().map(row).collect()
+    }
+
+    pub(crate) async fn mark(&self, ids: &[String]) -> Result<usize> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE splits SET state = 2, updated_ms = $2 WHERE split_id = ANY($1) AND state = 1",
+                &[&ids, &now_ms()],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n as usize)
+    }
+
+    pub(crate) async fn remove(&self, ids: &[String]) -> Result<usize> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "DELETE FROM splits WHERE split_id = ANY($1) AND state <> 1",
+                &[&ids],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n as usize)
+    }
+
+    pub(crate) async fn checkpoint(&self, node_id: &str, signal: Signal) -> Result<Option<u64>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT lsn FROM checkpoints WHERE node_id = $1 AND signal = $2",
+                &[&node_id, &signal.as_str()],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.map(|r| r.get::<_, i64>(0) as u64))
+    }
+}

@@ -1,0 +1,231 @@
+//! The metastore contract, run against both backends: the file of the embedded mode and
+//! a real PostgreSQL started here.
+
+use triad_metastore::testing::Postgres;
+use triad_metastore::{
+    ListQuery, Metastore, MetastoreError, Publish, Signal, SplitRow, SplitState,
+};
+use triad_model::config::MetastoreConfig;
+
+fn split(id: &str, signal: Signal, min_ts: i64, max_ts: i64, tenants: &[&str]) -> SplitRow {
+    SplitRow {
+        split_id: id.into(),
+        signal,
+        node_id: "node-a".into(),
+        state: SplitState::Staged,
+        object_key: format!("{}/{id}.split", signal.as_str()),
+        bytes: 1000,
+        docs: 10,
+        min_ts,
+        max_ts,
+        tenants: tenants.iter().map(|t| t.to_string()).collect(),
+        created_ms: 0,
+        updated_ms: 0,
+    }
+}
+
+fn ids(rows: &[SplitRow]) -> Vec<&str> {
+    rows.iter().map(|r| r.split_id.as_str()).collect()
+}
+
+async fn contract(m: &Metastore) {
+    let logs = |s, e| ListQuery::published(Signal::Logs, s, e);
+    // Staged rows are invisible to readers; staging twice changes nothing.
+    m.stage(&split("s1", Signal::Logs, 100, 200, &["a"]))
+        .await
+        .unwrap();
+    m.stage(&split("s1", Signal::Logs, 0, 0, &["zzz"]))
+        .await
+        .unwrap();
+    m.stage(&split("s2", Signal::Logs, 150, 300, &["a", "b"]))
+        .await
+        .unwrap();
+    m.stage(&split("t1", Signal::Traces, 100, 200, &["a"]))
+        .await
+        .unwrap();
+    assert!(m.list(&logs(i64::MIN, i64::MAX)).await.unwrap().is_empty());
+    let staged = m
+        .list(&ListQuery::in_state(Signal::Logs, SplitState::Staged))
+        .await
+        .unwrap();
+    assert_eq!(ids(&staged), ["s1", "s2"]);
+    assert_eq!(staged[0].tenants, ["a"], "the first staging stays");
+    assert!(staged[0].created_ms > 0 && staged[0].updated_ms == staged[0].created_ms);
+
+    // Publishing is atomic with the checkpoint, and idempotent.
+    let publish = Publish {
+        split_ids: vec!["s1".into(), "s2".into()],
+        replaces: vec![],
+        checkpoint: Some(("node-a".into(), Signal::Logs, 42)),
+    };
+    m.publish(&publish).await.unwrap();
+    m.publish(&publish).await.unwrap();
+    assert_eq!(
+        m.checkpoint("node-a", Signal::Logs).await.unwrap(),
+        Some(42)
+    );
+    assert_eq!(m.checkpoint("node-a", Signal::Traces).await.unwrap(), None);
+    assert_eq!(m.checkpoint("node-b", Signal::Logs).await.unwrap(), None);
+
+    // Listing prunes by time range (end exclusive), tenant and node.
+    assert_eq!(
+        ids(&m.list(&logs(0, 100)).await.unwrap()),
+        Vec::<&str>::new()
+    );
+    assert_eq!(ids(&m.list(&logs(0, 101)).await.unwrap()), ["s1"]);
+    assert_eq!(ids(&m.list(&logs(201, 250)).await.unwrap()), ["s2"]);
+    assert_eq!(ids(&m.list(&logs(300, 301)).await.unwrap()), ["s2"]);
+    assert_eq!(
+        ids(&m.list(&logs(301, 400)).await.unwrap()),
+        Vec::<&str>::new()
+    );
+    let tenant_b = ListQuery {
+        tenant: Some("b".into()),
+        ..logs(i64::MIN, i64::MAX)
+    };
+    assert_eq!(ids(&m.list(&tenant_b).await.unwrap()), ["s2"]);
+    let other_node = ListQuery {
+        node_id: Some("node-b".into()),
+        ..logs(i64::MIN, i64::MAX)
+    };
+    assert!(m.list(&other_node).await.unwrap().is_empty());
+    let traces = ListQuery::published(Signal::Traces, i64::MIN, i64::MAX);
+    assert!(
+        m.list(&traces).await.unwrap().is_empty(),
+        "t1 is still staged"
+    );
+
+    // A merge: the merged split is published and its inputs marked in one step; a
+    // publication naming a split in the wrong state applies nothing.
+    m.stage(&split("m1", Signal::Logs, 100, 300, &["a", "b"]))
+        .await
+        .unwrap();
+    m.stage(&split("m2", Signal::Logs, 100, 300, &["a"]))
+        .await
+        .unwrap();
+    let bad = Publish {
+        split_ids: vec!["m2".into()],
+        replaces: vec!["s1".into(), "nope".into()],
+        checkpoint: Some(("node-a".into(), Signal::Logs, 99)),
+    };
+    assert!(matches!(m.publish(&bad).await, Err(MetastoreError::Conflict(id)) if id == "nope"));
+    assert_eq!(
+        m.checkpoint("node-a", Signal::Logs).await.unwrap(),
+        Some(42),
+        "rolled back"
+    );
+    assert_eq!(
+        ids(&m.list(&logs(i64::MIN, i64::MAX)).await.unwrap()),
+        ["s1", "s2"]
+    );
+    let merge = Publish {
+        split_ids: vec!["m1".into()],
+        replaces: vec!["s1".into(), "s2".into()],
+        checkpoint: Some(("node-a".into(), Signal::Logs, 7)),
+    };
+    m.publish(&merge).await.unwrap();
+    assert_eq!(
+        ids(&m.list(&logs(i64::MIN, i64::MAX)).await.unwrap()),
+        ["m1"]
+    );
+    assert_eq!(
+        m.checkpoint("node-a", Signal::Logs).await.unwrap(),
+        Some(42),
+        "a checkpoint never moves back"
+    );
+    let marked = ListQuery::in_state(Signal::Logs, SplitState::Marked);
+    assert_eq!(ids(&m.list(&marked).await.unwrap()), ["s1", "s2"]);
+    assert!(matches!(
+        m.publish(&merge).await,
+        Err(MetastoreError::Conflict(_))
+    ));
+
+    // Retention marks; the janitor removes rows only once they are not published.
+    assert_eq!(m.mark(&["m1".into(), "s1".into()]).await.unwrap(), 1);
+    assert_eq!(
+        m.remove(&["t1".into(), "m2".into(), "s1".into()])
+            .await
+            .unwrap(),
+        3
+    );
+    let grace = ListQuery {
+        updated_before_ms: Some(0),
+        ..marked.clone()
+    };
+    assert!(
+        m.list(&grace).await.unwrap().is_empty(),
+        "nothing marked before 1970"
+    );
+    assert_eq!(ids(&m.list(&marked).await.unwrap()), ["m1", "s2"]);
+    m.publish(&Publish {
+        split_ids: vec![],
+        replaces: vec![],
+        checkpoint: Some(("node-a".into(), Signal::Traces, 5)),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        m.checkpoint("node-a", Signal::Traces).await.unwrap(),
+        Some(5)
+    );
+}
+
+#[tokio::test]
+async fn the_file_metastore_keeps_the_contract_and_its_state_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = MetastoreConfig::default();
+    let m = Metastore::open(&cfg, dir.path()).await.unwrap();
+    contract(&m).await;
+    drop(m);
+    let m = Metastore::open(&cfg, dir.path()).await.unwrap();
+    let marked = ListQuery::in_state(Signal::Logs, SplitState::Marked);
+    assert_eq!(ids(&m.list(&marked).await.unwrap()), ["m1", "s2"]);
+    assert_eq!(
+        m.checkpoint("node-a", Signal::Logs).await.unwrap(),
+        Some(42)
+    );
+    std::fs::write(dir.path().join("metastore.json"), b"{broken").unwrap();
+    assert!(matches!(
+        Metastore::open(&cfg, dir.path()).await,
+        Err(MetastoreError::Corrupt(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_keeps_the_same_contract_and_survives_a_restart() {
+    let pg = Postgres::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Two processes starting together apply the migrations once.
+    let cfg = pg.config();
+    let (a, b) = tokio::join!(
+        Metastore::open(&cfg, dir.path()),
+        Metastore::open(&cfg, dir.path())
+    );
+    let (m, _other) = (a.unwrap(), b.unwrap());
+    contract(&m).await;
+
+    // Unreachable: an error, not an empty answer; back: the pool reconnects.
+    pg.stop().unwrap();
+    let marked = ListQuery::in_state(Signal::Logs, SplitState::Marked);
+    assert!(matches!(
+        m.list(&marked).await,
+        Err(MetastoreError::Postgres(_))
+    ));
+    pg.start_server().unwrap();
+    let mut rows = Err(MetastoreError::Postgres("not tried".into()));
+    for _ in 0..50 {
+        rows = m.list(&marked).await;
+        if rows.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(ids(&rows.unwrap()), ["m1", "s2"]);
+
+    let wrong = MetastoreConfig {
+        url: "postgres://triad@127.0.0.1:1/postgres".into(),
+        timeout_secs: 2,
+        ..MetastoreConfig::default()
+    };
+    assert!(Metastore::open(&wrong, dir.path()).await.is_err());
+}
