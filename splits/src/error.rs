@@ -17,6 +17,9 @@ pub enum Error {
     /// The store stopped (shutdown or a fatal error); data was not accepted.
     #[error("store {0} is not accepting writes")]
     Closed(&'static str),
+    /// Object storage failed, or a bundle is not valid.
+    #[error("storage: {0}")]
+    Storage(#[from] triad_storage::StorageError),
     /// A stored record could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),

@@ -5,8 +5,10 @@
 //! - [`log_index`] and [`trace_store`]: the schemas and the read operations the query
 //!   server uses through `triad_model::store`;
 //! - [`query_text`]: the log search syntax, checked before tantivy sees it;
-//! - [`read_only`]: a query server's view of a data directory a collector writes.
+//! - [`read_only`]: a query server's view of a data directory a collector writes;
+//! - [`bundle_dir`]: a sealed split read from its bundle in object storage.
 
+pub mod bundle_dir;
 pub mod error;
 pub mod log_index;
 pub mod metrics;

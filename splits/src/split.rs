@@ -57,12 +57,27 @@ impl SplitMeta {
     }
 }
 
+/// Where a split's files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A tantivy index directory on local disk (the active split, sealed splits of the
+    /// embedded mode).
+    Dir(PathBuf),
+    /// A bundle in object storage, read through the cache (sealed splits only).
+    Object {
+        /// The bundle's key.
+        key: String,
+        /// Its size, bytes.
+        bytes: u64,
+    },
+}
+
 /// An open split.
 pub struct Split {
-    /// Directory name, sortable by creation time.
+    /// Split ID, sortable by creation time (the directory name of a local split).
     pub id: String,
-    /// Directory of the tantivy index.
-    pub dir: PathBuf,
+    /// Where its files are.
+    pub location: Location,
     /// The tantivy index.
     pub index: Index,
     reader: IndexReader,
@@ -93,7 +108,7 @@ impl Split {
             .settings(settings)
             .create_in_dir(&dir)?;
         configure(&index);
-        Self::with_index(id, dir, index, SplitMeta::default())
+        Self::with_index(id, Location::Dir(dir), index, SplitMeta::default())
     }
 
     /// Opens an existing split directory, reading its meta from the last commit.
@@ -112,17 +127,33 @@ impl Split {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_string();
-        Self::with_index(id, dir.to_path_buf(), index, meta)
+        Self::with_index(id, Location::Dir(dir.to_path_buf()), index, meta)
     }
 
-    fn with_index(id: String, dir: PathBuf, index: Index, meta: SplitMeta) -> Result<Split> {
+    /// Opens a sealed split from its bundle (read-only); its meta is the one the bundle
+    /// footer carries.
+    pub fn open_bundle(
+        id: &str,
+        dir: crate::bundle_dir::BundleDirectory,
+        configure: &dyn Fn(&Index),
+    ) -> Result<Split> {
+        let key = dir.bundle().reader().key().to_string();
+        let bytes = dir.bundle().reader().len();
+        let meta: SplitMeta = serde_json::from_value(dir.bundle().meta().clone())
+            .map_err(|e| Error::Corrupt(format!("split bundle {key} meta: {e}")))?;
+        let index = Index::open(dir)?;
+        configure(&index);
+        Self::with_index(id.to_string(), Location::Object { key, bytes }, index, meta)
+    }
+
+    fn with_index(id: String, location: Location, index: Index, meta: SplitMeta) -> Result<Split> {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         Ok(Split {
             id,
-            dir,
+            location,
             index,
             reader,
             meta: RwLock::new(meta),
@@ -165,14 +196,42 @@ impl Split {
         self.reader.searcher()
     }
 
-    /// Bytes on disk.
+    /// The index directory of a local split.
+    pub fn local_dir(&self) -> Option<&Path> {
+        match &self.location {
+            Location::Dir(d) => Some(d),
+            Location::Object { .. } => None,
+        }
+    }
+
+    /// Bytes stored: on disk for a local split, of the bundle for one in object storage.
     pub fn disk_bytes(&self) -> u64 {
-        std::fs::read_dir(&self.dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok()?.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0)
+        match &self.location {
+            Location::Dir(dir) => std::fs::read_dir(dir)
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok()?.metadata().ok())
+                        .map(|m| m.len())
+                        .sum()
+                })
+                .unwrap_or(0),
+            Location::Object { bytes, .. } => *bytes,
+        }
+    }
+
+    /// Writes this sealed split as a bundle at `out` (see `triad_storage::bundle`), its
+    /// meta in the footer; returns the bundle's length. Blocking.
+    pub fn write_bundle(&self, out: &Path) -> Result<u64> {
+        let Some(dir) = self.local_dir() else {
+            return Err(Error::Corrupt(format!(
+                "split {} has no local files",
+                self.id
+            )));
+        };
+        let meta = serde_json::to_value(self.meta())
+            .map_err(|e| Error::Corrupt(format!("split {} meta: {e}", self.id)))?;
+        // Lock files belong to a writer; a sealed split has none and needs none.
+        Ok(triad_storage::bundle::write_dir(dir, out, meta, |name| {
+            name.ends_with(".lock")
+        })?)
     }
 }

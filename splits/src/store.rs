@@ -149,6 +149,9 @@ pub struct Store<S: Signal> {
     shared: Arc<Shared<S>>,
     tx: Mutex<Option<mpsc::Sender<AppendRequest<S::Record>>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// False for a store over given splits ([`Store::from_splits`]): it has no
+    /// directory to refresh from.
+    local: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -260,6 +263,7 @@ impl<S: Signal> Store<S> {
             shared,
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(vec![wal_thread, indexer]),
+            local: true,
         }))
     }
 
@@ -278,7 +282,35 @@ impl<S: Signal> Store<S> {
             shared,
             tx: Mutex::new(None),
             threads: Mutex::new(Vec::new()),
+            local: true,
         }))
+    }
+
+    /// A read-only store over `splits` (sealed splits opened from object storage, say):
+    /// searches see exactly them, oldest first, until [`Store::set_splits`] replaces them.
+    pub fn from_splits(
+        signal: S,
+        cfg: StoreConfig,
+        metrics: StoreMetrics,
+        splits: Vec<Arc<Split>>,
+    ) -> Arc<Self> {
+        let shared = Arc::new(Shared::new(signal, Path::new(""), cfg, metrics));
+        *shared.splits.write().unwrap_or_else(|e| e.into_inner()) = splits;
+        Arc::new(Store {
+            shared,
+            tx: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
+            local: false,
+        })
+    }
+
+    /// Replaces the splits of a store made by [`Store::from_splits`] (oldest first).
+    pub fn set_splits(&self, splits: Vec<Arc<Split>>) {
+        *self
+            .shared
+            .splits
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = splits;
     }
 
     /// Makes `records` durable; returns once they survive a crash. They become
@@ -339,11 +371,17 @@ impl<S: Signal> Store<S> {
 
     /// Read-only mode: picks up new commits, new splits and removed splits.
     pub fn refresh(&self) -> Result<()> {
+        if !self.local {
+            return Ok(());
+        }
         let on_disk = split_dirs(&self.shared.splits_dir())?;
         let current = self.splits();
         let mut next = Vec::with_capacity(on_disk.len());
         for path in on_disk {
-            match current.iter().find(|s| s.dir == path) {
+            match current
+                .iter()
+                .find(|s| s.local_dir() == Some(path.as_path()))
+            {
                 Some(s) => {
                     s.refresh()?;
                     next.push(s.clone());
@@ -410,9 +448,12 @@ impl<S: Signal> Store<S> {
         }
         for s in &removed {
             tracing::info!(signal = S::NAME, split = %s.id, "retention removed split");
-            if let Err(e) = std::fs::remove_dir_all(&s.dir) {
+            // A split in object storage is deleted by the janitor, after a grace period.
+            if let Some(dir) = s.local_dir()
+                && let Err(e) = std::fs::remove_dir_all(dir)
+            {
                 self.shared.error("retention");
-                tracing::error!(split = %s.dir.display(), error = %e, "failed to delete expired split");
+                tracing::error!(split = %dir.display(), error = %e, "failed to delete expired split");
             }
         }
         self.shared

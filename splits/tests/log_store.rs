@@ -253,7 +253,7 @@ fn retention_drops_expired_splits_and_queries_skip_out_of_range_splits() {
         .store()
         .splits()
         .iter()
-        .map(|s| s.dir.clone())
+        .map(|s| s.local_dir().unwrap().to_path_buf())
         .collect();
     assert_eq!(store.store().apply_retention(now).unwrap(), 1);
     assert_eq!(
