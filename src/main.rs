@@ -391,12 +391,92 @@ fn start_alerting(
     .map_err(|e| anyhow::anyhow!("alerting: {e}"))
 }
 
+/// Object-storage mode (`storage.url` other than `file://`): where sealed splits go,
+/// the cache reads from there go through, and the list of splits.
+struct ObjectMode {
+    storage: triad_storage::Storage,
+    cache: Option<Arc<triad_storage::cache::BlockCache>>,
+    metastore: triad_metastore::Metastore,
+}
+
+/// Opens the storage, its read cache and the metastore when `storage.url` asks for
+/// object storage; `None` in the embedded mode.
+async fn object_mode(
+    cfg: &ValidConfig,
+    registry: &mut Registry,
+) -> anyhow::Result<Option<ObjectMode>> {
+    if !cfg.storage.is_remote() {
+        return Ok(None);
+    }
+    let metrics = triad_storage::StorageMetrics::register(registry);
+    let storage = triad_storage::Storage::open(&cfg.storage, &cfg.data_dir, metrics.clone())
+        .context("storage")?;
+    let cache = match cfg.storage.cache_bytes {
+        0 => None,
+        bytes => Some(
+            triad_storage::cache::BlockCache::open(
+                &cfg.data_dir.join("cache"),
+                bytes,
+                cfg.storage.cache_block_bytes,
+                metrics,
+            )
+            .context("storage cache")?,
+        ),
+    };
+    let metastore = triad_metastore::Metastore::open(&cfg.metastore, &cfg.data_dir)
+        .await
+        .context("metastore")?;
+    let kind = match metastore {
+        triad_metastore::Metastore::File(_) => "file",
+        triad_metastore::Metastore::Postgres(_) => "postgres",
+    };
+    tracing::info!(
+        storage = storage.location(),
+        metastore = kind,
+        "sealed splits go to object storage"
+    );
+    Ok(Some(ObjectMode {
+        storage,
+        cache,
+        metastore,
+    }))
+}
+
+/// Search over published splits (and `local`'s unpublished ones), listed before it
+/// serves and then every `storage.refresh_secs`.
+async fn published(
+    cfg: &ValidConfig,
+    om: &ObjectMode,
+    local: Option<triad_splits::published::Local>,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<Result<(), String>>,
+) -> anyhow::Result<Arc<triad_splits::published::Published>> {
+    let p = Arc::new(triad_splits::published::Published::new(
+        om.storage.clone(),
+        om.cache.clone(),
+        om.metastore.clone(),
+        &cfg.collector,
+        local,
+    )?);
+    let opened = p.refresh().await.context("listing published splits")?;
+    tracing::info!(splits = opened, "published splits opened");
+    p.spawn_refresh(Duration::from_secs(cfg.storage.refresh_secs), cancel, tasks);
+    Ok(p)
+}
+
 async fn open_collector(
     cfg: &ValidConfig,
     registry: &mut Registry,
 ) -> anyhow::Result<Arc<Collector>> {
     let started = std::time::Instant::now();
-    let collector = Collector::open(&cfg.collector, &cfg.data_dir, registry)
+    let mut collector_cfg = cfg.collector.clone();
+    if cfg.storage.is_remote() {
+        // Recent data reaches object storage within minutes, not at the hourly seal.
+        for store in [&mut collector_cfg.logs, &mut collector_cfg.traces] {
+            store.split_max_age_secs = store.split_max_age_secs.min(cfg.storage.seal_after_secs);
+        }
+    }
+    let collector = Collector::open(&collector_cfg, &cfg.data_dir, registry)
         .with_context(|| format!("cannot open the data directory {}", cfg.data_dir.display()))?;
     tracing::info!(data_dir = %cfg.data_dir.display(), ms = started.elapsed().as_millis() as u64, "storage open");
     Ok(Arc::new(collector))
@@ -464,6 +544,7 @@ async fn up(
         cfg
     };
     let collector = open_collector(&cfg, &mut registry).await?;
+    let om = object_mode(&cfg, &mut registry).await?;
     let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
     let agent_metrics = triad_agent::metrics::AgentMetrics::register(&mut registry);
     registry.register_collector(Box::new(triad_agent::metrics::HostMetrics));
@@ -490,9 +571,32 @@ async fn up(
         let c = collector.clone();
         Arc::new(move || c.is_ready())
     };
+    let (logs, traces): (
+        Arc<dyn triad_model::store::LogRead>,
+        Arc<dyn triad_model::store::TraceRead>,
+    ) = match &om {
+        None => (collector.logs.clone(), collector.traces.clone()),
+        Some(om) => {
+            collector.spawn_publisher(
+                om.storage.clone(),
+                om.metastore.clone(),
+                &cfg.storage,
+                &cfg.data_dir,
+                cancel,
+                tasks,
+            );
+            let local = triad_splits::published::Local {
+                logs: collector.logs.clone(),
+                traces: collector.traces.clone(),
+                node_id: collector.node_id(),
+            };
+            let p = published(&cfg, om, Some(local), cancel, tasks).await?;
+            (p.logs.clone(), p.traces.clone())
+        }
+    };
     let served = Served {
-        logs: collector.logs.clone(),
-        traces: collector.traces.clone(),
+        logs,
+        traces,
         metrics: Some(collector.metrics.clone()),
         alerting: Some(alerting),
     };
@@ -589,10 +693,21 @@ async fn collector(
         }
     })?;
     let collector = open_collector(&cfg, &mut registry).await?;
+    let om = object_mode(&cfg, &mut registry).await?;
     let registry = Arc::new(registry);
     let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
     let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
     collector.spawn(grpc, http, registry, cancel, tasks);
+    if let Some(om) = om {
+        collector.spawn_publisher(
+            om.storage,
+            om.metastore,
+            &cfg.storage,
+            &cfg.data_dir,
+            cancel,
+            tasks,
+        );
+    }
     collector
         .spawn_scraper(config_file::load_scrape_config(&cfg)?, cancel, tasks)
         .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
@@ -615,7 +730,59 @@ async fn query(
             c.query.remote_read_url = Some(url.clone())
         }
     })?;
-    let readers = triad_splits::read_only::open(&cfg.data_dir, &cfg.collector, &mut registry)?;
+    let om = object_mode(&cfg, &mut registry).await?;
+    let (logs, traces): (
+        Arc<dyn triad_model::store::LogRead>,
+        Arc<dyn triad_model::store::TraceRead>,
+    ) = match &om {
+        None => {
+            let readers =
+                triad_splits::read_only::open(&cfg.data_dir, &cfg.collector, &mut registry)?;
+            readers.spawn_refresh(cancel, tasks);
+            (readers.logs.clone(), readers.traces.clone())
+        }
+        Some(om) => {
+            if matches!(om.metastore, triad_metastore::Metastore::File(_)) {
+                anyhow::bail!(
+                    "metastore.url: a query server apart from the collector reads the \
+                         metastore the collector writes; set a postgres:// URL in both"
+                );
+            }
+            let Some(url) = cfg.query.collector_url.clone() else {
+                anyhow::bail!(
+                    "query.collector_url: with object storage a query server asks the \
+                         collector for what it has not published yet; set the collector's \
+                         HTTP address, e.g. http://collector:4318"
+                );
+            };
+            let p = published(&cfg, om, None, cancel, tasks).await?;
+            // The collector holds published splits for local_grace_secs at most:
+            // older ones need not be named in the questions.
+            let window = Duration::from_secs(2 * cfg.storage.local_grace_secs);
+            let view = p.clone();
+            let reader = Arc::new(
+                triad_collector::internal::CollectorReader::new(
+                    &url,
+                    Duration::from_secs(cfg.query.query_timeout_secs),
+                    Arc::new(move || view.recently_published(window)),
+                )
+                .map_err(|e| anyhow::anyhow!("query.collector_url: {e}"))?,
+            );
+            let logs: Arc<dyn triad_model::store::LogRead> =
+                Arc::new(triad_model::store::MergedLogs {
+                    published: p.logs.clone(),
+                    recent: reader.clone(),
+                    recent_name: format!("collector {url}"),
+                });
+            let traces: Arc<dyn triad_model::store::TraceRead> =
+                Arc::new(triad_model::store::MergedTraces {
+                    published: p.traces.clone(),
+                    recent: reader,
+                    recent_name: format!("collector {url}"),
+                });
+            (logs, traces)
+        }
+    };
     let metrics: Option<Arc<dyn triad_model::store::MetricRead>> = match &cfg.query.remote_read_url
     {
         Some(url) => Some(Arc::new(
@@ -630,10 +797,9 @@ async fn query(
     let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
     let registry = Arc::new(registry);
     let query = bind("query", cfg.query.listen).await?;
-    readers.spawn_refresh(cancel, tasks);
     let served = Served {
-        logs: readers.logs.clone(),
-        traces: readers.traces.clone(),
+        logs,
+        traces,
         metrics,
         alerting: None,
     };

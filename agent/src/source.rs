@@ -526,12 +526,4 @@ fn deliver_with_retry(
     }
 }
 
-/// The host name: `/proc/sys/kernel/hostname`, else `$HOSTNAME`, else `localhost`.
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into())
-}
+pub use triad_model::host_name;

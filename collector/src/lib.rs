@@ -6,14 +6,20 @@
 //!   [`otlp_metrics`] and [`span_metrics`] (RED series from spans) append to the
 //!   metric store of `triad_tsdb`; [`remote_read`] serves it to split query servers.
 //!
+//! - [`publish`]: in object-storage mode, sealed splits go to object storage and the
+//!   metastore.
+//!
 //! The stores live in their own crates: `triad_wal` (the write-ahead log),
 //! `triad_splits` (tantivy log and trace splits) and `triad_tsdb` (metrics).
 
 pub mod error;
 pub mod exposition;
 pub mod ingest;
+pub mod internal;
+pub mod janitor;
 pub mod metrics;
 pub mod otlp_metrics;
+pub mod publish;
 pub mod remote_read;
 pub mod remote_write;
 pub mod scrape;
@@ -39,6 +45,21 @@ use triad_splits::trace_store::{SpanSignal, TraceStore};
 use triad_tsdb::TsdbOptions;
 use triad_tsdb::metric_store::MetricStore;
 
+/// Runs `f` to completion from synchronous code (a store call of the query engine): on
+/// a runtime worker it first hands the worker's other tasks away (`block_in_place`),
+/// elsewhere (a blocking-pool thread) it simply waits.
+pub(crate) fn wait<T>(
+    handle: &tokio::runtime::Handle,
+    f: impl std::future::Future<Output = T>,
+) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            tokio::task::block_in_place(|| handle.block_on(f))
+        }
+        _ => handle.block_on(f),
+    }
+}
+
 /// How often the metric store checks whether its head is due to become a block.
 const METRICS_MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -57,6 +78,8 @@ pub struct Collector {
     scrape_metrics: crate::metrics::ScrapeMetrics,
     remote_write_metrics: crate::metrics::RemoteWriteMetrics,
     remote_read_metrics: crate::metrics::RemoteReadMetrics,
+    publish_metrics: crate::metrics::PublishMetrics,
+    janitor_metrics: crate::metrics::JanitorMetrics,
 }
 
 impl Collector {
@@ -110,6 +133,8 @@ impl Collector {
             scrape_metrics,
             remote_write_metrics: crate::metrics::RemoteWriteMetrics::register(registry),
             remote_read_metrics: crate::metrics::RemoteReadMetrics::register(registry),
+            publish_metrics: crate::metrics::PublishMetrics::register(registry),
+            janitor_metrics: crate::metrics::JanitorMetrics::register(registry),
             ingest,
             cfg: cfg.clone(),
         })
@@ -162,9 +187,15 @@ impl Collector {
         .layer(axum::extract::DefaultBodyLimit::max(
             self.cfg.max_request_bytes,
         ));
+        let internal = crate::internal::router(crate::internal::InternalState {
+            logs: self.logs.clone(),
+            traces: self.traces.clone(),
+            node_id: self.node_id(),
+        });
         let app = triad_receiver::http::router(state, self.cfg.max_request_bytes)
             .merge(remote_write)
-            .merge(remote_read);
+            .merge(remote_read)
+            .merge(internal);
         triad_receiver::http::spawn_server("otlp http", http, app, cancel, tasks);
 
         let me = self.clone();
@@ -196,6 +227,59 @@ impl Collector {
                     Err(e) => tracing::error!(error = %e, "span metrics task panicked"),
                 }
             }
+        });
+    }
+
+    /// This collector's node ID: `collector.node_id`, else the host name.
+    pub fn node_id(&self) -> String {
+        match self.cfg.node_id.as_str() {
+            "" => triad_model::host_name(),
+            id => id.to_string(),
+        }
+    }
+
+    /// Object-storage mode: starts publishing sealed splits to `storage` and
+    /// `metastore` (see [`publish`]; bundles wait under `data_dir/upload`) and the
+    /// [`janitor`] that applies retention there.
+    pub fn spawn_publisher(
+        self: &Arc<Self>,
+        storage: triad_storage::Storage,
+        metastore: triad_metastore::Metastore,
+        storage_cfg: &triad_model::config::StorageConfig,
+        data_dir: &Path,
+        cancel: &CancellationToken,
+        tasks: &mut JoinSet<std::result::Result<(), String>>,
+    ) {
+        let grace = std::time::Duration::from_secs(storage_cfg.local_grace_secs);
+        let janitor = crate::janitor::Janitor::new(
+            storage.clone(),
+            metastore.clone(),
+            self.node_id(),
+            self.logs.clone(),
+            self.traces.clone(),
+            (self.cfg.logs.retention_secs, self.cfg.traces.retention_secs),
+            grace,
+            self.janitor_metrics.clone(),
+        );
+        let c = cancel.child_token();
+        tasks.spawn(async move {
+            janitor.run(c).await;
+            Ok(())
+        });
+        let publisher = crate::publish::Publisher::new(
+            storage,
+            metastore,
+            self.node_id(),
+            data_dir.join("upload"),
+            self.logs.clone(),
+            self.traces.clone(),
+            grace,
+            self.publish_metrics.clone(),
+        );
+        let c = cancel.child_token();
+        tasks.spawn(async move {
+            publisher.run(c).await;
+            Ok(())
         });
     }
 

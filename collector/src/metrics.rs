@@ -6,6 +6,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 /// The scrape job of a scraper metric.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -64,5 +65,56 @@ triad_model::metric_set! {
         pub(crate) requests: Family<CodeLabel, Counter>,
         /// Samples returned.
         pub(crate) samples: Counter,
+    }
+}
+
+/// The signal of a publication metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct SignalLabel {
+    pub(crate) signal: &'static str,
+}
+
+/// The signal and step of a failed publication.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct SignalStage {
+    pub(crate) signal: &'static str,
+    pub(crate) stage: &'static str,
+}
+
+fn lag_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 14))
+}
+
+triad_model::metric_set! {
+    /// Publication of sealed splits to object storage (`triad_publish_*`).
+    pub struct PublishMetrics in "triad_publish" {
+        /// Splits published (uploaded and listed in the metastore), by signal.
+        pub(crate) splits: Family<SignalLabel, Counter>,
+        /// Bytes of the published split bundles, by signal.
+        pub(crate) bytes: Family<SignalLabel, Counter>,
+        /// Failed publication steps by signal and stage (bundle, stage, upload, publish,
+        /// cleanup); each is retried.
+        pub(crate) errors: Family<SignalStage, Counter>,
+        /// Sealed splits waiting to be published, by signal.
+        pub(crate) pending as "pending_splits": Family<SignalLabel, Gauge>,
+        /// Seconds from a split's first record to its publication, by signal.
+        pub(crate) lag_seconds: Family<SignalLabel, Histogram> =
+            Family::new_with_constructor(lag_histogram),
+        /// Local copies of published splits deleted after the grace period, by signal.
+        pub(crate) local_removed as "local_removed_splits": Family<SignalLabel, Counter>,
+    }
+}
+
+triad_model::metric_set! {
+    /// Retention and deletion in object storage (`triad_janitor_*`).
+    pub struct JanitorMetrics in "triad_janitor" {
+        /// Published splits marked for deletion by retention, by signal.
+        pub(crate) marked as "marked_splits": Family<SignalLabel, Counter>,
+        /// Marked splits whose object and row were deleted after the grace period.
+        pub(crate) deleted as "deleted_splits": Family<SignalLabel, Counter>,
+        /// Orphaned staged splits (object and row) removed, by signal.
+        pub(crate) orphans as "orphaned_splits": Family<SignalLabel, Counter>,
+        /// Janitor rounds that failed (retried at the next round).
+        pub(crate) errors: Counter,
     }
 }

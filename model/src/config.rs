@@ -35,6 +35,12 @@ pub struct Config {
     pub agent: AgentConfig,
     /// Alert rules, golden signals and webhook notifications (run by the query server).
     pub alerting: crate::alerting::AlertingConfig,
+    /// Where sealed log and trace splits go. The default keeps them in the data
+    /// directory; an `s3://` URL puts them in object storage shared by several machines.
+    pub storage: StorageConfig,
+    /// The list of splits in object storage: a file for one process, PostgreSQL when
+    /// query servers run apart from the collector.
+    pub metastore: MetastoreConfig,
 }
 
 impl Default for Config {
@@ -45,6 +51,8 @@ impl Default for Config {
             query: QueryConfig::default(),
             agent: AgentConfig::default(),
             alerting: crate::alerting::AlertingConfig::default(),
+            storage: StorageConfig::default(),
+            metastore: MetastoreConfig::default(),
         }
     }
 }
@@ -144,6 +152,9 @@ pub struct CollectorConfig {
     pub traces: StoreConfig,
     /// Metric store and scraping.
     pub metrics: MetricsConfig,
+    /// This collector's name in the metastore and in object keys; unique per collector.
+    /// Empty: the host name.
+    pub node_id: String,
 }
 
 impl Default for CollectorConfig {
@@ -156,6 +167,7 @@ impl Default for CollectorConfig {
             logs: StoreConfig::default(),
             traces: StoreConfig::default(),
             metrics: MetricsConfig::default(),
+            node_id: String::new(),
         }
     }
 }
@@ -283,6 +295,10 @@ pub struct QueryConfig {
     /// (`http://prometheus:9090/api/v1/read`). Unset, a separate `triad query` answers
     /// the Prometheus API with `unavailable`; `triad up` always reads its own store.
     pub remote_read_url: Option<String>,
+    /// With object storage: the HTTP address of the collector (`http://collector:4318`)
+    /// that a separate `triad query` asks for the logs and traces it has not published
+    /// yet. Required there; `triad up` reads its own collector.
+    pub collector_url: Option<String>,
 }
 
 impl Default for QueryConfig {
@@ -296,6 +312,7 @@ impl Default for QueryConfig {
             query_timeout_secs: 120,
             lookback_delta_secs: 300,
             remote_read_url: None,
+            collector_url: None,
         }
     }
 }
@@ -469,6 +486,15 @@ impl Config {
                 fix: "e.g. http://collector:4318/api/v1/read".into(),
             });
         }
+        if let Some(url) = &q.collector_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError {
+                key: "query.collector_url".into(),
+                problem: format!("{url:?} is not an http:// or https:// URL"),
+                fix: "the collector's OTLP/HTTP address, e.g. http://collector:4318".into(),
+            });
+        }
         c.metrics.validate()?;
         let a = &self.agent;
         range(
@@ -524,6 +550,28 @@ impl Config {
             }
         }
         self.alerting.validate()?;
+        self.storage.validate("storage")?;
+        // A published split's local copy must outlive the query servers' next listing
+        // and the longest query that may still read it.
+        let least = self.storage.refresh_secs + self.query.query_timeout_secs;
+        if self.storage.is_remote() && self.storage.local_grace_secs < least {
+            return Err(ConfigError {
+                key: "storage.local_grace_secs".into(),
+                problem: format!(
+                    "{} is shorter than storage.refresh_secs + query.query_timeout_secs ({least})",
+                    self.storage.local_grace_secs
+                ),
+                fix: format!("set it to at least {least}, e.g. {}", least.max(600)),
+            });
+        }
+        self.metastore.validate("metastore")?;
+        if c.node_id.contains(['/', ' ', '\n']) {
+            return Err(ConfigError {
+                key: "collector.node_id".into(),
+                problem: format!("{:?} contains a slash or whitespace", c.node_id),
+                fix: "use letters, digits, dots and dashes, e.g. collector-0".into(),
+            });
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError {
                 key: "data_dir".into(),
@@ -572,8 +620,9 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// `file://` keeps sealed files under the data directory; `file:///path` elsewhere;
-    /// `s3://bucket/prefix` in a bucket (AWS or any S3-compatible server, see `endpoint`).
+    /// `file://` keeps sealed splits where they are, in the data directory (one
+    /// process). `s3://bucket/prefix` uploads them to a bucket (AWS or any S3-compatible
+    /// server, see `endpoint`); `file:///path` to a directory (a shared mount, tests).
     pub url: String,
     /// S3 endpoint of a server that is not AWS, e.g. `http://seaweedfs:8333`. Empty:
     /// AWS, or `AWS_ENDPOINT` from the environment.
@@ -602,6 +651,15 @@ pub struct StorageConfig {
     pub max_retries: u32,
     /// Timeout of one request, seconds.
     pub request_timeout_secs: u64,
+    /// With object storage, the active split is sealed and uploaded at the latest this
+    /// long after its first record (or earlier at `split_max_docs`), seconds.
+    pub seal_after_secs: u64,
+    /// A collector keeps a published split's local copy this long (seconds) before
+    /// deleting it: longer than query servers take to see the publication plus the
+    /// longest query, so no query misses the split.
+    pub local_grace_secs: u64,
+    /// How often query servers list published splits in the metastore, seconds.
+    pub refresh_secs: u64,
 }
 
 impl Default for StorageConfig {
@@ -620,11 +678,19 @@ impl Default for StorageConfig {
             part_bytes: 16 << 20,
             max_retries: 10,
             request_timeout_secs: 30,
+            seal_after_secs: 300,
+            local_grace_secs: 600,
+            refresh_secs: 5,
         }
     }
 }
 
 impl StorageConfig {
+    /// True when sealed splits go to object storage (any URL but the bare `file://`).
+    pub fn is_remote(&self) -> bool {
+        self.url != "file://"
+    }
+
     /// Checks every value; the error names the key (under `prefix`) and the fix.
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         let k = |f: &str| format!("{prefix}.{f}");
@@ -695,6 +761,21 @@ impl StorageConfig {
             "at least part_bytes, at most 5 GiB (the largest single PUT), e.g. 67108864",
         )?;
         range(&k("max_retries"), self.max_retries, 0, 100, "e.g. 10")?;
+        range(
+            &k("seal_after_secs"),
+            self.seal_after_secs,
+            5,
+            86_400,
+            "e.g. 300",
+        )?;
+        range(&k("refresh_secs"), self.refresh_secs, 1, 3_600, "e.g. 5")?;
+        range(
+            &k("local_grace_secs"),
+            self.local_grace_secs,
+            1,
+            7 * 86_400,
+            "e.g. 600",
+        )?;
         range(
             &k("request_timeout_secs"),
             self.request_timeout_secs,

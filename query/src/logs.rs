@@ -110,6 +110,9 @@ pub async fn search(
         "histogram": histogram,
         "bucket_seconds": res.bucket_ns as f64 / 1e9,
         "took_ms": started.elapsed().as_secs_f64() * 1e3,
+        // A source (a collector) that did not answer: what is here is right, not all.
+        "partial": !res.warnings.is_empty(),
+        "warnings": res.warnings,
     })))
 }
 

@@ -6,12 +6,15 @@
 //!   server uses through `triad_model::store`;
 //! - [`query_text`]: the log search syntax, checked before tantivy sees it;
 //! - [`read_only`]: a query server's view of a data directory a collector writes;
-//! - [`bundle_dir`]: a sealed split read from its bundle in object storage.
+//! - [`bundle_dir`]: a sealed split read from its bundle in object storage;
+//! - [`published`]: the query side of object-storage mode, published splits plus a
+//!   collector's unpublished ones.
 
 pub mod bundle_dir;
 pub mod error;
 pub mod log_index;
 pub mod metrics;
+pub mod published;
 pub mod query_text;
 pub mod read_only;
 pub mod split;

@@ -196,6 +196,27 @@ impl Split {
         self.reader.searcher()
     }
 
+    /// The tenants with records in the split: the terms of its `tenant` field.
+    pub fn tenants(&self) -> Result<Vec<String>> {
+        let Ok(field) = self.index.schema().get_field("tenant") else {
+            return Ok(Vec::new());
+        };
+        let mut out = std::collections::BTreeSet::new();
+        for seg in self.searcher().segment_readers() {
+            let inv = seg.inverted_index(field)?;
+            let mut stream = inv
+                .terms()
+                .stream()
+                .map_err(Error::io(format!("read tenants of split {}", self.id)))?;
+            while stream.advance() {
+                if let Ok(t) = std::str::from_utf8(stream.key()) {
+                    out.insert(t.to_string());
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
     /// The index directory of a local split.
     pub fn local_dir(&self) -> Option<&Path> {
         match &self.location {

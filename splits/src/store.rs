@@ -152,6 +152,9 @@ pub struct Store<S: Signal> {
     /// False for a store over given splits ([`Store::from_splits`]): it has no
     /// directory to refresh from.
     local: bool,
+    /// A view's collector store and node ID: its splits not published yet join the
+    /// view's own (see [`Store::view`]).
+    overlay: Option<(Arc<Store<S>>, String)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -264,6 +267,7 @@ impl<S: Signal> Store<S> {
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(vec![wal_thread, indexer]),
             local: true,
+            overlay: None,
         }))
     }
 
@@ -283,6 +287,7 @@ impl<S: Signal> Store<S> {
             tx: Mutex::new(None),
             threads: Mutex::new(Vec::new()),
             local: true,
+            overlay: None,
         }))
     }
 
@@ -301,6 +306,28 @@ impl<S: Signal> Store<S> {
             tx: Mutex::new(None),
             threads: Mutex::new(Vec::new()),
             local: false,
+            overlay: None,
+        })
+    }
+
+    /// A read-only view for queries in object-storage mode: published splits (set with
+    /// [`Store::set_splits`], their IDs `node/local-id`) plus the splits of the
+    /// collector's own `local` store that are not among them — the active split, sealed
+    /// splits being uploaded, and published ones the view does not list yet. A split is
+    /// thus searched exactly once, wherever it is during its hand-off to object storage.
+    pub fn view(
+        signal: S,
+        cfg: StoreConfig,
+        metrics: StoreMetrics,
+        local: Option<(Arc<Store<S>>, String)>,
+    ) -> Arc<Self> {
+        let shared = Arc::new(Shared::new(signal, Path::new(""), cfg, metrics));
+        Arc::new(Store {
+            shared,
+            tx: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
+            local: false,
+            overlay: local,
         })
     }
 
@@ -344,11 +371,68 @@ impl<S: Signal> Store<S> {
 
     /// All splits, oldest first.
     pub fn splits(&self) -> Vec<Arc<Split>> {
-        self.shared
+        let mut own = self
+            .shared
             .splits
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .clone();
+        if let Some((local, node)) = &self.overlay {
+            let published: std::collections::HashSet<&str> =
+                own.iter().map(|s| s.id.as_str()).collect();
+            let prefix = format!("{node}/");
+            let extra: Vec<Arc<Split>> = local
+                .splits()
+                .into_iter()
+                .filter(|s| !published.contains(format!("{prefix}{}", s.id).as_str()))
+                .collect();
+            own.extend(extra);
+            // Oldest first, as a local store lists them: by the creation time that
+            // ends every split ID.
+            own.sort_by(|a, b| local_id(&a.id).cmp(local_id(&b.id)));
+        }
+        own
+    }
+
+    /// Splits no longer written: every split but the active (newest) one, which also
+    /// excludes a split sealed a moment ago whose writer is still finishing merges.
+    pub fn sealed_splits(&self) -> Vec<Arc<Split>> {
+        let mut splits = self.splits();
+        splits.pop();
+        splits
+    }
+
+    /// Removes sealed splits by ID (their local copies, once published and past the
+    /// grace period) and deletes their directories. Returns how many were removed.
+    /// Blocking file I/O.
+    pub fn remove_splits(&self, ids: &[String]) -> Result<usize> {
+        let removed: Vec<Arc<Split>> = {
+            let mut splits = self
+                .shared
+                .splits
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            let active = splits.last().map(|s| s.id.clone());
+            let (gone, kept): (Vec<_>, Vec<_>) = splits
+                .drain(..)
+                .partition(|s| ids.contains(&s.id) && Some(&s.id) != active.as_ref());
+            *splits = kept;
+            self.shared
+                .metrics
+                .splits
+                .get_or_create(&self.shared.label())
+                .set(splits.len() as i64);
+            gone
+        };
+        for s in &removed {
+            if let Some(dir) = s.local_dir()
+                && let Err(e) = std::fs::remove_dir_all(dir)
+            {
+                self.shared.error("retention");
+                tracing::error!(split = %dir.display(), error = %e, "failed to delete a published split's local copy");
+            }
+        }
+        Ok(removed.len())
     }
 
     /// Searchers of the splits with records in `[start_ns, end_ns)`, newest split first.
@@ -760,4 +844,9 @@ fn roll_over<S: Signal>(
         .get_or_create(&shared.label())
         .set(splits.len() as i64);
     Ok((split, w))
+}
+
+/// The creation-time part of a split ID (`node/00001700…` or `00001700…`).
+fn local_id(id: &str) -> &str {
+    id.rsplit('/').next().unwrap_or(id)
 }

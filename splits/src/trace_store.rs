@@ -212,6 +212,15 @@ impl TraceStore {
         Ok(ts)
     }
 
+    /// Wraps a store without building a catalog: for short-lived views that answer
+    /// trace, search and dependency reads only (services and operations come back empty).
+    pub fn without_catalog(store: Arc<Store<SpanSignal>>) -> Self {
+        Self {
+            store,
+            catalog: RwLock::new(HashMap::new()),
+        }
+    }
+
     /// The underlying store (append, retention, shutdown).
     pub fn store(&self) -> &Arc<Store<SpanSignal>> {
         &self.store

@@ -42,9 +42,11 @@ class Triad:
                   "--zipkin-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"],
     }
 
-    def __init__(self, data_dir, config=None, log_path=None, command="up", args=()):
-        """`args` come after the ephemeral-port flags, so they can pin a port."""
+    def __init__(self, data_dir, config=None, log_path=None, command="up", args=(), env=None):
+        """`args` come after the ephemeral-port flags, so they can pin a port; `env` is
+        added to the environment of the process."""
         self.data_dir = Path(data_dir)
+        self.env = env
         self.config = config
         self.command = command
         self.args = list(args)
@@ -59,7 +61,8 @@ class Triad:
             args += ["--config", str(self.config)]
         self.log = open(self.log_path, "ab")
         started = time.monotonic()
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        env = {**os.environ, **self.env} if self.env else None
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
         addrs = {}
         for line in self.proc.stdout:
             parts = line.split()

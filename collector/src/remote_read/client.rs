@@ -71,7 +71,7 @@ impl RemoteReader {
             }
             Ok(bytes)
         };
-        let bytes = tokio::task::block_in_place(|| self.handle.block_on(fetched)).map_err(|e| {
+        let bytes = crate::wait(&self.handle, fetched).map_err(|e| {
             tracing::warn!(url = %self.url, error = %e, "remote read failed");
             StoreError::Internal(format!("remote read from {}: {e}", self.url))
         })?;

@@ -1,10 +1,10 @@
 //! The server answered from a real metric store, and the client reading it back over HTTP.
 
 use super::*;
-use std::sync::Arc;
 use crate::metrics::RemoteReadMetrics;
 use axum::http::StatusCode;
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
 use triad_model::DEFAULT_TENANT;
 use triad_model::metric::Labels;
 use triad_model::metric::{MatchOp, Matcher, SeriesSamples};

@@ -1,0 +1,195 @@
+//! Object-storage mode: retention and deletion of objects.
+//!
+//! Every [`EVERY`], in three steps:
+//!
+//! 1. **Retention marks**: published splits whose newest record is older than their
+//!    signal's `retention_secs` are marked for deletion (readers stop listing them at
+//!    their next refresh).
+//! 2. **Deletion after the grace period**: marked splits whose state changed longer than
+//!    `storage.local_grace_secs` ago — longer than a listing refresh plus the longest
+//!    query, so no query can still be reading them — lose their object, then their row.
+//! 3. **Orphans**: staged rows of this collector older than [`ORPHAN_AGE`] whose split it
+//!    no longer holds (a crash, then the local copy expired or was lost) lose their
+//!    object, if one was uploaded, and their row. A staged split still held locally is
+//!    not an orphan: the publisher finishes it.
+//!
+//! Objects are deleted before rows, so a crash in between leaves a row whose deletion is
+//! simply redone (deleting a missing object succeeds). With several collectors, one
+//! janitor at a time will hold a PostgreSQL advisory lock; today one collector writes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use triad_metastore::{ListQuery, Metastore, Signal as Kind, SplitState};
+use triad_splits::log_index::LogStore;
+use triad_splits::trace_store::TraceStore;
+use triad_storage::Storage;
+
+use crate::metrics::{JanitorMetrics, SignalLabel};
+
+/// Pause between janitor rounds.
+pub const EVERY: Duration = Duration::from_secs(60);
+/// A staged row this old whose split the collector no longer holds is an orphan.
+pub const ORPHAN_AGE: Duration = Duration::from_secs(3600);
+
+/// What one round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    /// Published splits marked by retention.
+    pub marked: usize,
+    /// Marked splits whose object and row were deleted.
+    pub deleted: usize,
+    /// Orphaned staged splits removed.
+    pub orphans: usize,
+}
+
+/// Applies retention in object storage; see the module docs.
+pub struct Janitor {
+    storage: Storage,
+    metastore: Metastore,
+    node_id: String,
+    logs: Arc<LogStore>,
+    traces: Arc<TraceStore>,
+    /// Retention of logs and traces, seconds (0: forever).
+    retention_secs: (u64, u64),
+    grace: Duration,
+    metrics: JanitorMetrics,
+}
+
+impl Janitor {
+    /// A janitor for `node_id`'s splits and the retention of both signals.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        storage: Storage,
+        metastore: Metastore,
+        node_id: String,
+        logs: Arc<LogStore>,
+        traces: Arc<TraceStore>,
+        retention_secs: (u64, u64),
+        grace: Duration,
+        metrics: JanitorMetrics,
+    ) -> Janitor {
+        Janitor {
+            storage,
+            metastore,
+            node_id,
+            logs,
+            traces,
+            retention_secs,
+            grace,
+            metrics,
+        }
+    }
+
+    /// Runs a round every [`EVERY`] until `cancel` fires.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match self.round(triad_model::now_ns()).await {
+                Ok(r) if r != Report::default() => {
+                    tracing::info!(
+                        marked = r.marked,
+                        deleted = r.deleted,
+                        orphans = r.orphans,
+                        "janitor round"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.metrics.errors.inc();
+                    tracing::warn!(error = %e, "janitor round failed; retrying next round");
+                }
+            }
+        }
+    }
+
+    /// One round at `now_ns`.
+    pub async fn round(&self, now_ns: i64) -> Result<Report, String> {
+        let mut report = Report::default();
+        let now_ms = now_ns / 1_000_000;
+        for (kind, retention) in [
+            (Kind::Logs, self.retention_secs.0),
+            (Kind::Traces, self.retention_secs.1),
+        ] {
+            let label = SignalLabel {
+                signal: kind.as_str(),
+            };
+            if retention > 0 {
+                let cutoff =
+                    now_ns.saturating_sub((retention as i64).saturating_mul(1_000_000_000));
+                let expired: Vec<String> = self
+                    .metastore
+                    .list(&ListQuery::published(kind, i64::MIN, cutoff))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .filter(|r| r.max_ts < cutoff)
+                    .map(|r| r.split_id)
+                    .collect();
+                let n = self
+                    .metastore
+                    .mark(&expired)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                report.marked += n;
+                self.metrics.marked.get_or_create(&label).inc_by(n as u64);
+            }
+            let due = ListQuery {
+                updated_before_ms: Some(now_ms - self.grace.as_millis() as i64),
+                ..ListQuery::in_state(kind, SplitState::Marked)
+            };
+            for row in self.metastore.list(&due).await.map_err(|e| e.to_string())? {
+                self.storage
+                    .delete(&row.object_key)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.metastore
+                    .remove(std::slice::from_ref(&row.split_id))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                report.deleted += 1;
+                self.metrics.deleted.get_or_create(&label).inc();
+            }
+            let held: HashSet<String> = match kind {
+                Kind::Logs => self.logs.store().splits(),
+                _ => self.traces.store().splits(),
+            }
+            .iter()
+            .map(|s| format!("{}/{}", self.node_id, s.id))
+            .collect();
+            let stale = ListQuery {
+                node_id: Some(self.node_id.clone()),
+                updated_before_ms: Some(now_ms - ORPHAN_AGE.as_millis() as i64),
+                ..ListQuery::in_state(kind, SplitState::Staged)
+            };
+            for row in self
+                .metastore
+                .list(&stale)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                if held.contains(&row.split_id) {
+                    continue;
+                }
+                self.storage
+                    .delete(&row.object_key)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.metastore
+                    .remove(std::slice::from_ref(&row.split_id))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                report.orphans += 1;
+                self.metrics.orphans.get_or_create(&label).inc();
+            }
+        }
+        Ok(report)
+    }
+}

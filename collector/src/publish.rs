@@ -1,0 +1,313 @@
+//! Object-storage mode, the collector's side: sealed log and trace splits go to object
+//! storage and into the metastore.
+//!
+//! Every round (each second), for each signal, the sealed splits not published yet,
+//! oldest first, each:
+//!
+//! 1. is packed into a bundle file next to the store (blocking thread);
+//! 2. gets a **staged** row in the metastore (ID `node/split`, time range, tenants);
+//! 3. is uploaded (create-if-absent: a retry after a crash finds its own object);
+//! 4. is **published** together with the WAL position it covers, in one transaction.
+//!
+//! A crash anywhere in between leaves the split sealed on local disk and at most a
+//! staged row and an object: the next round (or the next start) redoes the steps, each
+//! idempotent, so nothing acknowledged is lost and nothing is published twice. Until
+//! published the split is searched locally; once published, query servers find it in
+//! the metastore, and the collector keeps its local copy for
+//! `storage.local_grace_secs` (longer than a listing refresh plus the longest query)
+//! before deleting it. Splits are published in order: a failure stops the round, and
+//! rounds back off (up to 30 s) while object storage or the metastore is unreachable;
+//! ingest goes on meanwhile and the sealed splits wait on local disk.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use triad_metastore::{ListQuery, Metastore, Publish, Signal as Kind, SplitRow, SplitState};
+use triad_splits::log_index::LogStore;
+use triad_splits::store::{Signal, Store};
+use triad_splits::trace_store::TraceStore;
+use triad_storage::Storage;
+
+use crate::metrics::{PublishMetrics, SignalLabel, SignalStage};
+
+/// Pause between rounds when nothing failed.
+const ROUND: Duration = Duration::from_secs(1);
+/// Longest pause after failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Publishes the collector's sealed splits; see the module docs.
+pub struct Publisher {
+    storage: Storage,
+    metastore: Metastore,
+    node_id: String,
+    scratch: PathBuf,
+    logs: Arc<LogStore>,
+    traces: Arc<TraceStore>,
+    grace: Duration,
+    metrics: PublishMetrics,
+}
+
+/// What a round failed at, for the error counter and the log.
+struct Failed {
+    stage: &'static str,
+    split: String,
+    error: String,
+}
+
+/// Published local splits of one signal and when they were published (wall clock, ms).
+type Seen = HashMap<String, i64>;
+
+fn now_ms() -> i64 {
+    triad_model::now_ns() / 1_000_000
+}
+
+/// The environment variable naming a crash point, for the crash tests.
+pub const CRASH_AT: &str = "TRIAD_CRASH_AT";
+
+/// Test hook: with `TRIAD_CRASH_AT=<point>` in the environment the process aborts at
+/// that point of its first publication (`after-stage`, `after-upload`, `after-publish`),
+/// as a `kill -9` landing there would. Read once; unset in production.
+fn crash_point(point: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if AT.get_or_init(|| std::env::var(CRASH_AT).ok()).as_deref() == Some(point) {
+        tracing::error!(
+            point,
+            "crash point reached: aborting as asked by {CRASH_AT}"
+        );
+        std::process::abort();
+    }
+}
+
+impl Publisher {
+    /// A publisher of `logs` and `traces` as `node_id`; bundles are written under
+    /// `scratch` while they upload.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        storage: Storage,
+        metastore: Metastore,
+        node_id: String,
+        scratch: PathBuf,
+        logs: Arc<LogStore>,
+        traces: Arc<TraceStore>,
+        grace: Duration,
+        metrics: PublishMetrics,
+    ) -> Publisher {
+        Publisher {
+            storage,
+            metastore,
+            node_id,
+            scratch,
+            logs,
+            traces,
+            grace,
+            metrics,
+        }
+    }
+
+    /// The local split IDs of `kind` this node already published.
+    async fn published(&self, kind: Kind) -> Result<Seen, String> {
+        let q = ListQuery {
+            node_id: Some(self.node_id.clone()),
+            ..ListQuery::in_state(kind, SplitState::Published)
+        };
+        let rows = self
+            .metastore
+            .list(&q)
+            .await
+            .map_err(|e| format!("listing published splits: {e}"))?;
+        let prefix = format!("{}/", self.node_id);
+        // The grace period counts from the publication, not from this start: query
+        // servers stop excluding a split from their questions once it is older.
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((r.split_id.strip_prefix(&prefix)?.to_string(), r.updated_ms)))
+            .collect())
+    }
+
+    /// Publishes until `cancel` fires.
+    pub async fn run(self, cancel: CancellationToken) {
+        // Bundles left by a crash are written again when their split is published.
+        let _ = tokio::fs::remove_dir_all(&self.scratch).await;
+        if let Err(e) = tokio::fs::create_dir_all(&self.scratch).await {
+            tracing::error!(dir = %self.scratch.display(), error = %e, "cannot create the upload directory; splits stay local");
+            return;
+        }
+        let mut seen: Option<(Seen, Seen)> = None;
+        let mut failures = 0u32;
+        loop {
+            let pause = if failures == 0 {
+                ROUND
+            } else {
+                (ROUND * 2u32.saturating_pow(failures.min(5))).min(MAX_BACKOFF)
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            if seen.is_none() {
+                match (
+                    self.published(Kind::Logs).await,
+                    self.published(Kind::Traces).await,
+                ) {
+                    (Ok(l), Ok(t)) => seen = Some((l, t)),
+                    (Err(e), _) | (_, Err(e)) => {
+                        failures += 1;
+                        tracing::warn!(error = %e, "metastore unreachable; sealed splits wait on local disk");
+                        continue;
+                    }
+                }
+            }
+            let Some((log_seen, trace_seen)) = seen.as_mut() else {
+                continue;
+            };
+            let logs = self.round(self.logs.store(), Kind::Logs, log_seen).await;
+            let traces = self
+                .round(self.traces.store(), Kind::Traces, trace_seen)
+                .await;
+            let mut failed = false;
+            for (kind, result) in [(Kind::Logs, logs), (Kind::Traces, traces)] {
+                if let Err(f) = result {
+                    failed = true;
+                    self.metrics
+                        .errors
+                        .get_or_create(&SignalStage {
+                            signal: kind.as_str(),
+                            stage: f.stage,
+                        })
+                        .inc();
+                    tracing::warn!(signal = kind.as_str(), split = %f.split, stage = f.stage, error = %f.error, "publishing a split failed; retrying");
+                }
+            }
+            failures = if failed { failures + 1 } else { 0 };
+        }
+    }
+
+    /// Publishes the sealed splits of one store in order, then deletes local copies
+    /// past the grace period.
+    async fn round<S: Signal>(
+        &self,
+        store: &Arc<Store<S>>,
+        kind: Kind,
+        seen: &mut Seen,
+    ) -> Result<(), Failed> {
+        let label = SignalLabel {
+            signal: kind.as_str(),
+        };
+        let sealed = store.sealed_splits();
+        let pending: Vec<_> = sealed
+            .iter()
+            .filter(|s| !seen.contains_key(&s.id))
+            .cloned()
+            .collect();
+        self.metrics
+            .pending
+            .get_or_create(&label)
+            .set(pending.len() as i64);
+        for split in pending {
+            let meta = split.meta();
+            if meta.docs == 0 {
+                // Nothing to publish (an empty split left by a crash): just dropped later.
+                seen.insert(split.id.clone(), now_ms());
+                continue;
+            }
+            let fail = |stage: &'static str| {
+                let id = split.id.clone();
+                move |e: String| Failed {
+                    stage,
+                    split: id,
+                    error: e,
+                }
+            };
+            let global = format!("{}/{}", self.node_id, split.id);
+            let key = format!("{}/{}/{}.split", kind.as_str(), self.node_id, split.id);
+            let file = self
+                .scratch
+                .join(format!("{}-{}.bundle", kind.as_str(), split.id));
+            let (bytes, tenants) = {
+                let (split, file) = (split.clone(), file.clone());
+                tokio::task::spawn_blocking(move || {
+                    let bytes = split.write_bundle(&file)?;
+                    Ok::<_, triad_splits::Error>((bytes, split.tenants()?))
+                })
+                .await
+                .map_err(|e| fail("bundle")(e.to_string()))?
+                .map_err(|e| fail("bundle")(e.to_string()))?
+            };
+            let row = SplitRow {
+                split_id: global.clone(),
+                signal: kind,
+                node_id: self.node_id.clone(),
+                state: SplitState::Staged,
+                object_key: key.clone(),
+                bytes,
+                docs: meta.docs,
+                min_ts: meta.min_ts,
+                max_ts: meta.max_ts,
+                tenants,
+                created_ms: 0,
+                updated_ms: 0,
+            };
+            self.metastore
+                .stage(&row)
+                .await
+                .map_err(|e| fail("stage")(e.to_string()))?;
+            crash_point("after-stage");
+            self.storage
+                .upload_file(&key, &file)
+                .await
+                .map_err(|e| fail("upload")(e.to_string()))?;
+            crash_point("after-upload");
+            self.metastore
+                .publish(&Publish {
+                    split_ids: vec![global],
+                    replaces: Vec::new(),
+                    checkpoint: Some((self.node_id.clone(), kind, meta.lsn)),
+                })
+                .await
+                .map_err(|e| fail("publish")(e.to_string()))?;
+            crash_point("after-publish");
+            let _ = tokio::fs::remove_file(&file).await;
+            seen.insert(split.id.clone(), now_ms());
+            self.metrics.splits.get_or_create(&label).inc();
+            self.metrics.bytes.get_or_create(&label).inc_by(bytes);
+            if meta.first_write_ns > 0 {
+                let lag = (triad_model::now_ns() - meta.first_write_ns) as f64 / 1e9;
+                self.metrics.lag_seconds.get_or_create(&label).observe(lag);
+            }
+            tracing::info!(signal = kind.as_str(), split = %split.id, docs = meta.docs, bytes, "published split");
+        }
+        // Local copies past the grace period go; so do IDs of splits no longer held.
+        let cutoff = now_ms() - self.grace.as_millis() as i64;
+        let expired: Vec<String> = seen
+            .iter()
+            .filter(|(_, at)| **at <= cutoff)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !expired.is_empty() {
+            let (store, ids) = (store.clone(), expired.clone());
+            let removed = tokio::task::spawn_blocking(move || store.remove_splits(&ids))
+                .await
+                .map_err(|e| Failed {
+                    stage: "cleanup",
+                    split: String::new(),
+                    error: e.to_string(),
+                })?
+                .map_err(|e| Failed {
+                    stage: "cleanup",
+                    split: String::new(),
+                    error: e.to_string(),
+                })?;
+            self.metrics
+                .local_removed
+                .get_or_create(&label)
+                .inc_by(removed as u64);
+        }
+        let held: std::collections::HashSet<String> =
+            store.splits().iter().map(|s| s.id.clone()).collect();
+        seen.retain(|id, _| held.contains(id));
+        Ok(())
+    }
+}

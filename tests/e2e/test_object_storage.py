@@ -1,0 +1,164 @@
+"""Object-storage mode against the real engines: SeaweedFS as the S3 server and
+PostgreSQL as the metastore, both started here on loopback. Sealed splits go to the
+bucket and the metastore; searches find every record exactly once across the hand-off
+from the collector's disk to object storage, and query servers with no data of their
+own read the published splits."""
+
+import time
+
+import pytest
+import yaml
+
+from conftest import Triad, logs_request, metric_value, post_protobuf, wait_until
+from engines import Postgres, SeaweedFS
+from test_otel_sdk import check_everything_is_found, send_trace_and_logs
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    weed = SeaweedFS(tmp_path_factory.mktemp("weed")).start()
+    pg = Postgres().start()
+    yield weed, pg
+    weed.kill()
+    pg.close()
+
+
+def write_config(path, weed, pg, prefix):
+    cfg = {
+        "storage": {**weed.storage_config(prefix), "seal_after_secs": 5, "local_grace_secs": 8,
+                    "refresh_secs": 1},
+        "metastore": {"url": pg.database(prefix.replace("-", "_"))},
+        "query": {"query_timeout_secs": 5},
+        "collector": {"logs": {"commit_interval_ms": 100}, "traces": {"commit_interval_ms": 100}},
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def send_batches(t, n=3, per=100):
+    for i in range(n):
+        post_protobuf(f"{t.http}/v1/logs", logs_request("batch", [f"line {i}-{j}" for j in range(per)]))
+
+
+def batch_total(t):
+    return t.get("/api/logs/search", q="service:batch", start="0", limit="1")["total"]
+
+
+def test_up_finds_every_record_exactly_once_across_the_hand_off(tmp_path, engines):
+    weed, pg = engines
+    cfg = write_config(tmp_path / "triad.yaml", weed, pg, "up")
+    t = Triad(tmp_path / "data", config=cfg).start()
+    try:
+        ids = send_trace_and_logs(t)
+        send_batches(t)
+        wait_until("all 300 lines searchable", lambda: batch_total(t) == 300)
+        # Watch the whole hand-off: the split seals (5 s), uploads, is published, and
+        # its local copy is deleted (8 s later). Every answer meanwhile is exact.
+        seen = set()
+        deadline = time.monotonic() + 60
+        while True:
+            seen.add(batch_total(t))
+            m = t.metrics()
+            removed = [metric_value(m, f'triad_publish_local_removed_splits_total{{signal="{s}"}}')
+                       for s in ("logs", "traces")]
+            if min(removed) >= 1:
+                break
+            assert time.monotonic() < deadline, f"no split went through the hand-off: {removed}"
+            time.sleep(0.1)
+        assert seen == {300}, f"counts dipped or doubled during the hand-off: {seen}"
+        assert metric_value(m, 'triad_publish_splits_total{signal="logs"}') >= 1
+        assert metric_value(m, "triad_storage_uploaded_bytes_total") > 0
+        assert metric_value(m, 'triad_storage_requests_total{op="put",outcome="error"}') == 0
+        # Served from object storage now, with nothing left on the collector's disk.
+        check_everything_is_found(t, ids)
+        assert metric_value(t.metrics(), "triad_storage_downloaded_bytes_total") > 0
+        t.stop()
+        t.start()
+        assert batch_total(t) == 300, "after a restart, published splits are found once"
+        check_everything_is_found(t, ids)
+    finally:
+        if t.proc.poll() is None:
+            t.kill9()
+
+
+def test_query_servers_without_data_answer_exactly_across_the_hand_off(tmp_path, engines):
+    """A collector and two query servers with no data of their own: each answer is
+    exact while splits seal, upload, publish and leave the collector's disk; one query
+    server killed, the other serves; the collector gone, answers say they are partial."""
+    weed, pg = engines
+    cfg = write_config(tmp_path / "triad.yaml", weed, pg, "cluster")
+    collector = Triad(tmp_path / "collector", config=cfg, command="collector").start()
+    queries = []
+    try:
+        qcfg = tmp_path / "query.yaml"
+        doc = yaml.safe_load(cfg.read_text())
+        doc["query"]["collector_url"] = collector.http
+        qcfg.write_text(yaml.safe_dump(doc))
+        for name in ("q1", "q2"):
+            queries.append(Triad(tmp_path / name, config=qcfg, command="query").start())
+        ids = send_trace_and_logs(collector)
+        send_batches(collector)
+        for q in queries:
+            wait_until("every line on a query server", lambda: batch_total(q) == 300, timeout=30)
+            check_everything_is_found(q, ids)
+        seen = set()
+        deadline = time.monotonic() + 60
+        while True:
+            for q in queries:
+                seen.add(batch_total(q))
+            m = collector.metrics(collector.http)
+            removed = [metric_value(m, f'triad_publish_local_removed_splits_total{{signal="{s}"}}')
+                       for s in ("logs", "traces")]
+            if min(removed) >= 1:
+                break
+            assert time.monotonic() < deadline, f"no split went through the hand-off: {removed}"
+            time.sleep(0.1)
+        assert seen == {300}, f"counts dipped or doubled during the hand-off: {seen}"
+        for q in queries:
+            check_everything_is_found(q, ids)
+        queries[0].kill9()
+        assert batch_total(queries[1]) == 300, "the other query server serves on"
+        collector.kill9()
+        r = queries[1].get("/api/logs/search", q="service:batch", start="0", limit="1")
+        assert r["total"] == 300, "everything was published: nothing is missing"
+        assert r["partial"] is True and "did not answer" in r["warnings"][0], r
+    finally:
+        for p in [collector, *queries]:
+            if p.proc.poll() is None:
+                p.kill9()
+
+
+@pytest.mark.parametrize("point", ["after-stage", "after-upload", "after-publish"])
+def test_a_crash_while_publishing_loses_and_duplicates_nothing(tmp_path, engines, point):
+    """The collector aborts (as kill -9 would) between the steps of its first
+    publication; after a restart every acknowledged line is found exactly once, the
+    publication completes, and the bucket holds exactly the published objects."""
+    weed, pg = engines
+    prefix = f"crash-{point}"
+    cfg = write_config(tmp_path / "triad.yaml", weed, pg, prefix)
+    text = cfg.read_text().replace("collector:", f"collector:\n  node_id: {prefix}", 1)
+    cfg.write_text(text)
+    t = Triad(tmp_path / "data", config=cfg, env={"TRIAD_CRASH_AT": point}).start()
+    try:
+        send_batches(t)  # acknowledged: in the write-ahead log before the answer
+        assert t.proc.wait(timeout=60) != 0, "the crash point was not reached"
+        t.log.close()
+        t.env = None
+        t.start()
+        wait_until("all 300 lines after the crash", lambda: batch_total(t) == 300)
+        seen = set()
+        deadline = time.monotonic() + 60
+        while metric_value(t.metrics(), 'triad_publish_local_removed_splits_total{signal="logs"}') < 1:
+            seen.add(batch_total(t))
+            assert time.monotonic() < deadline, "the publication did not complete after the restart"
+            time.sleep(0.1)
+        seen.add(batch_total(t))
+        assert seen == {300}, f"lost or doubled across the crash: {seen}"
+        url = yaml.safe_load(cfg.read_text())["metastore"]["url"]
+        rows = pg.query(f"SELECT state, object_key FROM splits WHERE node_id = '{prefix}' AND signal = 'logs'", url)
+        assert rows and all(state == "1" for state, _ in rows), f"not all published: {rows}"
+        objects = weed.objects(f"{prefix}/logs")
+        assert objects == sorted(key[len("logs/"):] for _, key in rows), "orphaned or missing objects"
+    finally:
+        if t.proc.poll() is None:
+            t.kill9()
