@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Prints docs/configuration.md from the doc comments of the config structs
-(model/src/config.rs, model/src/alerting.rs) and the defaults `triad` prints.
+(model/src/config.rs, model/src/config/storage.rs, model/src/alerting.rs) and the defaults `triad` prints.
 
     scripts/config-reference.py > docs/configuration.md
 
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = [ROOT / "model/src/config.rs", ROOT / "model/src/alerting.rs"]
+SOURCES = [ROOT / "model/src/config.rs", ROOT / "model/src/config/storage.rs", ROOT / "model/src/alerting.rs"]
 
 # struct name -> [(field, type, doc)]
 structs = {}

@@ -4,6 +4,8 @@
 
 mod config_file;
 mod demo;
+mod in_process_agent;
+mod object_mode;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +19,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use triad_collector::Collector;
 use triad_model::config::ValidConfig;
+
+use object_mode::{object_mode, published};
 
 /// mimalloc: the agent's and the indexer's hot paths allocate many small strings per
 /// line; glibc malloc spent ~20% of the agent's CPU on them (see docs/benchmarks.md).
@@ -391,79 +395,6 @@ fn start_alerting(
     .map_err(|e| anyhow::anyhow!("alerting: {e}"))
 }
 
-/// Object-storage mode (`storage.url` other than `file://`): where sealed splits go,
-/// the cache reads from there go through, and the list of splits.
-struct ObjectMode {
-    storage: triad_storage::Storage,
-    cache: Option<Arc<triad_storage::cache::BlockCache>>,
-    metastore: triad_metastore::Metastore,
-}
-
-/// Opens the storage, its read cache and the metastore when `storage.url` asks for
-/// object storage; `None` in the embedded mode.
-async fn object_mode(
-    cfg: &ValidConfig,
-    registry: &mut Registry,
-) -> anyhow::Result<Option<ObjectMode>> {
-    if !cfg.storage.is_remote() {
-        return Ok(None);
-    }
-    let metrics = triad_storage::StorageMetrics::register(registry);
-    let storage = triad_storage::Storage::open(&cfg.storage, &cfg.data_dir, metrics.clone())
-        .context("storage")?;
-    let cache = match cfg.storage.cache_bytes {
-        0 => None,
-        bytes => Some(
-            triad_storage::cache::BlockCache::open(
-                &cfg.data_dir.join("cache"),
-                bytes,
-                cfg.storage.cache_block_bytes,
-                metrics,
-            )
-            .context("storage cache")?,
-        ),
-    };
-    let metastore = triad_metastore::Metastore::open(&cfg.metastore, &cfg.data_dir)
-        .await
-        .context("metastore")?;
-    let kind = match metastore {
-        triad_metastore::Metastore::File(_) => "file",
-        triad_metastore::Metastore::Postgres(_) => "postgres",
-    };
-    tracing::info!(
-        storage = storage.location(),
-        metastore = kind,
-        "sealed splits go to object storage"
-    );
-    Ok(Some(ObjectMode {
-        storage,
-        cache,
-        metastore,
-    }))
-}
-
-/// Search over published splits (and `local`'s unpublished ones), listed before it
-/// serves and then every `storage.refresh_secs`.
-async fn published(
-    cfg: &ValidConfig,
-    om: &ObjectMode,
-    local: Option<triad_splits::published::Local>,
-    cancel: &CancellationToken,
-    tasks: &mut JoinSet<Result<(), String>>,
-) -> anyhow::Result<Arc<triad_splits::published::Published>> {
-    let p = Arc::new(triad_splits::published::Published::new(
-        om.storage.clone(),
-        om.cache.clone(),
-        om.metastore.clone(),
-        &cfg.collector,
-        local,
-    )?);
-    let opened = p.refresh().await.context("listing published splits")?;
-    tracing::info!(splits = opened, "published splits opened");
-    p.spawn_refresh(Duration::from_secs(cfg.storage.refresh_secs), cancel, tasks);
-    Ok(p)
-}
-
 async fn open_collector(
     cfg: &ValidConfig,
     registry: &mut Registry,
@@ -813,85 +744,4 @@ async fn query(
     );
     println!("ready: query API on http://{}", cfg.query.listen);
     Ok(None)
-}
-
-mod in_process_agent {
-    //! `triad up`'s own agent: tails the configured files straight into the log store.
-
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use tokio::task::JoinSet;
-    use tokio_util::sync::CancellationToken;
-    use triad_agent::forward::AckBoard;
-    use triad_agent::metrics::AgentMetrics;
-    use triad_agent::source::{Batch, DeliverFuture, FileSource, Sink, SourceConfig, host_name};
-    use triad_model::config::ValidConfig;
-    use triad_splits::log_index::LogStore;
-
-    /// Delivers to the log store in this process: acknowledged once in its WAL.
-    struct StoreSink {
-        logs: Arc<LogStore>,
-        acks: AckBoard,
-    }
-
-    impl Sink for StoreSink {
-        fn deliver(&self, batch: Batch) -> DeliverFuture<'_> {
-            Box::pin(async move {
-                // The store consumes the records; a copy is kept for a retry.
-                match self.logs.append(batch.records.clone()).await {
-                    Ok(()) => {
-                        self.acks.acknowledge(batch.positions);
-                        Ok(())
-                    }
-                    Err(e) => Err((e.to_string(), batch)),
-                }
-            })
-        }
-    }
-
-    /// The file source settings of a configuration.
-    pub fn source_config(cfg: &ValidConfig) -> SourceConfig {
-        let a = &cfg.agent;
-        SourceConfig {
-            tailer: crate::config_file::tailer_config(a),
-            checkpoint_path: cfg.data_dir.join("agent").join("checkpoints.json"),
-            scan_interval: Duration::from_secs(a.scan_interval_secs),
-            tenant: triad_model::DEFAULT_TENANT.to_string(),
-            host: host_name(),
-            labels: a
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        }
-    }
-
-    pub fn spawn(
-        cfg: &ValidConfig,
-        logs: Arc<LogStore>,
-        metrics: AgentMetrics,
-        cancel: &CancellationToken,
-        tasks: &mut JoinSet<Result<(), String>>,
-    ) -> anyhow::Result<()> {
-        let acks = AckBoard::default();
-        let source = FileSource::new(source_config(cfg), acks.clone(), metrics)
-            .map_err(|e| anyhow::anyhow!("agent: {e}"))?;
-        let sink: Arc<dyn Sink> = Arc::new(StoreSink { logs, acks });
-        let handle = tokio::runtime::Handle::current();
-        let stop = cancel.child_token();
-        tracing::info!(include = ?cfg.agent.include, "tailing log files");
-        let (waker, stopping) = (source.waker(), stop.clone());
-        tasks.spawn(async move {
-            // The source sleeps until its files change: wake it to stop.
-            stopping.cancelled().await;
-            waker.wake();
-            Ok(())
-        });
-        tasks.spawn_blocking(move || {
-            source.run(sink, |f| handle.block_on(f), || stop.is_cancelled());
-            Ok(())
-        });
-        Ok(())
-    }
 }
