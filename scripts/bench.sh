@@ -7,6 +7,8 @@
 #                                    --window SECS, --only throughput|quiet|demo)
 #   scripts/bench.sh metrics ARGS    metric store and PromQL next to Prometheus 2.42
 #                                    (--quick, --series N, --rss-series N)
+#   scripts/bench.sh objects ARGS    object-storage mode next to local disk on SeaweedFS
+#                                    and PostgreSQL (--quick, --splits N, --rows N)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-all}" = all ] || [ "${1:-all}" = agent ]; then
@@ -22,6 +24,7 @@ case "${1:-all}" in
   collector) shift; exec target/release/triad-bench "$@" ;;
   agent) shift; exec target/release/triad-bench-agent "$@" ;;
   metrics) shift; exec target/release/triad-bench-metrics "$@" ;;
+  objects) shift; exec target/release/triad-bench-objects "$@" ;;
   all) shift || true
     target/release/triad-bench "$@"
     target/release/triad-bench-agent "$@"
