@@ -20,6 +20,7 @@ pub mod read_only;
 pub mod split;
 pub mod store;
 mod tokenizer;
+pub mod trace_filter;
 pub mod trace_store;
 
 pub use error::{Error, Result};

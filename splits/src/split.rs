@@ -72,6 +72,16 @@ pub enum Location {
     },
 }
 
+/// What a split's bundle footer carries besides its files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BundleMeta {
+    /// The split's last commit.
+    pub split: SplitMeta,
+    /// The trace IDs in the split (spans, and log records with trace context).
+    #[serde(default)]
+    pub trace_filter: Option<crate::trace_filter::TraceFilter>,
+}
+
 /// An open split.
 pub struct Split {
     /// Split ID, sortable by creation time (the directory name of a local split).
@@ -82,6 +92,8 @@ pub struct Split {
     pub index: Index,
     reader: IndexReader,
     meta: RwLock<SplitMeta>,
+    /// Trace IDs it may hold (splits opened from a bundle); `None`: ask its index.
+    trace_filter: Option<crate::trace_filter::TraceFilter>,
 }
 
 impl Split {
@@ -139,11 +151,18 @@ impl Split {
     ) -> Result<Split> {
         let key = dir.bundle().reader().key().to_string();
         let bytes = dir.bundle().reader().len();
-        let meta: SplitMeta = serde_json::from_value(dir.bundle().meta().clone())
+        let meta: BundleMeta = serde_json::from_value(dir.bundle().meta().clone())
             .map_err(|e| Error::Corrupt(format!("split bundle {key} meta: {e}")))?;
         let index = Index::open(dir)?;
         configure(&index);
-        Self::with_index(id.to_string(), Location::Object { key, bytes }, index, meta)
+        let mut split = Self::with_index(
+            id.to_string(),
+            Location::Object { key, bytes },
+            index,
+            meta.split,
+        )?;
+        split.trace_filter = meta.trace_filter;
+        Ok(split)
     }
 
     fn with_index(id: String, location: Location, index: Index, meta: SplitMeta) -> Result<Split> {
@@ -157,6 +176,7 @@ impl Split {
             index,
             reader,
             meta: RwLock::new(meta),
+            trace_filter: None,
         })
     }
 
@@ -217,6 +237,36 @@ impl Split {
         Ok(out.into_iter().collect())
     }
 
+    /// False when the split certainly holds nothing of trace `id` (by its bundle's
+    /// trace filter); true when it may, or when it has no filter.
+    pub fn may_contain_trace(&self, id: &triad_model::TraceId) -> bool {
+        self.trace_filter.as_ref().is_none_or(|f| f.may_contain(id))
+    }
+
+    /// A filter of the trace IDs in the split (its `trace_id` terms); `None` for a
+    /// schema without them.
+    pub fn build_trace_filter(&self) -> Result<Option<crate::trace_filter::TraceFilter>> {
+        let Ok(field) = self.index.schema().get_field("trace_id") else {
+            return Ok(None);
+        };
+        let mut ids = Vec::new();
+        for seg in self.searcher().segment_readers() {
+            let inv = seg.inverted_index(field)?;
+            let mut stream = inv
+                .terms()
+                .stream()
+                .map_err(Error::io(format!("read trace IDs of split {}", self.id)))?;
+            while stream.advance() {
+                if let Ok(b) = <[u8; 16]>::try_from(stream.key()) {
+                    ids.push(triad_model::TraceId(b));
+                }
+            }
+        }
+        ids.sort_unstable_by_key(|t| t.0);
+        ids.dedup();
+        Ok(Some(crate::trace_filter::TraceFilter::new(ids.iter())))
+    }
+
     /// The index directory of a local split.
     pub fn local_dir(&self) -> Option<&Path> {
         match &self.location {
@@ -248,8 +298,11 @@ impl Split {
                 self.id
             )));
         };
-        let meta = serde_json::to_value(self.meta())
-            .map_err(|e| Error::Corrupt(format!("split {} meta: {e}", self.id)))?;
+        let meta = serde_json::to_value(BundleMeta {
+            split: self.meta(),
+            trace_filter: self.build_trace_filter()?,
+        })
+        .map_err(|e| Error::Corrupt(format!("split {} meta: {e}", self.id)))?;
         // Lock files belong to a writer; a sealed split has none and needs none.
         Ok(triad_storage::bundle::write_dir(dir, out, meta, |name| {
             name.ends_with(".lock")

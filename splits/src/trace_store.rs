@@ -317,7 +317,14 @@ impl TraceStore {
             (Occur::Must, s.term_query(s.tenant, tenant)),
         ]);
         let mut spans = Vec::new();
-        for searcher in self.store.all_searchers() {
+        // Newest first; splits whose trace filter rules the trace out are not opened.
+        let splits = self.store.splits();
+        let candidates = splits
+            .iter()
+            .rev()
+            .filter(|s| s.meta().docs > 0 && s.may_contain_trace(&trace_id));
+        for split in candidates {
+            let searcher = split.searcher();
             let addrs = searcher.search(&query, &tantivy::collector::DocSetCollector)?;
             for addr in addrs {
                 if spans.len() >= MAX_SPANS_PER_TRACE {

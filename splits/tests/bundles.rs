@@ -273,6 +273,15 @@ fn check(
     let all = local_logs.search(&log_queries(base)[0]).unwrap();
     prop_assert_eq!(all.total, logs.len() as u64);
 
+    // The bundles' trace filters rule out a trace no split holds (1% false positives).
+    let unknown = tid(200);
+    let maybe = remote_traces
+        .store()
+        .splits()
+        .iter()
+        .filter(|s| s.may_contain_trace(&unknown))
+        .count();
+    prop_assert!(maybe <= 1, "{maybe} splits may hold a trace none has");
     for t in 1u8..6 {
         let mut here = local_traces.trace("default", tid(t)).unwrap();
         let mut there = remote_traces.trace("default", tid(t)).unwrap();
