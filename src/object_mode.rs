@@ -36,6 +36,7 @@ pub async fn object_mode(
             triad_storage::cache::BlockCache::open(
                 &cfg.data_dir.join("cache"),
                 bytes,
+                cfg.storage.cache_memory_bytes,
                 cfg.storage.cache_block_bytes,
                 metrics,
             )

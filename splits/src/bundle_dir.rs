@@ -56,9 +56,8 @@ impl BundleDirectory {
         &self.bundle
     }
 
-    fn read(&self, name: &str, range: Range<u64>) -> io::Result<Vec<u8>> {
-        let bytes = wait(&self.handle, self.bundle.read(name, range)).map_err(io::Error::from)?;
-        Ok(bytes.to_vec())
+    fn read(&self, name: &str, range: Range<u64>) -> io::Result<bytes::Bytes> {
+        wait(&self.handle, self.bundle.read(name, range)).map_err(io::Error::from)
     }
 }
 
@@ -72,6 +71,22 @@ fn read_only(path: &Path) -> io::Error {
         format!("{}: a sealed split is read-only", path.display()),
     )
 }
+
+/// Bytes read from the bundle as tantivy's `OwnedBytes`, without a copy: a cached
+/// block's slice is handed over as it is.
+struct Shared(bytes::Bytes);
+
+impl std::ops::Deref for Shared {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+// SAFETY: `Bytes` derefs to a heap (or static) buffer that does not move when the
+// `Bytes` value moves and is never mutated while shared, which is what `StableDeref`
+// requires.
+unsafe impl stable_deref_trait::StableDeref for Shared {}
 
 /// One file of the bundle.
 #[derive(Debug)]
@@ -92,7 +107,7 @@ impl FileHandle for BundleFile {
         let bytes = self
             .dir
             .read(&self.name, range.start as u64..range.end as u64)?;
-        Ok(OwnedBytes::new(bytes))
+        Ok(OwnedBytes::new(Shared(bytes)))
     }
 }
 
@@ -135,6 +150,7 @@ impl Directory for BundleDirectory {
             .file(name)
             .ok_or_else(|| OpenReadError::FileDoesNotExist(path.to_path_buf()))?;
         self.read(name, 0..range.end - range.start)
+            .map(|b| b.to_vec())
             .map_err(|e| OpenReadError::wrap_io_error(e, PathBuf::from(path)))
     }
 

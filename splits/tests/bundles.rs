@@ -355,6 +355,7 @@ fn a_split_from_object_storage_answers_as_the_local_split() {
     let cache = BlockCache::open(
         &dir.path().join("cache"),
         256 << 10,
+        128 << 10,
         64 << 10,
         StorageMetrics::unregistered(),
     )

@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -26,56 +25,70 @@ use crate::metrics::{ResultLabel, StorageMetrics};
 /// Longest cache file name: longer keys are read without the cache.
 const MAX_NAME: usize = 240;
 
-#[derive(Debug, Default)]
-struct Lru {
-    /// File name → (bytes, tick of last use).
-    entries: HashMap<String, (u64, u64)>,
-    /// Tick → file name, oldest first.
+/// Least-recently-used bookkeeping of named blocks, each with a value (`()` for blocks
+/// on disk, their bytes for blocks in memory) and a size.
+#[derive(Debug)]
+struct Lru<V> {
+    /// Name → (value, bytes, tick of last use).
+    entries: HashMap<String, (V, u64, u64)>,
+    /// Tick → name, oldest first.
     order: BTreeMap<u64, String>,
     tick: u64,
     bytes: u64,
 }
 
-impl Lru {
-    fn touch(&mut self, name: &str) -> bool {
-        self.tick += 1;
-        let tick = self.tick;
-        match self.entries.get_mut(name) {
-            Some(e) => {
-                self.order.remove(&e.1);
-                e.1 = tick;
-                self.order.insert(tick, name.to_string());
-                true
-            }
-            None => false,
+impl<V> Default for Lru<V> {
+    fn default() -> Self {
+        Lru {
+            entries: HashMap::new(),
+            order: BTreeMap::new(),
+            tick: 0,
+            bytes: 0,
         }
     }
+}
 
-    fn insert(&mut self, name: String, len: u64) {
-        if self.touch(&name) {
+impl<V: Clone> Lru<V> {
+    /// Marks `name` used; its value when present.
+    fn touch(&mut self, name: &str) -> Option<V> {
+        self.tick += 1;
+        let tick = self.tick;
+        let e = self.entries.get_mut(name)?;
+        self.order.remove(&e.2);
+        e.2 = tick;
+        self.order.insert(tick, name.to_string());
+        Some(e.0.clone())
+    }
+
+    fn insert(&mut self, name: String, value: V, len: u64) {
+        if self.touch(&name).is_some() {
             return;
         }
-        self.entries.insert(name.clone(), (len, self.tick));
+        self.entries.insert(name.clone(), (value, len, self.tick));
         self.order.insert(self.tick, name);
         self.bytes += len;
     }
 
     fn pop_oldest(&mut self) -> Option<String> {
         let (_, name) = self.order.pop_first()?;
-        if let Some((len, _)) = self.entries.remove(&name) {
+        if let Some((_, len, _)) = self.entries.remove(&name) {
             self.bytes -= len;
         }
         Some(name)
     }
 }
 
-/// A bounded cache of object blocks on local disk, shared by every reader.
+/// A bounded cache of object blocks on local disk, with the most recently used ones
+/// also in memory, shared by every reader.
 #[derive(Debug)]
 pub struct BlockCache {
     dir: PathBuf,
     block: u64,
     capacity: u64,
-    lru: Mutex<Lru>,
+    lru: Mutex<Lru<()>>,
+    /// Hot blocks in memory: a hit is a slice of them, no system call, no copy.
+    memory: Mutex<Lru<Bytes>>,
+    memory_capacity: u64,
     metrics: StorageMetrics,
 }
 
@@ -93,11 +106,13 @@ fn escape(key: &str) -> String {
 }
 
 impl BlockCache {
-    /// Opens the cache in `dir` (created if missing) holding at most `capacity` bytes in
-    /// blocks of `block` bytes, adopting the blocks already there.
+    /// Opens the cache in `dir` (created if missing) holding at most `capacity` bytes on
+    /// disk and `memory_capacity` in memory, in blocks of `block` bytes, adopting the
+    /// blocks already on disk.
     pub fn open(
         dir: &Path,
         capacity: u64,
+        memory_capacity: u64,
         block: u64,
         metrics: StorageMetrics,
     ) -> Result<Arc<BlockCache>> {
@@ -126,20 +141,37 @@ impl BlockCache {
             block,
             capacity,
             lru: Mutex::new(Lru::default()),
+            memory: Mutex::new(Lru::default()),
+            memory_capacity,
             metrics,
         };
         {
             let mut lru = cache.lock();
             for (_, name, len) in found {
-                lru.insert(name, len);
+                lru.insert(name, (), len);
             }
         }
         cache.evict();
         Ok(Arc::new(cache))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru<()>> {
         self.lru.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remember(&self, name: String, block: Bytes) {
+        if self.memory_capacity == 0 {
+            return;
+        }
+        let mut mem = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        let len = block.len() as u64;
+        mem.insert(name, block, len);
+        while mem.bytes > self.memory_capacity {
+            if mem.pop_oldest().is_none() {
+                break;
+            }
+        }
+        self.metrics.cache_memory_bytes.set(mem.bytes as i64);
     }
 
     fn name(&self, key: &str, index: u64) -> String {
@@ -220,7 +252,7 @@ impl BlockCache {
                 let a = (part.0 * self.block - start) as usize;
                 let b = (a + self.block as usize).min(fetched.len());
                 let block = fetched.slice(a..b);
-                self.store(key, part.0, &block);
+                self.store(key, part.0, block.clone());
                 part.2 = Some(block.slice(part.1.start as usize..part.1.end as usize));
             }
             i = j + 1;
@@ -238,22 +270,40 @@ impl BlockCache {
 
     fn read_cached(&self, key: &str, index: u64, range: Range<u64>) -> Option<Bytes> {
         let name = self.name(key, index);
-        if !self.lock().touch(&name) {
+        let in_memory = self
+            .memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .touch(&name);
+        let slice = |block: &Bytes| {
+            let end = (range.end as usize).min(block.len());
+            block.slice((range.start as usize).min(end)..end)
+        };
+        if let Some(block) = in_memory {
+            // A disk eviction does not reach memory: keep the disk copy's recency too.
+            self.lock().touch(&name);
+            return Some(slice(&block));
+        }
+        self.lock().touch(&name)?;
+        // From disk, the whole block: it joins the memory tier for the next reads.
+        let block = Bytes::from(std::fs::read(self.dir.join(&name)).ok()?);
+        if (block.len() as u64) < range.end {
             return None;
         }
-        let file = std::fs::File::open(self.dir.join(&name)).ok()?;
-        let mut buf = vec![0u8; (range.end - range.start) as usize];
-        file.read_exact_at(&mut buf, range.start).ok()?;
-        Some(Bytes::from(buf))
+        let out = slice(&block);
+        self.remember(name, block);
+        Some(out)
     }
 
-    fn store(&self, key: &str, index: u64, block: &[u8]) {
+    fn store(&self, key: &str, index: u64, block: Bytes) {
         let name = self.name(key, index);
         let tmp = self.dir.join(format!("{name}.tmp{}", std::process::id()));
         let written =
-            std::fs::write(&tmp, block).and_then(|()| std::fs::rename(&tmp, self.dir.join(&name)));
+            std::fs::write(&tmp, &block).and_then(|()| std::fs::rename(&tmp, self.dir.join(&name)));
+        let len = block.len() as u64;
+        self.remember(name.clone(), block);
         match written {
-            Ok(()) => self.lock().insert(name, block.len() as u64),
+            Ok(()) => self.lock().insert(name, (), len),
             Err(e) => {
                 // A full or read-only cache disk slows reads down; it never fails them.
                 let _ = std::fs::remove_file(&tmp);
@@ -344,6 +394,7 @@ mod tests {
         let cache = BlockCache::open(
             &dir.path().join("cache"),
             capacity,
+            capacity / 2,
             block,
             StorageMetrics::unregistered(),
         )
@@ -403,6 +454,7 @@ mod tests {
             let reopened = BlockCache::open(
                 &dir.path().join("cache"),
                 1 << 20,
+                0,
                 4096,
                 StorageMetrics::unregistered(),
             )

@@ -51,6 +51,8 @@ triad_model::metric_set! {
         pub cache_lookups: Family<ResultLabel, Counter>,
         /// Bytes held by the read cache on disk.
         pub cache_bytes: Gauge,
+        /// Bytes of the read cache's hot blocks held in memory.
+        pub cache_memory_bytes: Gauge,
         /// Blocks evicted from the read cache to stay within its size.
         pub cache_evictions: Counter,
     }

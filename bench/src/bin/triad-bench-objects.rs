@@ -386,6 +386,7 @@ fn main() -> anyhow::Result<()> {
     let cache = BlockCache::open(
         &dir.path().join("cache"),
         10 << 30,
+        1 << 30,
         1 << 20,
         StorageMetrics::unregistered(),
     )?;

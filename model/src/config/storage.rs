@@ -34,6 +34,8 @@ pub struct StorageConfig {
     pub cache_bytes: u64,
     /// Reads from object storage are cached in blocks of this many bytes.
     pub cache_block_bytes: u64,
+    /// Bytes of the most recently read cache blocks also held in memory.
+    pub cache_memory_bytes: u64,
     /// Objects this large or larger are uploaded in parts (multipart upload).
     pub multipart_threshold_bytes: u64,
     /// Size of one part of a multipart upload (S3 requires at least 5 MiB).
@@ -65,6 +67,7 @@ impl Default for StorageConfig {
             virtual_hosted_style: false,
             cache_bytes: 10 << 30,
             cache_block_bytes: 1 << 20,
+            cache_memory_bytes: 256 << 20,
             multipart_threshold_bytes: 64 << 20,
             part_bytes: 16 << 20,
             max_retries: 10,
