@@ -122,3 +122,45 @@ def test_dockerfile_builds_one_image_for_every_subcommand():
     assert any("cargo build --release --locked" in l for l in lines)
     assert 'ENTRYPOINT ["triad"]' in lines
     check_command(json.loads(lines[-1].removeprefix("CMD ")))
+
+
+def test_object_storage_variants_are_valid(tmp_path):
+    """Compose and Kubernetes with object storage and PostgreSQL: valid against their
+    schemas, the configs they carry pass check-config and name an s3:// bucket and a
+    postgres:// metastore, query servers are stateless and two."""
+    import jsonschema
+    import kubernetes_validate
+
+    docs = [d for d in yaml.safe_load_all((DEPLOY / "kubernetes/object-storage/triad.yaml").read_text()) if d]
+    for d in docs:
+        kubernetes_validate.validate(d, K8S_VERSION, strict=True)
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    assert by_name[("Deployment", "triad-query")]["spec"]["replicas"] == 2
+    assert by_name[("Service", "triad-collector")]["spec"]["clusterIP"] == "None"
+    sts = by_name[("StatefulSet", "triad-collector")]["spec"]
+    assert sts["volumeClaimTemplates"][0]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    query_volumes = by_name[("Deployment", "triad-query")]["spec"]["template"]["spec"]["volumes"]
+    assert not any("persistentVolumeClaim" in v for v in query_volumes), "query servers keep no data"
+    for name, text in by_name[("ConfigMap", "triad-object-storage")]["data"].items():
+        check_config_text(tmp_path, name, text)
+        cfg = yaml.safe_load(text)
+        assert cfg["storage"]["url"].startswith("s3://") and cfg["metastore"]["url"].startswith("postgres://")
+    for d in docs:
+        if d["kind"] in ("StatefulSet", "Deployment"):
+            for c in d["spec"]["template"]["spec"]["containers"]:
+                check_command(c["args"])
+                assert c["envFrom"] == [{"secretRef": {"name": "triad-storage"}}]
+
+    compose = yaml.safe_load((DEPLOY / "docker-compose.object-storage.yml").read_text())
+    jsonschema.validate(compose, compose_schema())
+    services = compose["services"]
+    assert {"seaweedfs", "postgres", "collector", "query"} <= set(services)
+    assert services["query"]["deploy"]["replicas"] == 2
+    for s in services.values():
+        if s.get("image", "").startswith("triad"):
+            check_command(s["command"])
+            for a in s["command"]:
+                if a.startswith("/etc/triad/"):
+                    f = DEPLOY / "config" / a.removeprefix("/etc/triad/")
+                    out = subprocess.run([str(BIN), "check-config", str(f)], capture_output=True, text=True)
+                    assert out.returncode == 0, out.stderr
