@@ -22,6 +22,24 @@ pub struct StoreDestination {
     pub metrics: Arc<triad_tsdb::metric_store::MetricStore>,
     /// RED metrics derived from the stored spans.
     pub span_metrics: Arc<crate::span_metrics::SpanMetrics>,
+    /// Sealed splits waiting for object storage: beyond their bound, logs and spans
+    /// are refused (retryable) so senders buffer instead of the collector's disk filling.
+    pub backlog: Arc<crate::publish::Backlog>,
+}
+
+impl StoreDestination {
+    fn check_backlog(&self) -> Result<(), IngestError> {
+        match self.backlog.over() {
+            None => Ok(()),
+            Some(bytes) => Err(IngestError::Full {
+                message: format!(
+                    "{bytes} bytes of sealed splits wait for object storage \
+                     (storage.max_unpublished_bytes); retry later"
+                ),
+                retry_after: std::time::Duration::from_secs(10),
+            }),
+        }
+    }
 }
 
 impl Destination for StoreDestination {
@@ -29,6 +47,7 @@ impl Destination for StoreDestination {
         let converted = otlp::spans_from_otlp(req, tenant, triad_model::now_ns());
         let red = crate::span_metrics::SpanMetrics::summarize(&converted.items);
         Box::pin(async move {
+            self.check_backlog()?;
             let accepted = store_converted(converted, |items| self.traces.append(items)).await?;
             self.span_metrics.add(red);
             Ok(accepted)
@@ -37,7 +56,10 @@ impl Destination for StoreDestination {
 
     fn logs(&self, req: ExportLogsServiceRequest, tenant: &str) -> IngestFuture<'_> {
         let converted = otlp::logs_from_otlp(req, tenant, triad_model::now_ns());
-        Box::pin(store_converted(converted, |items| self.logs.append(items)))
+        Box::pin(async move {
+            self.check_backlog()?;
+            store_converted(converted, |items| self.logs.append(items)).await
+        })
     }
 
     fn metrics(&self, req: ExportMetricsServiceRequest, tenant: &str) -> IngestFuture<'_> {

@@ -80,6 +80,7 @@ pub struct Collector {
     remote_read_metrics: crate::metrics::RemoteReadMetrics,
     publish_metrics: crate::metrics::PublishMetrics,
     janitor_metrics: crate::metrics::JanitorMetrics,
+    backlog: Arc<crate::publish::Backlog>,
 }
 
 impl Collector {
@@ -115,12 +116,14 @@ impl Collector {
         let span_metrics = Arc::new(crate::span_metrics::SpanMetrics::new());
         let logs = Arc::new(LogStore::new(logs));
         let traces = Arc::new(TraceStore::new(traces)?);
+        let backlog = Arc::new(crate::publish::Backlog::default());
         let ingest = Ingest::new(
             Arc::new(StoreDestination {
                 logs: logs.clone(),
                 traces: traces.clone(),
                 metrics: metrics.clone(),
                 span_metrics: span_metrics.clone(),
+                backlog: backlog.clone(),
             }),
             ReceiverMetrics::register_under(registry, "triad_collector"),
         );
@@ -135,6 +138,7 @@ impl Collector {
             remote_read_metrics: crate::metrics::RemoteReadMetrics::register(registry),
             publish_metrics: crate::metrics::PublishMetrics::register(registry),
             janitor_metrics: crate::metrics::JanitorMetrics::register(registry),
+            backlog,
             ingest,
             cfg: cfg.clone(),
         })
@@ -275,7 +279,9 @@ impl Collector {
             self.traces.clone(),
             grace,
             self.publish_metrics.clone(),
+            self.backlog.clone(),
         );
+        self.backlog.set_limit(storage_cfg.max_unpublished_bytes);
         let c = cancel.child_token();
         tasks.spawn(async move {
             publisher.run(c).await;

@@ -97,6 +97,9 @@ triad_model::metric_set! {
         pub(crate) errors: Family<SignalStage, Counter>,
         /// Sealed splits waiting to be published, by signal.
         pub(crate) pending as "pending_splits": Family<SignalLabel, Gauge>,
+        /// Bytes of sealed splits waiting to be published (both signals); beyond
+        /// `storage.max_unpublished_bytes` new logs and spans are refused.
+        pub(crate) pending_bytes: Gauge,
         /// Seconds from a split's first record to its publication, by signal.
         pub(crate) lag_seconds: Family<SignalLabel, Histogram> =
             Family::new_with_constructor(lag_histogram),

@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -48,6 +49,7 @@ pub struct Publisher {
     traces: Arc<TraceStore>,
     grace: Duration,
     metrics: PublishMetrics,
+    backlog: Arc<Backlog>,
 }
 
 /// What a round failed at, for the error counter and the log.
@@ -55,6 +57,30 @@ struct Failed {
     stage: &'static str,
     split: String,
     error: String,
+}
+
+/// Bytes of sealed splits waiting for object storage, and how many are allowed before
+/// new writes are refused (backpressure instead of a full disk).
+#[derive(Debug, Default)]
+pub struct Backlog {
+    bytes: AtomicU64,
+    limit: AtomicU64,
+}
+
+impl Backlog {
+    /// Sets the bound (0: none).
+    pub fn set_limit(&self, limit: u64) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// The waiting bytes when they exceed the bound.
+    pub fn over(&self) -> Option<u64> {
+        let (bytes, limit) = (
+            self.bytes.load(Ordering::Relaxed),
+            self.limit.load(Ordering::Relaxed),
+        );
+        (limit > 0 && bytes > limit).then_some(bytes)
+    }
 }
 
 /// Published local splits of one signal and when they were published (wall clock, ms).
@@ -94,8 +120,10 @@ impl Publisher {
         traces: Arc<TraceStore>,
         grace: Duration,
         metrics: PublishMetrics,
+        backlog: Arc<Backlog>,
     ) -> Publisher {
         Publisher {
+            backlog,
             storage,
             metastore,
             node_id,
@@ -167,6 +195,7 @@ impl Publisher {
             let traces = self
                 .round(self.traces.store(), Kind::Traces, trace_seen)
                 .await;
+            self.measure_backlog(log_seen, trace_seen);
             let mut failed = false;
             for (kind, result) in [(Kind::Logs, logs), (Kind::Traces, traces)] {
                 if let Err(f) = result {
@@ -183,6 +212,21 @@ impl Publisher {
             }
             failures = if failed { failures + 1 } else { 0 };
         }
+    }
+
+    /// Counts the bytes of sealed splits not yet published (both signals).
+    fn measure_backlog(&self, log_seen: &Seen, trace_seen: &Seen) {
+        let waiting = |splits: Vec<Arc<triad_splits::split::Split>>, seen: &Seen| -> u64 {
+            splits
+                .iter()
+                .filter(|s| !seen.contains_key(&s.id))
+                .map(|s| s.disk_bytes())
+                .sum()
+        };
+        let bytes = waiting(self.logs.store().sealed_splits(), log_seen)
+            + waiting(self.traces.store().sealed_splits(), trace_seen);
+        self.backlog.bytes.store(bytes, Ordering::Relaxed);
+        self.metrics.pending_bytes.set(bytes as i64);
     }
 
     /// Publishes the sealed splits of one store in order, then deletes local copies

@@ -53,6 +53,7 @@ fn fixture() -> Fixture {
                 .unwrap(),
             ),
             span_metrics: Arc::new(triad_collector::span_metrics::SpanMetrics::new()),
+            backlog: Default::default(),
         }),
         ReceiverMetrics::register_under(&mut registry, "triad_collector"),
     );

@@ -224,3 +224,55 @@ def test_object_storage_and_postgres_outages_lose_nothing(tmp_path, engines):
             t.kill9()
         if weed.proc.poll() is not None:
             weed.start()
+
+
+def test_a_full_backlog_pushes_back_and_loses_nothing(tmp_path, engines):
+    """With the bucket away and sealed splits over storage.max_unpublished_bytes, new
+    logs are refused with a retryable 429 (senders buffer); once uploads catch up they
+    are accepted again, and every accepted line is found exactly once."""
+    import urllib.error
+    import urllib.request
+
+    weed, pg = engines
+    cfg = write_config(tmp_path / "triad.yaml", weed, pg, "backlog")
+    doc = yaml.safe_load(cfg.read_text())
+    doc["storage"]["max_unpublished_bytes"] = 1
+    cfg.write_text(yaml.safe_dump(doc))
+    t = Triad(tmp_path / "data", config=cfg).start()
+    accepted = 0
+
+    def send(i):
+        """Posts 10 lines; True when they were accepted."""
+        nonlocal accepted
+        msg = logs_request("batch", [f"line {i}-{j}" for j in range(10)]).SerializeToString()
+        req = urllib.request.Request(f"{t.http}/v1/logs", data=msg,
+                                     headers={"Content-Type": "application/x-protobuf"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                assert r.status == 200
+                accepted += 10
+                return True
+        except urllib.error.HTTPError as e:
+            assert e.code == 429 and e.headers["Retry-After"], (e.code, e.read())
+            return False
+
+    try:
+        weed.kill()
+        i = 0
+        deadline = time.monotonic() + 60
+        while send(i):
+            i += 1
+            assert time.monotonic() < deadline, "never pushed back"
+            time.sleep(0.2)
+        m = t.metrics()
+        assert metric_value(m, "triad_publish_pending_bytes") > 1
+        assert metric_value(m, 'triad_collector_requests_total{signal="logs",transport="http",outcome="queue_full"}') >= 1
+        assert batch_total(t) == accepted, "what was accepted is searchable"
+        weed.start()
+        wait_until("accepted again", lambda: send(i), timeout=90, interval=0.5)
+        wait_until("every accepted line once", lambda: batch_total(t) == accepted)
+    finally:
+        if t.proc.poll() is None:
+            t.kill9()
+        if weed.proc.poll() is not None:
+            weed.start()

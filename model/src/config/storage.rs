@@ -53,6 +53,11 @@ pub struct StorageConfig {
     pub local_grace_secs: u64,
     /// How often query servers list published splits in the metastore, seconds.
     pub refresh_secs: u64,
+    /// Most bytes of sealed splits a collector keeps waiting for object storage (while
+    /// the bucket or the metastore is away); beyond it new logs and spans are refused
+    /// with a retryable "too many requests" until uploads catch up, so senders buffer.
+    /// 0: no bound.
+    pub max_unpublished_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -75,6 +80,7 @@ impl Default for StorageConfig {
             seal_after_secs: 300,
             local_grace_secs: 600,
             refresh_secs: 5,
+            max_unpublished_bytes: 50 << 30,
         }
     }
 }
