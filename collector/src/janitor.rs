@@ -14,8 +14,8 @@
 //!    not an orphan: the publisher finishes it.
 //!
 //! Objects are deleted before rows, so a crash in between leaves a row whose deletion is
-//! simply redone (deleting a missing object succeeds). With several collectors, one
-//! janitor at a time will hold a PostgreSQL advisory lock; today one collector writes.
+//! simply redone (deleting a missing object succeeds). With several collectors sharing
+//! PostgreSQL, one janitor at a time works: each round runs under an advisory lock.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -92,7 +92,17 @@ impl Janitor {
                 _ = cancel.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            match self.round(triad_model::now_ns()).await {
+            let round = self
+                .metastore
+                .exclusively("triad-janitor", self.round(triad_model::now_ns()))
+                .await;
+            let result = match round {
+                Ok(Some(r)) => r,
+                // Another collector's janitor is at work.
+                Ok(None) => continue,
+                Err(e) => Err(e.to_string()),
+            };
+            match result {
                 Ok(r) if r != Report::default() => {
                     tracing::info!(
                         marked = r.marked,

@@ -279,6 +279,20 @@ impl Metastore {
         }
     }
 
+    /// Runs `work` only if no other process runs work under the same `lock` (a
+    /// PostgreSQL advisory lock held for the duration); `None` when another holds it.
+    /// The file metastore has one process: it always runs `work`.
+    pub async fn exclusively<T>(
+        &self,
+        lock: &str,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<Option<T>> {
+        match self {
+            Metastore::File(_) => Ok(Some(work.await)),
+            Metastore::Postgres(m) => m.exclusively(lock, work).await,
+        }
+    }
+
     /// The WAL position of `node_id`'s `signal` covered by published splits.
     pub async fn checkpoint(&self, node_id: &str, signal: Signal) -> Result<Option<u64>> {
         match self {

@@ -266,6 +266,32 @@ impl PgMetastore {
         Ok(n as usize)
     }
 
+    pub(crate) async fn exclusively<T>(
+        &self,
+        lock: &str,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<Option<T>> {
+        // A transaction-scoped advisory lock on a connection of its own, held while
+        // `work` runs on others; released by the commit, or by PostgreSQL if this
+        // process dies.
+        let key = lock.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        }) as i64;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let got: bool = tx
+            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&key])
+            .await
+            .map_err(pg)?
+            .get(0);
+        if !got {
+            return Ok(None);
+        }
+        let out = work.await;
+        tx.commit().await.map_err(pg)?;
+        Ok(Some(out))
+    }
+
     pub(crate) async fn checkpoint(&self, node_id: &str, signal: Signal) -> Result<Option<u64>> {
         let row = self
             .client()

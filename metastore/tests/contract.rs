@@ -229,3 +229,40 @@ async fn postgres_keeps_the_same_contract_and_survives_a_restart() {
     };
     assert!(Metastore::open(&wrong, dir.path()).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_exclusive_worker_at_a_time_across_processes() {
+    let pg = Postgres::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Metastore::open(&pg.config(), dir.path()).await.unwrap();
+    let b = Metastore::open(&pg.config(), dir.path()).await.unwrap();
+    let (entered_tx, entered_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let holder = tokio::spawn(async move {
+        a.exclusively("janitor", async move {
+            entered_tx.send(()).unwrap();
+            release_rx.await.unwrap();
+            "a"
+        })
+        .await
+        .unwrap()
+    });
+    entered_rx.await.unwrap();
+    assert_eq!(
+        b.exclusively("janitor", async { "b" }).await.unwrap(),
+        None,
+        "held by a"
+    );
+    assert_eq!(
+        b.exclusively("other", async { "b" }).await.unwrap(),
+        Some("b"),
+        "another lock is free"
+    );
+    release_tx.send(()).unwrap();
+    assert_eq!(holder.await.unwrap(), Some("a"));
+    assert_eq!(
+        b.exclusively("janitor", async { "b" }).await.unwrap(),
+        Some("b"),
+        "released"
+    );
+}
