@@ -240,6 +240,10 @@ impl Publisher {
         let label = SignalLabel {
             signal: kind.as_str(),
         };
+        // First, whatever happens to the publications below: a local copy kept past
+        // the grace period would be counted twice by query servers that no longer
+        // exclude it from their questions to this collector.
+        self.cleanup(store, &label, seen).await?;
         let sealed = store.sealed_splits();
         let pending: Vec<_> = sealed
             .iter()
@@ -323,6 +327,17 @@ impl Publisher {
             }
             tracing::info!(signal = kind.as_str(), split = %split.id, docs = meta.docs, bytes, "published split");
         }
+        Ok(())
+    }
+
+    /// Deletes the local copies of splits published longer than the grace period ago,
+    /// and forgets IDs of splits no longer held.
+    async fn cleanup<S: Signal>(
+        &self,
+        store: &Arc<Store<S>>,
+        label: &SignalLabel,
+        seen: &mut Seen,
+    ) -> Result<(), Failed> {
         // Local copies past the grace period go; so do IDs of splits no longer held.
         let cutoff = now_ms() - self.grace.as_millis() as i64;
         let expired: Vec<String> = seen
@@ -346,7 +361,7 @@ impl Publisher {
                 })?;
             self.metrics
                 .local_removed
-                .get_or_create(&label)
+                .get_or_create(label)
                 .inc_by(removed as u64);
         }
         let held: std::collections::HashSet<String> =
