@@ -510,6 +510,7 @@ async fn up(
         Some(om) => {
             collector.spawn_publisher(
                 om.storage.clone(),
+                om.cache.clone(),
                 om.metastore.clone(),
                 &cfg.storage,
                 &cfg.data_dir,
@@ -632,6 +633,7 @@ async fn collector(
     if let Some(om) = om {
         collector.spawn_publisher(
             om.storage,
+            om.cache,
             om.metastore,
             &cfg.storage,
             &cfg.data_dir,

@@ -17,6 +17,7 @@ pub mod exposition;
 pub mod ingest;
 pub mod internal;
 pub mod janitor;
+pub mod merge;
 pub mod metrics;
 pub mod otlp_metrics;
 pub mod publish;
@@ -80,6 +81,7 @@ pub struct Collector {
     remote_read_metrics: crate::metrics::RemoteReadMetrics,
     publish_metrics: crate::metrics::PublishMetrics,
     janitor_metrics: crate::metrics::JanitorMetrics,
+    merge_metrics: crate::metrics::MergeMetrics,
     backlog: Arc<crate::publish::Backlog>,
 }
 
@@ -138,6 +140,7 @@ impl Collector {
             remote_read_metrics: crate::metrics::RemoteReadMetrics::register(registry),
             publish_metrics: crate::metrics::PublishMetrics::register(registry),
             janitor_metrics: crate::metrics::JanitorMetrics::register(registry),
+            merge_metrics: crate::metrics::MergeMetrics::register(registry),
             backlog,
             ingest,
             cfg: cfg.clone(),
@@ -243,11 +246,14 @@ impl Collector {
     }
 
     /// Object-storage mode: starts publishing sealed splits to `storage` and
-    /// `metastore` (see [`publish`]; bundles wait under `data_dir/upload`) and the
-    /// [`janitor`] that applies retention there.
+    /// `metastore` (see [`publish`]; bundles wait under `data_dir/upload`), the
+    /// [`janitor`] that applies retention there and the [`merge`]r of small splits
+    /// (reading through `cache`, writing under `data_dir/merge`).
+    #[allow(clippy::too_many_arguments)]
     pub fn spawn_publisher(
         self: &Arc<Self>,
         storage: triad_storage::Storage,
+        cache: Option<Arc<triad_storage::cache::BlockCache>>,
         metastore: triad_metastore::Metastore,
         storage_cfg: &triad_model::config::StorageConfig,
         data_dir: &Path,
@@ -268,6 +274,25 @@ impl Collector {
         let c = cancel.child_token();
         tasks.spawn(async move {
             janitor.run(c).await;
+            Ok(())
+        });
+        let merge_dir = data_dir.join("merge");
+        // Half-written merges of a crash: redone from the published inputs.
+        let _ = std::fs::remove_dir_all(&merge_dir);
+        let merger = crate::merge::Merger::new(
+            storage.clone(),
+            cache,
+            metastore.clone(),
+            self.node_id(),
+            merge_dir,
+            (self.cfg.logs.split_max_docs, self.cfg.traces.split_max_docs),
+            grace,
+            std::time::Duration::from_secs(storage_cfg.merge_interval_secs),
+            self.merge_metrics.clone(),
+        );
+        let c = cancel.child_token();
+        tasks.spawn(async move {
+            merger.run(c).await;
             Ok(())
         });
         let publisher = crate::publish::Publisher::new(

@@ -121,3 +121,17 @@ triad_model::metric_set! {
         pub(crate) errors: Counter,
     }
 }
+
+triad_model::metric_set! {
+    /// Merges of small published splits (`triad_merge_*`).
+    pub struct MergeMetrics in "triad_merge" {
+        /// Merged splits published, by signal.
+        pub(crate) merges: Family<SignalLabel, Counter>,
+        /// Splits merged away (marked in the same transaction), by signal.
+        pub(crate) merged_splits as "input_splits": Family<SignalLabel, Counter>,
+        /// Documents written into merged splits, by signal.
+        pub(crate) merged_docs as "docs": Family<SignalLabel, Counter>,
+        /// Merge rounds that failed (retried at the next round).
+        pub(crate) errors: Counter,
+    }
+}

@@ -13,6 +13,7 @@
 pub mod bundle_dir;
 pub mod error;
 pub mod log_index;
+pub mod merge;
 pub mod metrics;
 pub mod published;
 pub mod query_text;

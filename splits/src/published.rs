@@ -165,21 +165,7 @@ impl Published {
     }
 
     async fn open<S: Signal>(&self, signal: S, row: &SplitRow) -> Result<Arc<Split>> {
-        let reader = ObjectReader::new(
-            self.storage.clone(),
-            self.cache.clone(),
-            &row.object_key,
-            row.bytes,
-        );
-        let bundle = Bundle::open(reader).await?;
-        let dir = BundleDirectory::new(bundle, tokio::runtime::Handle::current());
-        let id = row.split_id.clone();
-        let split = tokio::task::spawn_blocking(move || {
-            Split::open_bundle(&id, dir, &|i| signal.configure(i))
-        })
-        .await
-        .map_err(|e| Error::Corrupt(format!("open split task: {e}")))??;
-        Ok(Arc::new(split))
+        open_published(&self.storage, self.cache.clone(), signal, row).await
     }
 
     /// IDs of the splits this view reads that were published within `window` of now:
@@ -216,4 +202,23 @@ impl Published {
             }
         });
     }
+}
+
+/// Opens the published split `row` from object storage (its footer: one ranged read),
+/// reading through `cache`.
+pub async fn open_published<S: Signal>(
+    storage: &Storage,
+    cache: Option<Arc<BlockCache>>,
+    signal: S,
+    row: &SplitRow,
+) -> Result<Arc<Split>> {
+    let reader = ObjectReader::new(storage.clone(), cache, &row.object_key, row.bytes);
+    let bundle = Bundle::open(reader).await?;
+    let dir = BundleDirectory::new(bundle, tokio::runtime::Handle::current());
+    let id = row.split_id.clone();
+    let split =
+        tokio::task::spawn_blocking(move || Split::open_bundle(&id, dir, &|i| signal.configure(i)))
+            .await
+            .map_err(|e| Error::Corrupt(format!("open split task: {e}")))??;
+    Ok(Arc::new(split))
 }

@@ -58,6 +58,8 @@ pub struct StorageConfig {
     /// with a retryable "too many requests" until uploads catch up, so senders buffer.
     /// 0: no bound.
     pub max_unpublished_bytes: u64,
+    /// How often small published splits are merged into larger ones, seconds.
+    pub merge_interval_secs: u64,
 }
 
 impl Default for StorageConfig {
@@ -81,6 +83,7 @@ impl Default for StorageConfig {
             local_grace_secs: 600,
             refresh_secs: 5,
             max_unpublished_bytes: 50 << 30,
+            merge_interval_secs: 60,
         }
     }
 }
@@ -169,6 +172,13 @@ impl StorageConfig {
             "e.g. 300",
         )?;
         range(&k("refresh_secs"), self.refresh_secs, 1, 3_600, "e.g. 5")?;
+        range(
+            &k("merge_interval_secs"),
+            self.merge_interval_secs,
+            1,
+            86_400,
+            "e.g. 60",
+        )?;
         range(
             &k("local_grace_secs"),
             self.local_grace_secs,
