@@ -15,7 +15,9 @@
 //! published the split is searched locally; once published, query servers find it in
 //! the metastore, and the collector keeps its local copy for
 //! `storage.local_grace_secs` (longer than a listing refresh plus the longest query)
-//! before deleting it. Splits are published in order: a failure stops the round, and
+//! before deleting it — and only once the metastore has answered for a whole grace
+//! period without a break, since query servers cannot list a publication while it is
+//! away. Splits are published in order: a failure stops the round, and
 //! rounds back off (up to 30 s) while object storage or the metastore is unreachable;
 //! ingest goes on meanwhile and the sealed splits wait on local disk.
 
@@ -165,6 +167,10 @@ impl Publisher {
         }
         let mut seen: Option<(Seen, Seen)> = None;
         let mut failures = 0u32;
+        // Since when the metastore has answered without a break. Query servers learn of
+        // a publication by listing the metastore: while it is away they cannot, so local
+        // copies are deleted only after it has been reachable for a whole grace period.
+        let mut reachable_since: Option<std::time::Instant> = None;
         loop {
             let pause = if failures == 0 {
                 ROUND
@@ -191,15 +197,26 @@ impl Publisher {
             let Some((log_seen, trace_seen)) = seen.as_mut() else {
                 continue;
             };
-            let logs = self.round(self.logs.store(), Kind::Logs, log_seen).await;
+            let probe = self.metastore.checkpoint(&self.node_id, Kind::Logs).await;
+            reachable_since = match probe {
+                Ok(_) => reachable_since.or_else(|| Some(std::time::Instant::now())),
+                Err(_) => None,
+            };
+            let may_delete = reachable_since.is_some_and(|t| t.elapsed() >= self.grace);
+            let logs = self
+                .round(self.logs.store(), Kind::Logs, log_seen, may_delete)
+                .await;
             let traces = self
-                .round(self.traces.store(), Kind::Traces, trace_seen)
+                .round(self.traces.store(), Kind::Traces, trace_seen, may_delete)
                 .await;
             self.measure_backlog(log_seen, trace_seen);
             let mut failed = false;
             for (kind, result) in [(Kind::Logs, logs), (Kind::Traces, traces)] {
                 if let Err(f) = result {
                     failed = true;
+                    if f.stage == "stage" || f.stage == "publish" {
+                        reachable_since = None;
+                    }
                     self.metrics
                         .errors
                         .get_or_create(&SignalStage {
@@ -229,13 +246,14 @@ impl Publisher {
         self.metrics.pending_bytes.set(bytes as i64);
     }
 
-    /// Publishes the sealed splits of one store in order, then deletes local copies
-    /// past the grace period.
+    /// Deletes local copies past the grace period (when `may_delete`), then publishes
+    /// the sealed splits of one store in order.
     async fn round<S: Signal>(
         &self,
         store: &Arc<Store<S>>,
         kind: Kind,
         seen: &mut Seen,
+        may_delete: bool,
     ) -> Result<(), Failed> {
         let label = SignalLabel {
             signal: kind.as_str(),
@@ -243,7 +261,9 @@ impl Publisher {
         // First, whatever happens to the publications below: a local copy kept past
         // the grace period would be counted twice by query servers that no longer
         // exclude it from their questions to this collector.
-        self.cleanup(store, &label, seen).await?;
+        if may_delete {
+            self.cleanup(store, &label, seen).await?;
+        }
         let sealed = store.sealed_splits();
         let pending: Vec<_> = sealed
             .iter()

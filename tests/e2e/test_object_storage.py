@@ -191,6 +191,7 @@ def test_object_storage_and_postgres_outages_lose_nothing(tmp_path, engines):
             assert time.monotonic() < deadline, f"timed out: {what}"
             time.sleep(0.2)
 
+    pg_down = False
     try:
         send_batches(t, n=1)
         wait_until("first batch", lambda: batch_total(t) == 100)
@@ -208,6 +209,7 @@ def test_object_storage_and_postgres_outages_lose_nothing(tmp_path, engines):
         watch(200, lambda: published_lines() == 200, "uploads catch up")
 
         pg.stop()
+        pg_down = True
         started = time.monotonic()
         send_batches(t, n=1)  # acknowledged with the metastore away
         wait_until("third batch", lambda: batch_total(t) == 300)
@@ -217,6 +219,7 @@ def test_object_storage_and_postgres_outages_lose_nothing(tmp_path, engines):
             assert batch_total(t) == 300
             time.sleep(0.5)
         pg.start()
+        pg_down = False
         watch(300, lambda: published_lines() == 300, "publication catches up")
         assert batch_total(t) == 300
     finally:
@@ -224,6 +227,8 @@ def test_object_storage_and_postgres_outages_lose_nothing(tmp_path, engines):
             t.kill9()
         if weed.proc.poll() is not None:
             weed.start()
+        if pg_down:
+            pg.start()
 
 
 def test_a_full_backlog_pushes_back_and_loses_nothing(tmp_path, engines):
