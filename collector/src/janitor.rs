@@ -156,14 +156,7 @@ impl Janitor {
                 ..ListQuery::in_state(kind, SplitState::Marked)
             };
             for row in self.metastore.list(&due).await.map_err(|e| e.to_string())? {
-                self.storage
-                    .delete(&row.object_key)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                self.metastore
-                    .remove(std::slice::from_ref(&row.split_id))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.delete(&row).await?;
                 report.deleted += 1;
                 self.metrics.deleted.get_or_create(&label).inc();
             }
@@ -188,18 +181,25 @@ impl Janitor {
                 if held.contains(&row.split_id) {
                     continue;
                 }
-                self.storage
-                    .delete(&row.object_key)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                self.metastore
-                    .remove(std::slice::from_ref(&row.split_id))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.delete(&row).await?;
                 report.orphans += 1;
                 self.metrics.orphans.get_or_create(&label).inc();
             }
         }
         Ok(report)
+    }
+
+    /// Deletes a split's object, then its row (a crash in between leaves the row, and
+    /// the deletion is redone: deleting a missing object succeeds).
+    async fn delete(&self, row: &triad_metastore::SplitRow) -> Result<(), String> {
+        self.storage
+            .delete(&row.object_key)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.metastore
+            .remove(std::slice::from_ref(&row.split_id))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
