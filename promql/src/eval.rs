@@ -250,18 +250,7 @@ impl<'a> Engine<'a> {
         };
         let mut out: Vec<SeriesSamples> = series
             .into_iter()
-            .filter_map(|s| {
-                let samples: Vec<(i64, f64)> = s
-                    .values
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, v)| v.map(|v| (start + i as i64 * step, v)))
-                    .collect();
-                (!samples.is_empty()).then_some(SeriesSamples {
-                    labels: s.labels,
-                    samples,
-                })
-            })
+            .filter_map(|s| s.into_samples(start, step))
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)

@@ -35,6 +35,27 @@ pub struct StepSeries {
     pub values: Vec<Option<f64>>,
 }
 
+impl StepSeries {
+    /// The series as timestamped samples of steps `start + i * step`, the steps without
+    /// a value left out; `None` when no step has one.
+    pub(crate) fn into_samples(
+        self,
+        start: i64,
+        step: i64,
+    ) -> Option<triad_model::metric::SeriesSamples> {
+        let samples: Vec<(i64, f64)> = self
+            .values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (start + i as i64 * step, v)))
+            .collect();
+        (!samples.is_empty()).then_some(triad_model::metric::SeriesSamples {
+            labels: self.labels,
+            samples,
+        })
+    }
+}
+
 pub use triad_model::metric::format_value;
 
 #[cfg(test)]

@@ -273,18 +273,7 @@ impl<'a> Ev<'a> {
         };
         let series = series
             .into_iter()
-            .filter_map(|s| {
-                let samples: Vec<(i64, f64)> = s
-                    .values
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, v)| v.map(|v| (start + i as i64 * step, v)))
-                    .collect();
-                (!samples.is_empty()).then_some(SeriesSamples {
-                    labels: s.labels,
-                    samples,
-                })
-            })
+            .filter_map(|s| s.into_samples(start, step))
             .collect();
         Ok(Value::Range(RangeValue {
             series,
