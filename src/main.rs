@@ -369,6 +369,7 @@ fn external_url(cfg: &ValidConfig) -> String {
 fn start_alerting(
     cfg: &ValidConfig,
     collector: &Arc<Collector>,
+    store: Arc<dyn triad_query::alert::MetricReadWrite>,
     metrics: triad_query::alert::AlertMetrics,
     cancel: &CancellationToken,
     tasks: &mut JoinSet<Result<(), String>>,
@@ -377,7 +378,7 @@ fn start_alerting(
     let rules: usize = groups.iter().map(|g| g.rules.len()).sum();
     tracing::info!(groups = groups.len(), rules, "alerting rules loaded");
     let stores = triad_query::alert::Stores {
-        metrics: collector.metrics.clone(),
+        metrics: store,
         traces: collector.traces.clone(),
         logs: collector.logs.clone(),
     };
@@ -407,8 +408,13 @@ async fn open_collector(
             store.split_max_age_secs = store.split_max_age_secs.min(cfg.storage.seal_after_secs);
         }
     }
-    let collector = Collector::open(&collector_cfg, &cfg.data_dir, registry)
-        .with_context(|| format!("cannot open the data directory {}", cfg.data_dir.display()))?;
+    let collector = Collector::open(
+        &collector_cfg,
+        &cfg.data_dir,
+        cfg.storage.is_remote(),
+        registry,
+    )
+    .with_context(|| format!("cannot open the data directory {}", cfg.data_dir.display()))?;
     tracing::info!(data_dir = %cfg.data_dir.display(), ms = started.elapsed().as_millis() as u64, "storage open");
     Ok(Arc::new(collector))
 }
@@ -475,7 +481,7 @@ async fn up(
         cfg
     };
     let collector = open_collector(&cfg, &mut registry).await?;
-    let om = object_mode(&cfg, &mut registry).await?;
+    let om = object_mode(&cfg, &mut registry, cancel, tasks).await?;
     let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
     let agent_metrics = triad_agent::metrics::AgentMetrics::register(&mut registry);
     registry.register_collector(Box::new(triad_agent::metrics::HostMetrics));
@@ -497,7 +503,23 @@ async fn up(
     collector
         .spawn_scraper(scrape, cancel, tasks)
         .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
-    let alerting = start_alerting(&cfg, &collector, alert_metrics, cancel, tasks)?;
+    // In object-storage mode, what is published and gone from local disk is read back
+    // from object storage.
+    let metric_store: Arc<dyn triad_query::alert::MetricReadWrite> = match &om {
+        None => collector.metrics.clone(),
+        Some(om) => Arc::new(triad_collector::blocks::CollectorMetrics::new(
+            collector.metrics.clone(),
+            om.blocks.clone(),
+        )),
+    };
+    let alerting = start_alerting(
+        &cfg,
+        &collector,
+        metric_store.clone(),
+        alert_metrics,
+        cancel,
+        tasks,
+    )?;
     let ready = {
         let c = collector.clone();
         Arc::new(move || c.is_ready())
@@ -512,6 +534,7 @@ async fn up(
                 om.storage.clone(),
                 om.cache.clone(),
                 om.metastore.clone(),
+                om.blocks.clone(),
                 &cfg.storage,
                 &cfg.data_dir,
                 cancel,
@@ -529,7 +552,7 @@ async fn up(
     let served = Served {
         logs,
         traces,
-        metrics: Some(collector.metrics.clone()),
+        metrics: Some(metric_store),
         alerting: Some(alerting),
     };
     let state = query_state(&cfg, served, registry, ready, cancel);
@@ -625,7 +648,7 @@ async fn collector(
         }
     })?;
     let collector = open_collector(&cfg, &mut registry).await?;
-    let om = object_mode(&cfg, &mut registry).await?;
+    let om = object_mode(&cfg, &mut registry, cancel, tasks).await?;
     let registry = Arc::new(registry);
     let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
     let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
@@ -635,6 +658,7 @@ async fn collector(
             om.storage,
             om.cache,
             om.metastore,
+            om.blocks,
             &cfg.storage,
             &cfg.data_dir,
             cancel,
@@ -663,79 +687,43 @@ async fn query(
             c.query.remote_read_url = Some(url.clone())
         }
     })?;
-    let om = object_mode(&cfg, &mut registry).await?;
-    let (logs, traces): (
-        Arc<dyn triad_model::store::LogRead>,
-        Arc<dyn triad_model::store::TraceRead>,
-    ) = match &om {
+    let om = object_mode(&cfg, &mut registry, cancel, tasks).await?;
+    let served = match &om {
         None => {
             let readers =
                 triad_splits::read_only::open(&cfg.data_dir, &cfg.collector, &mut registry)?;
             readers.spawn_refresh(cancel, tasks);
-            (readers.logs.clone(), readers.traces.clone())
+            let metrics: Option<Arc<dyn triad_model::store::MetricRead>> =
+                match &cfg.query.remote_read_url {
+                    Some(url) => Some(Arc::new(
+                        triad_collector::remote_read::RemoteReader::new(
+                            url,
+                            Duration::from_secs(cfg.query.query_timeout_secs),
+                        )
+                        .map_err(|e| anyhow::anyhow!("query.remote_read_url: {e}"))?,
+                    )),
+                    None => None,
+                };
+            Served {
+                logs: readers.logs.clone(),
+                traces: readers.traces.clone(),
+                metrics,
+                alerting: None,
+            }
         }
         Some(om) => {
-            if matches!(om.metastore, triad_metastore::Metastore::File(_)) {
-                anyhow::bail!(
-                    "metastore.url: a query server apart from the collector reads the \
-                         metastore the collector writes; set a postgres:// URL in both"
-                );
+            let s = object_mode::query_server_stores(&cfg, om, cancel, tasks).await?;
+            Served {
+                logs: s.logs,
+                traces: s.traces,
+                metrics: Some(s.metrics),
+                alerting: None,
             }
-            let Some(url) = cfg.query.collector_url.clone() else {
-                anyhow::bail!(
-                    "query.collector_url: with object storage a query server asks the \
-                         collector for what it has not published yet; set the collector's \
-                         HTTP address, e.g. http://collector:4318"
-                );
-            };
-            let p = published(&cfg, om, None, cancel, tasks).await?;
-            // The collector holds published splits for local_grace_secs at most:
-            // older ones need not be named in the questions.
-            let window = Duration::from_secs(2 * cfg.storage.local_grace_secs);
-            let view = p.clone();
-            let reader = Arc::new(
-                triad_collector::internal::CollectorReader::new(
-                    &url,
-                    Duration::from_secs(cfg.query.query_timeout_secs),
-                    Arc::new(move || view.recently_published(window)),
-                )
-                .map_err(|e| anyhow::anyhow!("query.collector_url: {e}"))?,
-            );
-            let logs: Arc<dyn triad_model::store::LogRead> =
-                Arc::new(triad_model::store::MergedLogs {
-                    published: p.logs.clone(),
-                    recent: reader.clone(),
-                    recent_name: format!("collector {url}"),
-                });
-            let traces: Arc<dyn triad_model::store::TraceRead> =
-                Arc::new(triad_model::store::MergedTraces {
-                    published: p.traces.clone(),
-                    recent: reader,
-                    recent_name: format!("collector {url}"),
-                });
-            (logs, traces)
         }
-    };
-    let metrics: Option<Arc<dyn triad_model::store::MetricRead>> = match &cfg.query.remote_read_url
-    {
-        Some(url) => Some(Arc::new(
-            triad_collector::remote_read::RemoteReader::new(
-                url,
-                std::time::Duration::from_secs(cfg.query.query_timeout_secs),
-            )
-            .map_err(|e| anyhow::anyhow!("query.remote_read_url: {e}"))?,
-        )),
-        None => None,
     };
     let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
     let registry = Arc::new(registry);
     let query = bind("query", cfg.query.listen).await?;
-    let served = Served {
-        logs,
-        traces,
-        metrics,
-        alerting: None,
-    };
     let state = query_state(&cfg, served, registry, Arc::new(|| true), cancel);
     triad_receiver::http::spawn_server(
         "query server",

@@ -9,20 +9,26 @@ use prometheus_client::registry::Registry;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use triad_model::config::ValidConfig;
+use triad_model::store::{LogRead, MergedLogs, MergedMetrics, MergedTraces, MetricRead, TraceRead};
 
-/// Object-storage mode (`storage.url` other than `file://`): where sealed splits go,
-/// the cache reads from there go through, and the list of splits.
+/// Object-storage mode (`storage.url` other than `file://`): where sealed splits and
+/// metric blocks go, the cache reads from there go through, the list of splits, and the
+/// published metric blocks.
 pub struct ObjectMode {
     pub storage: triad_storage::Storage,
     pub cache: Option<Arc<triad_storage::cache::BlockCache>>,
     pub metastore: triad_metastore::Metastore,
+    /// Published metric blocks, listed before serving and every `storage.refresh_secs`.
+    pub blocks: Arc<triad_collector::blocks::PublishedBlocks>,
 }
 
 /// Opens the storage, its read cache and the metastore when `storage.url` asks for
-/// object storage; `None` in the embedded mode.
+/// object storage, and lists the published metric blocks; `None` in the embedded mode.
 pub async fn object_mode(
     cfg: &ValidConfig,
     registry: &mut Registry,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<Result<(), String>>,
 ) -> anyhow::Result<Option<ObjectMode>> {
     if !cfg.storage.is_remote() {
         return Ok(None);
@@ -55,10 +61,22 @@ pub async fn object_mode(
         metastore = kind,
         "sealed splits go to object storage"
     );
+    let blocks = Arc::new(triad_collector::blocks::PublishedBlocks::new(
+        storage.clone(),
+        cache.clone(),
+        metastore.clone(),
+    ));
+    let opened = blocks
+        .refresh()
+        .await
+        .map_err(|e| anyhow::anyhow!("listing published metric blocks: {e}"))?;
+    tracing::info!(blocks = opened, "published metric blocks opened");
+    blocks.spawn_refresh(Duration::from_secs(cfg.storage.refresh_secs), cancel, tasks);
     Ok(Some(ObjectMode {
         storage,
         cache,
         metastore,
+        blocks,
     }))
 }
 
@@ -82,4 +100,74 @@ pub async fn published(
     tracing::info!(splits = opened, "published splits opened");
     p.spawn_refresh(Duration::from_secs(cfg.storage.refresh_secs), cancel, tasks);
     Ok(p)
+}
+
+/// What a query server apart from the collector reads in object-storage mode.
+pub struct QueryStores {
+    pub logs: Arc<dyn LogRead>,
+    pub traces: Arc<dyn TraceRead>,
+    pub metrics: Arc<dyn MetricRead>,
+}
+
+/// A query server's stores in object-storage mode: the published splits and blocks, and
+/// the collector (`query.collector_url`) for what it has not published yet — its
+/// internal search API for logs and traces, remote read for metrics (or
+/// `query.remote_read_url` when set).
+pub async fn query_server_stores(
+    cfg: &ValidConfig,
+    om: &ObjectMode,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<Result<(), String>>,
+) -> anyhow::Result<QueryStores> {
+    if matches!(om.metastore, triad_metastore::Metastore::File(_)) {
+        anyhow::bail!(
+            "metastore.url: a query server apart from the collector reads the metastore \
+             the collector writes; set a postgres:// URL in both"
+        );
+    }
+    let Some(url) = cfg.query.collector_url.clone() else {
+        anyhow::bail!(
+            "query.collector_url: with object storage a query server asks the collector \
+             for what it has not published yet; set the collector's HTTP address, e.g. \
+             http://collector:4318"
+        );
+    };
+    let timeout = Duration::from_secs(cfg.query.query_timeout_secs);
+    let p = published(cfg, om, None, cancel, tasks).await?;
+    // The collector holds published splits for local_grace_secs at most: older ones
+    // need not be named in the questions.
+    let window = Duration::from_secs(2 * cfg.storage.local_grace_secs);
+    let view = p.clone();
+    let reader = Arc::new(
+        triad_collector::internal::CollectorReader::new(
+            &url,
+            timeout,
+            Arc::new(move || view.recently_published(window)),
+        )
+        .map_err(|e| anyhow::anyhow!("query.collector_url: {e}"))?,
+    );
+    let remote_read_url = cfg
+        .query
+        .remote_read_url
+        .clone()
+        .unwrap_or_else(|| format!("{}/api/v1/read", url.trim_end_matches('/')));
+    let remote_read = triad_collector::remote_read::RemoteReader::new(&remote_read_url, timeout)
+        .map_err(|e| anyhow::anyhow!("query.remote_read_url: {e}"))?;
+    Ok(QueryStores {
+        logs: Arc::new(MergedLogs {
+            published: p.logs.clone(),
+            recent: reader.clone(),
+            recent_name: format!("collector {url}"),
+        }),
+        traces: Arc::new(MergedTraces {
+            published: p.traces.clone(),
+            recent: reader,
+            recent_name: format!("collector {url}"),
+        }),
+        metrics: Arc::new(MergedMetrics {
+            published: om.blocks.clone(),
+            recent: Arc::new(remote_read),
+            recent_name: format!("collector {remote_read_url}"),
+        }),
+    })
 }

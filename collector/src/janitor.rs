@@ -2,8 +2,8 @@
 //!
 //! Every [`EVERY`], in three steps:
 //!
-//! 1. **Retention marks**: published splits whose newest record is older than their
-//!    signal's `retention_secs` are marked for deletion (readers stop listing them at
+//! 1. **Retention marks**: published splits and metric blocks whose newest record is
+//!    older than their signal's `retention_secs` are marked for deletion (readers stop listing them at
 //!    their next refresh).
 //! 2. **Deletion after the grace period**: marked splits whose state changed longer than
 //!    `storage.local_grace_secs` ago — longer than a listing refresh plus the longest
@@ -26,6 +26,7 @@ use triad_metastore::{ListQuery, Metastore, Signal as Kind, SplitState};
 use triad_splits::log_index::LogStore;
 use triad_splits::trace_store::TraceStore;
 use triad_storage::Storage;
+use triad_tsdb::metric_store::MetricStore;
 
 use crate::metrics::{JanitorMetrics, SignalLabel};
 
@@ -52,14 +53,15 @@ pub struct Janitor {
     node_id: String,
     logs: Arc<LogStore>,
     traces: Arc<TraceStore>,
-    /// Retention of logs and traces, seconds (0: forever).
-    retention_secs: (u64, u64),
+    metric_store: Arc<MetricStore>,
+    /// Retention of logs, traces and metrics, seconds (0: forever).
+    retention_secs: (u64, u64, u64),
     grace: Duration,
     metrics: JanitorMetrics,
 }
 
 impl Janitor {
-    /// A janitor for `node_id`'s splits and the retention of both signals.
+    /// A janitor for `node_id`'s splits and blocks and the retention of every signal.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         storage: Storage,
@@ -67,7 +69,8 @@ impl Janitor {
         node_id: String,
         logs: Arc<LogStore>,
         traces: Arc<TraceStore>,
-        retention_secs: (u64, u64),
+        metric_store: Arc<MetricStore>,
+        retention_secs: (u64, u64, u64),
         grace: Duration,
         metrics: JanitorMetrics,
     ) -> Janitor {
@@ -77,6 +80,7 @@ impl Janitor {
             node_id,
             logs,
             traces,
+            metric_store,
             retention_secs,
             grace,
             metrics,
@@ -127,6 +131,7 @@ impl Janitor {
         for (kind, retention) in [
             (Kind::Logs, self.retention_secs.0),
             (Kind::Traces, self.retention_secs.1),
+            (Kind::Metrics, self.retention_secs.2),
         ] {
             let label = SignalLabel {
                 signal: kind.as_str(),
@@ -160,13 +165,7 @@ impl Janitor {
                 report.deleted += 1;
                 self.metrics.deleted.get_or_create(&label).inc();
             }
-            let held: HashSet<String> = match kind {
-                Kind::Logs => self.logs.store().splits(),
-                _ => self.traces.store().splits(),
-            }
-            .iter()
-            .map(|s| format!("{}/{}", self.node_id, s.id))
-            .collect();
+            let held = self.held(kind);
             let stale = ListQuery {
                 node_id: Some(self.node_id.clone()),
                 updated_before_ms: Some(now_ms - ORPHAN_AGE.as_millis() as i64),
@@ -187,6 +186,31 @@ impl Janitor {
             }
         }
         Ok(report)
+    }
+
+    /// The metastore IDs of the splits (or blocks) of `kind` this collector holds.
+    fn held(&self, kind: Kind) -> HashSet<String> {
+        let ids = |splits: Vec<Arc<triad_splits::split::Split>>| -> HashSet<String> {
+            splits
+                .iter()
+                .map(|s| format!("{}/{}", self.node_id, s.id))
+                .collect()
+        };
+        match kind {
+            Kind::Logs => ids(self.logs.store().splits()),
+            Kind::Traces => ids(self.traces.store().splits()),
+            Kind::Metrics => self
+                .metric_store
+                .tenants()
+                .into_iter()
+                .flat_map(|(tenant, db)| {
+                    db.local_blocks()
+                        .iter()
+                        .map(|b| crate::blocks::block_id(&self.node_id, &tenant, b.name()))
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+        }
     }
 
     /// Deletes a split's object, then its row (a crash in between leaves the row, and

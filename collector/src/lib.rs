@@ -6,12 +6,14 @@
 //!   [`otlp_metrics`] and [`span_metrics`] (RED series from spans) append to the
 //!   metric store of `triad_tsdb`; [`remote_read`] serves it to split query servers.
 //!
-//! - [`publish`]: in object-storage mode, sealed splits go to object storage and the
-//!   metastore.
+//! - [`publish`]: in object-storage mode, sealed splits and metric [`blocks`] go to
+//!   object storage and the metastore; [`merge`] merges small splits and compacts
+//!   blocks there, the [`janitor`] applies retention.
 //!
 //! The stores live in their own crates: `triad_wal` (the write-ahead log),
 //! `triad_splits` (tantivy log and trace splits) and `triad_tsdb` (metrics).
 
+pub mod blocks;
 pub mod error;
 pub mod exposition;
 pub mod ingest;
@@ -86,11 +88,14 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Opens (and replays) the stores under `data_dir`. Blocking: call before serving or
-    /// from `spawn_blocking`.
+    /// Opens (and replays) the stores under `data_dir`. With `object_storage`, metric
+    /// blocks are left as they are cut (they are published, and compacted in object
+    /// storage) and local retention by size is off (the publisher frees the disk).
+    /// Blocking: call before serving or from `spawn_blocking`.
     pub fn open(
         cfg: &CollectorConfig,
         data_dir: &Path,
+        object_storage: bool,
         registry: &mut Registry,
     ) -> Result<Collector> {
         let store_metrics = StoreMetrics::register(registry);
@@ -111,7 +116,12 @@ impl Collector {
             TsdbOptions {
                 block_range_ms: cfg.metrics.block_range_secs as i64 * 1000,
                 retention_ms: cfg.metrics.retention_secs as i64 * 1000,
-                retention_bytes: cfg.metrics.retention_bytes,
+                retention_bytes: if object_storage {
+                    0
+                } else {
+                    cfg.metrics.retention_bytes
+                },
+                compact: !object_storage,
             },
             registry,
         )?);
@@ -245,16 +255,17 @@ impl Collector {
         }
     }
 
-    /// Object-storage mode: starts publishing sealed splits to `storage` and
-    /// `metastore` (see [`publish`]; bundles wait under `data_dir/upload`), the
-    /// [`janitor`] that applies retention there and the [`merge`]r of small splits
-    /// (reading through `cache`, writing under `data_dir/merge`).
+    /// Object-storage mode: starts publishing sealed splits and metric blocks to
+    /// `storage` and `metastore` (see [`publish`]; bundles wait under `data_dir/upload`),
+    /// the [`janitor`] that applies retention there and the [`merge`]r of small splits
+    /// and published `blocks` (reading through `cache`, writing under `data_dir/merge`).
     #[allow(clippy::too_many_arguments)]
     pub fn spawn_publisher(
         self: &Arc<Self>,
         storage: triad_storage::Storage,
         cache: Option<Arc<triad_storage::cache::BlockCache>>,
         metastore: triad_metastore::Metastore,
+        blocks: Arc<crate::blocks::PublishedBlocks>,
         storage_cfg: &triad_model::config::StorageConfig,
         data_dir: &Path,
         cancel: &CancellationToken,
@@ -267,7 +278,12 @@ impl Collector {
             self.node_id(),
             self.logs.clone(),
             self.traces.clone(),
-            (self.cfg.logs.retention_secs, self.cfg.traces.retention_secs),
+            self.metrics.clone(),
+            (
+                self.cfg.logs.retention_secs,
+                self.cfg.traces.retention_secs,
+                self.cfg.metrics.retention_secs,
+            ),
             grace,
             self.janitor_metrics.clone(),
         );
@@ -283,6 +299,7 @@ impl Collector {
             storage.clone(),
             cache,
             metastore.clone(),
+            blocks,
             self.node_id(),
             merge_dir,
             (self.cfg.logs.split_max_docs, self.cfg.traces.split_max_docs),
@@ -302,6 +319,7 @@ impl Collector {
             data_dir.join("upload"),
             self.logs.clone(),
             self.traces.clone(),
+            self.metrics.clone(),
             grace,
             self.publish_metrics.clone(),
             self.backlog.clone(),

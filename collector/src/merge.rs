@@ -14,6 +14,12 @@
 //! Only splits published longer ago than `storage.local_grace_secs` are merged: by then
 //! no collector holds a local copy of them, which a query could otherwise find beside
 //! the merged split.
+//!
+//! Metric blocks are compacted the same way, in the same round: per tenant, published
+//! blocks of one level past the grace period, oldest first, [`COMPACTION_FACTOR`] at a
+//! time into one of the next level (up to [`MAX_COMPACTION_LEVEL`]), as the local TSDB
+//! does — read from object storage through the cache, merged series by series, and
+//! published in the transaction that marks the inputs.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +35,9 @@ use triad_splits::trace_store::SpanSignal;
 use triad_storage::Storage;
 use triad_storage::cache::BlockCache;
 
+use triad_tsdb::{COMPACTION_FACTOR, MAX_COMPACTION_LEVEL};
+
+use crate::blocks::{Opened, PublishedBlocks, block_row, write_block_bundle};
 use crate::metrics::{MergeMetrics, SignalLabel};
 
 /// Most splits merged into one.
@@ -41,6 +50,7 @@ pub struct Merger {
     storage: Storage,
     cache: Option<Arc<BlockCache>>,
     metastore: Metastore,
+    blocks: Arc<PublishedBlocks>,
     node_id: String,
     scratch: PathBuf,
     /// `split_max_docs` of logs and traces.
@@ -70,6 +80,36 @@ pub fn plan(mut rows: Vec<SplitRow>, max_docs: u64) -> Vec<Vec<SplitRow>> {
     groups
 }
 
+/// The runs of published blocks to compact: per tenant and level (below
+/// [`MAX_COMPACTION_LEVEL`]), blocks published before `settled_ms`, oldest first,
+/// [`COMPACTION_FACTOR`] at a time.
+pub fn compaction_plan(mut blocks: Vec<Opened>, settled_ms: i64) -> Vec<Vec<Opened>> {
+    blocks.retain(|o| o.row.updated_ms < settled_ms && o.block.meta.level < MAX_COMPACTION_LEVEL);
+    blocks.sort_by(|a, b| {
+        (
+            &a.tenant,
+            a.block.meta.level,
+            a.block.meta.min_t,
+            &a.row.split_id,
+        )
+            .cmp(&(
+                &b.tenant,
+                b.block.meta.level,
+                b.block.meta.min_t,
+                &b.row.split_id,
+            ))
+    });
+    let mut runs = Vec::new();
+    for group in
+        blocks.chunk_by(|a, b| a.tenant == b.tenant && a.block.meta.level == b.block.meta.level)
+    {
+        for run in group.chunks_exact(COMPACTION_FACTOR) {
+            runs.push(run.to_vec());
+        }
+    }
+    runs
+}
+
 impl Merger {
     /// A merger writing merged splits as `node_id`, with scratch space under `scratch`.
     #[allow(clippy::too_many_arguments)]
@@ -77,6 +117,7 @@ impl Merger {
         storage: Storage,
         cache: Option<Arc<BlockCache>>,
         metastore: Metastore,
+        blocks: Arc<PublishedBlocks>,
         node_id: String,
         scratch: PathBuf,
         max_docs: (u64, u64),
@@ -88,6 +129,7 @@ impl Merger {
             storage,
             cache,
             metastore,
+            blocks,
             node_id,
             scratch,
             max_docs,
@@ -122,7 +164,8 @@ impl Merger {
         }
     }
 
-    /// One round over both signals; returns how many merged splits were published.
+    /// One round over every signal; returns how many merged splits and compacted blocks
+    /// were published.
     pub async fn round(&self) -> Result<usize, String> {
         let mut merged = 0;
         for (kind, max_docs) in [
@@ -148,7 +191,99 @@ impl Merger {
                 merged += 1;
             }
         }
+        let settled_ms = triad_model::now_ns() / 1_000_000 - self.grace.as_millis() as i64;
+        for run in compaction_plan(self.blocks.all(), settled_ms) {
+            self.compact(&run).await?;
+            merged += 1;
+        }
         Ok(merged)
+    }
+
+    /// Compacts `run` (published blocks of one tenant and level) into one block of the
+    /// next level.
+    async fn compact(&self, run: &[Opened]) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        let tenant = run[0].tenant.clone();
+        let level = run[0].block.meta.level + 1;
+        let dir = self
+            .scratch
+            .join(format!("compact-{:020}", triad_model::now_ns()));
+        let inputs: Vec<_> = run.iter().map(|o| o.block.clone()).collect();
+        let (d, t) = (dir.clone(), tenant.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+            let Some(path) =
+                triad_tsdb::merge_blocks(&inputs, &d, level).map_err(|e| e.to_string())?
+            else {
+                return Ok(None);
+            };
+            let block = triad_tsdb::block::Block::open(&path).map_err(|e| e.to_string())?;
+            let bundle = d.join("block.bundle");
+            let bytes = write_block_bundle(&block, &t, &bundle)?;
+            Ok::<_, String>(Some((block, bundle, bytes)))
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        let cleanup = || {
+            let _ = std::fs::remove_dir_all(&dir);
+        };
+        let (block, bundle, bytes) = match done {
+            Ok(Some(v)) => v,
+            // Inputs without a sample: nothing to write, nothing to replace them with.
+            Ok(None) => {
+                cleanup();
+                return Ok(());
+            }
+            Err(e) => {
+                cleanup();
+                return Err(format!("compact: {e}"));
+            }
+        };
+        let row = block_row(&self.node_id, &tenant, &block, bytes);
+        let published = async {
+            self.metastore
+                .stage(&row)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.storage
+                .upload_file(&row.object_key, &bundle)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.metastore
+                .publish(&Publish {
+                    split_ids: vec![row.split_id.clone()],
+                    replaces: run.iter().map(|o| o.row.split_id.clone()).collect(),
+                    checkpoint: None,
+                })
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        cleanup();
+        published?;
+        let label = SignalLabel {
+            signal: Kind::Metrics.as_str(),
+        };
+        self.metrics.merges.get_or_create(&label).inc();
+        self.metrics
+            .merged_splits
+            .get_or_create(&label)
+            .inc_by(run.len() as u64);
+        self.metrics
+            .merged_docs
+            .get_or_create(&label)
+            .inc_by(block.meta.num_samples);
+        tracing::info!(
+            tenant,
+            level,
+            inputs = run.len(),
+            samples = block.meta.num_samples,
+            bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "compacted published blocks"
+        );
+        Ok(())
     }
 
     async fn merge<S: Signal + Clone>(

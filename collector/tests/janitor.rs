@@ -89,7 +89,15 @@ async fn retention_deletion_and_orphans() {
         "node".into(),
         logs,
         traces,
-        (7 * 86_400, 7 * 86_400),
+        Arc::new(
+            triad_tsdb::metric_store::MetricStore::open(
+                &dir.path().join("metrics"),
+                triad_tsdb::TsdbOptions::default(),
+                &mut prometheus_client::registry::Registry::default(),
+            )
+            .unwrap(),
+        ),
+        (7 * 86_400, 7 * 86_400, 15 * 86_400),
         Duration::from_secs(600),
         triad_collector::metrics::JanitorMetrics::unregistered(),
     );

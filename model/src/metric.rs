@@ -492,6 +492,44 @@ pub struct SeriesSamples {
     pub samples: Vec<(i64, f64)>,
 }
 
+/// Merges parts of series from several sources (a head, blocks, object storage, a
+/// collector) into one list sorted by labels: the parts of one series become one run
+/// sorted by time, and of samples with equal timestamps the first part's is kept — the
+/// same sample read from two sources (a block and its published copy) counts once.
+/// Series left without samples are dropped.
+pub fn merge_series(mut parts: Vec<(Labels, Vec<(i64, f64)>)>) -> Vec<SeriesSamples> {
+    // Stable: the parts of one series stay in source order.
+    parts.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<SeriesSamples> = Vec::with_capacity(parts.len());
+    let mut parts = parts.into_iter().peekable();
+    while let Some((labels, first)) = parts.next() {
+        let mut same = vec![first];
+        while let Some((_, more)) = parts.next_if(|(l, _)| *l == labels) {
+            same.push(more);
+        }
+        let samples = merge_samples(same);
+        if !samples.is_empty() {
+            out.push(SeriesSamples { labels, samples });
+        }
+    }
+    out
+}
+
+/// Merges sample runs of one series: sorted by time, the first of equal timestamps
+/// kept.
+pub fn merge_samples(mut parts: Vec<Vec<(i64, f64)>>) -> Vec<(i64, f64)> {
+    match parts.len() {
+        0 => Vec::new(),
+        1 => parts.pop().unwrap_or_default(),
+        _ => {
+            let mut all: Vec<(i64, f64)> = parts.into_iter().flatten().collect();
+            all.sort_by_key(|(t, _)| *t);
+            all.dedup_by_key(|(t, _)| *t);
+            all
+        }
+    }
+}
+
 /// An exemplar: a sample of a series tied to a trace.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exemplar {

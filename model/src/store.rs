@@ -200,6 +200,45 @@ pub trait MetricRead: Send + Sync {
         start_ms: i64,
         end_ms: i64,
     ) -> StoreResult<Vec<crate::metric::SeriesExemplars>>;
+
+    /// [`MetricRead::select`], plus a warning for each source that did not answer: a
+    /// store of several sources ([`MergedMetrics`]) answers with what it has rather than
+    /// failing. A store of one source answers fully or fails.
+    fn select_partial(
+        &self,
+        tenant: &str,
+        matchers: &[crate::metric::Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> StoreResult<(Vec<crate::metric::SeriesSamples>, Vec<String>)> {
+        Ok((self.select(tenant, matchers, start_ms, end_ms)?, Vec::new()))
+    }
+}
+
+/// The sorted, distinct label names of `series`.
+pub fn label_names_of(series: &[crate::metric::Labels]) -> Vec<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for labels in series {
+        for (n, _) in labels.iter() {
+            if !names.contains(n) {
+                names.insert(n.to_string());
+            }
+        }
+    }
+    names.into_iter().collect()
+}
+
+/// The sorted, distinct values of label `name` in `series`.
+pub fn label_values_of(series: &[crate::metric::Labels], name: &str) -> Vec<String> {
+    let mut values = std::collections::BTreeSet::new();
+    for labels in series {
+        if let Some(v) = labels.get(name)
+            && !values.contains(v)
+        {
+            values.insert(v.to_string());
+        }
+    }
+    values.into_iter().collect()
 }
 
 /// Write access to metric series, for recording rules and the `ALERTS` series.
@@ -213,235 +252,5 @@ pub trait MetricWrite: Send + Sync {
     ) -> StoreResult<usize>;
 }
 
-/// Log reads over two sources holding disjoint records — the splits a query server
-/// reads from object storage and those a collector has not published yet — merged as
-/// one store would answer: totals and histograms summed, hits newest first. A failing
-/// `recent` source leaves the answer partial (a warning), never wrong; live tail reads
-/// `recent` only, where new records are.
-pub struct MergedLogs {
-    /// The published splits.
-    pub published: std::sync::Arc<dyn LogRead>,
-    /// The collector's unpublished data.
-    pub recent: std::sync::Arc<dyn LogRead>,
-    /// Name of `recent` in warnings.
-    pub recent_name: String,
-}
-
-impl LogRead for MergedLogs {
-    fn search(&self, q: &LogQuery) -> StoreResult<LogSearchResult> {
-        let mut out = self.published.search(q)?;
-        match self.recent.search(q) {
-            Ok(r) => {
-                out.total += r.total;
-                if out.histogram.len() == r.histogram.len() {
-                    for (a, b) in out.histogram.iter_mut().zip(&r.histogram) {
-                        *a += b;
-                    }
-                }
-                out.hits.extend(r.hits);
-                out.hits.sort_by_key(|h| std::cmp::Reverse(h.timestamp_ns));
-                out.hits.truncate(q.limit);
-                out.warnings.extend(r.warnings);
-            }
-            Err(StoreError::InvalidQuery(e)) => return Err(StoreError::InvalidQuery(e)),
-            Err(e) => out
-                .warnings
-                .push(format!("{} did not answer: {e}", self.recent_name)),
-        }
-        Ok(out)
-    }
-
-    fn tail(
-        &self,
-        tenant: &str,
-        query: &str,
-        cursor: Option<u64>,
-        limit: usize,
-    ) -> StoreResult<TailBatch> {
-        self.recent.tail(tenant, query, cursor, limit)
-    }
-}
-
-/// Trace reads over two sources (see [`MergedLogs`]): lists united, a trace's spans
-/// united without duplicates (by span ID), call counts summed. Spans of one trace may
-/// be in both. A failing `recent` source is logged and its part left out.
-pub struct MergedTraces {
-    /// The published splits.
-    pub published: std::sync::Arc<dyn TraceRead>,
-    /// The collector's unpublished data.
-    pub recent: std::sync::Arc<dyn TraceRead>,
-    /// Name of `recent` in logs.
-    pub recent_name: String,
-}
-
-impl MergedTraces {
-    fn recent<T>(&self, what: &str, r: StoreResult<T>) -> StoreResult<Option<T>> {
-        match r {
-            Ok(v) => Ok(Some(v)),
-            Err(StoreError::InvalidQuery(e)) => Err(StoreError::InvalidQuery(e)),
-            Err(e) => {
-                tracing::warn!(source = %self.recent_name, what, error = %e, "partial answer: a source did not answer");
-                Ok(None)
-            }
-        }
-    }
-}
-
-fn union_sorted<T: Ord>(mut a: Vec<T>, b: Option<Vec<T>>) -> Vec<T> {
-    a.extend(b.unwrap_or_default());
-    a.sort();
-    a.dedup();
-    a
-}
-
-impl TraceRead for MergedTraces {
-    fn services(&self, tenant: &str) -> StoreResult<Vec<String>> {
-        let a = self.published.services(tenant)?;
-        let b = self.recent("services", self.recent.services(tenant))?;
-        Ok(union_sorted(a, b))
-    }
-
-    fn operations(&self, tenant: &str, service: &str) -> StoreResult<Vec<Operation>> {
-        let a = self.published.operations(tenant, service)?;
-        let b = self.recent("operations", self.recent.operations(tenant, service))?;
-        Ok(union_sorted(a, b))
-    }
-
-    fn trace(&self, tenant: &str, trace_id: TraceId) -> StoreResult<Vec<Span>> {
-        let mut spans = self.published.trace(tenant, trace_id)?;
-        if let Some(more) = self.recent("trace", self.recent.trace(tenant, trace_id))? {
-            spans.extend(more);
-        }
-        spans.sort_by(|a, b| a.start_ns.cmp(&b.start_ns).then(a.span_id.cmp(&b.span_id)));
-        spans.dedup_by(|a, b| a.span_id == b.span_id && a.start_ns == b.start_ns);
-        Ok(spans)
-    }
-
-    fn find_trace_ids(&self, q: &TraceQuery) -> StoreResult<Vec<TraceId>> {
-        // Each source's most recent `limit` traces: the most recent `limit` overall are
-        // among them. Recent data first, as it is newer.
-        let mut ids = self
-            .recent("trace search", self.recent.find_trace_ids(q))?
-            .unwrap_or_default();
-        for id in self.published.find_trace_ids(q)? {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-        ids.truncate(q.limit);
-        Ok(ids)
-    }
-
-    fn dependencies(
-        &self,
-        tenant: &str,
-        start_ns: i64,
-        end_ns: i64,
-    ) -> StoreResult<Vec<DependencyLink>> {
-        let mut links = self.published.dependencies(tenant, start_ns, end_ns)?;
-        let more = self
-            .recent(
-                "dependencies",
-                self.recent.dependencies(tenant, start_ns, end_ns),
-            )?
-            .unwrap_or_default();
-        for l in more {
-            match links
-                .iter_mut()
-                .find(|x| x.parent == l.parent && x.child == l.child)
-            {
-                Some(x) => x.call_count += l.call_count,
-                None => links.push(l),
-            }
-        }
-        links.sort_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
-        Ok(links)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Arc;
-
-    /// A fixed answer, or a failure.
-    struct Fixed(Option<LogSearchResult>);
-
-    impl LogRead for Fixed {
-        fn search(&self, _: &LogQuery) -> StoreResult<LogSearchResult> {
-            self.0
-                .clone()
-                .ok_or_else(|| StoreError::Internal("connection refused".into()))
-        }
-        fn tail(&self, _: &str, _: &str, _: Option<u64>, _: usize) -> StoreResult<TailBatch> {
-            Ok(TailBatch::default())
-        }
-    }
-
-    fn record(ts: i64) -> LogRecord {
-        LogRecord {
-            tenant: "default".into(),
-            timestamp_ns: ts,
-            observed_ns: ts,
-            severity_text: String::new(),
-            severity_number: 0,
-            body: String::new(),
-            service: String::new(),
-            host: String::new(),
-            trace_id: None,
-            span_id: None,
-            source: String::new(),
-            attributes: Vec::new(),
-        }
-    }
-
-    fn result(ts: &[i64], hist: Vec<u64>) -> LogSearchResult {
-        LogSearchResult {
-            hits: ts.iter().map(|t| record(*t)).collect(),
-            total: ts.len() as u64 + 10,
-            bucket_ns: 5,
-            histogram: hist,
-            warnings: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn merged_searches_add_up_and_a_missing_source_is_reported_not_hidden() {
-        let q = LogQuery {
-            tenant: "default".into(),
-            query: String::new(),
-            start_ns: 0,
-            end_ns: 10,
-            limit: 3,
-            histogram_buckets: 2,
-        };
-        let merged = MergedLogs {
-            published: Arc::new(Fixed(Some(result(&[9, 5, 1], vec![1, 12])))),
-            recent: Arc::new(Fixed(Some(result(&[8, 7], vec![2, 10])))),
-            recent_name: "collector".into(),
-        };
-        let r = merged.search(&q).unwrap();
-        assert_eq!(r.total, 13 + 12);
-        assert_eq!(r.histogram, vec![3, 22]);
-        let ts: Vec<i64> = r.hits.iter().map(|h| h.timestamp_ns).collect();
-        assert_eq!(
-            ts,
-            vec![9, 8, 7],
-            "newest first across sources, cut at the limit"
-        );
-        assert!(r.warnings.is_empty());
-
-        let down = MergedLogs {
-            recent: Arc::new(Fixed(None)),
-            ..merged
-        };
-        let r = down.search(&q).unwrap();
-        assert_eq!(r.total, 13, "what is there is right");
-        assert_eq!(r.warnings.len(), 1, "and it says it is partial");
-        assert!(
-            r.warnings[0].contains("collector did not answer"),
-            "{:?}",
-            r.warnings
-        );
-    }
-}
+mod merged;
+pub use merged::{MergedLogs, MergedMetrics, MergedTraces};

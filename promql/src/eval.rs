@@ -1,6 +1,6 @@
 //! The evaluator: expression tree → values over all steps of a query.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -94,6 +94,8 @@ pub struct Engine<'a> {
     store: &'a dyn MetricRead,
     tenant: &'a str,
     limits: Limits,
+    /// What the answers so far miss (a source of the store that did not answer).
+    warnings: RefCell<Vec<String>>,
 }
 
 /// A range-vector value: raw samples and the window each step sees.
@@ -142,6 +144,8 @@ pub(crate) struct Ev<'a> {
     pub query_end: i64,
     pub deadline: Instant,
     pub samples: &'a Cell<usize>,
+    /// Warnings of the store's partial answers, each once.
+    pub warnings: &'a RefCell<Vec<String>>,
 }
 
 impl<'a> Engine<'a> {
@@ -151,7 +155,14 @@ impl<'a> Engine<'a> {
             store,
             tenant,
             limits,
+            warnings: RefCell::new(Vec::new()),
         }
+    }
+
+    /// What the answers given so far miss: one warning per source of the store that did
+    /// not answer (Prometheus' `warnings`). Empty when they are complete.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.borrow().clone()
     }
 
     /// Parses a query (for validation and for the parser's error text).
@@ -269,6 +280,7 @@ impl<'a> Engine<'a> {
             query_end: end,
             deadline: Instant::now() + self.limits.timeout,
             samples,
+            warnings: &self.warnings,
         }
     }
 }

@@ -131,7 +131,15 @@ impl<'a> Ev<'a> {
         let sets = selector_matchers(vs)?;
         let mut out: Vec<SeriesSamples> = Vec::new();
         for ms in &sets {
-            let got = self.store.select(self.tenant, ms, lo, hi)?;
+            let (got, warnings) = self.store.select_partial(self.tenant, ms, lo, hi)?;
+            if !warnings.is_empty() {
+                let mut all = self.warnings.borrow_mut();
+                for w in warnings {
+                    if !all.contains(&w) {
+                        all.push(w);
+                    }
+                }
+            }
             if sets.len() == 1 {
                 out = got;
             } else {
@@ -257,6 +265,7 @@ impl<'a> Ev<'a> {
             query_end: self.query_end,
             deadline: self.deadline,
             samples: self.samples,
+            warnings: self.warnings,
         };
         let series = match inner.eval(&sq.expr)? {
             Value::Vector(v) => v,

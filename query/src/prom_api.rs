@@ -169,7 +169,7 @@ fn limited<T: serde::Serialize>(mut items: Vec<T>, limit: Option<usize>) -> Resp
         && items.len() > n
     {
         items.truncate(n);
-        warnings.push("results truncated due to limit");
+        warnings.push("results truncated due to limit".to_string());
     }
     success_warning(items, warnings)
 }
@@ -189,13 +189,13 @@ pub(crate) fn success_with<T: serde::Serialize>(data: T) -> Response {
 }
 
 /// The success envelope with Prometheus' `warnings` (left out when there are none).
-fn success_warning<T: serde::Serialize>(data: T, warnings: Vec<&'static str>) -> Response {
+fn success_warning<T: serde::Serialize>(data: T, warnings: Vec<String>) -> Response {
     #[derive(serde::Serialize)]
     struct Envelope<T> {
         status: &'static str,
         data: T,
         #[serde(skip_serializing_if = "Vec::is_empty")]
-        warnings: Vec<&'static str>,
+        warnings: Vec<String>,
     }
     axum::Json(Envelope {
         status: "success",
@@ -325,13 +325,13 @@ pub async fn query(
     let t = p.time("time", now_ms())?;
     let limits = limits(&s, p.get("timeout"))?;
     let store = store(&s)?;
-    let value = blocking(move || {
-        Engine::new(store.as_ref(), DEFAULT_TENANT, limits)
-            .instant(&query, t)
-            .map_err(invalid_query)
+    let (value, warnings) = blocking(move || {
+        let engine = Engine::new(store.as_ref(), DEFAULT_TENANT, limits);
+        let value = engine.instant(&query, t).map_err(invalid_query)?;
+        Ok((value, engine.warnings()))
     })
     .await?;
-    Ok(success_with(ResultJson(&value)))
+    Ok(success_warning(ResultJson(&value), warnings))
 }
 
 /// Parse errors name the parameter, as Prometheus does.
@@ -361,13 +361,18 @@ pub async fn query_range(
     let step = p.required("step", parse_duration_ms)?;
     let limits = limits(&s, p.get("timeout"))?;
     let store = store(&s)?;
-    let matrix = blocking(move || {
-        Engine::new(store.as_ref(), DEFAULT_TENANT, limits)
+    let (matrix, warnings) = blocking(move || {
+        let engine = Engine::new(store.as_ref(), DEFAULT_TENANT, limits);
+        let matrix = engine
             .range(&query, start, end, step)
-            .map_err(invalid_query)
+            .map_err(invalid_query)?;
+        Ok((matrix, engine.warnings()))
     })
     .await?;
-    Ok(success_with(ResultJson(&QueryValue::Matrix(matrix))))
+    Ok(success_warning(
+        ResultJson(&QueryValue::Matrix(matrix)),
+        warnings,
+    ))
 }
 
 /// Parses `match[]` selectors into matcher sets.

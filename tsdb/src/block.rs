@@ -14,7 +14,9 @@
 //!   offsets) is still read;
 //! - `meta.json`: time range, counts, compaction level, size and index format.
 //!
-//! Reads fetch chunk bytes with positioned reads; the index lives in memory.
+//! Reads fetch chunk bytes through a [`ChunkFile`] — positioned reads of the local
+//! `chunks` file, or ranged reads of the block's object in object storage — coalescing
+//! the chunks of neighbouring series into one read; the index lives in memory.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -30,6 +32,27 @@ use crate::{Error, Result};
 
 /// Most samples in one block chunk.
 const MAX_BLOCK_CHUNK_SAMPLES: usize = u16::MAX as usize;
+/// Chunks this close to each other are fetched with one read (the bytes between are
+/// read and dropped): one request instead of many for the series of a selector,
+/// which sit next to each other since series are stored sorted by labels.
+const COALESCE_GAP: u64 = 16 << 10;
+
+/// Where a block's chunk bytes are read from.
+pub trait ChunkFile: Send + Sync {
+    /// `len` bytes from `offset`.
+    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>>;
+}
+
+impl ChunkFile for File {
+    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+}
+
+/// A series' labels and its samples (timestamp ms, value), oldest first.
+pub type SeriesData = (Labels, Vec<(i64, f64)>);
 
 /// What `meta.json` says about a block.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,12 +155,15 @@ struct BlockSeries {
 
 /// An open block.
 pub struct Block {
-    dir: PathBuf,
+    /// Its name: the directory's (`block-<min_t>-<max_t>-<nonce>`).
+    name: String,
+    /// Its directory, when it is on local disk.
+    dir: Option<PathBuf>,
     /// Its metadata.
     pub meta: BlockMeta,
     series: Vec<BlockSeries>,
     postings: Postings,
-    chunks: File,
+    chunks: Box<dyn ChunkFile>,
 }
 
 /// Writes a block into `parent` from series sorted by labels with their samples
@@ -353,18 +379,35 @@ impl Block {
             &fs::read(dir.join("meta.json")).map_err(Error::io("reading block meta"))?,
         )
         .map_err(|e| Error::Corrupt(format!("{}: meta.json: {e}", dir.display())))?;
-        let series = read_index(
-            &fs::read(dir.join("index")).map_err(Error::io("reading block index"))?,
-            &meta,
-        )
-        .map_err(|e| Error::Corrupt(format!("{}: index: {e}", dir.display())))?;
+        let index = fs::read(dir.join("index")).map_err(Error::io("reading block index"))?;
+        let chunks = File::open(dir.join("chunks")).map_err(Error::io("opening block chunks"))?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut block = Block::from_parts(&name, meta, &index, Box::new(chunks))
+            .map_err(|e| Error::Corrupt(format!("{}: {e}", dir.display())))?;
+        block.dir = Some(dir.to_path_buf());
+        Ok(block)
+    }
+
+    /// A block from its parts: `meta.json`'s content, the `index` file's bytes, and where
+    /// the `chunks` file is read from (for a block in object storage).
+    pub fn from_parts(
+        name: &str,
+        meta: BlockMeta,
+        index: &[u8],
+        chunks: Box<dyn ChunkFile>,
+    ) -> Result<Block> {
+        let series = read_index(index, &meta)
+            .map_err(|e| Error::Corrupt(format!("block {name}: index: {e}")))?;
         let mut postings = Postings::default();
         for (i, s) in series.iter().enumerate() {
             postings.add(i as u32, s.labels.iter());
         }
-        let chunks = File::open(dir.join("chunks")).map_err(Error::io("opening block chunks"))?;
         Ok(Block {
-            dir: dir.to_path_buf(),
+            name: name.to_string(),
+            dir: None,
             meta,
             series,
             postings,
@@ -372,9 +415,14 @@ impl Block {
         })
     }
 
-    /// The block's directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The block's name (unique: it carries the time range and a nonce).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The block's directory, when it is on local disk.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     /// Bytes on disk.
@@ -407,60 +455,102 @@ impl Block {
 
     /// Samples of series `id` in `[start, end]`.
     pub fn samples(&self, id: u32, start: i64, end: i64) -> Result<Vec<(i64, f64)>> {
-        let mut out = Vec::new();
-        let Some(s) = self.series.get(id as usize) else {
-            return Ok(out);
-        };
-        for c in s
-            .chunks
+        Ok(self
+            .samples_of(&[id], start, end)?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// Samples of each series of `ids` (ascending) in `[start, end]`, in that order;
+    /// neighbouring chunks are fetched together.
+    fn samples_of(&self, ids: &[u32], start: i64, end: i64) -> Result<Vec<Vec<(i64, f64)>>> {
+        // The chunks to decode, as (position in `ids`, chunk), in file order.
+        let wanted: Vec<(usize, &ChunkRef)> = ids
             .iter()
-            .filter(|c| c.max_t >= start && c.min_t <= end)
-        {
-            let mut buf = vec![0u8; c.len as usize];
-            self.chunks
-                .read_exact_at(&mut buf, c.offset)
-                .map_err(Error::io(format!(
-                    "reading chunk of {}",
-                    self.dir.display()
-                )))?;
-            let encoding = Encoding::from_u8(c.encoding).ok_or_else(|| {
-                Error::Corrupt(format!(
-                    "{}: unknown chunk encoding {}",
-                    self.dir.display(),
-                    c.encoding
-                ))
-            })?;
-            out.extend(
-                decode(encoding, &buf, c.count)
-                    .into_iter()
-                    .filter(|(t, _)| *t >= start && *t <= end),
-            );
+            .enumerate()
+            .filter_map(|(i, id)| Some((i, self.series.get(*id as usize)?)))
+            .flat_map(|(i, s)| {
+                s.chunks
+                    .iter()
+                    .filter(|c| c.max_t >= start && c.min_t <= end)
+                    .map(move |c| (i, c))
+            })
+            .collect();
+        let mut out = vec![Vec::new(); ids.len()];
+        let mut run_start = 0;
+        while run_start < wanted.len() {
+            // A run: chunks each starting within COALESCE_GAP of the previous one's end.
+            let mut run_end = run_start + 1;
+            let mut end_offset = wanted[run_start].1.offset + u64::from(wanted[run_start].1.len);
+            while let Some((_, c)) = wanted.get(run_end) {
+                if c.offset < end_offset || c.offset - end_offset > COALESCE_GAP {
+                    break;
+                }
+                end_offset = c.offset + u64::from(c.len);
+                run_end += 1;
+            }
+            let base = wanted[run_start].1.offset;
+            let bytes = self
+                .chunks
+                .read_at(base, (end_offset - base) as usize)
+                .map_err(Error::io(format!("reading chunks of block {}", self.name)))?;
+            for (i, c) in &wanted[run_start..run_end] {
+                let at = (c.offset - base) as usize;
+                let buf = bytes.get(at..at + c.len as usize).ok_or_else(|| {
+                    Error::Corrupt(format!("block {}: short chunk read", self.name))
+                })?;
+                let encoding = Encoding::from_u8(c.encoding).ok_or_else(|| {
+                    Error::Corrupt(format!(
+                        "block {}: unknown chunk encoding {}",
+                        self.name, c.encoding
+                    ))
+                })?;
+                out[*i].extend(
+                    decode(encoding, buf, c.count)
+                        .into_iter()
+                        .filter(|(t, _)| *t >= start && *t <= end),
+                );
+            }
+            run_start = run_end;
         }
         Ok(out)
     }
 
     /// Every matching series with its samples in the range.
     pub fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesSamples>> {
-        let mut out = Vec::new();
-        for id in self.select_ids(matchers) {
-            let samples = self.samples(id, start, end)?;
-            if !samples.is_empty() {
-                out.push(SeriesSamples {
-                    labels: self.series[id as usize].labels.clone(),
-                    samples,
-                });
-            }
-        }
-        Ok(out)
+        let ids: Vec<u32> = self
+            .select_ids(matchers)
+            .into_iter()
+            .filter(|id| self.has_data(*id, start, end))
+            .collect();
+        let samples = self.samples_of(&ids, start, end)?;
+        Ok(ids
+            .iter()
+            .zip(samples)
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(id, samples)| SeriesSamples {
+                labels: self.series[*id as usize].labels.clone(),
+                samples,
+            })
+            .collect())
     }
 
-    /// Every series with all its samples, sorted by labels (for compaction).
-    pub fn all(&self) -> impl Iterator<Item = Result<(Labels, Vec<(i64, f64)>)>> + '_ {
-        (0..self.series.len() as u32).map(move |id| {
-            Ok((
-                self.series[id as usize].labels.clone(),
-                self.samples(id, i64::MIN, i64::MAX)?,
-            ))
+    /// Every series with all its samples, sorted by labels (for compaction); read a few
+    /// hundred series at a time.
+    pub fn all(&self) -> impl Iterator<Item = Result<SeriesData>> + '_ {
+        const BATCH: u32 = 512;
+        let n = self.series.len() as u32;
+        (0..n.div_ceil(BATCH)).flat_map(move |b| {
+            let ids: Vec<u32> = (b * BATCH..((b + 1) * BATCH).min(n)).collect();
+            let batch: Vec<Result<SeriesData>> = match self.samples_of(&ids, i64::MIN, i64::MAX) {
+                Ok(samples) => ids
+                    .iter()
+                    .zip(samples)
+                    .map(|(id, s)| Ok((self.series[*id as usize].labels.clone(), s)))
+                    .collect(),
+                Err(e) => vec![Err(e)],
+            };
+            batch
         })
     }
 }
@@ -509,6 +599,82 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// A `chunks` file in memory that counts the reads made of it.
+    struct Counted {
+        bytes: Vec<u8>,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl ChunkFile for std::sync::Arc<Counted> {
+        fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+            self.reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.bytes
+                .get(offset as usize..offset as usize + len)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| std::io::Error::other("read past the end"))
+        }
+    }
+
+    #[test]
+    fn a_block_from_its_parts_reads_as_the_local_one_with_neighbouring_chunks_read_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<(Labels, Vec<(i64, f64)>)> = (0..300)
+            .map(|i| {
+                let labels = Labels::new(vec![
+                    ("__name__".into(), "req".into()),
+                    ("pod".into(), format!("pod-{i:03}")),
+                    ("zone".into(), ["a", "b", "c"][i % 3].into()),
+                ]);
+                let n = 1 + (i * 37) % 400;
+                (
+                    labels,
+                    (0..n as i64)
+                        .map(|t| (t * 15_000, (t * i as i64) as f64))
+                        .collect(),
+                )
+            })
+            .collect();
+        let path = write_block(dir.path(), data.clone().into_iter(), 0)
+            .unwrap()
+            .unwrap();
+        let local = Block::open(&path).unwrap();
+        let file = std::sync::Arc::new(Counted {
+            bytes: fs::read(path.join("chunks")).unwrap(),
+            reads: Default::default(),
+        });
+        let remote = Block::from_parts(
+            local.name(),
+            local.meta.clone(),
+            &fs::read(path.join("index")).unwrap(),
+            Box::new(file.clone()),
+        )
+        .unwrap();
+        assert!(remote.dir().is_none());
+        for (matchers, start, end) in [
+            (vec![Matcher::equal("__name__", "req")], i64::MIN, i64::MAX),
+            (vec![Matcher::equal("zone", "b")], 30_000, 600_000),
+            (vec![Matcher::equal("pod", "pod-007")], 0, 0),
+            (vec![Matcher::equal("pod", "none")], i64::MIN, i64::MAX),
+        ] {
+            let a = local.select(&matchers, start, end).unwrap();
+            let b = remote.select(&matchers, start, end).unwrap();
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(&b) {
+                assert_eq!((&x.labels, &x.samples), (&y.labels, &y.samples));
+            }
+        }
+        let all: Vec<_> = remote.all().map(|r| r.unwrap()).collect();
+        assert_eq!(all, data);
+        // Every series of the block: one read per batch of series, not one per chunk.
+        file.reads.store(0, std::sync::atomic::Ordering::Relaxed);
+        let every = remote
+            .select(&[Matcher::equal("__name__", "req")], i64::MIN, i64::MAX)
+            .unwrap();
+        assert_eq!(every.len(), 300);
+        assert_eq!(file.reads.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
     #[test]

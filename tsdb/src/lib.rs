@@ -39,13 +39,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use triad_model::metric::{
-    Exemplar, Labels, Matcher, MetricMetadata, SeriesExemplars, SeriesSamples,
+    Exemplar, Labels, Matcher, MetricMetadata, SeriesExemplars, SeriesSamples, merge_samples,
+    merge_series,
 };
 
 use block::{Block, decode_chunks, write_block};
 use chunk::Chunk;
 pub use error::{Error, Result};
 use head::{Head, Rejection};
+pub use maintenance::{COMPACTION_FACTOR, MAX_COMPACTION_LEVEL, merge_blocks};
 use metrics::ReasonLabel;
 pub use metrics::TsdbMetrics;
 use triad_wal::{GroupCommit, Wal};
@@ -60,6 +62,9 @@ pub struct TsdbOptions {
     pub retention_ms: i64,
     /// Drop the oldest blocks while blocks and WAL take more bytes than this; 0: no limit.
     pub retention_bytes: u64,
+    /// Merge local blocks. Off in object-storage mode, where blocks are published as
+    /// they are cut and compaction works on the published ones.
+    pub compact: bool,
 }
 
 impl Default for TsdbOptions {
@@ -68,6 +73,7 @@ impl Default for TsdbOptions {
             block_range_ms: 2 * 3_600_000,
             retention_ms: 15 * 86_400_000,
             retention_bytes: 0,
+            compact: true,
         }
     }
 }
@@ -309,21 +315,7 @@ impl Tsdb {
                 parts.push((s.labels, s.samples));
             }
         }
-        // Stable: the parts of one series stay in source order (head first).
-        parts.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<SeriesSamples> = Vec::with_capacity(parts.len());
-        let mut parts = parts.into_iter().peekable();
-        while let Some((labels, first)) = parts.next() {
-            let mut same = vec![first];
-            while let Some((_, more)) = parts.next_if(|(l, _)| *l == labels) {
-                same.push(more);
-            }
-            let samples = merge_parts(same);
-            if !samples.is_empty() {
-                out.push(SeriesSamples { labels, samples });
-            }
-        }
-        Ok(out)
+        Ok(merge_series(parts))
     }
 
     fn blocks_in(&self, start: i64, end: i64) -> Result<Vec<Arc<Block>>> {
@@ -463,6 +455,11 @@ impl Tsdb {
             .unwrap_or((0, 0))
     }
 
+    /// The blocks on local disk, oldest first.
+    pub fn local_blocks(&self) -> Vec<Arc<Block>> {
+        self.blocks.read().map(|b| b.clone()).unwrap_or_default()
+    }
+
     /// The blocks' metadata, oldest first.
     pub fn block_metas(&self) -> Vec<block::BlockMeta> {
         self.blocks
@@ -494,21 +491,6 @@ fn replay(head: &mut Head, rec: WalRecord) {
 fn filter_range(mut samples: Vec<(i64, f64)>, start: i64, end: i64) -> Vec<(i64, f64)> {
     samples.retain(|(t, _)| *t >= start && *t <= end);
     samples
-}
-
-/// Merges sample runs of one series from several sources: sorted by time, the first
-/// of equal timestamps kept.
-fn merge_parts(mut parts: Vec<Vec<(i64, f64)>>) -> Vec<(i64, f64)> {
-    match parts.len() {
-        0 => Vec::new(),
-        1 => parts.pop().unwrap_or_default(),
-        _ => {
-            let mut all: Vec<(i64, f64)> = parts.into_iter().flatten().collect();
-            all.sort_by_key(|(t, _)| *t);
-            all.dedup_by_key(|(t, _)| *t);
-            all
-        }
-    }
 }
 
 fn read_checkpoint(dir: &Path) -> Result<u64> {

@@ -5,7 +5,7 @@ use super::*;
 
 impl Tsdb {
     /// Runs due maintenance: cuts the head into a block when it spans the block range,
-    /// merges blocks, applies retention. Call it periodically from a blocking thread.
+    /// merges blocks (unless [`TsdbOptions::compact`] is off), applies retention. Call it periodically from a blocking thread.
     pub fn maintain(&self, now_ms: i64) -> Result<()> {
         let _guard = self.maintenance.lock().map_err(|_| Error::Closed("tsdb"))?;
         let due = {
@@ -15,7 +15,9 @@ impl Tsdb {
         if due {
             self.cut()?;
         }
-        self.compact()?;
+        if self.opts.compact {
+            self.compact()?;
+        }
         self.apply_retention(now_ms)?;
         self.update_gauges();
         Ok(())
@@ -105,6 +107,25 @@ impl Tsdb {
         Ok(())
     }
 
+    /// Removes the local blocks named (their data is elsewhere now: published to
+    /// object storage); returns how many were held.
+    pub fn remove_blocks(&self, names: &[String]) -> Result<usize> {
+        let _guard = self.maintenance.lock().map_err(|_| Error::Closed("tsdb"))?;
+        let removed: Vec<Arc<Block>> = {
+            let mut blocks = self.blocks.write().map_err(|_| Error::Closed("tsdb"))?;
+            let (gone, keep) = blocks
+                .drain(..)
+                .partition(|b| names.iter().any(|n| n == b.name()));
+            *blocks = keep;
+            gone
+        };
+        for dir in removed.iter().filter_map(|b| b.dir()) {
+            fs::remove_dir_all(dir).map_err(Error::io(format!("removing {}", dir.display())))?;
+        }
+        self.update_gauges();
+        Ok(removed.len())
+    }
+
     /// Merges runs of three blocks of the same level into one of the next level (up to
     /// level 3: 2 h → 6 h → 18 h → 54 h with the default range).
     pub fn compact(&self) -> Result<()> {
@@ -115,35 +136,13 @@ impl Tsdb {
             };
             let Some(run) = run else { return Ok(()) };
             let level = run[0].meta.level + 1;
-            let mut iters: Vec<_> = run.iter().map(|b| b.all().peekable()).collect();
-            let mut merged = Vec::new();
-            // Each block is sorted by labels: a k-way merge by label set.
-            loop {
-                let mut min: Option<Labels> = None;
-                for it in iters.iter_mut() {
-                    if let Some(Ok((l, _))) = it.peek() {
-                        if min.as_ref().is_none_or(|m| l < m) {
-                            min = Some(l.clone());
-                        }
-                    } else if let Some(Err(_)) = it.peek()
-                        && let Some(Err(e)) = it.next()
-                    {
-                        self.metrics.errors.inc();
-                        return Err(e);
-                    }
+            let path = match merge_blocks(&run, &self.dir.join("blocks"), level) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.metrics.errors.inc();
+                    return Err(e);
                 }
-                let Some(min) = min else { break };
-                let mut parts = Vec::new();
-                for it in iters.iter_mut() {
-                    if matches!(it.peek(), Some(Ok((l, _))) if *l == min)
-                        && let Some(Ok((_, s))) = it.next()
-                    {
-                        parts.push(s);
-                    }
-                }
-                merged.push((min, merge_parts(parts)));
-            }
-            let path = write_block(&self.dir.join("blocks"), merged.into_iter(), level)?;
+            };
             let mut blocks = self.blocks.write().map_err(|_| Error::Closed("tsdb"))?;
             if let Some(path) = path {
                 blocks.push(Arc::new(Block::open(&path)?));
@@ -151,8 +150,8 @@ impl Tsdb {
             blocks.retain(|b| !run.iter().any(|r| Arc::ptr_eq(r, b)));
             blocks.sort_by_key(|b| (b.meta.min_t, b.meta.max_t));
             drop(blocks);
-            for b in &run {
-                let _ = fs::remove_dir_all(b.dir());
+            for dir in run.iter().filter_map(|b| b.dir()) {
+                let _ = fs::remove_dir_all(dir);
             }
             self.metrics.compactions.inc();
         }
@@ -179,20 +178,62 @@ impl Tsdb {
             }
         }
         drop(blocks);
-        for b in &removed {
-            let _ = fs::remove_dir_all(b.dir());
+        for dir in removed.iter().filter_map(|b| b.dir()) {
+            let _ = fs::remove_dir_all(dir);
         }
         self.metrics.retention_removed.inc_by(removed.len() as u64);
         Ok(removed.len())
     }
 }
 
+/// Writes the series of `blocks` (each sorted by labels) merged into one block of
+/// `level` under `parent`: a k-way merge by label set, a series' samples merged by
+/// timestamp. Returns its directory (`None` when there was no sample). Blocking.
+pub fn merge_blocks(blocks: &[Arc<Block>], parent: &Path, level: u32) -> Result<Option<PathBuf>> {
+    let mut iters: Vec<_> = blocks.iter().map(|b| b.all().peekable()).collect();
+    let mut merged = Vec::new();
+    loop {
+        let mut min: Option<Labels> = None;
+        for it in iters.iter_mut() {
+            if let Some(Ok((l, _))) = it.peek() {
+                if min.as_ref().is_none_or(|m| l < m) {
+                    min = Some(l.clone());
+                }
+            } else if let Some(Err(_)) = it.peek()
+                && let Some(Err(e)) = it.next()
+            {
+                return Err(e);
+            }
+        }
+        let Some(min) = min else { break };
+        let mut parts = Vec::new();
+        for it in iters.iter_mut() {
+            if matches!(it.peek(), Some(Ok((l, _))) if *l == min)
+                && let Some(Ok((_, s))) = it.next()
+            {
+                parts.push(s);
+            }
+        }
+        merged.push((min, merge_samples(parts)));
+    }
+    write_block(parent, merged.into_iter(), level)
+}
+
+/// Blocks are merged up to this level (2 h → 6 h → 18 h → 54 h with the default range).
+pub const MAX_COMPACTION_LEVEL: u32 = 3;
+/// Blocks of one level merged into one of the next.
+pub const COMPACTION_FACTOR: usize = 3;
+
 fn find_compaction_run(blocks: &[Arc<Block>]) -> Option<Vec<Arc<Block>>> {
-    const MAX_LEVEL: u32 = 3;
-    for level in 0..MAX_LEVEL {
+    for level in 0..MAX_COMPACTION_LEVEL {
         let same: Vec<&Arc<Block>> = blocks.iter().filter(|b| b.meta.level == level).collect();
-        if same.len() >= 3 {
-            return Some(same[..3].iter().map(|b| (*b).clone()).collect());
+        if same.len() >= COMPACTION_FACTOR {
+            return Some(
+                same[..COMPACTION_FACTOR]
+                    .iter()
+                    .map(|b| (*b).clone())
+                    .collect(),
+            );
         }
     }
     None

@@ -1,13 +1,15 @@
 //! The metric store: one [`Tsdb`] per tenant under `<data_dir>/metrics/<tenant>`, and the
 //! read side the query server uses (`triad_model::store::MetricRead`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use prometheus_client::registry::Registry;
 use triad_model::metric::{Labels, Matcher, MetricMetadata, SeriesExemplars, SeriesSamples};
-use triad_model::store::{MetricRead, MetricWrite, StoreError, StoreResult};
+use triad_model::store::{
+    MetricRead, MetricWrite, StoreError, StoreResult, label_names_of, label_values_of,
+};
 
 use crate::{AppendBatch, AppendOutcome, Tsdb, TsdbMetrics, TsdbOptions};
 use crate::{Error, Result};
@@ -85,6 +87,14 @@ impl MetricStore {
         self.tenant(tenant)?.append(batch, durable)
     }
 
+    /// Every tenant's TSDB, with the tenant's name.
+    pub fn tenants(&self) -> Vec<(String, Arc<Tsdb>)> {
+        self.tenants
+            .read()
+            .map(|m| m.iter().map(|(t, db)| (t.clone(), db.clone())).collect())
+            .unwrap_or_default()
+    }
+
     /// Every tenant's TSDB.
     pub fn all(&self) -> Vec<Arc<Tsdb>> {
         self.tenants
@@ -156,15 +166,12 @@ impl MetricRead for MetricStore {
         start_ms: i64,
         end_ms: i64,
     ) -> StoreResult<Vec<String>> {
-        let mut names = BTreeSet::new();
-        for labels in self.series(tenant, matcher_sets, start_ms, end_ms)? {
-            for (n, _) in labels.iter() {
-                if !names.contains(n) {
-                    names.insert(n.to_string());
-                }
-            }
-        }
-        Ok(names.into_iter().collect())
+        Ok(label_names_of(&self.series(
+            tenant,
+            matcher_sets,
+            start_ms,
+            end_ms,
+        )?))
     }
 
     fn label_values(
@@ -175,15 +182,10 @@ impl MetricRead for MetricStore {
         start_ms: i64,
         end_ms: i64,
     ) -> StoreResult<Vec<String>> {
-        let mut values = BTreeSet::new();
-        for labels in self.series(tenant, matcher_sets, start_ms, end_ms)? {
-            if let Some(v) = labels.get(name)
-                && !values.contains(v)
-            {
-                values.insert(v.to_string());
-            }
-        }
-        Ok(values.into_iter().collect())
+        Ok(label_values_of(
+            &self.series(tenant, matcher_sets, start_ms, end_ms)?,
+            name,
+        ))
     }
 
     fn metadata(

@@ -23,6 +23,7 @@ fn opts(range_ms: i64) -> TsdbOptions {
         block_range_ms: range_ms,
         retention_ms: 0,
         retention_bytes: 0,
+        compact: true,
     }
 }
 

@@ -1,5 +1,5 @@
-//! Object-storage mode, the collector's side: sealed log and trace splits go to object
-//! storage and into the metastore.
+//! Object-storage mode, the collector's side: sealed log and trace splits and metric
+//! blocks go to object storage and into the metastore (blocks: see [`blocks`]).
 //!
 //! Every round (each second), for each signal, the sealed splits not published yet,
 //! oldest first, each:
@@ -21,6 +21,8 @@
 //! rounds back off (up to 30 s) while object storage or the metastore is unreachable;
 //! ingest goes on meanwhile and the sealed splits wait on local disk.
 
+mod blocks;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +35,7 @@ use triad_splits::log_index::LogStore;
 use triad_splits::store::{Signal, Store};
 use triad_splits::trace_store::TraceStore;
 use triad_storage::Storage;
+use triad_tsdb::metric_store::MetricStore;
 
 use crate::metrics::{PublishMetrics, SignalLabel, SignalStage};
 
@@ -49,6 +52,7 @@ pub struct Publisher {
     scratch: PathBuf,
     logs: Arc<LogStore>,
     traces: Arc<TraceStore>,
+    metric_store: Arc<MetricStore>,
     grace: Duration,
     metrics: PublishMetrics,
     backlog: Arc<Backlog>,
@@ -110,8 +114,8 @@ fn crash_point(point: &str) {
 }
 
 impl Publisher {
-    /// A publisher of `logs` and `traces` as `node_id`; bundles are written under
-    /// `scratch` while they upload.
+    /// A publisher of `logs`, `traces` and the blocks of `metric_store` as `node_id`;
+    /// bundles are written under `scratch` while they upload.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         storage: Storage,
@@ -120,6 +124,7 @@ impl Publisher {
         scratch: PathBuf,
         logs: Arc<LogStore>,
         traces: Arc<TraceStore>,
+        metric_store: Arc<MetricStore>,
         grace: Duration,
         metrics: PublishMetrics,
         backlog: Arc<Backlog>,
@@ -132,6 +137,7 @@ impl Publisher {
             scratch,
             logs,
             traces,
+            metric_store,
             grace,
             metrics,
         }
@@ -209,9 +215,14 @@ impl Publisher {
             let traces = self
                 .round(self.traces.store(), Kind::Traces, trace_seen, may_delete)
                 .await;
+            let blocks = self.block_round(may_delete).await;
             self.measure_backlog(log_seen, trace_seen);
             let mut failed = false;
-            for (kind, result) in [(Kind::Logs, logs), (Kind::Traces, traces)] {
+            for (kind, result) in [
+                (Kind::Logs, logs),
+                (Kind::Traces, traces),
+                (Kind::Metrics, blocks),
+            ] {
                 if let Err(f) = result {
                     failed = true;
                     if f.stage == "stage" || f.stage == "publish" {
@@ -231,7 +242,7 @@ impl Publisher {
         }
     }
 
-    /// Counts the bytes of sealed splits not yet published (both signals).
+    /// Counts the bytes of sealed splits and metric blocks not yet published.
     fn measure_backlog(&self, log_seen: &Seen, trace_seen: &Seen) {
         let waiting = |splits: Vec<Arc<triad_splits::split::Split>>, seen: &Seen| -> u64 {
             splits
@@ -241,7 +252,8 @@ impl Publisher {
                 .sum()
         };
         let bytes = waiting(self.logs.store().sealed_splits(), log_seen)
-            + waiting(self.traces.store().sealed_splits(), trace_seen);
+            + waiting(self.traces.store().sealed_splits(), trace_seen)
+            + self.unpublished_block_bytes();
         self.backlog.bytes.store(bytes, Ordering::Relaxed);
         self.metrics.pending_bytes.set(bytes as i64);
     }
