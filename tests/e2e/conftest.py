@@ -133,6 +133,27 @@ def logs_request(service, bodies, time_ns=None):
     return req
 
 
+def gauge_request(name, points, service="e2e"):
+    """An OTLP metrics export request: gauge `name` with (attributes, time ns, value)
+    points, from `service` (the series' `job`)."""
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+
+    req = metrics_service_pb2.ExportMetricsServiceRequest()
+    rm = req.resource_metrics.add()
+    kv = rm.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", service
+    m = rm.scope_metrics.add().metrics.add()
+    m.name = name
+    for attrs, t, v in points:
+        p = m.gauge.data_points.add()
+        p.time_unix_nano = t
+        p.as_double = v
+        for k, val in attrs.items():
+            a = p.attributes.add()
+            a.key, a.value.string_value = k, val
+    return req
+
+
 def metric_value(text, prefix):
     for line in text.splitlines():
         if line.startswith(prefix):

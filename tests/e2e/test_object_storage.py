@@ -1,15 +1,15 @@
 """Object-storage mode against the real engines: SeaweedFS as the S3 server and
-PostgreSQL as the metastore, both started here on loopback. Sealed splits go to the
-bucket and the metastore; searches find every record exactly once across the hand-off
-from the collector's disk to object storage, and query servers with no data of their
-own read the published splits."""
+PostgreSQL as the metastore, both started here on loopback. Sealed splits and metric
+blocks go to the bucket and the metastore; searches and PromQL find every record and
+sample exactly once across the hand-off from the collector's disk to object storage, and
+query servers with no data of their own read the published splits and blocks."""
 
 import time
 
 import pytest
 import yaml
 
-from conftest import Triad, logs_request, metric_value, post_protobuf, wait_until
+from conftest import Triad, gauge_request, logs_request, metric_value, post_protobuf, wait_until
 from engines import Postgres, SeaweedFS
 from test_otel_sdk import check_everything_is_found, send_trace_and_logs
 
@@ -31,7 +31,10 @@ def write_config(path, weed, pg, prefix):
                     "refresh_secs": 1, "max_retries": 2},
         "metastore": {"url": pg.database(prefix.replace("-", "_"))},
         "query": {"query_timeout_secs": 5},
-        "collector": {"logs": {"commit_interval_ms": 100}, "traces": {"commit_interval_ms": 100}},
+        # Blocks of a minute: the head is cut at the next maintenance (every 30 s) once
+        # it spans that, and the block is published.
+        "collector": {"logs": {"commit_interval_ms": 100}, "traces": {"commit_interval_ms": 100},
+                      "metrics": {"block_range_secs": 60}},
     }
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -46,6 +49,33 @@ def batch_total(t):
     return t.get("/api/logs/search", q="service:batch", start="0", limit="1")["total"]
 
 
+# Gauges of the last 20 minutes: 10 series, one point every 15 s, up to 2 minutes ago.
+GAUGE_SERIES, GAUGE_POINTS = 10, 73
+
+
+def send_gauges(t):
+    """Sends the gauges; returns the time (s) to query them at."""
+    now = time.time_ns()
+    start = now - 20 * 60 * 10**9
+    points = [({"pod": f"p{i}"}, start + k * 15 * 10**9, float(k)) for i in range(GAUGE_SERIES)
+              for k in range(GAUGE_POINTS)]
+    post_protobuf(f"{t.http}/v1/metrics", gauge_request("handoff_gauge", points))
+    return now / 1e9
+
+
+def gauge_answer(t, at):
+    """PromQL over the gauges: (sample count, sum of values, warnings)."""
+    r = t.get("/api/v1/query", query="sum(count_over_time(handoff_gauge[30m]))", time=str(at))
+    count = float(r["data"]["result"][0]["value"][1]) if r["data"]["result"] else 0.0
+    s = t.get("/api/v1/query", query="sum(sum_over_time(handoff_gauge[30m]))", time=str(at))
+    total = float(s["data"]["result"][0]["value"][1]) if s["data"]["result"] else 0.0
+    return count, total, r.get("warnings", []) + s.get("warnings", [])
+
+
+GAUGE_EXPECTED = (float(GAUGE_SERIES * GAUGE_POINTS),
+                  float(GAUGE_SERIES * sum(range(GAUGE_POINTS))), [])
+
+
 def test_up_finds_every_record_exactly_once_across_the_hand_off(tmp_path, engines):
     weed, pg = engines
     cfg = write_config(tmp_path / "triad.yaml", weed, pg, "up")
@@ -53,21 +83,25 @@ def test_up_finds_every_record_exactly_once_across_the_hand_off(tmp_path, engine
     try:
         ids = send_trace_and_logs(t)
         send_batches(t)
+        at = send_gauges(t)
         wait_until("all 300 lines searchable", lambda: batch_total(t) == 300)
-        # Watch the whole hand-off: the split seals (5 s), uploads, is published, and
-        # its local copy is deleted (8 s later). Every answer meanwhile is exact.
-        seen = set()
-        deadline = time.monotonic() + 60
+        # Watch the whole hand-off: the split seals (5 s), the head is cut into a block
+        # (within 30 s), each uploads, is published, and its local copy is deleted (8 s
+        # later). Every answer meanwhile is exact.
+        seen, gauges = set(), set()
+        deadline = time.monotonic() + 90
         while True:
             seen.add(batch_total(t))
+            gauges.add(gauge_answer(t, at)[:2])
             m = t.metrics()
             removed = [metric_value(m, f'triad_publish_local_removed_splits_total{{signal="{s}"}}')
-                       for s in ("logs", "traces")]
+                       for s in ("logs", "traces", "metrics")]
             if min(removed) >= 1:
                 break
-            assert time.monotonic() < deadline, f"no split went through the hand-off: {removed}"
+            assert time.monotonic() < deadline, f"not everything went through the hand-off: {removed}"
             time.sleep(0.1)
         assert seen == {300}, f"counts dipped or doubled during the hand-off: {seen}"
+        assert gauges == {GAUGE_EXPECTED[:2]}, f"PromQL dipped or doubled: {gauges}"
         assert metric_value(m, 'triad_publish_splits_total{signal="logs"}') >= 1
         assert metric_value(m, "triad_storage_uploaded_bytes_total") > 0
         assert metric_value(m, 'triad_storage_requests_total{op="put",outcome="error"}') == 0
@@ -77,6 +111,7 @@ def test_up_finds_every_record_exactly_once_across_the_hand_off(tmp_path, engine
         t.stop()
         t.start()
         assert batch_total(t) == 300, "after a restart, published splits are found once"
+        assert gauge_answer(t, at) == GAUGE_EXPECTED, "and published blocks"
         check_everything_is_found(t, ids)
     finally:
         if t.proc.poll() is None:
@@ -100,22 +135,30 @@ def test_query_servers_without_data_answer_exactly_across_the_hand_off(tmp_path,
             queries.append(Triad(tmp_path / name, config=qcfg, command="query").start())
         ids = send_trace_and_logs(collector)
         send_batches(collector)
+        at = send_gauges(collector)
         for q in queries:
             wait_until("every line on a query server", lambda: batch_total(q) == 300, timeout=30)
             check_everything_is_found(q, ids)
-        seen = set()
-        deadline = time.monotonic() + 60
+            assert gauge_answer(q, at) == GAUGE_EXPECTED
+        # Splits and the metric block seal, upload, publish and leave the collector's
+        # disk; every answer of both query servers meanwhile is exact.
+        seen, gauges = set(), set()
+        deadline = time.monotonic() + 90
         while True:
             for q in queries:
                 seen.add(batch_total(q))
+                count, total, warnings = gauge_answer(q, at)
+                gauges.add((count, total, len(warnings)))
             m = collector.metrics(collector.http)
             removed = [metric_value(m, f'triad_publish_local_removed_splits_total{{signal="{s}"}}')
-                       for s in ("logs", "traces")]
+                       for s in ("logs", "traces", "metrics")]
             if min(removed) >= 1:
                 break
-            assert time.monotonic() < deadline, f"no split went through the hand-off: {removed}"
+            assert time.monotonic() < deadline, f"not everything went through the hand-off: {removed}"
             time.sleep(0.1)
         assert seen == {300}, f"counts dipped or doubled during the hand-off: {seen}"
+        assert gauges == {GAUGE_EXPECTED[:2] + (0,)}, f"PromQL dipped or doubled: {gauges}"
+        assert metric_value(m, 'triad_publish_splits_total{signal="metrics"}') >= 1
         for q in queries:
             check_everything_is_found(q, ids)
         queries[0].kill9()
@@ -124,6 +167,9 @@ def test_query_servers_without_data_answer_exactly_across_the_hand_off(tmp_path,
         r = queries[1].get("/api/logs/search", q="service:batch", start="0", limit="1")
         assert r["total"] == 300, "everything was published: nothing is missing"
         assert r["partial"] is True and "did not answer" in r["warnings"][0], r
+        count, total, warnings = gauge_answer(queries[1], at)
+        assert (count, total) == GAUGE_EXPECTED[:2], "the block was published: no sample is missing"
+        assert warnings and "did not answer" in warnings[0], warnings
     finally:
         for p in [collector, *queries]:
             if p.proc.poll() is None:
