@@ -142,7 +142,10 @@ pub async fn query_server_stores(
         triad_collector::internal::CollectorReader::new(
             &url,
             timeout,
-            Arc::new(move || view.recently_published(window)),
+            Arc::new(move || triad_collector::internal::Listed {
+                exclude: view.recently_published(window),
+                published_through: view.published_through(),
+            }),
         )
         .map_err(|e| anyhow::anyhow!("query.collector_url: {e}"))?,
     );

@@ -33,8 +33,24 @@ use triad_splits::trace_store::{SpanSignal, TraceStore};
 pub struct Excluding<T> {
     /// The request proper.
     pub request: T,
-    /// Published split IDs (`node/split`) not to search.
+    /// What the asking query server reads already.
+    #[serde(flatten)]
+    pub listed: Listed,
+}
+
+/// What a query server reads already, as it tells a collector.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listed {
+    /// Published split IDs (`node/split`) not to search: those published recently.
     pub exclude: Vec<String>,
+    /// Per node, the latest publication time (ms, the node's clock) among the splits
+    /// its last listing found. A node publishes its splits one after another, so every
+    /// split it published up to then is read by the query server (or replaced by a
+    /// merged split it reads): a collector skips its local copies published by then,
+    /// whatever the exclusions say — which keeps a copy held past the grace period
+    /// (the metastore away) from being counted twice.
+    #[serde(default)]
+    pub published_through: std::collections::BTreeMap<String, i64>,
 }
 
 /// A live tail request (tail reads new data, never excluded).
@@ -112,15 +128,23 @@ pub struct InternalState {
 }
 
 impl InternalState {
-    fn splits<S: Signal>(&self, store: &Store<S>, exclude: &[String]) -> Vec<Arc<Split>> {
+    fn splits<S: Signal>(&self, store: &Store<S>, listed: &Listed) -> Vec<Arc<Split>> {
         let prefix = format!("{}/", self.node_id);
+        let through = listed.published_through.get(&self.node_id).copied();
         store
             .splits()
             .into_iter()
             .filter(|s| {
-                !exclude
+                let excluded = listed
+                    .exclude
                     .iter()
-                    .any(|e| e.strip_prefix(&prefix) == Some(&s.id))
+                    .any(|e| e.strip_prefix(&prefix) == Some(&s.id));
+                let listed_already = through.is_some_and(|through| {
+                    s.local_dir()
+                        .and_then(triad_storage::bundle::published_at)
+                        .is_some_and(|at| at <= through)
+                });
+                !excluded && !listed_already
             })
             .collect()
     }
@@ -151,7 +175,7 @@ async fn log_search(
 ) -> Response {
     answer(
         blocking(move || {
-            let splits = st.splits(st.logs.store(), &req.exclude);
+            let splits = st.splits(st.logs.store(), &req.listed);
             let view = Store::from_splits(
                 LogSignal::new(),
                 Default::default(),
@@ -181,7 +205,7 @@ async fn traces(
                     SpanSignal::new(),
                     Default::default(),
                     StoreMetrics::unregistered(),
-                    st.splits(st.traces.store(), &req.exclude),
+                    st.splits(st.traces.store(), &req.listed),
                 ))
             };
             Ok(match req.request {
@@ -216,8 +240,8 @@ pub fn router(state: InternalState) -> axum::Router {
         .with_state(state)
 }
 
-/// The published split IDs a query server already reads, asked for at each request.
-pub type Exclusions = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+/// What a query server already reads, asked for at each request.
+pub type Exclusions = Arc<dyn Fn() -> Listed + Send + Sync>;
 
 /// A collector's unpublished data, read over its internal API (the query server's
 /// side). Calls block on the runtime, as the query engine's store calls do.
@@ -296,7 +320,7 @@ impl CollectorReader {
             "/internal/v1/traces",
             &Excluding {
                 request,
-                exclude: (self.exclude)(),
+                listed: (self.exclude)(),
             },
         )
     }
@@ -314,7 +338,7 @@ impl LogRead for CollectorReader {
             "/internal/v1/logs/search",
             &Excluding {
                 request: q.clone(),
-                exclude: (self.exclude)(),
+                listed: (self.exclude)(),
             },
         )
     }

@@ -210,10 +210,21 @@ async fn blocks_are_published_read_back_compacted_and_never_doubled() {
 
     // A restart that lost the record of one publication publishes nothing twice.
     let first = store.tenant(TENANT).unwrap().local_blocks()[0].clone();
-    std::fs::remove_file(first.dir().unwrap().join("published")).unwrap();
+    std::fs::remove_file(
+        first
+            .dir()
+            .unwrap()
+            .join(triad_storage::bundle::PUBLISHED_MARKER),
+    )
+    .unwrap();
     let cancel = CancellationToken::new();
     let run = tokio::spawn(publisher(Duration::from_secs(3600)).run(cancel.clone()));
-    while !first.dir().unwrap().join("published").exists() {
+    while !first
+        .dir()
+        .unwrap()
+        .join(triad_storage::bundle::PUBLISHED_MARKER)
+        .exists()
+    {
         assert!(std::time::Instant::now() < deadline, "not republished");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -39,6 +39,13 @@ pub struct Local {
     pub node_id: String,
 }
 
+/// An open published split.
+struct Opened {
+    split: Arc<Split>,
+    /// When it was published, ms (the writer's clock).
+    published_ms: i64,
+}
+
 /// Log and trace search over published splits (and a local collector's others).
 pub struct Published {
     /// Log search.
@@ -49,7 +56,9 @@ pub struct Published {
     cache: Option<Arc<BlockCache>>,
     metastore: Metastore,
     /// Open splits by ID, with when they were published (ms).
-    opened: Mutex<HashMap<String, (Arc<Split>, i64)>>,
+    opened: Mutex<HashMap<String, Opened>>,
+    /// Per node, the latest publication (ms) up to which this view reads every split.
+    through: Mutex<std::collections::BTreeMap<String, i64>>,
 }
 
 impl Published {
@@ -87,6 +96,7 @@ impl Published {
             cache,
             metastore,
             opened: Mutex::new(HashMap::new()),
+            through: Mutex::new(Default::default()),
         })
     }
 
@@ -96,10 +106,26 @@ impl Published {
         let logs = self.list(Kind::Logs).await?;
         let traces = self.list(Kind::Traces).await?;
         let mut opened = 0;
-        let log_splits = self.open_all(&LogSignal::new(), &logs, &mut opened).await?;
-        let trace_splits = self
-            .open_all(&SpanSignal::new(), &traces, &mut opened)
+        let mut failed = Vec::new();
+        let log_splits = self
+            .open_all(&LogSignal::new(), &logs, &mut opened, &mut failed)
             .await?;
+        let trace_splits = self
+            .open_all(&SpanSignal::new(), &traces, &mut opened, &mut failed)
+            .await?;
+        // Per node, the latest publication listed — but not past a split that could not
+        // be opened: the node's copy of that one must still be asked for.
+        let mut through = std::collections::BTreeMap::new();
+        for row in logs.iter().chain(&traces) {
+            let at = through.entry(row.node_id.clone()).or_insert(row.updated_ms);
+            *at = (*at).max(row.updated_ms);
+        }
+        for row in &failed {
+            if let Some(at) = through.get_mut(&row.node_id) {
+                *at = (*at).min(row.updated_ms - 1);
+            }
+        }
+        *self.through.lock().unwrap_or_else(|e| e.into_inner()) = through;
         {
             let mut cache = self.opened.lock().unwrap_or_else(|e| e.into_inner());
             let listed: std::collections::HashSet<&str> = logs
@@ -130,6 +156,7 @@ impl Published {
         signal: &S,
         rows: &[SplitRow],
         opened: &mut usize,
+        failed: &mut Vec<SplitRow>,
     ) -> Result<Vec<Arc<Split>>> {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
@@ -138,7 +165,7 @@ impl Published {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&row.split_id)
-                .map(|(s, _)| s.clone());
+                .map(|o| o.split.clone());
             let split = match known {
                 Some(s) => s,
                 None => {
@@ -148,6 +175,7 @@ impl Published {
                         Ok(s) => s,
                         Err(e) => {
                             tracing::error!(split = %row.split_id, key = %row.object_key, error = %e, "cannot open a published split; retrying at the next refresh");
+                            failed.push(row.clone());
                             continue;
                         }
                     };
@@ -155,7 +183,13 @@ impl Published {
                     self.opened
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .insert(row.split_id.clone(), (s.clone(), row.updated_ms));
+                        .insert(
+                            row.split_id.clone(),
+                            Opened {
+                                split: s.clone(),
+                                published_ms: row.updated_ms,
+                            },
+                        );
                     s
                 }
             };
@@ -177,9 +211,19 @@ impl Published {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|(_, (_, published_ms))| *published_ms >= since)
+            .filter(|(_, o)| o.published_ms >= since)
             .map(|(id, _)| id.clone())
             .collect()
+    }
+
+    /// Per node, the latest publication time (ms, the node's clock) up to which this
+    /// view reads every split the node published (or the merged split that replaced
+    /// it), as of the last listing.
+    pub fn published_through(&self) -> std::collections::BTreeMap<String, i64> {
+        self.through
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Refreshes every `every` until `cancel` fires; a failed refresh keeps the last

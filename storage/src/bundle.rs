@@ -55,8 +55,32 @@ pub struct Footer {
     pub meta: serde_json::Value,
 }
 
-/// Writes the regular files of `dir` (except those `skip` names) and `meta` as a bundle
-/// at `out`, synced to disk. Returns the bundle's length. Blocking.
+/// The file a writer leaves in a sealed directory once its bundle is published, holding
+/// the time of publication (ms since the epoch): local bookkeeping that survives a
+/// restart whatever the metastore says then, and never part of a bundle.
+pub const PUBLISHED_MARKER: &str = "triad-published";
+
+/// When the sealed directory `dir` was published (ms), if it was.
+pub fn published_at(dir: &Path) -> Option<i64> {
+    std::fs::read_to_string(dir.join(PUBLISHED_MARKER))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Records that `dir` was published at `at_ms` (synced, replaced atomically). Blocking.
+pub fn mark_published(dir: &Path, at_ms: i64) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{PUBLISHED_MARKER}.tmp"));
+    std::fs::write(&tmp, at_ms.to_string())?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join(PUBLISHED_MARKER))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Writes the regular files of `dir` (except those `skip` names, and the
+/// [`PUBLISHED_MARKER`]) and `meta` as a bundle at `out`, synced to disk. Returns the
+/// bundle's length. Blocking.
 pub fn write_dir(
     dir: &Path,
     out: &Path,
@@ -74,6 +98,7 @@ pub fn write_dir(
             .is_file();
         if let (true, Some(name)) = (is_file, entry.file_name().to_str())
             && !skip(name)
+            && !name.starts_with(PUBLISHED_MARKER)
         {
             names.push(name.to_string());
         }

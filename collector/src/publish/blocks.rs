@@ -4,8 +4,7 @@
 //! disk before the TSDB advances its own checkpoint past its samples, so until it is
 //! published the local block is the record.
 //!
-//! Publication is remembered in the block's directory (a `published` file holding the
-//! time, ms), so a restart neither publishes a block again nor loses the start of its
+//! Publication is remembered in the block's directory (`bundle::PUBLISHED_MARKER`), so a restart neither publishes a block again nor loses the start of its
 //! grace period, whatever the metastore says then. A crash between the publication and
 //! that file redoes the steps, each idempotent; a block whose row was meanwhile
 //! compacted or expired (the publication finds it marked) counts as published.
@@ -14,30 +13,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use triad_metastore::{MetastoreError, Publish};
+use triad_storage::bundle;
 use triad_tsdb::block::Block;
 
 use super::{Failed, Publisher, crash_point, now_ms};
 use crate::blocks::{block_row, write_block_bundle};
 use crate::metrics::SignalLabel;
 
-/// The file in a block's directory that says when it was published.
-const PUBLISHED_FILE: &str = "published";
-
 /// When the local block was published (ms), if it was.
-pub(crate) fn published_at(block: &Block) -> Option<i64> {
-    let dir = block.dir()?;
-    std::fs::read_to_string(dir.join(PUBLISHED_FILE))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-fn mark_published(dir: &Path, at_ms: i64) -> std::io::Result<()> {
-    let tmp = dir.join("published.tmp");
-    std::fs::write(&tmp, at_ms.to_string())?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, dir.join(PUBLISHED_FILE))
+fn published_at(block: &Block) -> Option<i64> {
+    block.dir().and_then(bundle::published_at)
 }
 
 impl Publisher {
@@ -173,7 +158,7 @@ impl Publisher {
         crash_point("after-publish");
         let _ = tokio::fs::remove_file(&file).await;
         let at = now_ms();
-        tokio::task::spawn_blocking(move || mark_published(&dir, at))
+        tokio::task::spawn_blocking(move || bundle::mark_published(&dir, at))
             .await
             .map_err(|e| fail("publish")(e.to_string()))?
             .map_err(|e| fail("publish")(e.to_string()))?;

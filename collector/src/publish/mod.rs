@@ -11,7 +11,10 @@
 //!
 //! A crash anywhere in between leaves the split sealed on local disk and at most a
 //! staged row and an object: the next round (or the next start) redoes the steps, each
-//! idempotent, so nothing acknowledged is lost and nothing is published twice. Until
+//! idempotent, so nothing acknowledged is lost and nothing is published twice. Once
+//! published, the split's directory records it (`bundle::PUBLISHED_MARKER`, with the
+//! time), so a restart knows it — and when its grace period started — even while the
+//! metastore is away or after its row was merged and deleted. Until
 //! published the split is searched locally; once published, query servers find it in
 //! the metastore, and the collector keeps its local copy for
 //! `storage.local_grace_secs` (longer than a listing refresh plus the longest query)
@@ -30,7 +33,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use triad_metastore::{ListQuery, Metastore, Publish, Signal as Kind, SplitRow, SplitState};
+use triad_metastore::{
+    ListQuery, Metastore, MetastoreError, Publish, Signal as Kind, SplitRow, SplitState,
+};
 use triad_splits::log_index::LogStore;
 use triad_splits::store::{Signal, Store};
 use triad_splits::trace_store::TraceStore;
@@ -277,6 +282,16 @@ impl Publisher {
             self.cleanup(store, &label, seen).await?;
         }
         let sealed = store.sealed_splits();
+        // Publications recorded beside the split (they outlive the metastore's rows).
+        for split in &sealed {
+            if !seen.contains_key(&split.id)
+                && let Some(at) = split
+                    .local_dir()
+                    .and_then(triad_storage::bundle::published_at)
+            {
+                seen.insert(split.id.clone(), at);
+            }
+        }
         let pending: Vec<_> = sealed
             .iter()
             .filter(|s| !seen.contains_key(&s.id))
@@ -340,17 +355,34 @@ impl Publisher {
                 .await
                 .map_err(|e| fail("upload")(e.to_string()))?;
             crash_point("after-upload");
-            self.metastore
+            let published = self
+                .metastore
                 .publish(&Publish {
-                    split_ids: vec![global],
+                    split_ids: vec![global.clone()],
                     replaces: Vec::new(),
                     checkpoint: Some((self.node_id.clone(), kind, meta.lsn)),
                 })
-                .await
-                .map_err(|e| fail("publish")(e.to_string()))?;
+                .await;
+            match published {
+                Ok(()) => {}
+                // Published before a crash, and merged or expired since.
+                Err(MetastoreError::Conflict(id)) if id == global => {
+                    tracing::info!(split = %global, "split was published before and replaced since");
+                }
+                Err(e) => return Err(fail("publish")(e.to_string())),
+            }
             crash_point("after-publish");
             let _ = tokio::fs::remove_file(&file).await;
-            seen.insert(split.id.clone(), now_ms());
+            let at = now_ms();
+            if let Some(dir) = split.local_dir().map(std::path::Path::to_path_buf) {
+                tokio::task::spawn_blocking(move || {
+                    triad_storage::bundle::mark_published(&dir, at)
+                })
+                .await
+                .map_err(|e| fail("publish")(e.to_string()))?
+                .map_err(|e| fail("publish")(e.to_string()))?;
+            }
+            seen.insert(split.id.clone(), at);
             self.metrics.splits.get_or_create(&label).inc();
             self.metrics.bytes.get_or_create(&label).inc_by(bytes);
             if meta.first_write_ns > 0 {
