@@ -142,6 +142,22 @@ pub trait TraceRead: Send + Sync {
         start_ns: i64,
         end_ns: i64,
     ) -> StoreResult<Vec<DependencyLink>>;
+
+    /// [`TraceRead::trace`], plus a warning for each source that did not answer (see
+    /// [`MetricRead::select_partial`]).
+    fn trace_partial(
+        &self,
+        tenant: &str,
+        trace_id: TraceId,
+    ) -> StoreResult<(Vec<Span>, Vec<String>)> {
+        Ok((self.trace(tenant, trace_id)?, Vec::new()))
+    }
+
+    /// [`TraceRead::find_trace_ids`], plus a warning for each source that did not
+    /// answer.
+    fn find_trace_ids_partial(&self, q: &TraceQuery) -> StoreResult<(Vec<TraceId>, Vec<String>)> {
+        Ok((self.find_trace_ids(q)?, Vec::new()))
+    }
 }
 
 /// Read access to metric series. Time bounds are inclusive, in ms.

@@ -51,19 +51,18 @@ pub async fn correlate(
 }
 
 fn build(st: &AppState, trace_id: TraceId, margin_ms: i64, limits: &Limits) -> ApiResult<J> {
-    let spans = st.traces.trace(DEFAULT_TENANT, trace_id)?;
+    let (spans, mut warnings) = st.traces.trace_partial(DEFAULT_TENANT, trace_id)?;
     let now_ns = triad_model::now_ns();
-    let logs = st
-        .logs
-        .search(&LogQuery {
-            tenant: DEFAULT_TENANT.into(),
-            query: format!("trace_id:{}", trace_id.to_hex()),
-            start_ns: 0,
-            end_ns: now_ns + 3_600_000_000_000,
-            limit: st.cfg.max_log_hits,
-            histogram_buckets: 0,
-        })?
-        .hits;
+    let found = st.logs.search(&LogQuery {
+        tenant: DEFAULT_TENANT.into(),
+        query: format!("trace_id:{}", trace_id.to_hex()),
+        start_ns: 0,
+        end_ns: now_ns + 3_600_000_000_000,
+        limit: st.cfg.max_log_hits,
+        histogram_buckets: 0,
+    })?;
+    warnings.extend(found.warnings);
+    let logs = found.hits;
     if spans.is_empty() && logs.is_empty() {
         return Err(ApiError::NotFound(format!(
             "nothing carries trace ID {}",
@@ -86,12 +85,18 @@ fn build(st: &AppState, trace_id: TraceId, margin_ms: i64, limits: &Limits) -> A
         .min(now_ns / 1_000_000)
         .max(win_start);
     let (metrics, alerts) = match &st.metrics {
-        Some(m) => (
-            red_series(m.as_ref(), &services, win_start, win_end, limits),
-            firing_alerts(m.as_ref(), &services, win_start, win_end, limits),
-        ),
+        Some(m) => {
+            let (red, w) = red_series(m.as_ref(), &services, win_start, win_end, limits);
+            warnings.extend(w);
+            (
+                red,
+                firing_alerts(m.as_ref(), &services, win_start, win_end, limits),
+            )
+        }
         None => (J::Null, J::Null),
     };
+    warnings.sort();
+    warnings.dedup();
     Ok(json!({
         "traceID": trace_id.to_hex(),
         "start": format_rfc3339(start_ns),
@@ -104,6 +109,8 @@ fn build(st: &AppState, trace_id: TraceId, margin_ms: i64, limits: &Limits) -> A
         "window": {"start": format_rfc3339(win_start * 1_000_000), "end": format_rfc3339(win_end * 1_000_000)},
         "metrics": metrics,
         "alerts": alerts,
+        "partial": !warnings.is_empty(),
+        "warnings": warnings,
     }))
 }
 
@@ -148,9 +155,9 @@ fn red_series(
     start: i64,
     end: i64,
     limits: &Limits,
-) -> J {
+) -> (J, Vec<String>) {
     if services.is_empty() {
-        return json!({"step": 0, "series": []});
+        return (json!({"step": 0, "series": []}), Vec::new());
     }
     let step = ((end - start) / POINTS).max(1000);
     let w = format!("{}ms", (4 * step).max(MIN_RATE_WINDOW_MS));
@@ -186,7 +193,10 @@ fn red_series(
             }));
         }
     }
-    json!({"step": step as f64 / 1000.0, "series": series})
+    (
+        json!({"step": step as f64 / 1000.0, "series": series}),
+        engine.warnings(),
+    )
 }
 
 /// Alerts with an `ALERTS{alertstate="firing"}` sample in the window, and whether they

@@ -20,8 +20,33 @@ const DEFAULT_LIMIT: usize = 20;
 const DEFAULT_LOOKBACK_NS: i64 = 3_600_000_000_000;
 
 fn envelope(data: J, total: usize) -> Response {
-    Json(json!({"data": data, "total": total, "limit": 0, "offset": 0, "errors": null}))
-        .into_response()
+    partial_envelope(data, total, Vec::new())
+}
+
+/// Jaeger's envelope; when a source did not answer, its warnings go to Jaeger's
+/// `errors` (code 503: the source was unavailable) beside the data, and Triad's
+/// `partial: true` / `warnings` say the answer is incomplete.
+fn partial_envelope(data: J, total: usize, mut warnings: Vec<String>) -> Response {
+    warnings.sort();
+    warnings.dedup();
+    let errors = if warnings.is_empty() {
+        J::Null
+    } else {
+        warnings
+            .iter()
+            .map(|w| json!({"code": 503, "msg": w}))
+            .collect()
+    };
+    Json(json!({
+        "data": data,
+        "total": total,
+        "limit": 0,
+        "offset": 0,
+        "errors": errors,
+        "partial": !warnings.is_empty(),
+        "warnings": warnings,
+    }))
+    .into_response()
 }
 
 fn jaeger<T>(r: ApiResult<T>, f: impl FnOnce(T) -> Response) -> Response {
@@ -186,12 +211,15 @@ pub async fn trace(State(st): State<AppState>, Path(id): Path<String>) -> Respon
         Ok(t) => t,
         Err(e) => return ApiError::BadRequest(format!("invalid trace ID: {e}")).into_jaeger(),
     };
-    let r = read(&st, move |t| t.trace(DEFAULT_TENANT, trace_id)).await;
-    jaeger(r, |spans| {
-        if spans.is_empty() {
+    let r = read(&st, move |t| t.trace_partial(DEFAULT_TENANT, trace_id)).await;
+    jaeger(r, |(spans, warnings)| {
+        if spans.is_empty() && warnings.is_empty() {
             ApiError::NotFound("trace not found".into()).into_jaeger()
+        } else if spans.is_empty() {
+            // Not found where it could be looked for: not the same as not existing.
+            partial_envelope(json!([]), 0, warnings)
         } else {
-            envelope(json!([trace_json(trace_id, &spans)]), 1)
+            partial_envelope(json!([trace_json(trace_id, &spans)]), 1, warnings)
         }
     })
 }
@@ -308,20 +336,21 @@ pub async fn search(
         Err(e) => return e.into_jaeger(),
     };
     let r = read(&st, move |t| {
-        let ids = t.find_trace_ids(&q)?;
+        let (ids, mut warnings) = t.find_trace_ids_partial(&q)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let spans = t.trace(&q.tenant, id)?;
+            let (spans, w) = t.trace_partial(&q.tenant, id)?;
+            warnings.extend(w);
             if !spans.is_empty() {
                 out.push(trace_json(id, &spans));
             }
         }
-        Ok(out)
+        Ok((out, warnings))
     })
     .await;
-    jaeger(r, |traces| {
+    jaeger(r, |(traces, warnings)| {
         let n = traces.len();
-        envelope(J::Array(traces), n)
+        partial_envelope(J::Array(traces), n, warnings)
     })
 }
 

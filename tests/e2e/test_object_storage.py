@@ -170,10 +170,33 @@ def test_query_servers_without_data_answer_exactly_across_the_hand_off(tmp_path,
         count, total, warnings = gauge_answer(queries[1], at)
         assert (count, total) == GAUGE_EXPECTED[:2], "the block was published: no sample is missing"
         assert warnings and "did not answer" in warnings[0], warnings
+        r = queries[1].get(f"/api/traces/{ids['trace']}")
+        assert r["data"] and r["partial"] is True and r["errors"][0]["code"] == 503, r
+        check_partial_banner(queries[1])
     finally:
         for p in [collector, *queries]:
             if p.proc.poll() is None:
                 p.kill9()
+
+
+def check_partial_banner(q):
+    """The UI of a query server whose collector is gone says its answers are partial."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = b.new_page()
+            page.goto(f"{q.query}/logs?start=now-1h&q=service:batch")
+            banner = page.locator(".warning-banner")
+            banner.wait_for(timeout=15000)
+            text = banner.inner_text()
+            assert "Incomplete answer" in text and "did not answer" in text, text
+        finally:
+            b.close()
 
 
 @pytest.mark.parametrize("point", ["after-stage", "after-upload", "after-publish"])

@@ -17,7 +17,40 @@ export async function getJSON<T = any>(path: string, params: Record<string, stri
     const msg = body?.error ?? body?.errors?.[0]?.msg ?? text;
     throw new Error(typeof msg === "string" ? msg : `${r.status} from ${path}`);
   }
+  noteWarnings(path, body);
   return body as T;
+}
+
+// Answers that are incomplete (a source did not answer: `partial: true`) or carry
+// Prometheus-style `warnings`, by API path; the app shows them in a banner.
+const warningsByPath = new Map<string, string[]>();
+const warningListeners = new Set<() => void>();
+
+function noteWarnings(path: string, body: any) {
+  const list: string[] = Array.isArray(body?.warnings) ? body.warnings.filter((w: unknown) => typeof w === "string") : [];
+  if (body?.partial === true && list.length === 0) list.push("a source did not answer: results may be incomplete");
+  const had = warningsByPath.has(path);
+  if (list.length) warningsByPath.set(path, list);
+  else warningsByPath.delete(path);
+  if (list.length || had) warningListeners.forEach((l) => l());
+}
+
+/** The warnings of the latest answers, each once. */
+export function currentWarnings(): string[] {
+  return [...new Set([...warningsByPath.values()].flat())];
+}
+
+/** Forgets the warnings (a new page). */
+export function clearWarnings() {
+  if (warningsByPath.size === 0) return;
+  warningsByPath.clear();
+  warningListeners.forEach((l) => l());
+}
+
+/** Calls `l` whenever the warnings change; returns the unsubscribe function. */
+export function onWarnings(l: () => void): () => void {
+  warningListeners.add(l);
+  return () => warningListeners.delete(l);
 }
 
 export async function send(method: string, path: string, body?: unknown): Promise<any> {

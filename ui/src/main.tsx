@@ -8,6 +8,7 @@ import { LogsPage } from "./pages/logs";
 import { ServicePage, ServicesPage } from "./pages/services";
 import { TracePage } from "./pages/trace";
 import { TracesPage } from "./pages/traces";
+import { clearWarnings, currentWarnings, onWarnings } from "./api";
 import { Link, navigate, useLocation } from "./router";
 
 const NAV: [string, string][] = [
@@ -44,6 +45,25 @@ function Theme() {
   );
 }
 
+/** Says when an answer on the page is incomplete (a collector did not answer) or
+ * carries warnings, as Prometheus' UI does. */
+function WarningsBanner({ path }: { path: string }) {
+  const [warnings, setWarnings] = useState<string[]>([]);
+  useEffect(() => onWarnings(() => setWarnings(currentWarnings())), []);
+  useEffect(() => clearWarnings(), [path]);
+  if (warnings.length === 0) return null;
+  return (
+    <div class="warning-banner" role="status">
+      <strong>Incomplete answer.</strong> Some of what is shown may be missing:
+      <ul>
+        {warnings.map((w) => (
+          <li>{w}</li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
 function App() {
   const loc = useLocation();
   useEffect(() => {
@@ -69,7 +89,10 @@ function App() {
         <span class="grow" />
         <Theme />
       </header>
-      <main id="main">{page ?? <div class="empty">No page at {loc.path}. Use the menu above.</div>}</main>
+      <main id="main">
+        <WarningsBanner path={loc.path} />
+        {page ?? <div class="empty">No page at {loc.path}. Use the menu above.</div>}
+      </main>
     </>
   );
 }

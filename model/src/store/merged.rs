@@ -54,7 +54,8 @@ impl LogRead for MergedLogs {
 
 /// Trace reads over two sources (see [`MergedLogs`]): lists united, a trace's spans
 /// united without duplicates (by span ID), call counts summed. Spans of one trace may
-/// be in both. A failing `recent` source is logged and its part left out.
+/// be in both. A failing `recent` source is left out: the `_partial` reads say so,
+/// the others log it.
 pub struct MergedTraces {
     /// The published splits.
     pub published: std::sync::Arc<dyn TraceRead>,
@@ -65,6 +66,15 @@ pub struct MergedTraces {
 }
 
 impl MergedTraces {
+    /// `r`, or the warning that says it is missing.
+    fn recent_or_warning<T>(&self, r: StoreResult<T>) -> StoreResult<Result<T, String>> {
+        match r {
+            Ok(v) => Ok(Ok(v)),
+            Err(StoreError::InvalidQuery(e)) => Err(StoreError::InvalidQuery(e)),
+            Err(e) => Ok(Err(format!("{} did not answer: {e}", self.recent_name))),
+        }
+    }
+
     fn recent<T>(&self, what: &str, r: StoreResult<T>) -> StoreResult<Option<T>> {
         match r {
             Ok(v) => Ok(Some(v)),
@@ -98,28 +108,56 @@ impl TraceRead for MergedTraces {
     }
 
     fn trace(&self, tenant: &str, trace_id: TraceId) -> StoreResult<Vec<Span>> {
-        let mut spans = self.published.trace(tenant, trace_id)?;
-        if let Some(more) = self.recent("trace", self.recent.trace(tenant, trace_id))? {
-            spans.extend(more);
+        let (spans, warnings) = self.trace_partial(tenant, trace_id)?;
+        for w in warnings {
+            tracing::warn!(warning = %w, "partial answer");
         }
-        spans.sort_by(|a, b| a.start_ns.cmp(&b.start_ns).then(a.span_id.cmp(&b.span_id)));
-        spans.dedup_by(|a, b| a.span_id == b.span_id && a.start_ns == b.start_ns);
         Ok(spans)
     }
 
+    fn trace_partial(
+        &self,
+        tenant: &str,
+        trace_id: TraceId,
+    ) -> StoreResult<(Vec<Span>, Vec<String>)> {
+        let (mut spans, mut warnings) = self.published.trace_partial(tenant, trace_id)?;
+        match self.recent_or_warning(self.recent.trace_partial(tenant, trace_id))? {
+            Ok((more, w)) => {
+                spans.extend(more);
+                warnings.extend(w);
+            }
+            Err(w) => warnings.push(w),
+        }
+        spans.sort_by(|a, b| a.start_ns.cmp(&b.start_ns).then(a.span_id.cmp(&b.span_id)));
+        spans.dedup_by(|a, b| a.span_id == b.span_id && a.start_ns == b.start_ns);
+        Ok((spans, warnings))
+    }
+
     fn find_trace_ids(&self, q: &TraceQuery) -> StoreResult<Vec<TraceId>> {
+        let (ids, warnings) = self.find_trace_ids_partial(q)?;
+        for w in warnings {
+            tracing::warn!(warning = %w, "partial answer");
+        }
+        Ok(ids)
+    }
+
+    fn find_trace_ids_partial(&self, q: &TraceQuery) -> StoreResult<(Vec<TraceId>, Vec<String>)> {
         // Each source's most recent `limit` traces: the most recent `limit` overall are
         // among them. Recent data first, as it is newer.
-        let mut ids = self
-            .recent("trace search", self.recent.find_trace_ids(q))?
-            .unwrap_or_default();
-        for id in self.published.find_trace_ids(q)? {
+        let (mut ids, mut warnings) =
+            match self.recent_or_warning(self.recent.find_trace_ids_partial(q))? {
+                Ok(r) => r,
+                Err(w) => (Vec::new(), vec![w]),
+            };
+        let (published, w) = self.published.find_trace_ids_partial(q)?;
+        warnings.extend(w);
+        for id in published {
             if !ids.contains(&id) {
                 ids.push(id);
             }
         }
         ids.truncate(q.limit);
-        Ok(ids)
+        Ok((ids, warnings))
     }
 
     fn dependencies(
