@@ -532,7 +532,6 @@ async fn up(
         Some(om) => {
             collector.spawn_publisher(
                 om.storage.clone(),
-                om.cache.clone(),
                 om.metastore.clone(),
                 om.blocks.clone(),
                 &cfg.storage,
@@ -656,7 +655,6 @@ async fn collector(
     if let Some(om) = om {
         collector.spawn_publisher(
             om.storage,
-            om.cache,
             om.metastore,
             om.blocks,
             &cfg.storage,

@@ -258,12 +258,11 @@ impl Collector {
     /// Object-storage mode: starts publishing sealed splits and metric blocks to
     /// `storage` and `metastore` (see [`publish`]; bundles wait under `data_dir/upload`),
     /// the [`janitor`] that applies retention there and the [`merge`]r of small splits
-    /// and published `blocks` (reading through `cache`, writing under `data_dir/merge`).
+    /// and published `blocks` (working under `data_dir/merge`).
     #[allow(clippy::too_many_arguments)]
     pub fn spawn_publisher(
         self: &Arc<Self>,
         storage: triad_storage::Storage,
-        cache: Option<Arc<triad_storage::cache::BlockCache>>,
         metastore: triad_metastore::Metastore,
         blocks: Arc<crate::blocks::PublishedBlocks>,
         storage_cfg: &triad_model::config::StorageConfig,
@@ -297,7 +296,6 @@ impl Collector {
         let _ = std::fs::remove_dir_all(&merge_dir);
         let merger = crate::merge::Merger::new(
             storage.clone(),
-            cache,
             metastore.clone(),
             blocks,
             self.node_id(),

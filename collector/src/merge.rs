@@ -5,8 +5,8 @@
 //! Every `storage.merge_interval_secs`, one collector at a time (a PostgreSQL advisory
 //! lock), per signal: the published splits smaller than half of `split_max_docs`,
 //! oldest first, are cut into groups of up to [`MERGE_FACTOR`] whose documents stay
-//! under `split_max_docs`; each group of at least [`MIN_INPUTS`] is merged (read from
-//! object storage through the cache), bundled, uploaded, and **published in the same
+//! under `split_max_docs`; each group of at least [`MIN_INPUTS`] is merged (its inputs downloaded whole to
+//! scratch space: one GET each), bundled, uploaded, and **published in the same
 //! transaction that marks its inputs**, as Quickwit's merge planner does: a listing sees
 //! either the inputs or the merged split, never both and never neither. The janitor
 //! deletes the inputs' objects after the grace period, when no query can still read them.
@@ -33,7 +33,6 @@ use triad_splits::split::Split;
 use triad_splits::store::Signal;
 use triad_splits::trace_store::SpanSignal;
 use triad_storage::Storage;
-use triad_storage::cache::BlockCache;
 
 use triad_tsdb::{COMPACTION_FACTOR, MAX_COMPACTION_LEVEL};
 
@@ -48,7 +47,6 @@ pub const MIN_INPUTS: usize = 4;
 /// Merges small published splits; see the module docs.
 pub struct Merger {
     storage: Storage,
-    cache: Option<Arc<BlockCache>>,
     metastore: Metastore,
     blocks: Arc<PublishedBlocks>,
     node_id: String,
@@ -115,7 +113,6 @@ impl Merger {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         storage: Storage,
-        cache: Option<Arc<BlockCache>>,
         metastore: Metastore,
         blocks: Arc<PublishedBlocks>,
         node_id: String,
@@ -127,7 +124,6 @@ impl Merger {
     ) -> Merger {
         Merger {
             storage,
-            cache,
             metastore,
             blocks,
             node_id,
@@ -197,6 +193,38 @@ impl Merger {
             merged += 1;
         }
         Ok(merged)
+    }
+
+    /// Downloads the splits of `group` into `dir` and opens them from there.
+    async fn fetch_inputs<S: Signal + Clone>(
+        &self,
+        signal: S,
+        group: &[SplitRow],
+        dir: &std::path::Path,
+    ) -> Result<Vec<Arc<Split>>, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let local = Storage::local(dir, triad_storage::StorageMetrics::unregistered())
+            .map_err(|e| e.to_string())?;
+        let mut inputs = Vec::with_capacity(group.len());
+        for (i, row) in group.iter().enumerate() {
+            let name = format!("{i}.bundle");
+            let bytes = self
+                .storage
+                .download(&row.object_key, &dir.join(&name))
+                .await
+                .map_err(|e| format!("download {}: {e}", row.split_id))?;
+            let local_row = SplitRow {
+                object_key: name,
+                bytes,
+                ..row.clone()
+            };
+            inputs.push(
+                open_published(&local, None, signal.clone(), &local_row)
+                    .await
+                    .map_err(|e| format!("open {}: {e}", row.split_id))?,
+            );
+        }
+        Ok(inputs)
     }
 
     /// Compacts `run` (published blocks of one tenant and level) into one block of the
@@ -293,17 +321,20 @@ impl Merger {
         group: &[SplitRow],
     ) -> Result<(), String> {
         let started = std::time::Instant::now();
-        let mut inputs = Vec::with_capacity(group.len());
-        for row in group {
-            inputs.push(
-                open_published(&self.storage, self.cache.clone(), signal.clone(), row)
-                    .await
-                    .map_err(|e| format!("open {}: {e}", row.split_id))?,
-            );
-        }
         let id = format!("{:020}", triad_model::now_ns());
         let dir = self.scratch.join(&id);
         let bundle = self.scratch.join(format!("{id}.bundle"));
+        // The inputs are read whole: each is downloaded once (one GET, streamed to
+        // disk) rather than read range by range, and none passes through the cache
+        // queries use.
+        let inputs_dir = self.scratch.join(format!("{id}.inputs"));
+        let inputs = match self.fetch_inputs(signal.clone(), group, &inputs_dir).await {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&inputs_dir);
+                return Err(e);
+            }
+        };
         let (s, d, b, i) = (signal.clone(), dir.clone(), bundle.clone(), id.clone());
         let done = tokio::task::spawn_blocking(move || {
             let split: Split = triad_splits::merge::merge_splits(&s, &inputs, &d, &i)?;
@@ -315,6 +346,7 @@ impl Merger {
         let cleanup = || {
             let _ = std::fs::remove_dir_all(&dir);
             let _ = std::fs::remove_file(&bundle);
+            let _ = std::fs::remove_dir_all(&inputs_dir);
         };
         let (meta, tenants, bytes) = match done {
             Ok(v) => v,

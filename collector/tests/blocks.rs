@@ -235,7 +235,6 @@ async fn blocks_are_published_read_back_compacted_and_never_doubled() {
     // Compaction in object storage: the three become one of level 1, in one publication.
     let merger = Merger::new(
         storage.clone(),
-        None,
         meta.clone(),
         blocks.clone(),
         "node".into(),

@@ -296,11 +296,12 @@ pub struct QueryConfig {
     /// Where a separate `triad query` reads metric series for PromQL: the remote read
     /// endpoint of a collector (`http://collector:4318/api/v1/read`) or of a Prometheus
     /// (`http://prometheus:9090/api/v1/read`). Unset, a separate `triad query` answers
-    /// the Prometheus API with `unavailable`; `triad up` always reads its own store.
+    /// the Prometheus API with `unavailable` — with object storage it reads the
+    /// collector's (`<collector_url>/api/v1/read`); `triad up` always reads its own store.
     pub remote_read_url: Option<String>,
     /// With object storage: the HTTP address of the collector (`http://collector:4318`)
-    /// that a separate `triad query` asks for the logs and traces it has not published
-    /// yet. Required there; `triad up` reads its own collector.
+    /// that a separate `triad query` asks for the logs, traces and samples it has not
+    /// published yet. Required there; `triad up` reads its own collector.
     pub collector_url: Option<String>,
 }
 

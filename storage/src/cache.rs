@@ -25,14 +25,18 @@ use crate::metrics::{ResultLabel, StorageMetrics};
 /// Longest cache file name: longer keys are read without the cache.
 const MAX_NAME: usize = 240;
 
-/// Least-recently-used bookkeeping of named blocks, each with a value (`()` for blocks
-/// on disk, their bytes for blocks in memory) and a size.
+/// A block: its object's key as a file name (see [`escape`]) and its index. Cheap to
+/// clone: a hit costs no formatting and no allocation.
+type BlockId = (Arc<str>, u64);
+
+/// Least-recently-used bookkeeping of blocks, each with a value (`()` for blocks on
+/// disk, their bytes for blocks in memory) and a size.
 #[derive(Debug)]
 struct Lru<V> {
-    /// Name → (value, bytes, tick of last use).
-    entries: HashMap<String, (V, u64, u64)>,
-    /// Tick → name, oldest first.
-    order: BTreeMap<u64, String>,
+    /// Block → (value, bytes, tick of last use).
+    entries: HashMap<BlockId, (V, u64, u64)>,
+    /// Tick → block, oldest first.
+    order: BTreeMap<u64, BlockId>,
     tick: u64,
     bytes: u64,
 }
@@ -49,32 +53,33 @@ impl<V> Default for Lru<V> {
 }
 
 impl<V: Clone> Lru<V> {
-    /// Marks `name` used; its value when present.
-    fn touch(&mut self, name: &str) -> Option<V> {
+    /// Marks `id` used; its value when present.
+    fn touch(&mut self, id: &BlockId) -> Option<V> {
         self.tick += 1;
         let tick = self.tick;
-        let e = self.entries.get_mut(name)?;
-        self.order.remove(&e.2);
+        let e = self.entries.get_mut(id)?;
+        if let Some(id) = self.order.remove(&e.2) {
+            self.order.insert(tick, id);
+        }
         e.2 = tick;
-        self.order.insert(tick, name.to_string());
         Some(e.0.clone())
     }
 
-    fn insert(&mut self, name: String, value: V, len: u64) {
-        if self.touch(&name).is_some() {
+    fn insert(&mut self, id: BlockId, value: V, len: u64) {
+        if self.touch(&id).is_some() {
             return;
         }
-        self.entries.insert(name.clone(), (value, len, self.tick));
-        self.order.insert(self.tick, name);
+        self.entries.insert(id.clone(), (value, len, self.tick));
+        self.order.insert(self.tick, id);
         self.bytes += len;
     }
 
-    fn pop_oldest(&mut self) -> Option<String> {
-        let (_, name) = self.order.pop_first()?;
-        if let Some((_, len, _)) = self.entries.remove(&name) {
+    fn pop_oldest(&mut self) -> Option<BlockId> {
+        let (_, id) = self.order.pop_first()?;
+        if let Some((_, len, _)) = self.entries.remove(&id) {
             self.bytes -= len;
         }
-        Some(name)
+        Some(id)
     }
 }
 
@@ -90,10 +95,13 @@ pub struct BlockCache {
     memory: Mutex<Lru<Bytes>>,
     memory_capacity: u64,
     metrics: StorageMetrics,
+    /// `cache_lookups{result="hit"}` and `{result="miss"}`, looked up once.
+    hits: prometheus_client::metrics::counter::Counter,
+    misses: prometheus_client::metrics::counter::Counter,
 }
 
 /// `key` as a file name: bytes other than `[A-Za-z0-9._-]` as `%XX`.
-fn escape(key: &str) -> String {
+pub(crate) fn escape(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 8);
     for b in key.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
@@ -132,10 +140,26 @@ impl BlockCache {
                 let _ = std::fs::remove_file(entry.path());
                 continue;
             }
+            let Some((escaped, index)) = name
+                .strip_suffix(&suffix)
+                .and_then(|n| n.rsplit_once('@'))
+                .and_then(|(k, i)| Some((k, i.parse::<u64>().ok()?)))
+            else {
+                let _ = std::fs::remove_file(entry.path());
+                continue;
+            };
             let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-            found.push((modified, name, meta.len()));
+            found.push((modified, escaped.to_string(), index, meta.len()));
         }
         found.sort();
+        let hits = metrics
+            .cache_lookups
+            .get_or_create(&ResultLabel { result: "hit" })
+            .clone();
+        let misses = metrics
+            .cache_lookups
+            .get_or_create(&ResultLabel { result: "miss" })
+            .clone();
         let cache = BlockCache {
             dir: dir.to_path_buf(),
             block,
@@ -143,12 +167,14 @@ impl BlockCache {
             lru: Mutex::new(Lru::default()),
             memory: Mutex::new(Lru::default()),
             memory_capacity,
+            hits,
+            misses,
             metrics,
         };
         {
             let mut lru = cache.lock();
-            for (_, name, len) in found {
-                lru.insert(name, (), len);
+            for (_, escaped, index, len) in found {
+                lru.insert((escaped.into(), index), (), len);
             }
         }
         cache.evict();
@@ -159,13 +185,13 @@ impl BlockCache {
         self.lru.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn remember(&self, name: String, block: Bytes) {
+    fn remember(&self, id: BlockId, block: Bytes) {
         if self.memory_capacity == 0 {
             return;
         }
         let mut mem = self.memory.lock().unwrap_or_else(|e| e.into_inner());
         let len = block.len() as u64;
-        mem.insert(name, block, len);
+        mem.insert(id, block, len);
         while mem.bytes > self.memory_capacity {
             if mem.pop_oldest().is_none() {
                 break;
@@ -174,10 +200,11 @@ impl BlockCache {
         self.metrics.cache_memory_bytes.set(mem.bytes as i64);
     }
 
-    fn name(&self, key: &str, index: u64) -> String {
+    /// The file of block `id`.
+    fn path(&self, id: &BlockId) -> PathBuf {
         // The block size is part of the name: a cache reopened with another size
         // drops the old blocks instead of misreading them.
-        format!("{}@{index}.{}", escape(key), self.block)
+        self.dir.join(format!("{}@{}.{}", id.0, id.1, self.block))
     }
 
     fn evict(&self) {
@@ -193,8 +220,8 @@ impl BlockCache {
             self.metrics.cache_bytes.set(lru.bytes as i64);
         }
         self.metrics.cache_evictions.inc_by(victims.len() as u64);
-        for name in victims {
-            let _ = std::fs::remove_file(self.dir.join(name));
+        for id in victims {
+            let _ = std::fs::remove_file(self.path(&id));
         }
     }
 
@@ -204,18 +231,20 @@ impl BlockCache {
     }
 
     /// Bytes `range` of object `key` (of `object_len` bytes), from cached blocks where
-    /// present and from `storage` for the rest. Does small blocking file reads.
-    pub async fn read(
+    /// present and from `storage` for the rest. `escaped` is [`escape`]`(key)`, made
+    /// once per object by its reader. Does small blocking file reads.
+    pub(crate) async fn read(
         &self,
         storage: &Storage,
         key: &str,
+        escaped: &Arc<str>,
         object_len: u64,
         range: Range<u64>,
     ) -> Result<Bytes> {
         if range.start >= range.end {
             return Ok(Bytes::new());
         }
-        if range.end > object_len || self.name(key, 0).len() > MAX_NAME {
+        if range.end > object_len || escaped.len() + 32 > MAX_NAME {
             return storage.get_range(key, range).await;
         }
         let first = range.start / self.block;
@@ -226,15 +255,15 @@ impl BlockCache {
             let base = index * self.block;
             let lo = range.start.max(base) - base;
             let hi = range.end.min(base + self.block) - base;
-            let cached = self.read_cached(key, index, lo..hi);
-            let result = if cached.is_some() { "hit" } else { "miss" };
-            self.metrics
-                .cache_lookups
-                .get_or_create(&ResultLabel { result })
-                .inc();
+            let cached = self.read_cached(&(escaped.clone(), index), lo..hi);
+            match cached {
+                Some(_) => self.hits.inc(),
+                None => self.misses.inc(),
+            };
             parts.push((index, lo..hi, cached));
         }
         // Fetch runs of consecutive missing blocks, one request each.
+        let mut stored = false;
         let mut i = 0;
         while i < parts.len() {
             if parts[i].2.is_some() {
@@ -252,12 +281,15 @@ impl BlockCache {
                 let a = (part.0 * self.block - start) as usize;
                 let b = (a + self.block as usize).min(fetched.len());
                 let block = fetched.slice(a..b);
-                self.store(key, part.0, block.clone());
+                self.store((escaped.clone(), part.0), block.clone());
+                stored = true;
                 part.2 = Some(block.slice(part.1.start as usize..part.1.end as usize));
             }
             i = j + 1;
         }
-        self.evict();
+        if stored {
+            self.evict();
+        }
         if parts.len() == 1 {
             return Ok(parts.pop().and_then(|p| p.2).unwrap_or_default());
         }
@@ -268,42 +300,42 @@ impl BlockCache {
         Ok(out.freeze())
     }
 
-    fn read_cached(&self, key: &str, index: u64, range: Range<u64>) -> Option<Bytes> {
-        let name = self.name(key, index);
+    fn read_cached(&self, id: &BlockId, range: Range<u64>) -> Option<Bytes> {
         let in_memory = self
             .memory
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .touch(&name);
+            .touch(id);
         let slice = |block: &Bytes| {
             let end = (range.end as usize).min(block.len());
             block.slice((range.start as usize).min(end)..end)
         };
         if let Some(block) = in_memory {
             // A disk eviction does not reach memory: keep the disk copy's recency too.
-            self.lock().touch(&name);
+            self.lock().touch(id);
             return Some(slice(&block));
         }
-        self.lock().touch(&name)?;
+        self.lock().touch(id)?;
         // From disk, the whole block: it joins the memory tier for the next reads.
-        let block = Bytes::from(std::fs::read(self.dir.join(&name)).ok()?);
+        let block = Bytes::from(std::fs::read(self.path(id)).ok()?);
         if (block.len() as u64) < range.end {
             return None;
         }
         let out = slice(&block);
-        self.remember(name, block);
+        self.remember(id.clone(), block);
         Some(out)
     }
 
-    fn store(&self, key: &str, index: u64, block: Bytes) {
-        let name = self.name(key, index);
-        let tmp = self.dir.join(format!("{name}.tmp{}", std::process::id()));
-        let written =
-            std::fs::write(&tmp, &block).and_then(|()| std::fs::rename(&tmp, self.dir.join(&name)));
+    fn store(&self, id: BlockId, block: Bytes) {
+        let path = self.path(&id);
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(format!(".tmp{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let written = std::fs::write(&tmp, &block).and_then(|()| std::fs::rename(&tmp, &path));
         let len = block.len() as u64;
-        self.remember(name.clone(), block);
+        self.remember(id.clone(), block);
         match written {
-            Ok(()) => self.lock().insert(name, (), len),
+            Ok(()) => self.lock().insert(id, (), len),
             Err(e) => {
                 // A full or read-only cache disk slows reads down; it never fails them.
                 let _ = std::fs::remove_file(&tmp);
@@ -320,6 +352,8 @@ pub struct ObjectReader {
     storage: Storage,
     cache: Option<Arc<BlockCache>>,
     key: Arc<str>,
+    /// The key as the cache names its blocks.
+    escaped: Arc<str>,
     len: u64,
 }
 
@@ -327,6 +361,10 @@ impl ObjectReader {
     /// A reader of `key`, whose size is known (from the metastore, say).
     pub fn new(storage: Storage, cache: Option<Arc<BlockCache>>, key: &str, len: u64) -> Self {
         ObjectReader {
+            escaped: match cache {
+                Some(_) => escape(key).into(),
+                None => Arc::from(""),
+            },
             storage,
             cache,
             key: key.into(),
@@ -376,7 +414,11 @@ impl ObjectReader {
             });
         }
         match &self.cache {
-            Some(cache) => cache.read(&self.storage, &self.key, self.len, range).await,
+            Some(cache) => {
+                cache
+                    .read(&self.storage, &self.key, &self.escaped, self.len, range)
+                    .await
+            }
             None => self.storage.get_range(&self.key, range).await,
         }
     }

@@ -352,6 +352,45 @@ impl Storage {
         Ok(bytes)
     }
 
+    /// Streams the whole object into the file `dest` (created or truncated, synced);
+    /// returns its length. For reading all of a large object once (a merge's input)
+    /// without holding it in memory or passing it through the read cache.
+    pub async fn download(&self, key: &str, dest: &Path) -> Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let path = self.path(key)?;
+        let started = Instant::now();
+        let written: std::result::Result<u64, StorageError> = async {
+            let got = self
+                .store
+                .get(&path)
+                .await
+                .map_err(|e| self.backend("get", key, e))?;
+            let mut stream = got.into_stream();
+            let mut file = tokio::fs::File::create(dest)
+                .await
+                .map_err(StorageError::io(format!("create {}", dest.display())))?;
+            let mut len = 0u64;
+            while let Some(chunk) = stream
+                .try_next()
+                .await
+                .map_err(|e| self.backend("get", key, e))?
+            {
+                file.write_all(&chunk)
+                    .await
+                    .map_err(StorageError::io(format!("write {}", dest.display())))?;
+                len += chunk.len() as u64;
+                self.metrics.downloaded_bytes.inc_by(chunk.len() as u64);
+            }
+            file.sync_all()
+                .await
+                .map_err(StorageError::io(format!("sync {}", dest.display())))?;
+            Ok(len)
+        }
+        .await;
+        self.metrics.observe("get", written.is_ok(), started);
+        written
+    }
+
     /// Bytes `range` of the object (a ranged GET).
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
         let path = self.path(key)?;

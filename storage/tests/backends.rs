@@ -161,6 +161,17 @@ async fn contract(s: &Storage, scratch: &std::path::Path) {
         big_data[..],
         "{what}"
     );
+    // Streamed to a file, whole.
+    let copy = scratch.join("downloaded");
+    assert_eq!(
+        s.download("blocks/big", &copy).await.unwrap(),
+        big_data.len() as u64
+    );
+    assert!(
+        std::fs::read(&copy).unwrap() == big_data,
+        "{what}: download"
+    );
+    assert!(s.download("blocks/none", &copy).await.is_err());
     let mut wrong = big_data.clone();
     wrong.push(0);
     std::fs::write(&big, &wrong).unwrap();

@@ -5,13 +5,22 @@
 //!    SeaweedFS and, as the reference, to a local directory; MB/s and splits/s.
 //! 2. **metastore**: the split rows plus synthetic ones up to `--rows` in PostgreSQL;
 //!    listing one hour of published splits, and all of them, p50/p99.
-//! 3. **queries** over `--splits` log splits and as many trace splits: a log term query
+//! 3. **merge**: the merger combines the uploaded small splits (read back from object
+//!    storage, merged, uploaded, published with their inputs marked); records/s and
+//!    input MB/s.
+//! 4. **queries** over `--splits` log splits and as many trace splits: a log term query
 //!    (a word in one split) and trace by ID, p50/p99 — from the local splits, cold from
 //!    object storage (no cache: every read a ranged GET), and warm from the block cache;
 //!    trace by ID also over a tenth of the splits, to show how it grows with them.
+//! 5. **ingest**: a collector (in process) acknowledging `--lines` log lines from four
+//!    concurrent senders, with object storage on (splits sealed every 5 s, uploaded and
+//!    published meanwhile) and off (the same seals, nothing uploaded); lines/s, and the
+//!    time until the last split is published.
 //!
-//! Phases are apart: the stores are closed (merges done) before uploads, and queries
-//! start after every upload. Figures go to docs/benchmarks.md.
+//! Phases are apart: the stores are closed (merges done) before uploads, merges run
+//! after every upload, queries after the merges (they read the uploaded splits by key),
+//! ingest last. SeaweedFS runs on the same two cores, so the object-storage figures
+//! include the S3 server's own work. Figures go to docs/benchmarks.md.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -39,6 +48,7 @@ struct Opts {
     docs: usize,
     rows: usize,
     runs: usize,
+    lines: usize,
 }
 
 fn opts() -> anyhow::Result<Opts> {
@@ -47,6 +57,7 @@ fn opts() -> anyhow::Result<Opts> {
         docs: 200,
         rows: 100_000,
         runs: 50,
+        lines: 2_000_000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -61,14 +72,17 @@ fn opts() -> anyhow::Result<Opts> {
                 o.splits = 100;
                 o.rows = 10_000;
                 o.runs = 20;
+                o.lines = 300_000;
             }
             "--splits" => o.splits = num("--splits")?,
             "--docs" => o.docs = num("--docs")?,
             "--rows" => o.rows = num("--rows")?,
+            "--lines" => o.lines = num("--lines")?,
             "--help" | "-h" => {
                 println!(
-                    "triad-bench-objects [--quick] [--splits N] [--docs N] [--rows N]\n\
-                     object-storage mode next to local disk: upload, metastore listing, queries"
+                    "triad-bench-objects [--quick] [--splits N] [--docs N] [--rows N] [--lines N]\n\
+                     object-storage mode next to local disk: upload, metastore listing, \
+                     merges, queries, ingest"
                 );
                 std::process::exit(0);
             }
@@ -327,6 +341,37 @@ fn main() -> anyhow::Result<()> {
     };
     stage_all(Kind::Logs, &log_keys)?;
     stage_all(Kind::Traces, &trace_keys)?;
+
+    // Merges of the published splits (before the synthetic rows, which have no object).
+    let merger = triad_collector::merge::Merger::new(
+        s3.clone(),
+        meta.clone(),
+        Arc::new(triad_collector::blocks::PublishedBlocks::new(
+            s3.clone(),
+            None,
+            meta.clone(),
+        )),
+        "bench".into(),
+        scratch.join("merge"),
+        (10 * o.docs as u64, 10 * o.docs as u64),
+        Duration::ZERO,
+        Duration::from_secs(60),
+        triad_collector::metrics::MergeMetrics::unregistered(),
+    );
+    let t = Instant::now();
+    let merges = rt
+        .block_on(merger.round())
+        .map_err(|e| anyhow::anyhow!("merge: {e}"))?;
+    let secs = t.elapsed().as_secs_f64();
+    rows.push((
+        format!("merge: {} splits into {merges}", 2 * o.splits),
+        format!(
+            "{:.0} records/s, {:.1} input MB/s ({:.1} s)",
+            (2 * o.splits * o.docs) as f64 / secs,
+            mb / secs,
+            secs
+        ),
+    ));
     let synthetic = o.rows.saturating_sub(log_keys.len() + trace_keys.len());
     rt.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
@@ -489,6 +534,28 @@ fn main() -> anyhow::Result<()> {
         "| trace by ID, warm, over {} splits | {p50:.1} ms | {p99:.1} ms |",
         tenth.len()
     );
+    let (local, remote) = (
+        ingest(&rt, &dir.path().join("ingest-local"), None, o.lines)?,
+        ingest(
+            &rt,
+            &dir.path().join("ingest-s3"),
+            Some((s3.clone(), meta.clone())),
+            o.lines,
+        )?,
+    );
+    rows.push((
+        format!("ingest {} lines, local disk", o.lines),
+        format!("{:.0} lines/s", local.0),
+    ));
+    rows.push((
+        format!("ingest {} lines, object storage on", o.lines),
+        format!(
+            "{:.0} lines/s ({:.0}% of local); sealed splits all published {:.1} s after the last ack",
+            remote.0,
+            100.0 * remote.0 / local.0,
+            remote.1
+        ),
+    ));
     println!("\n| measure | value |");
     println!("|---|---|");
     for (k, v) in rows {
@@ -496,6 +563,96 @@ fn main() -> anyhow::Result<()> {
     }
     drop(weed);
     Ok(())
+}
+
+/// A collector in `dir` acknowledging `lines` log lines from four concurrent senders;
+/// with object storage (`remote`), its publisher uploads meanwhile. Returns lines/s and
+/// the seconds from the last acknowledgement until every split sealed by then is
+/// published.
+fn ingest(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    remote: Option<(Storage, Metastore)>,
+    lines: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let mut cfg = triad_model::config::CollectorConfig {
+        node_id: "ingest".into(),
+        ..Default::default()
+    };
+    // Seals as object-storage mode makes them (seal_after_secs), in both runs.
+    cfg.logs.split_max_age_secs = 5;
+    let collector = Arc::new(triad_collector::Collector::open(
+        &cfg,
+        dir,
+        remote.is_some(),
+        &mut prometheus_client::registry::Registry::default(),
+    )?);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let publisher = match remote {
+        Some((storage, metastore)) => {
+            let publisher = triad_collector::publish::Publisher::new(
+                storage,
+                metastore,
+                cfg.node_id.clone(),
+                dir.join("upload"),
+                collector.logs.clone(),
+                collector.traces.clone(),
+                collector.metrics.clone(),
+                Duration::from_secs(600),
+                triad_collector::metrics::PublishMetrics::unregistered(),
+                Arc::new(triad_collector::publish::Backlog::default()),
+            );
+            Some(rt.spawn(publisher.run(cancel.clone())))
+        }
+        None => None,
+    };
+    let per_sender = lines / 4;
+    let t = Instant::now();
+    rt.block_on(async {
+        let mut senders = tokio::task::JoinSet::new();
+        for w in 0..4 {
+            let logs = collector.logs.clone();
+            senders.spawn(async move {
+                for b in 0..per_sender / 1000 {
+                    let batch: Vec<LogRecord> = (0..1000)
+                        .map(|i| {
+                            let mut r = log(i, w * 100_000 + b);
+                            r.timestamp_ns = triad_model::now_ns();
+                            r
+                        })
+                        .collect();
+                    logs.append(batch).await?;
+                }
+                anyhow::Ok(())
+            });
+        }
+        while let Some(r) = senders.join_next().await {
+            r??;
+        }
+        anyhow::Ok(())
+    })?;
+    let secs = t.elapsed().as_secs_f64();
+    let acked = Instant::now();
+    let mut caught_up = 0.0;
+    if let Some(publisher) = publisher {
+        // Until every split sealed by the last acknowledgement is published (the active
+        // one seals by age at its next write).
+        let sealed = collector.logs.store().sealed_splits();
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while sealed.iter().any(|s| {
+            s.local_dir()
+                .and_then(triad_storage::bundle::published_at)
+                .is_none()
+        }) {
+            anyhow::ensure!(Instant::now() < deadline, "publication did not catch up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        caught_up = acked.elapsed().as_secs_f64();
+        cancel.cancel();
+        rt.block_on(publisher)?;
+    }
+    rt.block_on(collector.shutdown());
+    Ok(((per_sender / 1000 * 1000 * 4) as f64 / secs, caught_up))
 }
 
 fn term_query(split: usize) -> LogQuery {
