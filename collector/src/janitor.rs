@@ -4,7 +4,8 @@
 //!
 //! 1. **Retention marks**: published splits and metric blocks whose newest record is
 //!    older than their signal's `retention_secs` are marked for deletion (readers stop listing them at
-//!    their next refresh).
+//!    their next refresh); operations no trace split published within the trace
+//!    retention held leave the services catalog.
 //! 2. **Deletion after the grace period**: marked splits whose state changed longer than
 //!    `storage.local_grace_secs` ago — longer than a listing refresh plus the longest
 //!    query, so no query can still be reading them — lose their object, then their row.
@@ -155,6 +156,13 @@ impl Janitor {
                     .map_err(|e| e.to_string())?;
                 report.marked += n;
                 self.metrics.marked.get_or_create(&label).inc_by(n as u64);
+                if kind == Kind::Traces {
+                    // Operations no split within retention holds leave the catalog.
+                    self.metastore
+                        .forget_operations(cutoff / 1_000_000)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
             }
             let due = ListQuery {
                 updated_before_ms: Some(now_ms - self.grace.as_millis() as i64),

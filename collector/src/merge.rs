@@ -283,6 +283,7 @@ impl Merger {
                     split_ids: vec![row.split_id.clone()],
                     replaces: run.iter().map(|o| o.row.split_id.clone()).collect(),
                     checkpoint: None,
+                    operations: Vec::new(),
                 })
                 .await
                 .map_err(|e| e.to_string())
@@ -384,6 +385,7 @@ impl Merger {
                     split_ids: vec![row.split_id.clone()],
                     replaces: group.iter().map(|r| r.split_id.clone()).collect(),
                     checkpoint: None,
+                    operations: Vec::new(),
                 })
                 .await
                 .map_err(|e| e.to_string())

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::{ListQuery, MetastoreError, Publish, Result, Signal, SplitRow, SplitState, now_ms};
+use crate::{
+    ListQuery, MetastoreError, OperationRow, Publish, Result, Signal, SplitRow, SplitState, now_ms,
+};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
@@ -20,6 +22,9 @@ struct State {
     version: u32,
     splits: BTreeMap<String, SplitRow>,
     checkpoints: Vec<CheckpointRow>,
+    /// The services catalog, with when each entry was last published.
+    #[serde(default)]
+    operations: Vec<(OperationRow, i64)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,6 +162,14 @@ impl FileMetastore {
                     }),
                 }
             }
+            if !p.operations.is_empty() {
+                let mut catalog: BTreeMap<OperationRow, i64> =
+                    std::mem::take(&mut s.operations).into_iter().collect();
+                for op in &p.operations {
+                    catalog.insert(op.clone(), now);
+                }
+                s.operations = catalog.into_iter().collect();
+            }
             Ok(())
         })
         .await
@@ -201,6 +214,20 @@ impl FileMetastore {
                 }
             }
             Ok(before - s.splits.len())
+        })
+        .await
+    }
+
+    pub(crate) async fn operations(&self) -> Result<Vec<OperationRow>> {
+        let s = self.state.lock().await;
+        Ok(s.operations.iter().map(|(op, _)| op.clone()).collect())
+    }
+
+    pub(crate) async fn forget_operations(&self, before_ms: i64) -> Result<usize> {
+        self.update(|s| {
+            let n = s.operations.len();
+            s.operations.retain(|(_, seen)| *seen >= before_ms);
+            Ok(n - s.operations.len())
         })
         .await
     }

@@ -181,6 +181,22 @@ pub struct Publish {
     /// The writer's WAL position now covered: `(node_id, signal, lsn)`. It only moves
     /// forward.
     pub checkpoint: Option<(String, Signal, u64)>,
+    /// Operations the published splits hold, entered in the services catalog (seen
+    /// now).
+    pub operations: Vec<OperationRow>,
+}
+
+/// An entry of the services catalog: an operation of a service of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OperationRow {
+    /// The tenant.
+    pub tenant: String,
+    /// The service (`service.name`).
+    pub service: String,
+    /// The span kind (`server`, `client`, …; empty when unspecified).
+    pub span_kind: String,
+    /// The operation (span name).
+    pub name: String,
 }
 
 /// What went wrong.
@@ -290,6 +306,22 @@ impl Metastore {
         match self {
             Metastore::File(_) => Ok(Some(work.await)),
             Metastore::Postgres(m) => m.exclusively(lock, work).await,
+        }
+    }
+
+    /// The services catalog: every operation published splits held, sorted.
+    pub async fn operations(&self) -> Result<Vec<OperationRow>> {
+        match self {
+            Metastore::File(m) => m.operations().await,
+            Metastore::Postgres(m) => m.operations().await,
+        }
+    }
+
+    /// Forgets catalog entries no publication held since `before_ms`; returns how many.
+    pub async fn forget_operations(&self, before_ms: i64) -> Result<usize> {
+        match self {
+            Metastore::File(m) => m.forget_operations(before_ms).await,
+            Metastore::Postgres(m) => m.forget_operations(before_ms).await,
         }
     }
 

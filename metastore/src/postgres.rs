@@ -14,11 +14,16 @@ use deadpool_postgres::{
 use tokio_postgres::NoTls;
 use triad_model::config::MetastoreConfig;
 
-use crate::{ListQuery, MetastoreError, Publish, Result, Signal, SplitRow, SplitState, now_ms};
+use crate::{
+    ListQuery, MetastoreError, OperationRow, Publish, Result, Signal, SplitRow, SplitState, now_ms,
+};
 
 /// The schema, in order. A migration is never edited once released: changes are new
 /// files.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_splits.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../migrations/0001_splits.sql")),
+    (2, include_str!("../migrations/0002_operations.sql")),
+];
 
 /// Advisory lock key of schema migrations ("triad" in ASCII).
 const MIGRATION_LOCK: i64 = 0x74_7269_6164;
@@ -209,7 +214,64 @@ impl PgMetastore {
             .await
             .map_err(pg)?;
         }
+        if !p.operations.is_empty() {
+            let column = |f: fn(&OperationRow) -> &String| -> Vec<&str> {
+                p.operations.iter().map(|o| f(o).as_str()).collect()
+            };
+            tx.execute(
+                "INSERT INTO operations (tenant, service, span_kind, name, last_seen_ms)
+                 SELECT t, s, k, n, $5
+                 FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[]) AS u(t, s, k, n)
+                 ON CONFLICT (tenant, service, span_kind, name) DO UPDATE
+                 SET last_seen_ms = GREATEST(operations.last_seen_ms, EXCLUDED.last_seen_ms)",
+                &[
+                    &column(|o| &o.tenant),
+                    &column(|o| &o.service),
+                    &column(|o| &o.span_kind),
+                    &column(|o| &o.name),
+                    &now,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
         tx.commit().await.map_err(pg)
+    }
+
+    pub(crate) async fn operations(&self) -> Result<Vec<OperationRow>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT tenant, service, span_kind, name FROM operations
+                 ORDER BY tenant, service, span_kind, name",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| {
+                Ok(OperationRow {
+                    tenant: r.try_get(0).map_err(pg)?,
+                    service: r.try_get(1).map_err(pg)?,
+                    span_kind: r.try_get(2).map_err(pg)?,
+                    name: r.try_get(3).map_err(pg)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn forget_operations(&self, before_ms: i64) -> Result<usize> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "DELETE FROM operations WHERE last_seen_ms < $1",
+                &[&before_ms],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n as usize)
     }
 
     pub(crate) async fn list(&self, q: &ListQuery) -> Result<Vec<SplitRow>> {

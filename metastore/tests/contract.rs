@@ -3,7 +3,7 @@
 
 use triad_metastore::testing::Postgres;
 use triad_metastore::{
-    ListQuery, Metastore, MetastoreError, Publish, Signal, SplitRow, SplitState,
+    ListQuery, Metastore, MetastoreError, OperationRow, Publish, Signal, SplitRow, SplitState,
 };
 use triad_model::config::MetastoreConfig;
 
@@ -57,6 +57,7 @@ async fn contract(m: &Metastore) {
         split_ids: vec!["s1".into(), "s2".into()],
         replaces: vec![],
         checkpoint: Some(("node-a".into(), Signal::Logs, 42)),
+        ..Publish::default()
     };
     m.publish(&publish).await.unwrap();
     m.publish(&publish).await.unwrap();
@@ -107,6 +108,12 @@ async fn contract(m: &Metastore) {
         split_ids: vec!["m2".into()],
         replaces: vec!["s1".into(), "nope".into()],
         checkpoint: Some(("node-a".into(), Signal::Logs, 99)),
+        operations: vec![OperationRow {
+            tenant: "default".into(),
+            service: "lost".into(),
+            span_kind: String::new(),
+            name: "never".into(),
+        }],
     };
     assert!(matches!(m.publish(&bad).await, Err(MetastoreError::Conflict(id)) if id == "nope"));
     assert_eq!(
@@ -122,6 +129,7 @@ async fn contract(m: &Metastore) {
         split_ids: vec!["m1".into()],
         replaces: vec!["s1".into(), "s2".into()],
         checkpoint: Some(("node-a".into(), Signal::Logs, 7)),
+        ..Publish::default()
     };
     m.publish(&merge).await.unwrap();
     assert_eq!(
@@ -161,6 +169,7 @@ async fn contract(m: &Metastore) {
         split_ids: vec![],
         replaces: vec![],
         checkpoint: Some(("node-a".into(), Signal::Traces, 5)),
+        ..Publish::default()
     })
     .await
     .unwrap();
@@ -168,6 +177,41 @@ async fn contract(m: &Metastore) {
         m.checkpoint("node-a", Signal::Traces).await.unwrap(),
         Some(5)
     );
+
+    // The services catalog: entered with publications, each entry once, forgotten
+    // when no publication held it since.
+    let op = |service: &str, kind: &str, name: &str| OperationRow {
+        tenant: "default".into(),
+        service: service.into(),
+        span_kind: kind.into(),
+        name: name.into(),
+    };
+    assert!(
+        m.operations().await.unwrap().is_empty(),
+        "nothing of a refused publication"
+    );
+    let ops = vec![
+        op("cart", "server", "GET /cart"),
+        op("api", "client", "call"),
+    ];
+    for _ in 0..2 {
+        m.publish(&Publish {
+            operations: ops.clone(),
+            ..Publish::default()
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        m.operations().await.unwrap(),
+        [
+            op("api", "client", "call"),
+            op("cart", "server", "GET /cart")
+        ]
+    );
+    assert_eq!(m.forget_operations(0).await.unwrap(), 0, "seen since 1970");
+    assert_eq!(m.forget_operations(i64::MAX).await.unwrap(), 2);
+    assert!(m.operations().await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -4,8 +4,9 @@
 //! published yet (see [`Store::view`]).
 //!
 //! [`Published::refresh`] lists the metastore (published rows of both signals, the
-//! columns it needs), opens the bundles it has not opened yet (one ranged read of the
-//! footer each) and forgets those no longer listed (merged or expired). A split listed
+//! columns it needs, and the services catalog), opens the bundles it has not opened yet
+//! (one ranged read of the footer each) and forgets those no longer listed (merged or
+//! expired). A split listed
 //! once stays searchable until a listing drops it; the collector keeps its local copy
 //! longer than a refresh takes, so across the hand-off every record is found exactly
 //! once: split IDs are the dedupe key.
@@ -16,7 +17,9 @@ use std::sync::{Arc, Mutex};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use triad_metastore::{ListQuery, Metastore, Signal as Kind, SplitRow};
+use triad_model::SpanKind;
 use triad_model::config::CollectorConfig;
+use triad_model::store::Operation;
 use triad_storage::Storage;
 use triad_storage::bundle::Bundle;
 use triad_storage::cache::{BlockCache, ObjectReader};
@@ -59,6 +62,8 @@ pub struct Published {
     opened: Mutex<HashMap<String, Opened>>,
     /// Per node, the latest publication (ms) up to which this view reads every split.
     through: Mutex<std::collections::BTreeMap<String, i64>>,
+    /// The local collector's trace store, whose catalog joins the metastore's.
+    local_traces: Option<Arc<TraceStore>>,
 }
 
 impl Published {
@@ -72,6 +77,7 @@ impl Published {
     ) -> Result<Published> {
         // Views write nothing: the store metrics are the collector's.
         let m = StoreMetrics::unregistered();
+        let local_traces = local.as_ref().map(|l| l.traces.clone());
         let (log_local, trace_local) = match local {
             Some(l) => (
                 Some((l.logs.store().clone(), l.node_id.clone())),
@@ -97,6 +103,7 @@ impl Published {
             metastore,
             opened: Mutex::new(HashMap::new()),
             through: Mutex::new(Default::default()),
+            local_traces,
         })
     }
 
@@ -137,10 +144,27 @@ impl Published {
         }
         self.logs.store().set_splits(log_splits);
         self.traces.store().set_splits(trace_splits);
-        let traces = self.traces.clone();
-        tokio::task::spawn_blocking(move || traces.rebuild_catalog())
+        // The services catalog from the metastore (no split is read for it), with the
+        // local collector's for what it has not published yet.
+        let catalog = self
+            .metastore
+            .operations()
             .await
-            .map_err(|e| Error::Corrupt(format!("catalog task: {e}")))??;
+            .map_err(|e| Error::Corrupt(format!("metastore: {e}")))?;
+        let local = self
+            .local_traces
+            .as_ref()
+            .map(|t| t.catalog_entries())
+            .unwrap_or_default();
+        self.traces.set_catalog(
+            catalog
+                .into_iter()
+                .map(|o| {
+                    let kind = SpanKind::parse(&o.span_kind).unwrap_or(SpanKind::Unspecified);
+                    (o.tenant, o.service, Operation { name: o.name, kind })
+                })
+                .chain(local),
+        );
         Ok(opened)
     }
 

@@ -195,6 +195,9 @@ fn catalog_term(tenant: &str, service: &str, kind: SpanKind, name: &str) -> Stri
 
 type Catalog = HashMap<String, BTreeMap<String, BTreeSet<Operation>>>;
 
+/// An entry of the services catalog: tenant, service, operation.
+pub type CatalogEntry = (String, String, Operation);
+
 /// The trace store: a [`Store`] of [`SpanSignal`] with the read operations.
 pub struct TraceStore {
     store: Arc<Store<SpanSignal>>,
@@ -261,39 +264,76 @@ impl TraceStore {
 
     /// Rebuilds the catalog from the splits' `svc_op` terms (after open and retention).
     pub fn rebuild_catalog(&self) -> Result<()> {
-        let field = self.store.signal().svc_op;
-        let mut cat: Catalog = HashMap::new();
+        let mut entries = Vec::new();
         for searcher in self.store.all_searchers() {
-            for seg in searcher.segment_readers() {
-                let inv = seg.inverted_index(field)?;
-                let mut stream = inv
-                    .terms()
-                    .stream()
-                    .map_err(crate::Error::io("read svc_op terms"))?;
-                while stream.advance() {
-                    let Ok(text) = std::str::from_utf8(stream.key()) else {
-                        continue;
-                    };
-                    let mut parts = text.splitn(4, SEP);
-                    let (Some(t), Some(svc), Some(kind), Some(name)) =
-                        (parts.next(), parts.next(), parts.next(), parts.next())
-                    else {
-                        continue;
-                    };
-                    let op = Operation {
-                        name: name.to_string(),
-                        kind: SpanKind::parse(kind).unwrap_or(SpanKind::Unspecified),
-                    };
-                    cat.entry(t.to_string())
-                        .or_default()
-                        .entry(svc.to_string())
-                        .or_default()
-                        .insert(op);
-                }
-            }
+            entries.extend(self.searcher_operations(&searcher)?);
+        }
+        self.set_catalog(entries);
+        Ok(())
+    }
+
+    /// Replaces the catalog: for a view whose catalog is kept elsewhere (the
+    /// metastore's, in object-storage mode).
+    pub fn set_catalog(&self, entries: impl IntoIterator<Item = CatalogEntry>) {
+        let mut cat: Catalog = HashMap::new();
+        for (tenant, service, op) in entries {
+            cat.entry(tenant)
+                .or_default()
+                .entry(service)
+                .or_default()
+                .insert(op);
         }
         *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = cat;
-        Ok(())
+    }
+
+    /// Every entry of the catalog.
+    pub fn catalog_entries(&self) -> Vec<CatalogEntry> {
+        let cat = self.catalog.read().unwrap_or_else(|e| e.into_inner());
+        cat.iter()
+            .flat_map(|(tenant, services)| {
+                services.iter().flat_map(move |(service, ops)| {
+                    ops.iter()
+                        .map(move |op| (tenant.clone(), service.clone(), op.clone()))
+                })
+            })
+            .collect()
+    }
+
+    /// The operations a split holds (from its `svc_op` terms).
+    pub fn split_operations(&self, split: &crate::split::Split) -> Result<Vec<CatalogEntry>> {
+        self.searcher_operations(&split.searcher())
+    }
+
+    fn searcher_operations(&self, searcher: &tantivy::Searcher) -> Result<Vec<CatalogEntry>> {
+        let field = self.store.signal().svc_op;
+        let mut out = Vec::new();
+        for seg in searcher.segment_readers() {
+            let inv = seg.inverted_index(field)?;
+            let mut stream = inv
+                .terms()
+                .stream()
+                .map_err(crate::Error::io("read svc_op terms"))?;
+            while stream.advance() {
+                let Ok(text) = std::str::from_utf8(stream.key()) else {
+                    continue;
+                };
+                let mut parts = text.splitn(4, SEP);
+                let (Some(t), Some(svc), Some(kind), Some(name)) =
+                    (parts.next(), parts.next(), parts.next(), parts.next())
+                else {
+                    continue;
+                };
+                out.push((
+                    t.to_string(),
+                    svc.to_string(),
+                    Operation {
+                        name: name.to_string(),
+                        kind: SpanKind::parse(kind).unwrap_or(SpanKind::Unspecified),
+                    },
+                ));
+            }
+        }
+        Ok(out)
     }
 
     fn decode(&self, doc: &TantivyDocument) -> Result<Span> {

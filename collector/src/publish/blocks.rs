@@ -145,6 +145,7 @@ impl Publisher {
                 split_ids: vec![row.split_id.clone()],
                 replaces: Vec::new(),
                 checkpoint: None,
+                operations: Vec::new(),
             })
             .await;
         match published {

@@ -7,7 +7,8 @@
 //! 1. is packed into a bundle file next to the store (blocking thread);
 //! 2. gets a **staged** row in the metastore (ID `node/split`, time range, tenants);
 //! 3. is uploaded (create-if-absent: a retry after a crash finds its own object);
-//! 4. is **published** together with the WAL position it covers, in one transaction.
+//! 4. is **published** together with the WAL position it covers (and, for a trace
+//!    split, its operations in the services catalog), in one transaction.
 //!
 //! A crash anywhere in between leaves the split sealed on local disk and at most a
 //! staged row and an object: the next round (or the next start) redoes the steps, each
@@ -34,7 +35,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use triad_metastore::{
-    ListQuery, Metastore, MetastoreError, Publish, Signal as Kind, SplitRow, SplitState,
+    ListQuery, Metastore, MetastoreError, OperationRow, Publish, Signal as Kind, SplitRow,
+    SplitState,
 };
 use triad_splits::log_index::LogStore;
 use triad_splits::store::{Signal, Store};
@@ -321,11 +323,26 @@ impl Publisher {
             let file = self
                 .scratch
                 .join(format!("{}-{}.bundle", kind.as_str(), split.id));
-            let (bytes, tenants) = {
+            let (bytes, tenants, operations) = {
                 let (split, file) = (split.clone(), file.clone());
+                // Trace splits enter their operations in the services catalog.
+                let traces = (kind == Kind::Traces).then(|| self.traces.clone());
                 tokio::task::spawn_blocking(move || {
                     let bytes = split.write_bundle(&file)?;
-                    Ok::<_, triad_splits::Error>((bytes, split.tenants()?))
+                    let operations = match traces {
+                        Some(t) => t
+                            .split_operations(&split)?
+                            .into_iter()
+                            .map(|(tenant, service, op)| OperationRow {
+                                tenant,
+                                service,
+                                span_kind: op.kind.as_str().to_string(),
+                                name: op.name,
+                            })
+                            .collect(),
+                        None => Vec::new(),
+                    };
+                    Ok::<_, triad_splits::Error>((bytes, split.tenants()?, operations))
                 })
                 .await
                 .map_err(|e| fail("bundle")(e.to_string()))?
@@ -361,6 +378,7 @@ impl Publisher {
                     split_ids: vec![global.clone()],
                     replaces: Vec::new(),
                     checkpoint: Some((self.node_id.clone(), kind, meta.lsn)),
+                    operations,
                 })
                 .await;
             match published {
