@@ -419,6 +419,23 @@ async fn open_collector(
     Ok(Arc::new(collector))
 }
 
+/// The URL query servers reach this collector at: `collector.advertise_url`, or the
+/// HTTP receiver's address (the host name when it listens on every interface).
+fn advertise_url(cfg: &ValidConfig, http: SocketAddr) -> String {
+    if !cfg.collector.advertise_url.is_empty() {
+        return cfg
+            .collector
+            .advertise_url
+            .trim_end_matches('/')
+            .to_string();
+    }
+    if http.ip().is_unspecified() {
+        format!("http://{}:{}", triad_model::host_name(), http.port())
+    } else {
+        format!("http://{http}")
+    }
+}
+
 /// Binds an agent listener from its config value; `""` means off.
 async fn bind_optional(what: &str, addr: &str) -> anyhow::Result<Option<tokio::net::TcpListener>> {
     if addr.is_empty() {
@@ -491,6 +508,7 @@ async fn up(
     let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
     let query = bind("query", cfg.query.listen).await?;
     let grpc_addr = grpc.local_addr()?;
+    let advertise = advertise_url(&cfg, http.local_addr()?);
     collector.spawn(grpc, http, registry.clone(), cancel, tasks);
     let mut scrape = config_file::load_scrape_config(&cfg)?;
     if a.demo {
@@ -536,6 +554,7 @@ async fn up(
                 om.blocks.clone(),
                 &cfg.storage,
                 &cfg.data_dir,
+                advertise,
                 cancel,
                 tasks,
             );
@@ -651,6 +670,7 @@ async fn collector(
     let registry = Arc::new(registry);
     let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
     let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
+    let advertise = advertise_url(&cfg, http.local_addr()?);
     collector.spawn(grpc, http, registry, cancel, tasks);
     if let Some(om) = om {
         collector.spawn_publisher(
@@ -659,6 +679,7 @@ async fn collector(
             om.blocks,
             &cfg.storage,
             &cfg.data_dir,
+            advertise,
             cancel,
             tasks,
         );

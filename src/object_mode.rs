@@ -110,9 +110,9 @@ pub struct QueryStores {
 }
 
 /// A query server's stores in object-storage mode: the published splits and blocks, and
-/// the collector (`query.collector_url`) for what it has not published yet — its
-/// internal search API for logs and traces, remote read for metrics (or
-/// `query.remote_read_url` when set).
+/// every live collector (their leases in the metastore, or `query.collector_url`) for
+/// what they have not published yet — their internal search API for logs and traces,
+/// remote read for metrics (or `query.remote_read_url` when set).
 pub async fn query_server_stores(
     cfg: &ValidConfig,
     om: &ObjectMode,
@@ -125,52 +125,63 @@ pub async fn query_server_stores(
              the collector writes; set a postgres:// URL in both"
         );
     }
-    let Some(url) = cfg.query.collector_url.clone() else {
-        anyhow::bail!(
-            "query.collector_url: with object storage a query server asks the collector \
-             for what it has not published yet; set the collector's HTTP address, e.g. \
-             http://collector:4318"
-        );
-    };
     let timeout = Duration::from_secs(cfg.query.query_timeout_secs);
     let p = published(cfg, om, None, cancel, tasks).await?;
-    // The collector holds published splits for local_grace_secs at most: older ones
-    // need not be named in the questions.
+    // A collector holds published splits for local_grace_secs at most: older ones need
+    // not be named in the questions.
     let window = Duration::from_secs(2 * cfg.storage.local_grace_secs);
     let view = p.clone();
-    let reader = Arc::new(
-        triad_collector::internal::CollectorReader::new(
-            &url,
-            timeout,
-            Arc::new(move || triad_collector::internal::Listed {
-                exclude: view.recently_published(window),
-                published_through: view.published_through(),
-            }),
-        )
-        .map_err(|e| anyhow::anyhow!("query.collector_url: {e}"))?,
-    );
-    let remote_read_url = cfg
-        .query
-        .remote_read_url
-        .clone()
-        .unwrap_or_else(|| format!("{}/api/v1/read", url.trim_end_matches('/')));
-    let remote_read = triad_collector::remote_read::RemoteReader::new(&remote_read_url, timeout)
-        .map_err(|e| anyhow::anyhow!("query.remote_read_url: {e}"))?;
+    let collectors = Arc::new(triad_collector::fanout::Collectors::new(
+        cfg.query.collector_url.iter().cloned().collect(),
+        om.metastore.clone(),
+        timeout,
+        Arc::new(move || triad_collector::internal::Listed {
+            exclude: view.recently_published(window),
+            published_through: view.published_through(),
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("collectors: {e}"))?);
+    let n = collectors
+        .refresh()
+        .await
+        .map_err(|e| anyhow::anyhow!("query.collector_url: {e}"))?;
+    tracing::info!(collectors = n, "collectors to ask for unpublished data");
+    {
+        let (c, cancel) = (collectors.clone(), cancel.child_token());
+        let every = Duration::from_secs(cfg.storage.refresh_secs);
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! { _ = cancel.cancelled() => return Ok(()), _ = tick.tick() => {} }
+                if let Err(e) = c.refresh().await {
+                    tracing::warn!(error = %e, "listing live collectors failed; asking the last ones");
+                }
+            }
+        });
+    }
+    let recent_metrics: Arc<dyn MetricRead> = match &cfg.query.remote_read_url {
+        Some(url) => Arc::new(
+            triad_collector::remote_read::RemoteReader::new(url, timeout)
+                .map_err(|e| anyhow::anyhow!("query.remote_read_url: {e}"))?,
+        ),
+        None => collectors.clone(),
+    };
     Ok(QueryStores {
         logs: Arc::new(MergedLogs {
             published: p.logs.clone(),
-            recent: reader.clone(),
-            recent_name: format!("collector {url}"),
+            recent: collectors.clone(),
+            recent_name: "collectors".into(),
         }),
         traces: Arc::new(MergedTraces {
             published: p.traces.clone(),
-            recent: reader,
-            recent_name: format!("collector {url}"),
+            recent: collectors,
+            recent_name: "collectors".into(),
         }),
         metrics: Arc::new(MergedMetrics {
             published: om.blocks.clone(),
-            recent: Arc::new(remote_read),
-            recent_name: format!("collector {remote_read_url}"),
+            recent: recent_metrics,
+            recent_name: "collectors".into(),
         }),
     })
 }

@@ -1,8 +1,10 @@
-//! Forwarding: the oldest buffered batch goes to the collector over OTLP/gRPC, is
-//! retried with exponential backoff and jitter until the collector answers, and only
+//! Forwarding: the oldest buffered batch goes to a collector over OTLP/gRPC, is
+//! retried with exponential backoff and jitter until a collector stores it, and only
 //! then is acknowledged in the [`DiskBuffer`] and its file positions handed to the
-//! [`AckBoard`] for checkpointing. One batch is in flight at a time, so the collector
-//! receives batches in the order they were buffered.
+//! [`AckBoard`] for checkpointing. One batch is in flight at a time, so collectors
+//! receive batches in the order they were buffered. With several collectors
+//! ([`crate::targets`]) batches go to them in turn, and a failing one is skipped with
+//! backoff while the others take its share.
 //!
 //! The buffered body is already zstd-compressed protobuf; it is framed as a gRPC
 //! message with the compressed flag and `grpc-encoding: zstd` and sent as is, so a
@@ -25,12 +27,13 @@ use http_body_util::BodyExt;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::codegen::http;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tower::ServiceExt;
 
 use crate::buffer::{DiskBuffer, Entry, Kind};
 use crate::checkpoint::Position;
 use crate::metrics::AgentMetrics;
+use crate::targets::Targets;
 
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -86,36 +89,25 @@ enum Outcome {
     Retry(String, Option<Duration>),
 }
 
-/// Sends buffered batches to the collector.
+/// Sends buffered batches to the collectors.
 pub struct Forwarder {
-    channel: Channel,
-    endpoint: String,
+    targets: Targets,
     buffer: Arc<DiskBuffer>,
     acks: AckBoard,
     metrics: AgentMetrics,
 }
 
 impl Forwarder {
-    /// A forwarder to `endpoint` (`http://host:4317`). Connects lazily: the collector
-    /// may be down at start.
+    /// A forwarder to `endpoints` (`http://host:4317`, comma-separated for several).
+    /// Connects lazily: collectors may be down at start.
     pub fn new(
-        endpoint: &str,
+        endpoints: &str,
         buffer: Arc<DiskBuffer>,
         acks: AckBoard,
         metrics: AgentMetrics,
     ) -> crate::Result<Forwarder> {
-        let channel = Endpoint::from_shared(endpoint.to_string())
-            .map_err(|e| crate::Error::Endpoint {
-                endpoint: endpoint.to_string(),
-                reason: e.to_string(),
-            })?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(REQUEST_TIMEOUT)
-            .tcp_nodelay(true)
-            .connect_lazy();
         Ok(Forwarder {
-            channel,
-            endpoint: endpoint.trim_end_matches('/').to_string(),
+            targets: Targets::new(endpoints, REQUEST_TIMEOUT, FIRST_BACKOFF, MAX_BACKOFF)?,
             buffer,
             acks,
             metrics,
@@ -124,8 +116,7 @@ impl Forwarder {
 
     /// Sends batches until `cancel` fires. A batch in flight when it fires stays in the
     /// buffer and is sent again at the next start.
-    pub async fn run(self, cancel: CancellationToken) {
-        let mut backoff = FIRST_BACKOFF;
+    pub async fn run(mut self, cancel: CancellationToken) {
         loop {
             let buffer = self.buffer.clone();
             let front = tokio::task::spawn_blocking(move || buffer.front()).await;
@@ -152,10 +143,25 @@ impl Forwarder {
                 }
             };
             let signal = signal_of(entry.kind);
+            self.targets.resolve().await;
+            let target = match self.targets.pick() {
+                Ok(i) => i,
+                // Every collector failed lately: wait for the first one due.
+                Err(wait) => {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => continue,
+                    }
+                }
+            };
+            let (channel, url) = {
+                let t = self.targets.get(target);
+                (t.channel.clone(), t.url.clone())
+            };
             let started = Instant::now();
             let outcome = tokio::select! {
                 _ = cancel.cancelled() => return,
-                o = self.send(&entry) => o,
+                o = send(channel, &url, &entry) => o,
             };
             match outcome {
                 Outcome::Ok { rejected, message } => {
@@ -164,25 +170,23 @@ impl Forwarder {
                         self.metrics.rejected_items(signal, rejected as u64);
                         tracing::warn!(signal, rejected, message = %message, "collector rejected some items of a batch");
                     }
-                    backoff = FIRST_BACKOFF;
+                    self.targets.succeeded(target);
                 }
                 Outcome::Dropped(why) => {
                     self.metrics
                         .observe_send(signal, "dropped", started.elapsed());
                     tracing::error!(signal, id = entry.id, error = %why, "collector refused a batch for good; dropping it");
-                    backoff = FIRST_BACKOFF;
+                    self.targets.succeeded(target);
                 }
                 Outcome::Retry(why, hint) => {
                     self.metrics
                         .observe_send(signal, "retry", started.elapsed());
-                    let wait = jittered(backoff).max(hint.unwrap_or_default());
-                    tracing::warn!(signal, id = entry.id, error = %why, retry_in_ms = wait.as_millis() as u64,
-                        endpoint = %self.endpoint, "sending a batch to the collector failed; retrying");
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(wait) => continue,
-                    }
+                    let wait = self.targets.failed(target, hint, jittered);
+                    tracing::warn!(signal, id = entry.id, error = %why, skip_ms = wait.as_millis() as u64,
+                        endpoint = %url, collectors = self.targets.len(),
+                        "sending a batch to a collector failed; it is skipped for a while and the batch retried");
+                    // The batch goes to the next healthy collector, or waits for one.
+                    continue;
                 }
             }
             let buffer = self.buffer.clone();
@@ -202,8 +206,11 @@ impl Forwarder {
             self.metrics.set_buffer(&self.buffer);
         }
     }
+}
 
-    async fn send(&self, entry: &Entry) -> Outcome {
+/// Sends one batch to the collector at `url` over `channel`.
+async fn send(channel: Channel, url: &str, entry: &Entry) -> Outcome {
+    {
         let path = match entry.kind {
             Kind::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
             Kind::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
@@ -215,7 +222,7 @@ impl Forwarder {
         frame.extend_from_slice(&entry.body);
         let req = http::Request::builder()
             .method(http::Method::POST)
-            .uri(format!("{}{path}", self.endpoint))
+            .uri(format!("{url}{path}"))
             .header(http::header::CONTENT_TYPE, "application/grpc")
             .header(http::header::TE, "trailers")
             .header("grpc-encoding", "zstd")
@@ -227,7 +234,7 @@ impl Forwarder {
             Ok(r) => r,
             Err(e) => return Outcome::Dropped(format!("cannot build the request: {e}")),
         };
-        let resp = match self.channel.clone().oneshot(req).await {
+        let resp = match channel.oneshot(req).await {
             Ok(r) => r,
             Err(e) => return Outcome::Retry(format!("{e}: {}", source_chain(&e)), None),
         };

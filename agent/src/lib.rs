@@ -8,8 +8,9 @@
 //!   pod metadata from `/var/log/containers/` file names);
 //! - [`source`] runs the tailer and hands batches to a sink, checkpointing only what
 //!   the sink acknowledged;
-//! - [`buffer`] is the bounded on-disk queue, [`forward`] sends it to the collector
-//!   over OTLP/gRPC, [`run`] wires these with the receivers of `triad_receiver`;
+//! - [`buffer`] is the bounded on-disk queue, [`forward`] sends it to the collectors
+//!   ([`targets`]: one or several, failing ones skipped) over OTLP/gRPC, [`run`] wires
+//!   these with the receivers of `triad_receiver`;
 //! - [`metrics`]: the agent's own counters and the host's CPU, memory, disk, network.
 
 pub mod buffer;
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod run;
 pub mod source;
 pub mod tailer;
+pub mod targets;
 pub mod watch;
 
 pub use error::{Error, Result};

@@ -16,9 +16,11 @@
 pub mod blocks;
 pub mod error;
 pub mod exposition;
+pub mod fanout;
 pub mod ingest;
 pub mod internal;
 pub mod janitor;
+pub mod membership;
 pub mod merge;
 pub mod metrics;
 pub mod otlp_metrics;
@@ -258,7 +260,8 @@ impl Collector {
     /// Object-storage mode: starts publishing sealed splits and metric blocks to
     /// `storage` and `metastore` (see [`publish`]; bundles wait under `data_dir/upload`),
     /// the [`janitor`] that applies retention there and the [`merge`]r of small splits
-    /// and published `blocks` (working under `data_dir/merge`).
+    /// and published `blocks` (working under `data_dir/merge`), and the collector's
+    /// lease in the metastore ([`membership`]), with `advertise` as its address.
     #[allow(clippy::too_many_arguments)]
     pub fn spawn_publisher(
         self: &Arc<Self>,
@@ -267,10 +270,22 @@ impl Collector {
         blocks: Arc<crate::blocks::PublishedBlocks>,
         storage_cfg: &triad_model::config::StorageConfig,
         data_dir: &Path,
+        advertise: String,
         cancel: &CancellationToken,
         tasks: &mut JoinSet<std::result::Result<(), String>>,
-    ) {
+    ) -> Arc<crate::membership::Membership> {
         let grace = std::time::Duration::from_secs(storage_cfg.local_grace_secs);
+        let membership = Arc::new(crate::membership::Membership::new(
+            metastore.clone(),
+            self.node_id(),
+            advertise,
+            std::time::Duration::from_secs(storage_cfg.lease_secs),
+        ));
+        let (m, c) = (membership.clone(), cancel.child_token());
+        tasks.spawn(async move {
+            m.run(c).await;
+            Ok(())
+        });
         let janitor = crate::janitor::Janitor::new(
             storage.clone(),
             metastore.clone(),
@@ -321,13 +336,15 @@ impl Collector {
             grace,
             self.publish_metrics.clone(),
             self.backlog.clone(),
-        );
+        )
+        .with_membership(membership.clone());
         self.backlog.set_limit(storage_cfg.max_unpublished_bytes);
         let c = cancel.child_token();
         tasks.spawn(async move {
             publisher.run(c).await;
             Ok(())
         });
+        membership
     }
 
     /// Starts the Prometheus scraper when a scrape configuration is given.

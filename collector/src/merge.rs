@@ -284,6 +284,7 @@ impl Merger {
                     replaces: run.iter().map(|o| o.row.split_id.clone()).collect(),
                     checkpoint: None,
                     operations: Vec::new(),
+                    fence: None,
                 })
                 .await
                 .map_err(|e| e.to_string())
@@ -386,6 +387,7 @@ impl Merger {
                     replaces: group.iter().map(|r| r.split_id.clone()).collect(),
                     checkpoint: None,
                     operations: Vec::new(),
+                    fence: None,
                 })
                 .await
                 .map_err(|e| e.to_string())

@@ -105,6 +105,9 @@ triad_model::metric_set! {
             Family::new_with_constructor(lag_histogram),
         /// Local copies of published splits deleted after the grace period, by signal.
         pub(crate) local_removed as "local_removed_splits": Family<SignalLabel, Counter>,
+        /// 1 once another process registered as this collector's node: this one no
+        /// longer publishes (its data stays on local disk).
+        pub(crate) fenced: Gauge,
     }
 }
 

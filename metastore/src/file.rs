@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::{
-    ListQuery, MetastoreError, OperationRow, Publish, Result, Signal, SplitRow, SplitState, now_ms,
+    Lease, ListQuery, MetastoreError, NodeRow, OperationRow, Publish, Result, Signal, SplitRow,
+    SplitState, now_ms,
 };
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -25,6 +26,9 @@ struct State {
     /// The services catalog, with when each entry was last published.
     #[serde(default)]
     operations: Vec<(OperationRow, i64)>,
+    /// Registered nodes.
+    #[serde(default)]
+    nodes: Vec<NodeRow>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +133,12 @@ impl FileMetastore {
     pub(crate) async fn publish(&self, p: &Publish) -> Result<()> {
         let now = now_ms();
         self.update(|s| {
+            if let Some(lease) = &p.fence {
+                let current = s.nodes.iter().find(|n| n.node_id == lease.node_id);
+                if current.is_none_or(|n| n.generation != lease.generation) {
+                    return Err(MetastoreError::Fenced(lease.node_id.clone()));
+                }
+            }
             for id in &p.split_ids {
                 match s.splits.get_mut(id) {
                     Some(r) if r.state == SplitState::Staged => {
@@ -230,6 +240,88 @@ impl FileMetastore {
             Ok(n - s.operations.len())
         })
         .await
+    }
+
+    pub(crate) async fn register(
+        &self,
+        node_id: &str,
+        address: &str,
+        ttl_ms: i64,
+    ) -> Result<Lease> {
+        let now = now_ms();
+        self.update(|s| {
+            let generation = match s.nodes.iter_mut().find(|n| n.node_id == node_id) {
+                Some(n) => {
+                    n.generation += 1;
+                    n.address = address.to_string();
+                    n.lease_until_ms = now + ttl_ms;
+                    n.generation
+                }
+                None => {
+                    s.nodes.push(NodeRow {
+                        node_id: node_id.to_string(),
+                        generation: 1,
+                        address: address.to_string(),
+                        lease_until_ms: now + ttl_ms,
+                        live: false,
+                    });
+                    1
+                }
+            };
+            Ok(Lease {
+                node_id: node_id.to_string(),
+                generation,
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn renew(&self, lease: &Lease, address: &str, ttl_ms: i64) -> Result<()> {
+        let now = now_ms();
+        self.update(|s| {
+            match s
+                .nodes
+                .iter_mut()
+                .find(|n| n.node_id == lease.node_id && n.generation == lease.generation)
+            {
+                Some(n) => {
+                    n.address = address.to_string();
+                    n.lease_until_ms = now + ttl_ms;
+                    Ok(())
+                }
+                None => Err(MetastoreError::Fenced(lease.node_id.clone())),
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn leave(&self, lease: &Lease) -> Result<()> {
+        self.update(|s| {
+            if let Some(n) = s
+                .nodes
+                .iter_mut()
+                .find(|n| n.node_id == lease.node_id && n.generation == lease.generation)
+            {
+                n.lease_until_ms = 0;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn nodes(&self) -> Result<Vec<NodeRow>> {
+        let now = now_ms();
+        let s = self.state.lock().await;
+        let mut nodes: Vec<NodeRow> = s
+            .nodes
+            .iter()
+            .map(|n| NodeRow {
+                live: n.lease_until_ms > now,
+                ..n.clone()
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        Ok(nodes)
     }
 
     pub(crate) async fn checkpoint(&self, node_id: &str, signal: Signal) -> Result<Option<u64>> {

@@ -184,6 +184,34 @@ pub struct Publish {
     /// Operations the published splits hold, entered in the services catalog (seen
     /// now).
     pub operations: Vec<OperationRow>,
+    /// The writer's lease: the publication is refused ([`MetastoreError::Fenced`]) unless
+    /// it is still the node's latest registration.
+    pub fence: Option<Lease>,
+}
+
+/// A collector's registration: its node ID and the generation it registered as.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Lease {
+    /// The node.
+    pub node_id: String,
+    /// Its registration count: one more at every start.
+    pub generation: u64,
+}
+
+/// A registered collector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRow {
+    /// The node.
+    pub node_id: String,
+    /// Its latest generation.
+    pub generation: u64,
+    /// Where query servers reach it (`http://collector-0.triad-collector:4318`).
+    pub address: String,
+    /// Until when its lease lasts, ms since the epoch (the metastore's clock); 0 once
+    /// it left cleanly.
+    pub lease_until_ms: i64,
+    /// Whether the lease lasts now.
+    pub live: bool,
 }
 
 /// An entry of the services catalog: an operation of a service of a tenant.
@@ -221,6 +249,10 @@ pub enum MetastoreError {
     /// already marked, a row a janitor removed): nothing of it was applied.
     #[error("split {0} cannot be published or replaced in its current state")]
     Conflict(String),
+    /// The writer's lease is not its node's latest registration: another process
+    /// registered as the same node since. Nothing was applied.
+    #[error("node {0} registered again since this process did: its writes are fenced off")]
+    Fenced(String),
     /// Stored data is not what this version understands.
     #[error("corrupt metastore: {0}")]
     Corrupt(String),
@@ -322,6 +354,40 @@ impl Metastore {
         match self {
             Metastore::File(m) => m.forget_operations(before_ms).await,
             Metastore::Postgres(m) => m.forget_operations(before_ms).await,
+        }
+    }
+
+    /// Registers `node_id` (reachable at `address`) with a lease of `ttl_ms`: its
+    /// generation goes up by one, fencing off any earlier process of the same node.
+    pub async fn register(&self, node_id: &str, address: &str, ttl_ms: i64) -> Result<Lease> {
+        match self {
+            Metastore::File(m) => m.register(node_id, address, ttl_ms).await,
+            Metastore::Postgres(m) => m.register(node_id, address, ttl_ms).await,
+        }
+    }
+
+    /// Extends `lease` by `ttl_ms` from now; [`MetastoreError::Fenced`] when the node
+    /// registered again since.
+    pub async fn renew(&self, lease: &Lease, address: &str, ttl_ms: i64) -> Result<()> {
+        match self {
+            Metastore::File(m) => m.renew(lease, address, ttl_ms).await,
+            Metastore::Postgres(m) => m.renew(lease, address, ttl_ms).await,
+        }
+    }
+
+    /// Ends `lease` now (a clean shutdown): the node is no longer live.
+    pub async fn leave(&self, lease: &Lease) -> Result<()> {
+        match self {
+            Metastore::File(m) => m.leave(lease).await,
+            Metastore::Postgres(m) => m.leave(lease).await,
+        }
+    }
+
+    /// Every registered node, by node ID, with whether its lease lasts.
+    pub async fn nodes(&self) -> Result<Vec<NodeRow>> {
+        match self {
+            Metastore::File(m) => m.nodes().await,
+            Metastore::Postgres(m) => m.nodes().await,
         }
     }
 

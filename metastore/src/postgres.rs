@@ -15,7 +15,8 @@ use tokio_postgres::NoTls;
 use triad_model::config::MetastoreConfig;
 
 use crate::{
-    ListQuery, MetastoreError, OperationRow, Publish, Result, Signal, SplitRow, SplitState, now_ms,
+    Lease, ListQuery, MetastoreError, NodeRow, OperationRow, Publish, Result, Signal, SplitRow,
+    SplitState, now_ms,
 };
 
 /// The schema, in order. A migration is never edited once released: changes are new
@@ -23,7 +24,11 @@ use crate::{
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_splits.sql")),
     (2, include_str!("../migrations/0002_operations.sql")),
+    (3, include_str!("../migrations/0003_nodes.sql")),
 ];
+
+/// PostgreSQL's clock, ms since the epoch: leases are timed by one clock for all.
+const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
 /// Advisory lock key of schema migrations ("triad" in ASCII).
 const MIGRATION_LOCK: i64 = 0x74_7269_6164;
@@ -169,6 +174,20 @@ impl PgMetastore {
         let now = now_ms();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
+        if let Some(lease) = &p.fence {
+            // Held until the commit: a registration of the same node waits for it.
+            let current = tx
+                .query_opt(
+                    "SELECT generation FROM nodes WHERE node_id = $1 FOR SHARE",
+                    &[&lease.node_id],
+                )
+                .await
+                .map_err(pg)?
+                .map(|r| r.get::<_, i64>(0));
+            if current != Some(lease.generation as i64) {
+                return Err(MetastoreError::Fenced(lease.node_id.clone()));
+            }
+        }
         tx.execute(
             "UPDATE splits SET state = 1, updated_ms = $2 WHERE split_id = ANY($1) AND state = 0",
             &[&p.split_ids, &now],
@@ -352,6 +371,98 @@ impl PgMetastore {
         let out = work.await;
         tx.commit().await.map_err(pg)?;
         Ok(Some(out))
+    }
+
+    pub(crate) async fn register(
+        &self,
+        node_id: &str,
+        address: &str,
+        ttl_ms: i64,
+    ) -> Result<Lease> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                &format!(
+                    "INSERT INTO nodes (node_id, generation, address, lease_until_ms, registered_ms)
+                     VALUES ($1, 1, $2, {DB_NOW_MS} + $3, {DB_NOW_MS})
+                     ON CONFLICT (node_id) DO UPDATE
+                     SET generation = nodes.generation + 1, address = EXCLUDED.address,
+                         lease_until_ms = EXCLUDED.lease_until_ms,
+                         registered_ms = EXCLUDED.registered_ms
+                     RETURNING generation"
+                ),
+                &[&node_id, &address, &ttl_ms],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(Lease {
+            node_id: node_id.to_string(),
+            generation: row.get::<_, i64>(0) as u64,
+        })
+    }
+
+    pub(crate) async fn renew(&self, lease: &Lease, address: &str, ttl_ms: i64) -> Result<()> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                &format!(
+                    "UPDATE nodes SET lease_until_ms = {DB_NOW_MS} + $3, address = $4
+                     WHERE node_id = $1 AND generation = $2"
+                ),
+                &[
+                    &lease.node_id,
+                    &(lease.generation as i64),
+                    &ttl_ms,
+                    &address,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        if n == 0 {
+            return Err(MetastoreError::Fenced(lease.node_id.clone()));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn leave(&self, lease: &Lease) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE nodes SET lease_until_ms = 0 WHERE node_id = $1 AND generation = $2",
+                &[&lease.node_id, &(lease.generation as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    pub(crate) async fn nodes(&self) -> Result<Vec<NodeRow>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT node_id, generation, address, lease_until_ms,
+                            lease_until_ms > {DB_NOW_MS}
+                     FROM nodes ORDER BY node_id"
+                ),
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| {
+                Ok(NodeRow {
+                    node_id: r.try_get(0).map_err(pg)?,
+                    generation: r.try_get::<_, i64>(1).map_err(pg)? as u64,
+                    address: r.try_get(2).map_err(pg)?,
+                    lease_until_ms: r.try_get(3).map_err(pg)?,
+                    live: r.try_get(4).map_err(pg)?,
+                })
+            })
+            .collect()
     }
 
     pub(crate) async fn checkpoint(&self, node_id: &str, signal: Signal) -> Result<Option<u64>> {

@@ -5,6 +5,69 @@ use triad_metastore::testing::Postgres;
 use triad_metastore::{
     ListQuery, Metastore, MetastoreError, OperationRow, Publish, Signal, SplitRow, SplitState,
 };
+
+/// Leases: registrations count up, a superseded process is fenced off from renewing and
+/// publishing, liveness follows the lease.
+async fn leases(m: &Metastore) {
+    let first = m.register("col-a", "http://a:4318", 60_000).await.unwrap();
+    let second = m.register("col-a", "http://a2:4318", 60_000).await.unwrap();
+    assert_eq!(second.generation, first.generation + 1);
+    assert!(matches!(
+        m.renew(&first, "http://a:4318", 60_000).await,
+        Err(MetastoreError::Fenced(n)) if n == "col-a"
+    ));
+    m.renew(&second, "http://a2:4318", 60_000).await.unwrap();
+    let mut staged = split("fenced-1", Signal::Logs, 1, 2, &["default"]);
+    staged.node_id = "col-a".into();
+    m.stage(&staged).await.unwrap();
+    let publish = |lease| Publish {
+        split_ids: vec!["fenced-1".into()],
+        checkpoint: Some(("col-a".into(), Signal::Logs, 77)),
+        fence: Some(lease),
+        ..Publish::default()
+    };
+    assert!(matches!(
+        m.publish(&publish(first.clone())).await,
+        Err(MetastoreError::Fenced(_))
+    ));
+    assert_eq!(
+        m.checkpoint("col-a", Signal::Logs).await.unwrap(),
+        None,
+        "nothing of a fenced publication"
+    );
+    m.publish(&publish(second.clone())).await.unwrap();
+    assert_eq!(m.checkpoint("col-a", Signal::Logs).await.unwrap(), Some(77));
+    let short = m.register("col-b", "http://b:4318", 1).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let live = live_nodes(m).await;
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(
+        (live[0].node_id.as_str(), live[0].address.as_str()),
+        ("col-a", "http://a2:4318")
+    );
+    m.renew(&short, "http://b:4318", 60_000).await.unwrap();
+    assert_eq!(live_nodes(m).await.len(), 2, "renewed");
+    m.leave(&second).await.unwrap();
+    let live = live_nodes(m).await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].node_id, "col-b");
+    m.leave(&short).await.unwrap();
+    let all = m.nodes().await.unwrap();
+    assert_eq!(all.len(), 2, "left, still registered");
+    assert!(
+        all.iter().all(|n| !n.live && n.lease_until_ms == 0),
+        "{all:?}"
+    );
+}
+
+async fn live_nodes(m: &Metastore) -> Vec<triad_metastore::NodeRow> {
+    m.nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.live)
+        .collect()
+}
 use triad_model::config::MetastoreConfig;
 
 fn split(id: &str, signal: Signal, min_ts: i64, max_ts: i64, tenants: &[&str]) -> SplitRow {
@@ -114,6 +177,7 @@ async fn contract(m: &Metastore) {
             span_kind: String::new(),
             name: "never".into(),
         }],
+        fence: None,
     };
     assert!(matches!(m.publish(&bad).await, Err(MetastoreError::Conflict(id)) if id == "nope"));
     assert_eq!(
@@ -220,6 +284,7 @@ async fn the_file_metastore_keeps_the_contract_and_its_state_across_a_restart() 
     let cfg = MetastoreConfig::default();
     let m = Metastore::open(&cfg, dir.path()).await.unwrap();
     contract(&m).await;
+    leases(&m).await;
     drop(m);
     let m = Metastore::open(&cfg, dir.path()).await.unwrap();
     let marked = ListQuery::in_state(Signal::Logs, SplitState::Marked);
@@ -247,6 +312,7 @@ async fn postgres_keeps_the_same_contract_and_survives_a_restart() {
     );
     let (m, _other) = (a.unwrap(), b.unwrap());
     contract(&m).await;
+    leases(&m).await;
 
     // Unreachable: an error, not an empty answer; back: the pool reconnects.
     pg.stop().unwrap();

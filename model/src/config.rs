@@ -96,7 +96,10 @@ pub struct AgentConfig {
     pub close_idle_secs: u64,
     /// Labels added to every record as attributes, e.g. `{env: prod}`.
     pub labels: std::collections::BTreeMap<String, String>,
-    /// `triad agent` only: the collector's OTLP/gRPC endpoint to forward to.
+    /// `triad agent` only: the collector's OTLP/gRPC endpoint to forward to; several,
+    /// comma-separated, spread batches over them (a failing one is skipped for a
+    /// while), and a name resolving to several addresses (a Kubernetes headless
+    /// Service) stands for each of them.
     pub collector_endpoint: String,
     /// `triad agent` only: bound of the on-disk buffer that holds batches until the
     /// collector acknowledges them, in bytes.
@@ -158,6 +161,10 @@ pub struct CollectorConfig {
     /// This collector's name in the metastore and in object keys; unique per collector.
     /// Empty: the host name.
     pub node_id: String,
+    /// With object storage: the URL query servers reach this collector's HTTP receiver
+    /// at (`http://collector-0.triad-collector:4318`), published with its lease. Empty:
+    /// `otlp_http_listen`'s address, or the host name when that is `0.0.0.0`.
+    pub advertise_url: String,
 }
 
 impl Default for CollectorConfig {
@@ -171,6 +178,7 @@ impl Default for CollectorConfig {
             traces: StoreConfig::default(),
             metrics: MetricsConfig::default(),
             node_id: String::new(),
+            advertise_url: String::new(),
         }
     }
 }
@@ -301,7 +309,8 @@ pub struct QueryConfig {
     pub remote_read_url: Option<String>,
     /// With object storage: the HTTP address of the collector (`http://collector:4318`)
     /// that a separate `triad query` asks for the logs, traces and samples it has not
-    /// published yet. Required there; `triad up` reads its own collector.
+    /// published yet. Unset, it asks every live collector, as their leases in the
+    /// metastore list them; `triad up` reads its own collector.
     pub collector_url: Option<String>,
 }
 
@@ -529,15 +538,18 @@ impl Config {
             1 << 30,
             "e.g. 16777216 (16 MiB)",
         )?;
-        let endpoint = a.collector_endpoint.as_str();
-        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-            || endpoint.len() <= "http://".len()
-        {
-            return Err(ConfigError {
-                key: "agent.collector_endpoint".into(),
-                problem: format!("{endpoint:?} is not an http:// or https:// URL"),
-                fix: "set the collector's OTLP/gRPC address, e.g. http://collector:4317".into(),
-            });
+        for endpoint in a.collector_endpoint.split(',').map(str::trim) {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+                || endpoint.len() <= "http://".len()
+            {
+                return Err(ConfigError {
+                    key: "agent.collector_endpoint".into(),
+                    problem: format!("{endpoint:?} is not an http:// or https:// URL"),
+                    fix: "set the collector's OTLP/gRPC address, e.g. http://collector:4317, \
+                          or several, comma-separated"
+                        .into(),
+                });
+            }
         }
         for (key, addr) in [
             ("agent.otlp_grpc_listen", &a.otlp_grpc_listen),
@@ -574,6 +586,14 @@ impl Config {
                 key: "collector.node_id".into(),
                 problem: format!("{:?} contains a slash or whitespace", c.node_id),
                 fix: "use letters, digits, dots and dashes, e.g. collector-0".into(),
+            });
+        }
+        let url = c.advertise_url.as_str();
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError {
+                key: "collector.advertise_url".into(),
+                problem: format!("{:?} is not an http:// or https:// URL", c.advertise_url),
+                fix: "e.g. http://collector-0.triad-collector:4318".into(),
             });
         }
         if self.data_dir.as_os_str().is_empty() {

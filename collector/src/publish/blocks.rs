@@ -139,6 +139,7 @@ impl Publisher {
             .await
             .map_err(|e| fail("upload")(e.to_string()))?;
         crash_point("after-upload");
+        let fence = self.fence().map_err(fail("publish"))?;
         let published = self
             .metastore
             .publish(&Publish {
@@ -146,6 +147,7 @@ impl Publisher {
                 replaces: Vec::new(),
                 checkpoint: None,
                 operations: Vec::new(),
+                fence,
             })
             .await;
         match published {
@@ -154,7 +156,10 @@ impl Publisher {
             Err(MetastoreError::Conflict(id)) if id == row.split_id => {
                 tracing::info!(block = %row.split_id, "block was published before and replaced since");
             }
-            Err(e) => return Err(fail("publish")(e.to_string())),
+            Err(e) => {
+                self.refused(&e);
+                return Err(fail("publish")(e.to_string()));
+            }
         }
         crash_point("after-publish");
         let _ = tokio::fs::remove_file(&file).await;

@@ -63,6 +63,8 @@ pub struct Publisher {
     grace: Duration,
     metrics: PublishMetrics,
     backlog: Arc<Backlog>,
+    /// The collector's lease: publications carry it (fencing).
+    membership: Option<Arc<crate::membership::Membership>>,
 }
 
 /// What a round failed at, for the error counter and the log.
@@ -147,6 +149,37 @@ impl Publisher {
             metric_store,
             grace,
             metrics,
+            membership: None,
+        }
+    }
+
+    /// Publishes under the lease of `membership` (none: unfenced, for tests and tools).
+    pub fn with_membership(mut self, membership: Arc<crate::membership::Membership>) -> Self {
+        self.membership = Some(membership);
+        self
+    }
+
+    /// The lease publications carry: `Err` while there is none yet (or this process
+    /// was fenced off).
+    fn fence(&self) -> Result<Option<triad_metastore::Lease>, String> {
+        match &self.membership {
+            None => Ok(None),
+            Some(m) if m.is_fenced() => {
+                self.metrics.fenced.set(1);
+                Err("fenced: another process registered as this node".into())
+            }
+            Some(m) => m
+                .lease()
+                .map(Some)
+                .ok_or_else(|| "not registered in the metastore yet".into()),
+        }
+    }
+
+    /// Notes a refused publication's cause: fenced off for good, or to be retried.
+    fn refused(&self, e: &MetastoreError) {
+        if let (MetastoreError::Fenced(_), Some(m)) = (e, &self.membership) {
+            m.fence();
+            self.metrics.fenced.set(1);
         }
     }
 
@@ -210,6 +243,9 @@ impl Publisher {
             let Some((log_seen, trace_seen)) = seen.as_mut() else {
                 continue;
             };
+            if self.membership.as_ref().is_some_and(|m| m.is_fenced()) {
+                self.metrics.fenced.set(1);
+            }
             let probe = self.metastore.checkpoint(&self.node_id, Kind::Logs).await;
             reachable_since = match probe {
                 Ok(_) => reachable_since.or_else(|| Some(std::time::Instant::now())),
@@ -372,6 +408,7 @@ impl Publisher {
                 .await
                 .map_err(|e| fail("upload")(e.to_string()))?;
             crash_point("after-upload");
+            let fence = self.fence().map_err(fail("publish"))?;
             let published = self
                 .metastore
                 .publish(&Publish {
@@ -379,6 +416,7 @@ impl Publisher {
                     replaces: Vec::new(),
                     checkpoint: Some((self.node_id.clone(), kind, meta.lsn)),
                     operations,
+                    fence,
                 })
                 .await;
             match published {
@@ -387,7 +425,10 @@ impl Publisher {
                 Err(MetastoreError::Conflict(id)) if id == global => {
                     tracing::info!(split = %global, "split was published before and replaced since");
                 }
-                Err(e) => return Err(fail("publish")(e.to_string())),
+                Err(e) => {
+                    self.refused(&e);
+                    return Err(fail("publish")(e.to_string()));
+                }
             }
             crash_point("after-publish");
             let _ = tokio::fs::remove_file(&file).await;

@@ -60,6 +60,10 @@ pub struct StorageConfig {
     pub max_unpublished_bytes: u64,
     /// How often small published splits are merged into larger ones, seconds.
     pub merge_interval_secs: u64,
+    /// How long a collector's lease in the metastore lasts, seconds; renewed every third
+    /// of it. A collector that stopped renewing is no longer asked by query servers
+    /// once it expires.
+    pub lease_secs: u64,
 }
 
 impl Default for StorageConfig {
@@ -84,6 +88,7 @@ impl Default for StorageConfig {
             refresh_secs: 5,
             max_unpublished_bytes: 50 << 30,
             merge_interval_secs: 60,
+            lease_secs: 15,
         }
     }
 }
@@ -172,6 +177,7 @@ impl StorageConfig {
             "e.g. 300",
         )?;
         range(&k("refresh_secs"), self.refresh_secs, 1, 3_600, "e.g. 5")?;
+        range(&k("lease_secs"), self.lease_secs, 1, 3_600, "e.g. 15")?;
         range(
             &k("merge_interval_secs"),
             self.merge_interval_secs,

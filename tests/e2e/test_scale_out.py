@@ -1,0 +1,164 @@
+"""Several collectors sharing one store (SeaweedFS + PostgreSQL, started here): each
+registers a lease in the metastore, a query server with no collector address finds them
+all there and asks every one for what it has not published; a trace whose spans went to
+two collectors is whole, counts add up, PromQL covers both; a collector that dies makes
+answers say they are partial until it returns; a second process registering under a
+collector's node ID fences the first off."""
+
+import time
+
+import pytest
+import yaml
+
+from conftest import Triad, logs_request, metric_value, post_protobuf, wait_until
+from engines import Postgres, SeaweedFS
+from test_object_storage import batch_total, gauge_request, write_config
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    weed = SeaweedFS(tmp_path_factory.mktemp("weed")).start()
+    pg = Postgres().start()
+    yield weed, pg
+    weed.kill()
+    pg.close()
+
+
+def configs(tmp_path, weed, pg, prefix, nodes):
+    """The shared object-storage configuration with short leases: one per collector
+    `nodes` (as that node), and one for query servers."""
+    base = write_config(tmp_path / "query.yaml", weed, pg, prefix)
+    doc = yaml.safe_load(base.read_text())
+    doc["storage"]["lease_secs"] = 3
+    base.write_text(yaml.safe_dump(doc))
+    out = {}
+    for node in nodes:
+        doc["collector"]["node_id"] = node
+        out[node] = tmp_path / f"{node}.yaml"
+        out[node].write_text(yaml.safe_dump(doc))
+    return base, out
+
+
+def send_lines(t, n, tag):
+    post_protobuf(f"{t.http}/v1/logs", logs_request("batch", [f"{tag} line {j}" for j in range(n)]))
+
+
+def send_split_trace(first, second):
+    """One trace: the root span sent to `first`, its child to `second`."""
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    providers = []
+    for svc, t in (("edge", first), ("ledger", second)):
+        p = TracerProvider(resource=Resource.create({"service.name": svc}))
+        p.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{t.http}/v1/traces")))
+        providers.append(p)
+    with providers[0].get_tracer("e2e").start_as_current_span("GET /pay") as root:
+        with providers[1].get_tracer("e2e").start_as_current_span(
+            "ledger.write", context=trace.set_span_in_context(root)
+        ):
+            pass
+    for p in providers:
+        p.shutdown()
+    return format(root.get_span_context().trace_id, "032x")
+
+
+def trace_spans(q, trace_id):
+    """Spans of the trace a query server finds (0 while it finds none)."""
+    import urllib.error
+
+    try:
+        return len(q.get(f"/api/traces/{trace_id}")["data"][0]["spans"])
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return 0
+        raise
+
+
+def pods_count(q, at):
+    r = q.get("/api/v1/query", query="count(count_over_time(spread_gauge[30m]))", time=str(at))
+    value = float(r["data"]["result"][0]["value"][1]) if r["data"]["result"] else 0.0
+    return value, r.get("warnings", [])
+
+
+def test_collectors_share_one_store_and_queries_ask_every_live_one(tmp_path, engines):
+    weed, pg = engines
+    query_cfg, cfgs = configs(tmp_path, weed, pg, "spread", ("c1", "c2"))
+    collectors = {
+        n: Triad(tmp_path / n, config=cfgs[n], command="collector", log_path=tmp_path / f"{n}.log").start()
+        for n in ("c1", "c2")
+    }
+    q = Triad(tmp_path / "q", config=query_cfg, command="query").start()
+    try:
+        send_lines(collectors["c1"], 100, "one")
+        send_lines(collectors["c2"], 100, "two")
+        trace_id = send_split_trace(collectors["c1"], collectors["c2"])
+        now = time.time_ns()
+        for i, n in enumerate(("c1", "c2")):
+            points = [({"pod": f"{n}-{k}"}, now - 60 * 10**9, 1.0) for k in range(5)]
+            post_protobuf(f"{collectors[n].http}/v1/metrics", gauge_request("spread_gauge", points))
+        at = now / 1e9
+        wait_until("the lines of both collectors", lambda: batch_total(q) == 200, timeout=30)
+        wait_until("the spans of both collectors", lambda: trace_spans(q, trace_id) == 2, timeout=30)
+        r = q.get(f"/api/traces/{trace_id}")
+        assert r["partial"] is False, r
+        assert {p["serviceName"] for p in r["data"][0]["processes"].values()} == {"edge", "ledger"}
+        assert {"edge", "ledger"} <= set(q.get("/api/services")["data"])
+        assert pods_count(q, at) == (10.0, [])
+
+        # A collector dies: answers carry on with what is there, and say what is missing.
+        collectors["c2"].kill9()
+        r = q.get("/api/logs/search", q="service:batch", start="0", limit="1")
+        assert r["partial"] is True and any("c2" in w for w in r["warnings"]), r
+        assert r["total"] >= 100
+        # Once its lease expired it is no longer asked, and still reported as missing.
+        wait_until("c2's lease expired",
+                   lambda: any("down for" in w for w in
+                               q.get("/api/logs/search", q="service:batch", start="0", limit="1")["warnings"]),
+                   timeout=30)
+        count, warnings = pods_count(q, at)
+        assert warnings and any("c2" in w for w in warnings), warnings
+
+        # It returns (same node, same disk): everything is there again, nothing partial.
+        collectors["c2"].start()
+        wait_until("c2 back", lambda: batch_total(q) == 200 and not q.get(
+            "/api/logs/search", q="service:batch", start="0", limit="1")["partial"], timeout=30)
+        assert trace_spans(q, trace_id) == 2
+        assert pods_count(q, at) == (10.0, [])
+    finally:
+        for t in [*collectors.values(), q]:
+            if t.proc.poll() is None:
+                t.kill9()
+
+
+def test_a_second_process_with_the_same_node_id_fences_the_first_off(tmp_path, engines):
+    weed, pg = engines
+    cfg = configs(tmp_path, weed, pg, "fence", ("same",))[1]["same"]
+    first = Triad(tmp_path / "first", config=cfg, command="collector", log_path=tmp_path / "first.log").start()
+    second = None
+    try:
+        send_lines(first, 50, "before")
+        wait_until("the first publishes", lambda: metric_value(
+            first.metrics(first.http), 'triad_publish_splits_total{signal="logs"}') >= 1, timeout=60)
+        second = Triad(tmp_path / "second", config=cfg, command="collector", log_path=tmp_path / "second.log").start()
+        wait_until("the first is fenced off",
+                   lambda: metric_value(first.metrics(first.http), "triad_publish_fenced") == 1, timeout=30)
+        published = metric_value(first.metrics(first.http), 'triad_publish_splits_total{signal="logs"}')
+        send_lines(first, 50, "after")
+        # Its next split seals (5 s) and is refused; the successor publishes its own.
+        send_lines(second, 50, "successor")
+        wait_until("the successor publishes", lambda: metric_value(
+            second.metrics(second.http), 'triad_publish_splits_total{signal="logs"}') >= 1, timeout=60)
+        wait_until("the fenced one tried", lambda: metric_value(
+            first.metrics(first.http), 'triad_publish_errors_total{signal="logs",stage="publish"}') >= 1,
+            timeout=60)
+        m = first.metrics(first.http)
+        assert metric_value(m, 'triad_publish_splits_total{signal="logs"}') == published
+        assert metric_value(second.metrics(second.http), "triad_publish_fenced") == 0
+    finally:
+        for t in (first, second):
+            if t is not None and t.proc.poll() is None:
+                t.kill9()
