@@ -3,7 +3,8 @@ registers a lease in the metastore, a query server with no collector address fin
 all there and asks every one for what it has not published; a trace whose spans went to
 two collectors is whole, counts add up, PromQL covers both; a collector that dies makes
 answers say they are partial until it returns; a second process registering under a
-collector's node ID fences the first off."""
+collector's node ID fences the first off; an agent with two collectors spreads its
+batches over both and delivers everything through the one left when the other dies."""
 
 import time
 
@@ -161,4 +162,40 @@ def test_a_second_process_with_the_same_node_id_fences_the_first_off(tmp_path, e
     finally:
         for t in (first, second):
             if t is not None and t.proc.poll() is None:
+                t.kill9()
+
+
+def test_an_agent_spreads_batches_over_collectors_and_fails_over(tmp_path, engines):
+    weed, pg = engines
+    query_cfg, cfgs = configs(tmp_path, weed, pg, "failover", ("f1", "f2"))
+    collectors = {
+        n: Triad(tmp_path / n, config=cfgs[n], command="collector", log_path=tmp_path / f"{n}.log").start()
+        for n in ("f1", "f2")
+    }
+    q = Triad(tmp_path / "q", config=query_cfg, command="query").start()
+    endpoints = ",".join(f"http://{c.grpc}" for c in collectors.values())
+    agent = Triad(tmp_path / "agent", command="agent", args=["--collector", endpoints]).start()
+
+    def found(word):
+        return q.get("/api/logs/search", q=word, start="0", limit="1")["total"]
+
+    def received(n):
+        return metric_value(collectors[n].metrics(collectors[n].http),
+                            'triad_collector_requests_total{signal="logs",transport="grpc",outcome="ok"}')
+
+    try:
+        for i in range(10):
+            post_protobuf(f"{agent.http}/v1/logs", logs_request("agent", [f"spreada line {i}-{j}" for j in range(10)]))
+        wait_until("every line of the first half", lambda: found("spreada") == 100, timeout=30)
+        assert received("f1") > 0 and received("f2") > 0, "batches go to both collectors"
+
+        collectors["f1"].kill9()
+        for i in range(10):
+            post_protobuf(f"{agent.http}/v1/logs", logs_request("agent", [f"spreadb line {i}-{j}" for j in range(10)]))
+        wait_until("every line of the second half, through the collector left", lambda: found("spreadb") == 100,
+                   timeout=60)
+        assert received("f2") >= 10, "the collector left took the second half"
+    finally:
+        for t in [agent, *collectors.values(), q]:
+            if t.proc.poll() is None:
                 t.kill9()
