@@ -366,11 +366,13 @@ fn external_url(cfg: &ValidConfig) -> String {
 }
 
 /// Starts rule evaluation and notifications on the collector's stores.
+#[allow(clippy::too_many_arguments)]
 fn start_alerting(
     cfg: &ValidConfig,
     collector: &Arc<Collector>,
     store: Arc<dyn triad_query::alert::MetricReadWrite>,
     metrics: triad_query::alert::AlertMetrics,
+    leading: Arc<std::sync::atomic::AtomicBool>,
     cancel: &CancellationToken,
     tasks: &mut JoinSet<Result<(), String>>,
 ) -> anyhow::Result<Arc<triad_query::alert::Alerting>> {
@@ -390,6 +392,7 @@ fn start_alerting(
         triad_promql::Limits::from_config(&cfg.query),
         cfg.data_dir.join("alerting"),
         metrics,
+        leading,
         cancel,
         tasks,
     )
@@ -530,11 +533,17 @@ async fn up(
             om.blocks.clone(),
         )),
     };
+    // With a shared metastore, one `triad up` of several evaluates rules at a time.
+    let leading = match &om {
+        None => Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        Some(om) => object_mode::alert_leadership(om.metastore.clone(), cancel, tasks),
+    };
     let alerting = start_alerting(
         &cfg,
         &collector,
         metric_store.clone(),
         alert_metrics,
+        leading,
         cancel,
         tasks,
     )?;

@@ -131,16 +131,18 @@ pub async fn query_server_stores(
     // not be named in the questions.
     let window = Duration::from_secs(2 * cfg.storage.local_grace_secs);
     let view = p.clone();
-    let collectors = Arc::new(triad_collector::fanout::Collectors::new(
-        cfg.query.collector_url.iter().cloned().collect(),
-        om.metastore.clone(),
-        timeout,
-        Arc::new(move || triad_collector::internal::Listed {
-            exclude: view.recently_published(window),
-            published_through: view.published_through(),
-        }),
-    )
-    .map_err(|e| anyhow::anyhow!("collectors: {e}"))?);
+    let collectors = Arc::new(
+        triad_collector::fanout::Collectors::new(
+            cfg.query.collector_url.iter().cloned().collect(),
+            om.metastore.clone(),
+            timeout,
+            Arc::new(move || triad_collector::internal::Listed {
+                exclude: view.recently_published(window),
+                published_through: view.published_through(),
+            }),
+        )
+        .map_err(|e| anyhow::anyhow!("collectors: {e}"))?,
+    );
     let n = collectors
         .refresh()
         .await
@@ -184,4 +186,54 @@ pub async fn query_server_stores(
             recent_name: "collectors".into(),
         }),
     })
+}
+
+/// How often the alerting leadership is checked (taken when free, verified when held).
+const LEADERSHIP_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs for the alerting leadership (a PostgreSQL advisory lock, see
+/// `Metastore::lead`): the flag is set while this process holds it, so that of several
+/// `triad up` sharing a metastore exactly one evaluates rules and notifies; when the
+/// leader dies, its lock goes with its connection and another takes over.
+pub fn alert_leadership(
+    metastore: triad_metastore::Metastore,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<Result<(), String>>,
+) -> Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::Ordering;
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (leading, cancel) = (flag.clone(), cancel.child_token());
+    tasks.spawn(async move {
+        let mut held: Option<triad_metastore::Leadership> = None;
+        loop {
+            match &held {
+                None => match metastore.lead("triad-alerting").await {
+                    Ok(Some(l)) => {
+                        tracing::info!("this process evaluates alert rules and notifies now");
+                        held = Some(l);
+                        leading.store(true, Ordering::Release);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot ask for the alerting leadership; retrying")
+                    }
+                },
+                Some(l) => {
+                    if !l.holds().await {
+                        tracing::warn!("lost the alerting leadership (its metastore connection); rules wait");
+                        leading.store(false, Ordering::Release);
+                        held = None;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => {
+                    leading.store(false, Ordering::Release);
+                    return Ok(());
+                }
+                _ = tokio::time::sleep(LEADERSHIP_EVERY) => {}
+            }
+        }
+    });
+    flag
 }

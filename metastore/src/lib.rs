@@ -391,12 +391,48 @@ impl Metastore {
         }
     }
 
+    /// Takes the leadership named `name` if no other process holds it (a PostgreSQL
+    /// advisory lock held by a connection of its own, for as long as the returned
+    /// [`Leadership`] lives and its connection does); `None` when another holds it. The
+    /// file metastore has one process: it always leads.
+    pub async fn lead(&self, name: &str) -> Result<Option<Leadership>> {
+        match self {
+            Metastore::File(_) => Ok(Some(Leadership { client: None })),
+            Metastore::Postgres(m) => m.lead(name).await,
+        }
+    }
+
     /// The WAL position of `node_id`'s `signal` covered by published splits.
     pub async fn checkpoint(&self, node_id: &str, signal: Signal) -> Result<Option<u64>> {
         match self {
             Metastore::File(m) => m.checkpoint(node_id, signal).await,
             Metastore::Postgres(m) => m.checkpoint(node_id, signal).await,
         }
+    }
+}
+
+/// A held leadership (see [`Metastore::lead`]): released when dropped, or by
+/// PostgreSQL when this process or its connection dies.
+pub struct Leadership {
+    /// The connection holding the lock (none for the file metastore).
+    client: Option<deadpool_postgres::ClientWrapper>,
+}
+
+impl Leadership {
+    /// True while the lock is still held: its connection answers.
+    pub async fn holds(&self) -> bool {
+        match &self.client {
+            None => true,
+            Some(c) => c.simple_query("SELECT 1").await.is_ok(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Leadership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leadership")
+            .field("postgres", &self.client.is_some())
+            .finish()
     }
 }
 

@@ -72,6 +72,13 @@ fn row(r: &tokio_postgres::Row) -> Result<SplitRow> {
     })
 }
 
+/// The advisory lock key of a named lock (FNV-1a of the name).
+fn lock_key(name: &str) -> i64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    }) as i64
+}
+
 impl PgMetastore {
     /// Connects to `cfg.url` and brings the schema up to date.
     pub async fn connect(cfg: &MetastoreConfig) -> Result<PgMetastore> {
@@ -355,9 +362,7 @@ impl PgMetastore {
         // A transaction-scoped advisory lock on a connection of its own, held while
         // `work` runs on others; released by the commit, or by PostgreSQL if this
         // process dies.
-        let key = lock.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        }) as i64;
+        let key = lock_key(lock);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let got: bool = tx
@@ -463,6 +468,20 @@ impl PgMetastore {
                 })
             })
             .collect()
+    }
+
+    pub(crate) async fn lead(&self, name: &str) -> Result<Option<crate::Leadership>> {
+        // A connection of its own, out of the pool: the session-level lock lives as long
+        // as it does, and dropping it (or this process dying) releases the lock.
+        let client = deadpool_postgres::Object::take(self.client().await?);
+        let got: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key(name)])
+            .await
+            .map_err(pg)?
+            .get(0);
+        Ok(got.then(|| crate::Leadership {
+            client: Some(client),
+        }))
     }
 
     pub(crate) async fn checkpoint(&self, node_id: &str, signal: Signal) -> Result<Option<u64>> {

@@ -376,3 +376,49 @@ async fn one_exclusive_worker_at_a_time_across_processes() {
         "released"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_leader_at_a_time_until_it_lets_go_or_its_server_goes() {
+    let pg = Postgres::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Metastore::open(&pg.config(), dir.path()).await.unwrap();
+    let b = Metastore::open(&pg.config(), dir.path()).await.unwrap();
+    let lead = a
+        .lead("triad-alerting")
+        .await
+        .unwrap()
+        .expect("free at first");
+    assert!(lead.holds().await);
+    assert!(
+        b.lead("triad-alerting").await.unwrap().is_none(),
+        "held by a"
+    );
+    assert!(
+        b.lead("other").await.unwrap().is_some(),
+        "another name is free"
+    );
+    drop(lead);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let taken = loop {
+        if let Some(l) = b.lead("triad-alerting").await.unwrap() {
+            break l;
+        }
+        assert!(std::time::Instant::now() < deadline, "never released");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(taken.holds().await);
+    // The server goes away: the lock with it, and the holder can tell.
+    pg.stop().unwrap();
+    assert!(!taken.holds().await);
+    // The file metastore has one process: it always leads.
+    let file = Metastore::open(
+        &MetastoreConfig {
+            url: "file://".into(),
+            ..MetastoreConfig::default()
+        },
+        dir.path(),
+    )
+    .await
+    .unwrap();
+    assert!(file.lead("triad-alerting").await.unwrap().is_some());
+}

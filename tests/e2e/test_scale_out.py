@@ -199,3 +199,46 @@ def test_an_agent_spreads_batches_over_collectors_and_fails_over(tmp_path, engin
         for t in [agent, *collectors.values(), q]:
             if t.proc.poll() is None:
                 t.kill9()
+
+
+def test_of_several_triad_up_one_evaluates_rules_and_another_takes_over(tmp_path, engines):
+    from test_alerting import Webhook
+
+    weed, pg = engines
+    hook = Webhook()
+    _, cfgs = configs(tmp_path, weed, pg, "leader", ("u1", "u2"))
+    (tmp_path / "rules.yml").write_text(
+        "groups:\n- name: always\n  rules:\n  - alert: AlwaysOn\n    expr: vector(1)\n")
+    for path in cfgs.values():
+        doc = yaml.safe_load(path.read_text())
+        doc["alerting"] = {
+            "evaluation_interval_secs": 1,
+            "rule_files": [str(tmp_path / "rules.yml")],
+            "receivers": [{"name": "hook", "url": hook.url}],
+            "route": {"receiver": "hook", "group_wait_secs": 1, "group_interval_secs": 1,
+                      "repeat_interval_secs": 3600},
+        }
+        path.write_text(yaml.safe_dump(doc))
+    ups = {n: Triad(tmp_path / n, config=cfgs[n], log_path=tmp_path / f"{n}.log").start() for n in ("u1", "u2")}
+
+    def evaluations(t):
+        return sum(float(line.rsplit(" ", 1)[1]) for line in t.metrics().splitlines()
+                   if line.startswith("triad_alerting_rule_group_evaluations_total{"))
+
+    try:
+        wait_until("one evaluator", lambda: max(evaluations(t) for t in ups.values()) >= 3, timeout=30)
+        leader = max(ups, key=lambda n: evaluations(ups[n]))
+        other = "u2" if leader == "u1" else "u1"
+        assert evaluations(ups[other]) == 0, "only the leader evaluates"
+        wait_until("the alert notified", lambda: len(hook.bodies(status="firing")) >= 1, timeout=30)
+        time.sleep(2)
+        assert len(hook.bodies(status="firing")) == 1, "notified once, by one process"
+
+        ups[leader].kill9()
+        wait_until("the other takes over", lambda: evaluations(ups[other]) >= 2, timeout=30)
+        wait_until("and notifies", lambda: len(hook.bodies(status="firing")) >= 2, timeout=30)
+    finally:
+        hook.close()
+        for t in ups.values():
+            if t.proc.poll() is None:
+                t.kill9()

@@ -145,6 +145,7 @@ impl Alerting {
         limits: Limits,
         state_dir: PathBuf,
         metrics: AlertMetrics,
+        leading: Arc<std::sync::atomic::AtomicBool>,
         cancel: &CancellationToken,
         tasks: &mut JoinSet<Result<(), String>>,
     ) -> Result<Arc<Alerting>, AlertError> {
@@ -204,8 +205,9 @@ impl Alerting {
             let url = external_url.clone();
             let cancel = cancel.child_token();
             let metrics = metrics.clone();
+            let leading = leading.clone();
             tasks.spawn(async move {
-                run_group(g, store, limits, url, tx, metrics, cancel).await;
+                run_group(g, store, limits, url, tx, metrics, leading, cancel).await;
                 Ok(())
             });
         }
@@ -218,6 +220,7 @@ impl Alerting {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_group(
     group: Arc<Mutex<GroupState>>,
     store: Arc<dyn MetricReadWrite>,
@@ -225,8 +228,10 @@ async fn run_group(
     external_url: String,
     tx: mpsc::Sender<Update>,
     metrics: AlertMetrics,
+    leading: Arc<std::sync::atomic::AtomicBool>,
     cancel: CancellationToken,
 ) {
+    let mut led = false;
     let (interval_ms, name) = {
         let g = group.lock().unwrap_or_else(|p| p.into_inner());
         (g.group.interval_ms, g.group.name.clone())
@@ -237,6 +242,17 @@ async fn run_group(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        // One evaluator at a time: while another process leads, this one waits; when
+        // it takes over, it starts afresh and restores `for` from ALERTS_FOR_STATE.
+        let leads = leading.load(std::sync::atomic::Ordering::Acquire);
+        if leads && !led {
+            let mut g = group.lock().unwrap_or_else(|p| p.into_inner());
+            *g = GroupState::new(g.group.clone());
+        }
+        led = leads;
+        if !leads {
+            continue;
         }
         let g = group.clone();
         let store = store.clone();
