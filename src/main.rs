@@ -106,6 +106,10 @@ struct UpArgs {
     /// OTLP/HTTP listen address; overrides collector.otlp_http_listen.
     #[arg(long, value_name = "ADDR")]
     otlp_http_listen: Option<SocketAddr>,
+    /// With object storage: the URL query servers reach this collector at; overrides
+    /// collector.advertise_url (e.g. http://$(POD_NAME).triad-collector:4318).
+    #[arg(long, value_name = "URL")]
+    advertise_url: Option<String>,
     /// Query server listen address; overrides query.listen.
     #[arg(long, value_name = "ADDR")]
     query_listen: Option<SocketAddr>,
@@ -153,6 +157,10 @@ struct CollectorArgs {
     /// OTLP/HTTP listen address; overrides collector.otlp_http_listen.
     #[arg(long, value_name = "ADDR")]
     otlp_http_listen: Option<SocketAddr>,
+    /// With object storage: the URL query servers reach this collector at; overrides
+    /// collector.advertise_url (e.g. http://$(POD_NAME).triad-collector:4318).
+    #[arg(long, value_name = "URL")]
+    advertise_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -489,6 +497,9 @@ async fn up(
         if let Some(x) = a.otlp_http_listen {
             c.collector.otlp_http_listen = x
         }
+        if let Some(x) = &a.advertise_url {
+            c.collector.advertise_url = x.clone()
+        }
         if let Some(x) = a.query_listen {
             c.query.listen = x
         }
@@ -672,6 +683,9 @@ async fn collector(
         }
         if let Some(x) = a.otlp_http_listen {
             c.collector.otlp_http_listen = x
+        }
+        if let Some(x) = &a.advertise_url {
+            c.collector.advertise_url = x.clone()
         }
     })?;
     let collector = open_collector(&cfg, &mut registry).await?;

@@ -138,7 +138,10 @@ def test_object_storage_variants_are_valid(tmp_path):
     assert by_name[("Deployment", "triad-query")]["spec"]["replicas"] == 2
     assert by_name[("Service", "triad-collector")]["spec"]["clusterIP"] == "None"
     sts = by_name[("StatefulSet", "triad-collector")]["spec"]
+    assert sts["replicas"] == 3 and sts["serviceName"] == "triad-collector"
     assert sts["volumeClaimTemplates"][0]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    args = sts["template"]["spec"]["containers"][0]["args"]
+    assert "http://$(POD_NAME).triad-collector.triad:4318" in args, "each pod advertises its own name"
     query_volumes = by_name[("Deployment", "triad-query")]["spec"]["template"]["spec"]["volumes"]
     assert not any("persistentVolumeClaim" in v for v in query_volumes), "query servers keep no data"
     for name, text in by_name[("ConfigMap", "triad-object-storage")]["data"].items():
@@ -150,11 +153,14 @@ def test_object_storage_variants_are_valid(tmp_path):
             for c in d["spec"]["template"]["spec"]["containers"]:
                 check_command(c["args"])
                 assert c["envFrom"] == [{"secretRef": {"name": "triad-storage"}}]
+    query_cfg = yaml.safe_load(by_name[("ConfigMap", "triad-object-storage")]["data"]["query.yaml"])
+    assert "collector_url" not in query_cfg["query"], "query servers find collectors by their leases"
 
     compose = yaml.safe_load((DEPLOY / "docker-compose.object-storage.yml").read_text())
     jsonschema.validate(compose, compose_schema())
     services = compose["services"]
-    assert {"seaweedfs", "postgres", "collector", "query"} <= set(services)
+    assert {"seaweedfs", "postgres", "collector-1", "collector-2", "query"} <= set(services)
+    assert services["collector-1"]["hostname"] != services["collector-2"]["hostname"], "distinct node IDs"
     assert services["query"]["deploy"]["replicas"] == 2
     for s in services.values():
         if s.get("image", "").startswith("triad"):
