@@ -532,9 +532,6 @@ async fn up(
         let demo_cfg = a.demo_args.config(endpoint, demo_dir.clone())?;
         demo::spawn(demo_cfg, listener, cancel, tasks);
     }
-    collector
-        .spawn_scraper(scrape, cancel, tasks)
-        .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
     // In object-storage mode, what is published and gone from local disk is read back
     // from object storage.
     let metric_store: Arc<dyn triad_query::alert::MetricReadWrite> = match &om {
@@ -562,13 +559,14 @@ async fn up(
         let c = collector.clone();
         Arc::new(move || c.is_ready())
     };
+    let mut membership = None;
     let (logs, traces): (
         Arc<dyn triad_model::store::LogRead>,
         Arc<dyn triad_model::store::TraceRead>,
     ) = match &om {
         None => (collector.logs.clone(), collector.traces.clone()),
         Some(om) => {
-            collector.spawn_publisher(
+            membership = Some(collector.spawn_publisher(
                 om.storage.clone(),
                 om.metastore.clone(),
                 om.blocks.clone(),
@@ -577,7 +575,7 @@ async fn up(
                 advertise,
                 cancel,
                 tasks,
-            );
+            ));
             let local = triad_splits::published::Local {
                 logs: collector.logs.clone(),
                 traces: collector.traces.clone(),
@@ -587,6 +585,9 @@ async fn up(
             (p.logs.clone(), p.traces.clone())
         }
     };
+    collector
+        .spawn_scraper(scrape, membership, cancel, tasks)
+        .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
     let served = Served {
         logs,
         traces,
@@ -695,7 +696,7 @@ async fn collector(
     let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
     let advertise = advertise_url(&cfg, http.local_addr()?);
     collector.spawn(grpc, http, registry, cancel, tasks);
-    if let Some(om) = om {
+    let membership = om.map(|om| {
         collector.spawn_publisher(
             om.storage,
             om.metastore,
@@ -705,10 +706,15 @@ async fn collector(
             advertise,
             cancel,
             tasks,
-        );
-    }
+        )
+    });
     collector
-        .spawn_scraper(config_file::load_scrape_config(&cfg)?, cancel, tasks)
+        .spawn_scraper(
+            config_file::load_scrape_config(&cfg)?,
+            membership,
+            cancel,
+            tasks,
+        )
         .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
     println!("ready: collector");
     Ok(Some(collector))

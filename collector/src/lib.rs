@@ -347,16 +347,21 @@ impl Collector {
         membership
     }
 
-    /// Starts the Prometheus scraper when a scrape configuration is given.
+    /// Starts the Prometheus scraper when a scrape configuration is given; with a
+    /// `membership` (several collectors), it scrapes only this collector's share.
     pub fn spawn_scraper(
         &self,
         prom: Option<triad_model::promconfig::PromConfig>,
+        membership: Option<Arc<crate::membership::Membership>>,
         cancel: &CancellationToken,
         tasks: &mut JoinSet<std::result::Result<(), String>>,
     ) -> std::result::Result<(), crate::scrape::ScrapeSetupError> {
         let Some(prom) = prom else { return Ok(()) };
-        let scraper =
+        let mut scraper =
             crate::scrape::Scraper::new(&prom, self.metrics.clone(), self.scrape_metrics.clone())?;
+        if let Some(m) = membership {
+            scraper = scraper.sharded(m);
+        }
         tracing::info!(jobs = prom.scrape_configs.len(), "scraper started");
         tasks.spawn(scraper.run(cancel.child_token()));
         Ok(())

@@ -51,6 +51,11 @@ impl Membership {
         self.lease.read().ok()?.clone()
     }
 
+    /// This collector's node ID.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
     /// True once another process registered as this node.
     pub fn is_fenced(&self) -> bool {
         self.fenced.load(Ordering::Relaxed)

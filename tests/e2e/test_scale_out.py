@@ -242,3 +242,64 @@ def test_of_several_triad_up_one_evaluates_rules_and_another_takes_over(tmp_path
         for t in ups.values():
             if t.proc.poll() is None:
                 t.kill9()
+
+
+def test_scrape_targets_are_shared_out_and_move_when_a_collector_dies(tmp_path, engines):
+    import http.server
+    import threading
+
+    class Exporter(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body = b"# TYPE shard_demo gauge\nshard_demo 1\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), Exporter) for _ in range(12)]
+    for srv in servers:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    targets = [f"127.0.0.1:{srv.server_address[1]}" for srv in servers]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [{"job_name": "shard", "static_configs": [{"targets": targets}]}],
+    }))
+    weed, pg = engines
+    query_cfg, cfgs = configs(tmp_path, weed, pg, "shard", ("s1", "s2"))
+    for path in cfgs.values():
+        doc = yaml.safe_load(path.read_text())
+        doc["collector"]["metrics"]["scrape_config_file"] = str(tmp_path / "prometheus.yml")
+        path.write_text(yaml.safe_dump(doc))
+    collectors = {
+        n: Triad(tmp_path / n, config=cfgs[n], command="collector", log_path=tmp_path / f"{n}.log").start()
+        for n in ("s1", "s2")
+    }
+    q = Triad(tmp_path / "q", config=query_cfg, command="query").start()
+
+    def scraping(n):
+        return metric_value(collectors[n].metrics(collectors[n].http), 'triad_scrape_targets{job="shard"}')
+
+    def up_series():
+        r = q.get("/api/v1/query", query='count(up{job="shard"} == 1)')
+        return float(r["data"]["result"][0]["value"][1]) if r["data"]["result"] else 0.0
+
+    try:
+        wait_until("the targets shared out", lambda: scraping("s1") + scraping("s2") == 12
+                   and scraping("s1") > 0 and scraping("s2") > 0, timeout=30)
+        wait_until("every target up, once", lambda: up_series() == 12, timeout=30)
+        collectors["s2"].kill9()
+        wait_until("the survivor takes every target", lambda: scraping("s1") == 12, timeout=30)
+        # Each target's newest `up` comes from the survivor now.
+        wait_until("every target scraped by the survivor",
+                   lambda: float(q.get("/api/v1/query", query='count(up{job="shard"} == 1)')["data"]["result"][0]
+                                 ["value"][1]) == 12, timeout=30)
+    finally:
+        for t in [*collectors.values(), q]:
+            if t.proc.poll() is None:
+                t.kill9()
+        for srv in servers:
+            srv.shutdown()

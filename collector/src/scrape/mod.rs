@@ -88,6 +88,30 @@ pub struct Scraper {
     store: Arc<MetricStore>,
     metrics: ScrapeMetrics,
     external_labels: Vec<(String, String)>,
+    /// With several collectors: this one scrapes only the targets it owns.
+    shard: Option<Arc<crate::membership::Membership>>,
+}
+
+/// How often targets are re-assigned when sharded over several collectors.
+const SHARD_EVERY: Duration = Duration::from_secs(5);
+
+/// The owner of `target` among `nodes`: the highest rendezvous score (a stable hash
+/// of node and target), so a node joining or leaving moves only its own share.
+pub fn owner<'a>(target: &str, nodes: &'a [String]) -> Option<&'a str> {
+    fn score(node: &str, target: &str) -> u64 {
+        // FNV-1a, then a final mix: the same in every process and version.
+        let mut h = 0xcbf2_9ce4_8422_2325_u64;
+        for b in node.bytes().chain([0]).chain(target.bytes()) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^ (h >> 33)
+    }
+    nodes
+        .iter()
+        .max_by_key(|n| (score(n, target), n.as_str()))
+        .map(String::as_str)
 }
 
 /// Why the scraper could not start.
@@ -168,7 +192,28 @@ impl Scraper {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            shard: None,
         })
+    }
+
+    /// Scrapes only the targets `membership`'s node owns among the live collectors
+    /// ([`owner`]); re-assigned every few seconds, so a dead collector's targets move
+    /// within its lease. Until the first list of live collectors, every target.
+    pub fn sharded(mut self, membership: Arc<crate::membership::Membership>) -> Self {
+        self.shard = Some(membership);
+        self
+    }
+
+    /// Whether this collector scrapes the target with `key`.
+    fn owns(&self, key: &str) -> bool {
+        let Some(m) = &self.shard else { return true };
+        let live: Vec<String> = m.live().into_iter().map(|n| n.node_id).collect();
+        if live.is_empty() || !live.iter().any(|n| n == m.node_id()) {
+            // Not registered yet (or the metastore away since the start): scrape, a
+            // sample from two collectors is merged, never doubled.
+            return true;
+        }
+        owner(key, &live) == Some(m.node_id())
     }
 
     /// Discovers targets, keeps one loop per target, re-reads file_sd files on their
@@ -178,13 +223,16 @@ impl Scraper {
             cancel.cancelled().await;
             return Ok(());
         }
-        let refresh = self
+        let mut refresh = self
             .jobs
             .iter()
             .flat_map(|j| j.cfg.file_sd_configs.iter().map(|f| f.refresh_interval.0))
             .min()
             .map(|ms| Duration::from_millis(ms.max(1000) as u64))
             .unwrap_or(Duration::from_secs(3600));
+        if self.shard.is_some() {
+            refresh = refresh.min(SHARD_EVERY);
+        }
         let mut running: HashMap<String, CancellationToken> = HashMap::new();
         let mut loops: JoinSet<()> = JoinSet::new();
         let mut tick = tokio::time::interval(refresh);
@@ -200,8 +248,11 @@ impl Scraper {
                 }
             }
             let targets = self.discover().await;
-            let mut wanted: HashMap<String, Target> =
-                targets.into_iter().map(|t| (t.key(), t)).collect();
+            let mut wanted: HashMap<String, Target> = targets
+                .into_iter()
+                .map(|t| (t.key(), t))
+                .filter(|(key, _)| self.owns(key))
+                .collect();
             running.retain(|key, token| {
                 let keep = wanted.remove(key).is_some();
                 if !keep {
@@ -280,6 +331,28 @@ impl Scraper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rendezvous_spreads_targets_and_moves_only_the_leavers_share() {
+        let nodes: Vec<String> = ["c0", "c1", "c2"].map(String::from).to_vec();
+        let targets: Vec<String> = (0..3000)
+            .map(|i| format!("app|http://h{i}:9100/metrics|"))
+            .collect();
+        let before: Vec<&str> = targets.iter().map(|t| owner(t, &nodes).unwrap()).collect();
+        for n in &nodes {
+            let share = before.iter().filter(|o| **o == n.as_str()).count();
+            assert!((800..1200).contains(&share), "{n}: {share} of 3000");
+        }
+        let two = &nodes[..2];
+        for (t, was) in targets.iter().zip(&before) {
+            let now = owner(t, two).unwrap();
+            if *was != "c2" {
+                assert_eq!(now, *was, "a target of a node that stays does not move");
+            }
+        }
+        assert_eq!(owner("x", &[]), None);
+        assert_eq!(owner("x", &nodes), owner("x", &nodes), "stable");
+    }
 
     fn target(honor_labels: bool) -> Target {
         let _ = rustls::crypto::ring::default_provider().install_default();
