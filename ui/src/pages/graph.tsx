@@ -48,6 +48,12 @@ function ExprInput({ value, onRun }: { value: string; onRun: (v: string) => void
     setSugg([...hits, ...more].slice(0, 12));
     setActive(0);
   };
+  // Names that arrive while someone is already typing complete what is typed, not only
+  // the next keystroke.
+  useEffect(() => {
+    const el = ref.current;
+    if (el && document.activeElement === el && el.value) suggest(el.value, el.selectionStart);
+  }, [names, labels]);
   const accept = (s: string) => {
     const el = ref.current!;
     const tok = tokenAt(text, el.selectionStart);
