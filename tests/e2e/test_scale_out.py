@@ -2,8 +2,8 @@
 registers a lease in the metastore, a query server with no collector address finds them
 all there and asks every one for what it has not published; a trace whose spans went to
 two collectors is whole, counts add up, PromQL covers both; a collector that dies makes
-answers say they are partial until it returns; a second process registering under a
-collector's node ID fences the first off; an agent with two collectors spreads its
+answers say they are partial until it returns; a collector paused past its lease is
+fenced off once a successor registered as its node; an agent with two collectors spreads its
 batches over both and delivers everything through the one left when the other dies."""
 
 import time
@@ -135,7 +135,11 @@ def test_collectors_share_one_store_and_queries_ask_every_live_one(tmp_path, eng
                 t.kill9()
 
 
-def test_a_second_process_with_the_same_node_id_fences_the_first_off(tmp_path, engines):
+def test_a_collector_paused_past_its_lease_cannot_publish_over_its_successor(tmp_path, engines):
+    """SIGSTOP past the lease, a successor registers as the same node, SIGCONT: the
+    first is fenced off, the successor publishes."""
+    import signal
+
     weed, pg = engines
     cfg = configs(tmp_path, weed, pg, "fence", ("same",))[1]["same"]
     first = Triad(tmp_path / "first", config=cfg, command="collector", log_path=tmp_path / "first.log").start()
@@ -144,24 +148,27 @@ def test_a_second_process_with_the_same_node_id_fences_the_first_off(tmp_path, e
         send_lines(first, 50, "before")
         wait_until("the first publishes", lambda: metric_value(
             first.metrics(first.http), 'triad_publish_splits_total{signal="logs"}') >= 1, timeout=60)
-        second = Triad(tmp_path / "second", config=cfg, command="collector", log_path=tmp_path / "second.log").start()
-        wait_until("the first is fenced off",
-                   lambda: metric_value(first.metrics(first.http), "triad_publish_fenced") == 1, timeout=30)
         published = metric_value(first.metrics(first.http), 'triad_publish_splits_total{signal="logs"}')
         send_lines(first, 50, "after")
-        # Its next split seals (5 s) and is refused; the successor publishes its own.
+        first.proc.send_signal(signal.SIGSTOP)
+        time.sleep(4)  # past its 3 s lease
+        second = Triad(tmp_path / "second", config=cfg, command="collector", log_path=tmp_path / "second.log").start()
+        first.proc.send_signal(signal.SIGCONT)
+        wait_until("the first is fenced off",
+                   lambda: metric_value(first.metrics(first.http), "triad_publish_fenced") == 1, timeout=30)
         send_lines(second, 50, "successor")
         wait_until("the successor publishes", lambda: metric_value(
             second.metrics(second.http), 'triad_publish_splits_total{signal="logs"}') >= 1, timeout=60)
+        # The first's split of "after" lines seals (5 s) and is refused.
         wait_until("the fenced one tried", lambda: metric_value(
             first.metrics(first.http), 'triad_publish_errors_total{signal="logs",stage="publish"}') >= 1,
             timeout=60)
-        m = first.metrics(first.http)
-        assert metric_value(m, 'triad_publish_splits_total{signal="logs"}') == published
+        assert metric_value(first.metrics(first.http), 'triad_publish_splits_total{signal="logs"}') == published
         assert metric_value(second.metrics(second.http), "triad_publish_fenced") == 0
     finally:
         for t in (first, second):
             if t is not None and t.proc.poll() is None:
+                t.proc.send_signal(signal.SIGCONT)
                 t.kill9()
 
 
