@@ -9,6 +9,9 @@
 #                                    (--quick, --series N, --rss-series N)
 #   scripts/bench.sh objects ARGS    object-storage mode next to local disk on SeaweedFS
 #                                    and PostgreSQL (--quick, --splits N, --rows N)
+#   scripts/bench.sh scale-out ARGS  1, 2 and 3 collectors sharing one store: CPU per GB
+#                                    and per million spans, fan-out search, agent fail-over
+#                                    (--quick; needs the e2e test clients: scripts/test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-all}" = all ] || [ "${1:-all}" = agent ]; then
@@ -25,6 +28,7 @@ case "${1:-all}" in
   agent) shift; exec target/release/triad-bench-agent "$@" ;;
   metrics) shift; exec target/release/triad-bench-metrics "$@" ;;
   objects) shift; exec target/release/triad-bench-objects "$@" ;;
+  scale-out) shift; exec python3 scripts/bench-scale-out.py "$@" ;;
   all) shift || true
     target/release/triad-bench "$@"
     target/release/triad-bench-agent "$@"
