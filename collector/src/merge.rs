@@ -195,6 +195,29 @@ impl Merger {
         Ok(merged)
     }
 
+    /// Stages `row`, uploads `bundle` as its object and publishes it in the
+    /// transaction that marks `replaces` (the merge's inputs).
+    async fn publish_replacing(
+        &self,
+        row: &SplitRow,
+        bundle: &std::path::Path,
+        replaces: Vec<String>,
+    ) -> Result<(), String> {
+        self.metastore.stage(row).await.map_err(|e| e.to_string())?;
+        self.storage
+            .upload_file(&row.object_key, bundle)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.metastore
+            .publish(&Publish {
+                split_ids: vec![row.split_id.clone()],
+                replaces,
+                ..Publish::default()
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Downloads the splits of `group` into `dir` and opens them from there.
     async fn fetch_inputs<S: Signal + Clone>(
         &self,
@@ -269,27 +292,8 @@ impl Merger {
             }
         };
         let row = block_row(&self.node_id, &tenant, &block, bytes);
-        let published = async {
-            self.metastore
-                .stage(&row)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.storage
-                .upload_file(&row.object_key, &bundle)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.metastore
-                .publish(&Publish {
-                    split_ids: vec![row.split_id.clone()],
-                    replaces: run.iter().map(|o| o.row.split_id.clone()).collect(),
-                    checkpoint: None,
-                    operations: Vec::new(),
-                    fence: None,
-                })
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
+        let replaces = run.iter().map(|o| o.row.split_id.clone()).collect();
+        let published = self.publish_replacing(&row, &bundle, replaces).await;
         cleanup();
         published?;
         let label = SignalLabel {
@@ -372,27 +376,8 @@ impl Merger {
             created_ms: 0,
             updated_ms: 0,
         };
-        let published = async {
-            self.metastore
-                .stage(&row)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.storage
-                .upload_file(&key, &bundle)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.metastore
-                .publish(&Publish {
-                    split_ids: vec![row.split_id.clone()],
-                    replaces: group.iter().map(|r| r.split_id.clone()).collect(),
-                    checkpoint: None,
-                    operations: Vec::new(),
-                    fence: None,
-                })
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
+        let replaces = group.iter().map(|r| r.split_id.clone()).collect();
+        let published = self.publish_replacing(&row, &bundle, replaces).await;
         cleanup();
         published?;
         let label = SignalLabel {
