@@ -28,10 +28,18 @@ def _free(port):
 
 
 def _ports(n):
-    """Free ports below 45000 whose +10000 (SeaweedFS' gRPC ports) are free too."""
+    """Free ports whose +10000 (SeaweedFS' gRPC ports) are free too, all below the
+    kernel's ephemeral range: a server restarted on the same ports (the outage tests)
+    must not find one taken by an outgoing connection meanwhile."""
+    low = 32768
+    try:
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    top = max(low - 10001, 10001)
     out = []
     while len(out) < n:
-        p = random.randint(20000, 44990)
+        p = random.randint(min(10000, top - 1), top)
         if p not in out and _free(p) and _free(p + 10000):
             out.append(p)
     return out
