@@ -227,20 +227,8 @@ impl LogRead for Collectors {
             warnings,
         };
         for r in answers {
-            out.total += r.total;
-            if out.histogram.is_empty() {
-                out.histogram = r.histogram;
-                out.bucket_ns = r.bucket_ns;
-            } else if out.histogram.len() == r.histogram.len() {
-                for (a, b) in out.histogram.iter_mut().zip(&r.histogram) {
-                    *a += b;
-                }
-            }
-            out.hits.extend(r.hits);
-            out.warnings.extend(r.warnings);
+            out.absorb(r, q.limit);
         }
-        out.hits.sort_by_key(|h| std::cmp::Reverse(h.timestamp_ns));
-        out.hits.truncate(q.limit);
         if out.histogram.is_empty() && q.histogram_buckets > 0 {
             out.histogram = vec![0; q.histogram_buckets];
         }

@@ -55,6 +55,26 @@ pub struct LogSearchResult {
     pub warnings: Vec<String>,
 }
 
+impl LogSearchResult {
+    /// Adds another source's answer to the same query: totals and histograms summed,
+    /// hits merged newest first and cut at `limit`, warnings kept.
+    pub fn absorb(&mut self, other: LogSearchResult, limit: usize) {
+        self.total += other.total;
+        if self.histogram.is_empty() {
+            self.histogram = other.histogram;
+            self.bucket_ns = other.bucket_ns;
+        } else if self.histogram.len() == other.histogram.len() {
+            for (a, b) in self.histogram.iter_mut().zip(&other.histogram) {
+                *a += b;
+            }
+        }
+        self.hits.extend(other.hits);
+        self.hits.sort_by_key(|h| std::cmp::Reverse(h.timestamp_ns));
+        self.hits.truncate(limit);
+        self.warnings.extend(other.warnings);
+    }
+}
+
 /// New records for a live tail, and where to continue from.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct TailBatch {

@@ -21,18 +21,7 @@ impl LogRead for MergedLogs {
     fn search(&self, q: &LogQuery) -> StoreResult<LogSearchResult> {
         let mut out = self.published.search(q)?;
         match self.recent.search(q) {
-            Ok(r) => {
-                out.total += r.total;
-                if out.histogram.len() == r.histogram.len() {
-                    for (a, b) in out.histogram.iter_mut().zip(&r.histogram) {
-                        *a += b;
-                    }
-                }
-                out.hits.extend(r.hits);
-                out.hits.sort_by_key(|h| std::cmp::Reverse(h.timestamp_ns));
-                out.hits.truncate(q.limit);
-                out.warnings.extend(r.warnings);
-            }
+            Ok(r) => out.absorb(r, q.limit),
             Err(StoreError::InvalidQuery(e)) => return Err(StoreError::InvalidQuery(e)),
             Err(e) => out
                 .warnings
