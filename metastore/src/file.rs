@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::{
-    Lease, ListQuery, MetastoreError, NodeRow, OperationRow, Publish, Result, Signal, SplitRow,
-    SplitState, now_ms,
+    AlertKind, AlertRecord, Lease, ListQuery, MetastoreError, NodeRow, OperationRow, Publish,
+    Result, Signal, SplitRow, SplitState, now_ms,
 };
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -29,6 +29,9 @@ struct State {
     /// Registered nodes.
     #[serde(default)]
     nodes: Vec<NodeRow>,
+    /// The alert notifier's records, by kind and key.
+    #[serde(default)]
+    alert_state: BTreeMap<AlertKind, BTreeMap<String, AlertRecord>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -330,5 +333,40 @@ impl FileMetastore {
             .iter()
             .find(|c| c.node_id == node_id && c.signal == signal)
             .map(|c| c.lsn))
+    }
+
+    pub(crate) async fn alert_records(&self, kind: AlertKind) -> Result<Vec<AlertRecord>> {
+        let s = self.state.lock().await;
+        Ok(s.alert_state
+            .get(&kind)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    pub(crate) async fn put_alert_record(&self, kind: AlertKind, r: &AlertRecord) -> Result<()> {
+        self.update(|s| {
+            s.alert_state
+                .entry(kind)
+                .or_default()
+                .insert(r.key.clone(), r.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn forget_alert_records(
+        &self,
+        kind: AlertKind,
+        before_ms: i64,
+    ) -> Result<usize> {
+        self.update(|s| {
+            let Some(m) = s.alert_state.get_mut(&kind) else {
+                return Ok(0);
+            };
+            let before = m.len();
+            m.retain(|_, r| r.until_ms >= before_ms);
+            Ok(before - m.len())
+        })
+        .await
     }
 }

@@ -227,6 +227,39 @@ pub struct OperationRow {
     pub name: String,
 }
 
+/// What kind of alert-notifier record (see [`AlertRecord`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A silence, keyed by its ID (written by the API of any process).
+    Silence,
+    /// A notification-log entry, keyed by receiver and group (written by the alerting
+    /// leader after each delivery).
+    Notification,
+}
+
+impl AlertKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Silence => "silence",
+            AlertKind::Notification => "notification",
+        }
+    }
+}
+
+/// A record of the alert notifier's shared state, so that whichever process evaluates
+/// rules sees every silence and what was already notified. The body is the alert
+/// engine's JSON; the metastore does not read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    /// Unique within its kind; text without NUL bytes (PostgreSQL's `TEXT`).
+    pub key: String,
+    /// What retention goes by, ms since the epoch (a silence's end, a delivery's time).
+    pub until_ms: i64,
+    /// The record.
+    pub body: String,
+}
+
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum MetastoreError {
@@ -399,6 +432,31 @@ impl Metastore {
         match self {
             Metastore::File(_) => Ok(Some(Leadership { client: None })),
             Metastore::Postgres(m) => m.lead(name).await,
+        }
+    }
+
+    /// Every alert-notifier record of `kind`, by key.
+    pub async fn alert_records(&self, kind: AlertKind) -> Result<Vec<AlertRecord>> {
+        match self {
+            Metastore::File(m) => m.alert_records(kind).await,
+            Metastore::Postgres(m) => m.alert_records(kind).await,
+        }
+    }
+
+    /// Writes (or replaces) the record of `kind` with `record.key`.
+    pub async fn put_alert_record(&self, kind: AlertKind, record: &AlertRecord) -> Result<()> {
+        match self {
+            Metastore::File(m) => m.put_alert_record(kind, record).await,
+            Metastore::Postgres(m) => m.put_alert_record(kind, record).await,
+        }
+    }
+
+    /// Removes the records of `kind` whose `until_ms` is before `before_ms`; returns how
+    /// many.
+    pub async fn forget_alert_records(&self, kind: AlertKind, before_ms: i64) -> Result<usize> {
+        match self {
+            Metastore::File(m) => m.forget_alert_records(kind, before_ms).await,
+            Metastore::Postgres(m) => m.forget_alert_records(kind, before_ms).await,
         }
     }
 

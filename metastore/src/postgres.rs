@@ -15,8 +15,8 @@ use tokio_postgres::NoTls;
 use triad_model::config::MetastoreConfig;
 
 use crate::{
-    Lease, ListQuery, MetastoreError, NodeRow, OperationRow, Publish, Result, Signal, SplitRow,
-    SplitState, now_ms,
+    AlertKind, AlertRecord, Lease, ListQuery, MetastoreError, NodeRow, OperationRow, Publish,
+    Result, Signal, SplitRow, SplitState, now_ms,
 };
 
 /// The schema, in order. A migration is never edited once released: changes are new
@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_splits.sql")),
     (2, include_str!("../migrations/0002_operations.sql")),
     (3, include_str!("../migrations/0003_nodes.sql")),
+    (4, include_str!("../migrations/0004_alert_state.sql")),
 ];
 
 /// PostgreSQL's clock, ms since the epoch: leases are timed by one clock for all.
@@ -47,8 +48,17 @@ impl std::fmt::Debug for PgMetastore {
     }
 }
 
-fn pg(e: impl std::fmt::Display) -> MetastoreError {
-    MetastoreError::Postgres(e.to_string())
+/// The error with its causes (`tokio_postgres` says only "db error" at the top; the
+/// server's message is its source).
+fn pg(e: impl std::error::Error) -> MetastoreError {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    MetastoreError::Postgres(message)
 }
 
 const COLUMNS: &str = "split_id, signal, node_id, state, object_key, bytes, docs, min_ts, \
@@ -495,5 +505,57 @@ impl PgMetastore {
             .await
             .map_err(pg)?;
         Ok(row.map(|r| r.get::<_, i64>(0) as u64))
+    }
+
+    pub(crate) async fn alert_records(&self, kind: AlertKind) -> Result<Vec<AlertRecord>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT key, until_ms, body FROM alert_state WHERE kind = $1 ORDER BY key",
+                &[&kind.as_str()],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AlertRecord {
+                    key: r.try_get(0).map_err(pg)?,
+                    until_ms: r.try_get(1).map_err(pg)?,
+                    body: r.try_get(2).map_err(pg)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn put_alert_record(&self, kind: AlertKind, r: &AlertRecord) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO alert_state (kind, key, until_ms, body) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (kind, key) DO UPDATE
+                 SET until_ms = EXCLUDED.until_ms, body = EXCLUDED.body",
+                &[&kind.as_str(), &r.key, &r.until_ms, &r.body],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    pub(crate) async fn forget_alert_records(
+        &self,
+        kind: AlertKind,
+        before_ms: i64,
+    ) -> Result<usize> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "DELETE FROM alert_state WHERE kind = $1 AND until_ms < $2",
+                &[&kind.as_str(), &before_ms],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n as usize)
     }
 }

@@ -3,7 +3,8 @@
 
 use triad_metastore::testing::Postgres;
 use triad_metastore::{
-    ListQuery, Metastore, MetastoreError, OperationRow, Publish, Signal, SplitRow, SplitState,
+    AlertKind, AlertRecord, ListQuery, Metastore, MetastoreError, OperationRow, Publish, Signal,
+    SplitRow, SplitState,
 };
 
 /// Leases: registrations count up, a superseded process is fenced off from renewing and
@@ -57,6 +58,60 @@ async fn leases(m: &Metastore) {
     assert!(
         all.iter().all(|n| !n.live && n.lease_until_ms == 0),
         "{all:?}"
+    );
+}
+
+/// The alert notifier's records: written, replaced by key, kept apart by kind, forgotten
+/// by retention.
+async fn alert_state(m: &Metastore) {
+    let rec = |key: &str, until_ms: i64, body: &str| AlertRecord {
+        key: key.into(),
+        until_ms,
+        body: body.into(),
+    };
+    assert!(
+        m.alert_records(AlertKind::Silence)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    m.put_alert_record(AlertKind::Silence, &rec("s1", 100, "{\"a\":1}"))
+        .await
+        .unwrap();
+    m.put_alert_record(AlertKind::Silence, &rec("s2", 300, "{}"))
+        .await
+        .unwrap();
+    m.put_alert_record(AlertKind::Silence, &rec("s1", 200, "{\"a\":2}"))
+        .await
+        .unwrap();
+    m.put_alert_record(AlertKind::Notification, &rec("[\"hook\",\"g\"]", 50, "[1]"))
+        .await
+        .unwrap();
+    assert_eq!(
+        m.alert_records(AlertKind::Silence).await.unwrap(),
+        [rec("s1", 200, "{\"a\":2}"), rec("s2", 300, "{}")]
+    );
+    assert_eq!(
+        m.alert_records(AlertKind::Notification).await.unwrap(),
+        [rec("[\"hook\",\"g\"]", 50, "[1]")]
+    );
+    assert_eq!(
+        m.forget_alert_records(AlertKind::Silence, 250)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        m.alert_records(AlertKind::Silence).await.unwrap(),
+        [rec("s2", 300, "{}")]
+    );
+    assert_eq!(
+        m.alert_records(AlertKind::Notification)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "another kind is left alone"
     );
 }
 
@@ -285,6 +340,7 @@ async fn the_file_metastore_keeps_the_contract_and_its_state_across_a_restart() 
     let m = Metastore::open(&cfg, dir.path()).await.unwrap();
     contract(&m).await;
     leases(&m).await;
+    alert_state(&m).await;
     drop(m);
     let m = Metastore::open(&cfg, dir.path()).await.unwrap();
     let marked = ListQuery::in_state(Signal::Logs, SplitState::Marked);
@@ -313,6 +369,7 @@ async fn postgres_keeps_the_same_contract_and_survives_a_restart() {
     let (m, _other) = (a.unwrap(), b.unwrap());
     contract(&m).await;
     leases(&m).await;
+    alert_state(&m).await;
 
     // Unreachable: an error, not an empty answer; back: the pool reconnects.
     pg.stop().unwrap();
