@@ -325,6 +325,7 @@ struct Served {
     traces: Arc<dyn triad_model::store::TraceRead>,
     metrics: Option<Arc<dyn triad_model::store::MetricRead>>,
     alerting: Option<Arc<triad_query::alert::Alerting>>,
+    silences: Option<Arc<triad_query::alert::silence::Silences>>,
 }
 
 fn query_state(
@@ -339,6 +340,7 @@ fn query_state(
         traces: served.traces,
         metrics: served.metrics,
         alerting: served.alerting,
+        silences: served.silences,
         external_url: external_url(cfg),
         cfg: cfg.query.clone(),
         registry,
@@ -373,24 +375,72 @@ fn external_url(cfg: &ValidConfig) -> String {
     format!("http://{host}:{}", addr.port())
 }
 
-/// Starts rule evaluation and notifications on the collector's stores.
-#[allow(clippy::too_many_arguments)]
-fn start_alerting(
+/// Starts rule evaluation and notifications on a collector (`triad up` or `triad
+/// collector`). Alone, it evaluates over its own stores and keeps silences and the
+/// notification log in files. With a shared PostgreSQL metastore, one process of all
+/// evaluates at a time (see `object_mode::alert_leadership`), over the whole store —
+/// published data and every live collector's, as a query server reads — and silences
+/// and the notification log live in the metastore, so a process taking over neither
+/// repeats nor drops a notification. Call it after the collector registered its lease.
+async fn start_alerting(
     cfg: &ValidConfig,
     collector: &Arc<Collector>,
-    store: Arc<dyn triad_query::alert::MetricReadWrite>,
+    om: Option<&object_mode::ObjectMode>,
     metrics: triad_query::alert::AlertMetrics,
-    leading: Arc<std::sync::atomic::AtomicBool>,
     cancel: &CancellationToken,
     tasks: &mut JoinSet<Result<(), String>>,
 ) -> anyhow::Result<Arc<triad_query::alert::Alerting>> {
+    use triad_query::alert::StateStore;
     let groups = config_file::load_rule_groups(cfg)?;
     let rules: usize = groups.iter().map(|g| g.rules.len()).sum();
     tracing::info!(groups = groups.len(), rules, "alerting rules loaded");
-    let stores = triad_query::alert::Stores {
-        metrics: store,
-        traces: collector.traces.clone(),
-        logs: collector.logs.clone(),
+    let files = StateStore::Files(cfg.data_dir.join("alerting"));
+    let local =
+        |metrics: Arc<dyn triad_query::alert::MetricReadWrite>| triad_query::alert::Stores {
+            metrics,
+            traces: collector.traces.clone(),
+            logs: collector.logs.clone(),
+        };
+    let (stores, state, leading) = match om {
+        None => (
+            local(collector.metrics.clone()),
+            files,
+            Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        ),
+        Some(om) => {
+            let leading = object_mode::alert_leadership(om.metastore.clone(), cancel, tasks);
+            match &om.metastore {
+                triad_metastore::Metastore::Postgres(_) => {
+                    let stores = if groups.is_empty() {
+                        local(Arc::new(triad_collector::blocks::CollectorMetrics::new(
+                            collector.metrics.clone(),
+                            om.blocks.clone(),
+                        )))
+                    } else {
+                        let whole = object_mode::query_server_stores(cfg, om, cancel, tasks)
+                            .await
+                            .context("alerting: the whole store's view")?;
+                        triad_query::alert::Stores {
+                            metrics: Arc::new(triad_collector::blocks::CollectorMetrics::over(
+                                whole.metrics,
+                                collector.metrics.clone(),
+                            )),
+                            traces: whole.traces,
+                            logs: whole.logs,
+                        }
+                    };
+                    (stores, StateStore::Metastore(om.metastore.clone()), leading)
+                }
+                triad_metastore::Metastore::File(_) => (
+                    local(Arc::new(triad_collector::blocks::CollectorMetrics::new(
+                        collector.metrics.clone(),
+                        om.blocks.clone(),
+                    ))),
+                    files,
+                    leading,
+                ),
+            }
+        }
     };
     triad_query::alert::Alerting::start(
         groups,
@@ -398,12 +448,13 @@ fn start_alerting(
         external_url(cfg),
         stores,
         triad_promql::Limits::from_config(&cfg.query),
-        cfg.data_dir.join("alerting"),
+        state,
         metrics,
         leading,
         cancel,
         tasks,
     )
+    .await
     .map_err(|e| anyhow::anyhow!("alerting: {e}"))
 }
 
@@ -541,20 +592,6 @@ async fn up(
             om.blocks.clone(),
         )),
     };
-    // With a shared metastore, one `triad up` of several evaluates rules at a time.
-    let leading = match &om {
-        None => Arc::new(std::sync::atomic::AtomicBool::new(true)),
-        Some(om) => object_mode::alert_leadership(om.metastore.clone(), cancel, tasks),
-    };
-    let alerting = start_alerting(
-        &cfg,
-        &collector,
-        metric_store.clone(),
-        alert_metrics,
-        leading,
-        cancel,
-        tasks,
-    )?;
     let ready = {
         let c = collector.clone();
         Arc::new(move || c.is_ready())
@@ -588,10 +625,13 @@ async fn up(
     collector
         .spawn_scraper(scrape, membership, cancel, tasks)
         .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
+    let alerting =
+        start_alerting(&cfg, &collector, om.as_ref(), alert_metrics, cancel, tasks).await?;
     let served = Served {
         logs,
         traces,
         metrics: Some(metric_store),
+        silences: Some(alerting.silences.clone()),
         alerting: Some(alerting),
     };
     let state = query_state(&cfg, served, registry, ready, cancel);
@@ -691,16 +731,17 @@ async fn collector(
     })?;
     let collector = open_collector(&cfg, &mut registry).await?;
     let om = object_mode(&cfg, &mut registry, cancel, tasks).await?;
+    let alert_metrics = triad_query::alert::AlertMetrics::register(&mut registry);
     let registry = Arc::new(registry);
     let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
     let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
     let advertise = advertise_url(&cfg, http.local_addr()?);
     collector.spawn(grpc, http, registry, cancel, tasks);
-    let membership = om.map(|om| {
+    let membership = om.as_ref().map(|om| {
         collector.spawn_publisher(
-            om.storage,
-            om.metastore,
-            om.blocks,
+            om.storage.clone(),
+            om.metastore.clone(),
+            om.blocks.clone(),
             &cfg.storage,
             &cfg.data_dir,
             advertise,
@@ -716,6 +757,9 @@ async fn collector(
             tasks,
         )
         .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
+    // Rules are evaluated where the metric store is written: by this collector alone,
+    // or by one collector of several at a time.
+    start_alerting(&cfg, &collector, om.as_ref(), alert_metrics, cancel, tasks).await?;
     println!("ready: collector");
     Ok(Some(collector))
 }
@@ -757,15 +801,24 @@ async fn query(
                 traces: readers.traces.clone(),
                 metrics,
                 alerting: None,
+                silences: None,
             }
         }
         Some(om) => {
             let s = object_mode::query_server_stores(&cfg, om, cancel, tasks).await?;
+            // Silences live in the metastore every process shares: added here, they mute
+            // alerts on the collector that evaluates rules.
+            let silences = triad_query::alert::silence::Silences::open(
+                triad_query::alert::StateStore::Metastore(om.metastore.clone()),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("silences: {e}"))?;
             Served {
                 logs: s.logs,
                 traces: s.traces,
                 metrics: Some(s.metrics),
                 alerting: None,
+                silences: Some(Arc::new(silences)),
             }
         }
     };

@@ -367,10 +367,11 @@ impl MetricRead for PublishedBlocks {
 
 /// The collector's metric store in object-storage mode, as its query server and rule
 /// evaluation see it: reads over its local store (head and local blocks) and the
-/// published blocks ([`MergedMetrics`](triad_model::store::MergedMetrics)); writes
-/// (recording rules, `ALERTS`) into its local store.
+/// published blocks ([`MergedMetrics`](triad_model::store::MergedMetrics)), or over
+/// another view (every collector's); writes (recording rules, `ALERTS`) into its local
+/// store.
 pub struct CollectorMetrics {
-    read: triad_model::store::MergedMetrics,
+    read: Arc<dyn MetricRead>,
     store: Arc<triad_tsdb::metric_store::MetricStore>,
 }
 
@@ -381,13 +382,21 @@ impl CollectorMetrics {
         published: Arc<PublishedBlocks>,
     ) -> CollectorMetrics {
         CollectorMetrics {
-            read: triad_model::store::MergedMetrics {
+            read: Arc::new(triad_model::store::MergedMetrics {
                 published,
                 recent: store.clone(),
                 recent_name: "local metric store".into(),
-            },
+            }),
             store,
         }
+    }
+
+    /// Reads through `read` (which must cover `store`), writes into `store`.
+    pub fn over(
+        read: Arc<dyn MetricRead>,
+        store: Arc<triad_tsdb::metric_store::MetricStore>,
+    ) -> CollectorMetrics {
+        CollectorMetrics { read, store }
     }
 }
 

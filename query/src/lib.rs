@@ -38,6 +38,9 @@ pub struct AppState {
     pub metrics: Option<Arc<dyn MetricRead>>,
     /// The alert engine, where this server runs one (the all-in-one server).
     pub alerting: Option<Arc<alert::Alerting>>,
+    /// Silences (Alertmanager's API): the alert engine's, or on a query server apart
+    /// from it the ones in the shared metastore; `None` where there are none.
+    pub silences: Option<Arc<alert::silence::Silences>>,
     /// URL users reach the UI under; links in API answers start with it.
     pub external_url: String,
     /// Query server settings.

@@ -133,6 +133,7 @@ async fn fixture(with_metrics: bool) -> Fixture {
         traces,
         metrics,
         alerting: None,
+        silences: None,
         external_url: "http://triad.test".into(),
         cfg: QueryConfig::default(),
         registry: Arc::new(Registry::default()),

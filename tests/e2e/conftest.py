@@ -99,6 +99,13 @@ class Triad:
         with urllib.request.urlopen(url, timeout=10) as r:
             return json.loads(r.read())
 
+    def post(self, path, doc):
+        """POSTs `doc` as JSON to the query server; the answer's JSON."""
+        req = urllib.request.Request(self.query + path, data=json.dumps(doc).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
     def get_status(self, path, base=None):
         try:
             with urllib.request.urlopen((base or self.query) + path, timeout=10) as r:

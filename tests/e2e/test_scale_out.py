@@ -209,13 +209,18 @@ def test_an_agent_spreads_batches_over_collectors_and_fails_over(tmp_path, engin
 
 
 def test_of_several_triad_up_one_evaluates_rules_and_another_takes_over(tmp_path, engines):
+    """One evaluator at a time; when it dies another takes over with the notification
+    log and silences of the metastore: an alert still firing is not notified again, one
+    that ended resolves once, and a silence added on one process mutes on the other."""
     from test_alerting import Webhook
 
     weed, pg = engines
     hook = Webhook()
     _, cfgs = configs(tmp_path, weed, pg, "leader", ("u1", "u2"))
-    (tmp_path / "rules.yml").write_text(
-        "groups:\n- name: always\n  rules:\n  - alert: AlwaysOn\n    expr: vector(1)\n")
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "toggles", "rules": [
+        {"alert": name, "expr": f"{gauge} > 0"}
+        for name, gauge in (("Kept", "kept_gauge"), ("Vanished", "vanished_gauge"), ("Muted", "muted_gauge"))
+    ]}]}))
     for path in cfgs.values():
         doc = yaml.safe_load(path.read_text())
         doc["alerting"] = {
@@ -232,18 +237,44 @@ def test_of_several_triad_up_one_evaluates_rules_and_another_takes_over(tmp_path
         return sum(float(line.rsplit(" ", 1)[1]) for line in t.metrics().splitlines()
                    if line.startswith("triad_alerting_rule_group_evaluations_total{"))
 
+    def push(t, gauge, value):
+        post_protobuf(f"{t.http}/v1/metrics", gauge_request(gauge, [({}, time.time_ns(), value)]))
+
+    def count(status, name):
+        return len(hook.bodies(status=status, alertname=name))
+
     try:
         wait_until("one evaluator", lambda: max(evaluations(t) for t in ups.values()) >= 3, timeout=30)
         leader = max(ups, key=lambda n: evaluations(ups[n]))
         other = "u2" if leader == "u1" else "u1"
         assert evaluations(ups[other]) == 0, "only the leader evaluates"
-        wait_until("the alert notified", lambda: len(hook.bodies(status="firing")) >= 1, timeout=30)
+        # `Kept` and `Muted` hold on both processes' data, `Vanished` only on the leader's.
+        for t in ups.values():
+            push(t, "kept_gauge", 1)
+            push(t, "muted_gauge", 1)
+        push(ups[leader], "vanished_gauge", 1)
+        wait_until("the alerts notified", lambda: count("firing", "Kept") == 1
+                   and count("firing", "Vanished") == 1 and count("firing", "Muted") == 1, timeout=30)
+        # A silence added through the process that does not evaluate.
+        silence = ups[other].post("/api/v2/silences", {
+            "matchers": [{"name": "alertname", "value": "Muted", "isRegex": False}],
+            "endsAt": "2099-01-01T00:00:00Z", "createdBy": "e2e", "comment": "maintenance"})
+        assert silence["silenceID"]
         time.sleep(2)
-        assert len(hook.bodies(status="firing")) == 1, "notified once, by one process"
+        assert count("firing", "Kept") == 1, "notified once, by one process"
 
         ups[leader].kill9()
-        wait_until("the other takes over", lambda: evaluations(ups[other]) >= 2, timeout=30)
-        wait_until("and notifies", lambda: len(hook.bodies(status="firing")) >= 2, timeout=30)
+        wait_until("the other takes over", lambda: evaluations(ups[other]) >= 3, timeout=30)
+        # The leader's unpublished `vanished_gauge` went with it: that alert ended.
+        wait_until("the vanished alert resolved", lambda: count("resolved", "Vanished") == 1, timeout=30)
+        push(ups[other], "kept_gauge", 0)
+        push(ups[other], "muted_gauge", 0)
+        wait_until("the kept alert resolved", lambda: count("resolved", "Kept") == 1, timeout=30)
+        time.sleep(3)
+        assert (count("firing", "Kept"), count("firing", "Vanished")) == (1, 1), \
+            "the new evaluator repeats nothing the first one notified"
+        assert (count("resolved", "Kept"), count("resolved", "Vanished")) == (1, 1)
+        assert count("resolved", "Muted") == 0, "silenced through the other process"
     finally:
         hook.close()
         for t in ups.values():

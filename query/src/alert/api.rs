@@ -262,12 +262,15 @@ fn now_ms() -> i64 {
 
 /// `GET /api/v2/silences`.
 pub async fn list_silences(State(st): State<AppState>) -> Response {
-    let Some(a) = &st.alerting else {
+    let Some(silences) = &st.silences else {
         return no_alerting();
     };
+    if let Err(e) = silences.refresh().await {
+        return silence_error(e);
+    }
     let now = now_ms();
     Json(
-        a.silences
+        silences
             .list()
             .iter()
             .map(|s| silence_json(s, now))
@@ -278,10 +281,13 @@ pub async fn list_silences(State(st): State<AppState>) -> Response {
 
 /// `GET /api/v2/silence/{id}`.
 pub async fn get_silence(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    let Some(a) = &st.alerting else {
+    let Some(silences) = &st.silences else {
         return no_alerting();
     };
-    match a.silences.list().iter().find(|s| s.id == id) {
+    if let Err(e) = silences.refresh().await {
+        return silence_error(e);
+    }
+    match silences.list().iter().find(|s| s.id == id) {
         Some(s) => Json(silence_json(s, now_ms())).into_response(),
         None => silence_error(SilenceError::NotFound(id)),
     }
@@ -289,31 +295,27 @@ pub async fn get_silence(State(st): State<AppState>, Path(id): Path<String>) -> 
 
 /// `POST /api/v2/silences` with Alertmanager's body; answers `{"silenceID": …}`.
 pub async fn post_silence(State(st): State<AppState>, body: Bytes) -> Response {
-    let Some(a) = &st.alerting else {
+    let Some(silences) = &st.silences else {
         return no_alerting();
     };
     let req: SilenceRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return silence_error(SilenceError::Invalid(format!("invalid silence: {e}"))),
     };
-    let silences = a.silences.clone();
-    match tokio::task::spawn_blocking(move || silences.upsert(req, now_ms())).await {
-        Ok(Ok(id)) => Json(json!({"silenceID": id})).into_response(),
-        Ok(Err(e)) => silence_error(e),
-        Err(e) => silence_error(SilenceError::Io(e.to_string())),
+    match silences.upsert(req, now_ms()).await {
+        Ok(id) => Json(json!({"silenceID": id})).into_response(),
+        Err(e) => silence_error(e),
     }
 }
 
 /// `DELETE /api/v2/silence/{id}`: expires the silence now.
 pub async fn delete_silence(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    let Some(a) = &st.alerting else {
+    let Some(silences) = &st.silences else {
         return no_alerting();
     };
-    let silences = a.silences.clone();
-    match tokio::task::spawn_blocking(move || silences.expire(&id, now_ms())).await {
-        Ok(Ok(())) => StatusCode::OK.into_response(),
-        Ok(Err(e)) => silence_error(e),
-        Err(e) => silence_error(SilenceError::Io(e.to_string())),
+    match silences.expire(&id, now_ms()).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => silence_error(e),
     }
 }
 

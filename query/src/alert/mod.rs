@@ -76,6 +76,16 @@ pub enum AlertError {
     },
 }
 
+/// Where silences and the notification log are kept.
+#[derive(Debug, Clone)]
+pub enum StateStore {
+    /// JSON files in this directory: one process evaluates rules and notifies.
+    Files(PathBuf),
+    /// The metastore every process shares: silences added through any process's API
+    /// mute alerts, and whichever process leads alerting knows what was notified.
+    Metastore(triad_metastore::Metastore),
+}
+
 /// Writes `bytes` to `path` through a temporary file, fsync and rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
@@ -134,33 +144,41 @@ impl Alerting {
             .collect()
     }
 
-    /// Starts one evaluation task per group and the notifier; state files live in
-    /// `state_dir`.
+    /// Starts one evaluation task per group and the notifier. Silences and the
+    /// notification log are kept in `state`; rules are evaluated and notifications sent
+    /// only while `leading` is set (see [`notifier`] for a takeover).
     #[allow(clippy::too_many_arguments)]
-    pub fn start(
+    pub async fn start(
         groups: Vec<RuleGroup>,
         cfg: &AlertingConfig,
         external_url: String,
         stores: Stores,
         limits: Limits,
-        state_dir: PathBuf,
+        state: StateStore,
         metrics: AlertMetrics,
         leading: Arc<std::sync::atomic::AtomicBool>,
         cancel: &CancellationToken,
         tasks: &mut JoinSet<Result<(), String>>,
     ) -> Result<Arc<Alerting>, AlertError> {
-        let state_err = |p: &Path, e: &dyn std::fmt::Display| AlertError::State {
-            path: p.display().to_string(),
+        let where_ = match &state {
+            StateStore::Files(dir) => dir.display().to_string(),
+            StateStore::Metastore(_) => "the metastore".to_string(),
+        };
+        let state_err = |e: &dyn std::fmt::Display| AlertError::State {
+            path: where_.clone(),
             message: e.to_string(),
         };
-        std::fs::create_dir_all(&state_dir).map_err(|e| state_err(&state_dir, &e))?;
+        if let StateStore::Files(dir) = &state {
+            std::fs::create_dir_all(dir).map_err(|e| state_err(&e))?;
+        }
         let silences = Arc::new(
-            silence::Silences::open(state_dir.join("silences.json"))
-                .map_err(|e| state_err(&state_dir, &e))?,
+            silence::Silences::open(state.clone())
+                .await
+                .map_err(|e| state_err(&e))?,
         );
-        let nlog_path = state_dir.join("notifications.json");
-        let nlog = nlog::NotificationLog::open(nlog_path.clone())
-            .map_err(|e| state_err(&nlog_path, &e))?;
+        let nlog = nlog::NotificationLog::open(state)
+            .await
+            .map_err(|e| state_err(&e))?;
         let route = route::Route::new(&cfg.route).map_err(AlertError::Config)?;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -187,6 +205,11 @@ impl Alerting {
             external_url: external_url.clone(),
             client,
             metrics: metrics.clone(),
+            leading: leading.clone(),
+            rules: groups
+                .iter()
+                .map(|g| g.rules.iter().filter(|r| r.alert.is_some()).count())
+                .sum(),
         };
         let ncancel = cancel.child_token();
         tasks.spawn(async move {
@@ -285,7 +308,7 @@ async fn run_group(
 }
 
 /// What the notifier needs from a group's evaluation: per alerting rule, its firing
-/// alerts and the resolved ones that had fired.
+/// alerts, the resolved ones that had fired, and the pending ones.
 fn updates_of(g: &GroupState, external_url: &str) -> Vec<Update> {
     g.rules
         .iter()
@@ -293,6 +316,12 @@ fn updates_of(g: &GroupState, external_url: &str) -> Vec<Update> {
         .filter(|(_, r)| r.rule.alert.is_some())
         .map(|(i, r)| Update {
             rule_key: format!("{}\u{0}{}\u{0}{i}", g.group.file, g.group.name),
+            pending: r
+                .alerts
+                .values()
+                .filter(|a| a.state == AlertState::Pending)
+                .map(|a| notifier::fingerprint(&a.labels))
+                .collect(),
             alerts: r
                 .alerts
                 .values()

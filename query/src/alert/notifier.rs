@@ -8,9 +8,17 @@
 //! interval is over, and a group never has two deliveries in flight. The notification
 //! log is written after each successful delivery only, so a restart repeats nothing that
 //! was delivered and loses nothing that was not.
+//!
+//! It works only while this process leads alerting. When it takes over (at start, or
+//! from another process that died), it re-reads the notification log, and once every
+//! alerting rule was evaluated it resolves the alerts the log says were notified firing
+//! but that no rule reports any more, firing or pending: they ended while nobody was
+//! evaluating (Alertmanager resolves an alert that is no longer sent to it the same
+//! way). Alerts still firing are not notified again before their repeat interval.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
@@ -22,7 +30,7 @@ use triad_model::metric::Labels;
 
 use super::evidence::{AlertRef, EvidenceSource};
 use super::metrics::AlertMetrics;
-use super::nlog::{Entry, NotificationLog};
+use super::nlog::{Entry, LoggedAlert, NotificationLog};
 use super::route::Route;
 use super::silence::Silences;
 use crate::time::format_rfc3339;
@@ -33,6 +41,10 @@ const TICK: Duration = Duration::from_millis(250);
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest wait between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// After taking over, how long at most to wait for every rule's first evaluation before
+/// resolving the notified alerts no rule reports (a rule that fails to evaluate must
+/// not keep them firing forever).
+const ADOPT_AFTER_MAX: Duration = Duration::from_secs(300);
 /// Updates waiting for the notifier (one per alerting rule evaluation); rule evaluation
 /// waits when it is full.
 pub const UPDATE_QUEUE: usize = 1024;
@@ -64,6 +76,22 @@ pub struct Update {
     pub rule_key: String,
     /// Its alerts.
     pub alerts: Vec<NotifyAlert>,
+    /// Fingerprints of its pending alerts (after a takeover, an alert notified firing
+    /// that is pending again is waiting for its `for`, not over).
+    pub pending: Vec<u64>,
+}
+
+impl NotifyAlert {
+    fn logged(&self) -> LoggedAlert {
+        LoggedAlert {
+            labels: self.labels.to_vec(),
+            annotations: self.annotations.clone(),
+            starts_at_ms: self.starts_at_ms,
+            active_at_ms: self.active_at_ms,
+            expr: self.expr.clone(),
+            generator_url: self.generator_url.clone(),
+        }
+    }
 }
 
 /// Alertmanager's fingerprint of a label set (FNV-1a over sorted names and values).
@@ -99,6 +127,8 @@ struct Group {
 /// What a delivery task reports back.
 struct Delivered {
     group: String,
+    group_key: String,
+    receiver: String,
     entry: Result<Entry, String>,
     /// Resolved alerts the notification covered (removed from the group on success).
     resolved: BTreeSet<u64>,
@@ -122,6 +152,28 @@ pub struct NotifierParts {
     pub client: reqwest::Client,
     /// Telemetry.
     pub metrics: AlertMetrics,
+    /// Set while this process leads alerting.
+    pub leading: Arc<AtomicBool>,
+    /// How many alerting rules report updates.
+    pub rules: usize,
+}
+
+/// What the notifier tracks: alerts, who reports them, their groups.
+#[derive(Default)]
+struct Tracked {
+    alerts: HashMap<u64, NotifyAlert>,
+    by_rule: HashMap<String, BTreeSet<u64>>,
+    pending_by_rule: HashMap<String, BTreeSet<u64>>,
+    groups: BTreeMap<String, Group>,
+}
+
+/// This process's time as the leader.
+struct Lead {
+    /// Rules that reported since it took over.
+    reported: HashSet<String>,
+    since: Instant,
+    /// Whether the notified alerts nobody reports were resolved yet.
+    adopted: bool,
 }
 
 /// Runs the notifier until `cancel` fires and the channel is drained.
@@ -130,34 +182,69 @@ pub async fn run(
     mut rx: mpsc::Receiver<Update>,
     cancel: CancellationToken,
 ) {
-    let mut alerts: HashMap<u64, NotifyAlert> = HashMap::new();
-    let mut by_rule: HashMap<String, BTreeSet<u64>> = HashMap::new();
-    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    let mut t = Tracked::default();
+    let mut lead: Option<Lead> = None;
     let mut deliveries: JoinSet<Delivered> = JoinSet::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_takeover = Instant::now();
     loop {
+        let leads = parts.leading.load(Ordering::Acquire);
+        if leads && lead.is_none() && Instant::now() >= next_takeover {
+            match take_over(&mut parts).await {
+                Ok(()) => {
+                    t = Tracked::default();
+                    lead = Some(Lead {
+                        reported: HashSet::new(),
+                        since: Instant::now(),
+                        adopted: false,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the notification log to take over notifications; retrying");
+                    next_takeover = Instant::now() + Duration::from_secs(2);
+                }
+            }
+        } else if !leads && lead.is_some() {
+            // Another process notifies now: forget everything (deliveries in flight
+            // still record what they delivered).
+            t = Tracked::default();
+            lead = None;
+        }
         tokio::select! {
             _ = cancel.cancelled() => break,
             u = rx.recv() => match u {
-                Some(u) => apply(&parts, u, &mut alerts, &mut by_rule, &mut groups),
+                Some(u) => if let Some(l) = &mut lead {
+                    l.reported.insert(u.rule_key.clone());
+                    apply(&parts, u, &mut t);
+                },
                 None => break,
             },
             Some(done) = deliveries.join_next(), if !deliveries.is_empty() => {
                 match done {
-                    Ok(d) => finish(&mut parts, d, &mut groups),
+                    Ok(d) => finish(&mut parts, d, &mut t.groups).await,
                     Err(e) => tracing::error!(error = %e, "notification task failed"),
                 }
             }
             _ = tick.tick() => {
-                flush_due(&mut parts, &alerts, &mut groups, &mut deliveries, &cancel);
-                // Forget alerts no group holds any more.
-                let held: BTreeSet<u64> = groups.values().flat_map(|g| g.alerts.iter().copied()).collect();
-                alerts.retain(|fp, _| held.contains(fp));
-                for set in by_rule.values_mut() {
-                    set.retain(|fp| alerts.contains_key(fp));
+                let Some(l) = &mut lead else { continue };
+                if !l.adopted
+                    && (l.reported.len() >= parts.rules || l.since.elapsed() >= ADOPT_AFTER_MAX)
+                {
+                    l.adopted = true;
+                    let n = adopt_orphans(&parts, &mut t);
+                    if n > 0 {
+                        tracing::info!(alerts = n, "alerts notified firing that no rule reports any more resolve now");
+                    }
                 }
-                let firing = alerts.values().filter(|a| a.ends_at_ms.is_none()).count();
+                flush_due(&mut parts, &mut t, &mut deliveries, &cancel).await;
+                // Forget alerts no group holds any more.
+                let held: BTreeSet<u64> = t.groups.values().flat_map(|g| g.alerts.iter().copied()).collect();
+                t.alerts.retain(|fp, _| held.contains(fp));
+                for set in t.by_rule.values_mut() {
+                    set.retain(|fp| t.alerts.contains_key(fp));
+                }
+                let firing = t.alerts.values().filter(|a| a.ends_at_ms.is_none()).count();
                 parts.metrics.notifier_alerts.set(firing as i64);
             }
         }
@@ -165,47 +252,61 @@ pub async fn run(
     // Let deliveries in flight finish (they stop retrying on cancellation).
     while let Some(done) = deliveries.join_next().await {
         if let Ok(d) = done {
-            finish(&mut parts, d, &mut groups);
+            finish(&mut parts, d, &mut t.groups).await;
         }
     }
 }
 
-fn apply(
-    parts: &NotifierParts,
-    u: Update,
-    alerts: &mut HashMap<u64, NotifyAlert>,
-    by_rule: &mut HashMap<String, BTreeSet<u64>>,
-    groups: &mut BTreeMap<String, Group>,
-) {
+/// Becoming the process that notifies: what was notified and silenced is read afresh
+/// (another process may have written it since this one last did).
+async fn take_over(parts: &mut NotifierParts) -> Result<(), String> {
+    parts.nlog.refresh().await.map_err(|e| e.to_string())?;
+    parts.silences.refresh().await.map_err(|e| e.to_string())?;
+    tracing::info!(
+        groups = parts.nlog.entries().count(),
+        "notifications: this process notifies now"
+    );
+    Ok(())
+}
+
+/// Puts an alert in the groups of every route it matches.
+fn place(parts: &NotifierParts, fp: u64, a: &NotifyAlert, groups: &mut BTreeMap<String, Group>) {
+    for route in parts.route.matching(&a.labels) {
+        let group_labels = route.group_labels(&a.labels);
+        let key = format!("{}:{}", route.key, group_labels);
+        let g = groups
+            .entry(format!("{}\u{0}{key}", route.receiver))
+            .or_insert_with(|| Group {
+                key,
+                receiver: route.receiver.clone(),
+                group_labels,
+                route: route.clone(),
+                alerts: BTreeSet::new(),
+                next_flush: Instant::now() + route.group_wait,
+                in_flight: false,
+            });
+        g.alerts.insert(fp);
+    }
+}
+
+fn apply(parts: &NotifierParts, u: Update, t: &mut Tracked) {
     let now_ms = triad_model::now_ns() / 1_000_000;
     let mut current = BTreeSet::new();
     for a in u.alerts {
         let fp = fingerprint(&a.labels);
         current.insert(fp);
-        for route in parts.route.matching(&a.labels) {
-            let group_labels = route.group_labels(&a.labels);
-            let key = format!("{}:{}", route.key, group_labels);
-            let g = groups
-                .entry(format!("{}\u{0}{key}", route.receiver))
-                .or_insert_with(|| Group {
-                    key,
-                    receiver: route.receiver.clone(),
-                    group_labels,
-                    route: route.clone(),
-                    alerts: BTreeSet::new(),
-                    next_flush: Instant::now() + route.group_wait,
-                    in_flight: false,
-                });
-            g.alerts.insert(fp);
-        }
-        alerts.insert(fp, a);
+        place(parts, fp, &a, &mut t.groups);
+        t.alerts.insert(fp, a);
     }
+    t.pending_by_rule
+        .insert(u.rule_key.clone(), u.pending.into_iter().collect());
     // Alerts the rule no longer reports: resolved now if they were firing.
-    let before = by_rule
+    let before = t
+        .by_rule
         .insert(u.rule_key, current.clone())
         .unwrap_or_default();
     for fp in before.difference(&current) {
-        if let Some(a) = alerts.get_mut(fp)
+        if let Some(a) = t.alerts.get_mut(fp)
             && a.ends_at_ms.is_none()
         {
             a.ends_at_ms = Some(now_ms);
@@ -213,17 +314,68 @@ fn apply(
     }
 }
 
-fn flush_due(
+/// After a takeover and every rule's first evaluation: the alerts the notification log
+/// says are firing that no rule reports (firing, resolved or pending) resolve now.
+/// Returns how many.
+fn adopt_orphans(parts: &NotifierParts, t: &mut Tracked) -> usize {
+    let now_ms = triad_model::now_ns() / 1_000_000;
+    let reported: HashSet<u64> = t
+        .by_rule
+        .values()
+        .chain(t.pending_by_rule.values())
+        .flatten()
+        .copied()
+        .collect();
+    let mut orphans = Vec::new();
+    for logged in parts.nlog.entries() {
+        for (fp, a) in &logged.entry.alerts {
+            if logged.entry.firing.contains(fp)
+                && !reported.contains(fp)
+                && !t.alerts.contains_key(fp)
+            {
+                orphans.push((*fp, a.clone()));
+            }
+        }
+    }
+    let n = orphans.len();
+    for (fp, a) in orphans {
+        let alert = NotifyAlert {
+            labels: Labels::new(a.labels),
+            annotations: a.annotations,
+            starts_at_ms: a.starts_at_ms,
+            active_at_ms: a.active_at_ms,
+            ends_at_ms: Some(now_ms),
+            expr: a.expr,
+            generator_url: a.generator_url,
+        };
+        place(parts, fp, &alert, &mut t.groups);
+        t.alerts.insert(fp, alert);
+    }
+    n
+}
+
+async fn flush_due(
     parts: &mut NotifierParts,
-    alerts: &HashMap<u64, NotifyAlert>,
-    groups: &mut BTreeMap<String, Group>,
+    t: &mut Tracked,
     deliveries: &mut JoinSet<Delivered>,
     cancel: &CancellationToken,
 ) {
     let now = Instant::now();
     let now_ms = triad_model::now_ns() / 1_000_000;
+    if !t
+        .groups
+        .values()
+        .any(|g| !g.in_flight && g.next_flush <= now)
+    {
+        return;
+    }
+    // Silences added through another process's API count from the next flush.
+    if let Err(e) = parts.silences.refresh().await {
+        tracing::warn!(error = %e, "cannot read silences; using the ones read last");
+    }
+    let alerts = &t.alerts;
     let mut empty = Vec::new();
-    for (id, g) in groups.iter_mut() {
+    for (id, g) in t.groups.iter_mut() {
         if g.in_flight || g.next_flush > now {
             continue;
         }
@@ -235,10 +387,14 @@ fn flush_due(
         let mut firing = BTreeSet::new();
         let mut resolved = BTreeSet::new();
         let mut muted = 0;
+        let mut muted_resolved = Vec::new();
         for fp in &g.alerts {
             let a = &alerts[fp];
             if !parts.silences.muting(&a.labels, now_ms).is_empty() {
                 muted += 1;
+                if a.ends_at_ms.is_some() {
+                    muted_resolved.push(*fp);
+                }
                 continue;
             }
             if a.ends_at_ms.is_some() {
@@ -248,8 +404,11 @@ fn flush_due(
             }
         }
         parts.metrics.silenced.inc_by(muted);
+        // A silenced alert that ended is done with: nobody hears of it.
+        g.alerts.retain(|fp| !muted_resolved.contains(fp));
         let repeat_ms = g.route.repeat_interval.as_millis() as i64;
         let entry = Entry {
+            alerts: firing.iter().map(|fp| (*fp, alerts[fp].logged())).collect(),
             firing: firing.clone(),
             resolved: resolved.clone(),
             sent_at_ms: now_ms,
@@ -265,9 +424,15 @@ fn flush_due(
             }
             continue;
         }
-        if firing.is_empty() && !hook.send_resolved {
-            // Nothing to tell this receiver, but the log must forget the firing alerts.
-            if let Err(e) = parts.nlog.record(&g.key, &g.receiver, entry) {
+        let mut chosen: Vec<NotifyAlert> = firing.iter().map(|fp| alerts[fp].clone()).collect();
+        if hook.send_resolved {
+            chosen.extend(resolved.iter().map(|fp| alerts[fp].clone()));
+        }
+        if chosen.is_empty() {
+            // Nothing to tell this receiver (everything resolved, silenced or not sent
+            // resolved), but the log must forget the firing alerts (Alertmanager's
+            // retry stage sends nothing and its log stage records).
+            if let Err(e) = parts.nlog.record(&g.key, &g.receiver, entry).await {
                 tracing::error!(error = %e, "cannot write the notification log");
             }
             g.alerts.retain(|fp| !resolved.contains(fp));
@@ -275,10 +440,6 @@ fn flush_due(
                 empty.push(id.clone());
             }
             continue;
-        }
-        let mut chosen: Vec<NotifyAlert> = firing.iter().map(|fp| alerts[fp].clone()).collect();
-        if hook.send_resolved {
-            chosen.extend(resolved.iter().map(|fp| alerts[fp].clone()));
         }
         g.in_flight = true;
         let job = Delivery {
@@ -298,33 +459,39 @@ fn flush_due(
             let result = job.run().await;
             Delivered {
                 group: job.group,
+                group_key: job.group_key,
+                receiver: job.hook.name,
                 entry: result.map(|()| entry),
                 resolved,
             }
         });
     }
     for id in empty {
-        groups.remove(&id);
+        t.groups.remove(&id);
     }
 }
 
-fn finish(parts: &mut NotifierParts, d: Delivered, groups: &mut BTreeMap<String, Group>) {
-    let Some(g) = groups.get_mut(&d.group) else {
-        return;
-    };
-    g.in_flight = false;
+async fn finish(parts: &mut NotifierParts, d: Delivered, groups: &mut BTreeMap<String, Group>) {
     match d.entry {
         Ok(entry) => {
-            if let Err(e) = parts.nlog.record(&g.key, &g.receiver, entry) {
+            // Recorded even when this process stopped leading meanwhile: it was
+            // delivered, and whoever notifies next must know.
+            if let Err(e) = parts.nlog.record(&d.group_key, &d.receiver, entry).await {
                 tracing::error!(error = %e, "cannot write the notification log");
             }
-            g.alerts.retain(|fp| !d.resolved.contains(fp));
-            if g.alerts.is_empty() {
-                groups.remove(&d.group);
+            if let Some(g) = groups.get_mut(&d.group) {
+                g.in_flight = false;
+                g.alerts.retain(|fp| !d.resolved.contains(fp));
+                if g.alerts.is_empty() {
+                    groups.remove(&d.group);
+                }
             }
         }
         Err(e) => {
-            tracing::warn!(group = %g.key, receiver = %g.receiver, error = %e, "notification not delivered; retrying at the next group interval");
+            if let Some(g) = groups.get_mut(&d.group) {
+                g.in_flight = false;
+            }
+            tracing::warn!(group = %d.group_key, receiver = %d.receiver, error = %e, "notification not delivered; retrying at the next group interval");
         }
     }
 }

@@ -1,16 +1,17 @@
 //! Silences: label matchers with a time window; a matching alert is not notified while
 //! the silence is active. The API and JSON shapes are Alertmanager's v2
 //! (`POST /api/v2/silences`, `GET /api/v2/silences`, `DELETE /api/v2/silence/{id}`), so
-//! `amtool` and Grafana can manage them. Silences are kept in a JSON file, rewritten
-//! atomically on every change.
+//! `amtool` and Grafana can manage them. Silences are kept in a JSON file rewritten
+//! atomically on every change, or in the metastore that every process shares (any
+//! query server's API adds them; the alerting leader reads them before it notifies).
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use triad_metastore::{AlertKind, AlertRecord};
 use triad_model::metric::{Labels, MatchOp, Matcher};
 
-use super::write_atomic;
+use super::{StateStore, write_atomic};
 
 /// Expired silences are kept (and listed) this long, as Alertmanager's retention.
 const EXPIRED_RETENTION_MS: i64 = 5 * 86_400_000;
@@ -123,24 +124,26 @@ pub enum SilenceError {
     Io(String),
 }
 
-/// The silences, shared between the API and the notifier.
+/// The silences, shared between the API and the notifier: kept in memory for the
+/// notifier's checks, written through to their [`StateStore`], and re-read from the
+/// metastore (where other processes add them) by [`Silences::refresh`].
 pub struct Silences {
-    path: PathBuf,
+    store: StateStore,
     items: Mutex<Vec<Silence>>,
+    /// One change at a time (a change rewrites the file, or reads before it writes).
+    writing: tokio::sync::Mutex<()>,
 }
 
+const FILE: &str = "silences.json";
+
 impl Silences {
-    /// Loads the silences kept in `path` (none when the file does not exist).
-    pub fn open(path: PathBuf) -> Result<Silences, SilenceError> {
-        let items = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| SilenceError::Io(format!("{}: {e}", path.display())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(SilenceError::Io(format!("{}: {e}", path.display()))),
-        };
+    /// Loads the silences kept in `store` (none when there are none yet).
+    pub async fn open(store: StateStore) -> Result<Silences, SilenceError> {
+        let items = load(&store).await?;
         Ok(Silences {
-            path,
+            store,
             items: Mutex::new(items),
+            writing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -148,14 +151,70 @@ impl Silences {
         self.items.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn save(&self, items: &[Silence]) -> Result<(), SilenceError> {
-        let bytes =
-            serde_json::to_vec_pretty(items).map_err(|e| SilenceError::Io(e.to_string()))?;
-        write_atomic(&self.path, &bytes).map_err(|e| SilenceError::Io(e.to_string()))
+    /// Re-reads the silences from the metastore (other processes' changes); nothing to
+    /// do for files, which this process alone writes.
+    pub async fn refresh(&self) -> Result<(), SilenceError> {
+        if let StateStore::Metastore(_) = &self.store {
+            let items = load(&self.store).await?;
+            *self.lock() = items;
+        }
+        Ok(())
+    }
+
+    /// Makes `changed` durable (with `all`, the whole set after the change).
+    async fn save(
+        &self,
+        changed: &Silence,
+        all: &[Silence],
+        now_ms: i64,
+    ) -> Result<(), SilenceError> {
+        match &self.store {
+            StateStore::Files(dir) => {
+                let bytes =
+                    serde_json::to_vec_pretty(all).map_err(|e| SilenceError::Io(e.to_string()))?;
+                let path = dir.join(FILE);
+                tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
+                    .await
+                    .map_err(|e| SilenceError::Io(e.to_string()))?
+                    .map_err(|e| SilenceError::Io(e.to_string()))
+            }
+            StateStore::Metastore(m) => {
+                let record = AlertRecord {
+                    key: changed.id.clone(),
+                    until_ms: changed.ends_at_ms,
+                    body: serde_json::to_string(changed)
+                        .map_err(|e| SilenceError::Io(e.to_string()))?,
+                };
+                m.put_alert_record(AlertKind::Silence, &record)
+                    .await
+                    .map_err(|e| SilenceError::Io(e.to_string()))?;
+                m.forget_alert_records(AlertKind::Silence, now_ms - EXPIRED_RETENTION_MS)
+                    .await
+                    .map_err(|e| SilenceError::Io(e.to_string()))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Applies `change` to the current set (re-read first from the metastore), saves the
+    /// silence it returns, then keeps the new set.
+    async fn change(
+        &self,
+        now_ms: i64,
+        change: impl FnOnce(&mut Vec<Silence>) -> Result<Silence, SilenceError>,
+    ) -> Result<Silence, SilenceError> {
+        let _one = self.writing.lock().await;
+        self.refresh().await?;
+        let mut next = self.lock().clone();
+        let changed = change(&mut next)?;
+        next.retain(|s| now_ms - s.ends_at_ms < EXPIRED_RETENTION_MS);
+        self.save(&changed, &next, now_ms).await?;
+        *self.lock() = next;
+        Ok(changed)
     }
 
     /// Creates (or, with an ID, replaces) a silence; returns its ID.
-    pub fn upsert(&self, req: SilenceRequest, now_ms: i64) -> Result<String, SilenceError> {
+    pub async fn upsert(&self, req: SilenceRequest, now_ms: i64) -> Result<String, SilenceError> {
         if req.matchers.is_empty() {
             return Err(SilenceError::Invalid(
                 "a silence needs at least one matcher".into(),
@@ -194,46 +253,54 @@ impl Silences {
                 "endsAt must be after startsAt and in the future".into(),
             ));
         }
-        let mut items = self.lock();
-        let id = match &req.id {
-            Some(id) if !id.is_empty() => {
-                if !items.iter().any(|s| &s.id == id) {
-                    return Err(SilenceError::NotFound(id.clone()));
-                }
-                id.clone()
-            }
-            _ => new_id(now_ms),
-        };
-        items.retain(|s| s.id != id && now_ms - s.ends_at_ms < EXPIRED_RETENTION_MS);
-        items.push(Silence {
-            id: id.clone(),
-            matchers: req.matchers,
-            starts_at_ms: starts,
-            ends_at_ms: ends,
-            created_by: req.created_by,
-            comment: req.comment,
-            updated_at_ms: now_ms,
-        });
-        self.save(&items)?;
-        Ok(id)
+        let created = self
+            .change(now_ms, |items| {
+                let id = match &req.id {
+                    Some(id) if !id.is_empty() => {
+                        if !items.iter().any(|s| &s.id == id) {
+                            return Err(SilenceError::NotFound(id.clone()));
+                        }
+                        id.clone()
+                    }
+                    _ => new_id(now_ms),
+                };
+                items.retain(|s| s.id != id);
+                let s = Silence {
+                    id,
+                    matchers: req.matchers,
+                    starts_at_ms: starts,
+                    ends_at_ms: ends,
+                    created_by: req.created_by,
+                    comment: req.comment,
+                    updated_at_ms: now_ms,
+                };
+                items.push(s.clone());
+                Ok(s)
+            })
+            .await?;
+        Ok(created.id)
     }
 
     /// Ends a silence now.
-    pub fn expire(&self, id: &str, now_ms: i64) -> Result<(), SilenceError> {
-        let mut items = self.lock();
-        let s = items
-            .iter_mut()
-            .find(|s| s.id == id)
-            .ok_or_else(|| SilenceError::NotFound(id.to_string()))?;
-        if s.state(now_ms) != "expired" {
-            s.ends_at_ms = now_ms;
-            s.starts_at_ms = s.starts_at_ms.min(now_ms);
-            s.updated_at_ms = now_ms;
-        }
-        self.save(&items)
+    pub async fn expire(&self, id: &str, now_ms: i64) -> Result<(), SilenceError> {
+        self.change(now_ms, |items| {
+            let s = items
+                .iter_mut()
+                .find(|s| s.id == id)
+                .ok_or_else(|| SilenceError::NotFound(id.to_string()))?;
+            if s.state(now_ms) != "expired" {
+                s.ends_at_ms = now_ms;
+                s.starts_at_ms = s.starts_at_ms.min(now_ms);
+                s.updated_at_ms = now_ms;
+            }
+            Ok(s.clone())
+        })
+        .await?;
+        Ok(())
     }
 
-    /// Every silence (expired ones within retention), newest first.
+    /// Every silence (expired ones within retention), newest first, as this process
+    /// last read them (see [`Silences::refresh`]).
     pub fn list(&self) -> Vec<Silence> {
         let mut v = self.lock().clone();
         v.sort_by_key(|s| std::cmp::Reverse(s.updated_at_ms));
@@ -247,6 +314,30 @@ impl Silences {
             .filter(|s| s.mutes(labels, now_ms))
             .map(|s| s.id.clone())
             .collect()
+    }
+}
+
+async fn load(store: &StateStore) -> Result<Vec<Silence>, SilenceError> {
+    match store {
+        StateStore::Files(dir) => {
+            let path = dir.join(FILE);
+            match std::fs::read(&path) {
+                Ok(bytes) => serde_json::from_slice(&bytes)
+                    .map_err(|e| SilenceError::Io(format!("{}: {e}", path.display()))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(SilenceError::Io(format!("{}: {e}", path.display()))),
+            }
+        }
+        StateStore::Metastore(m) => m
+            .alert_records(AlertKind::Silence)
+            .await
+            .map_err(|e| SilenceError::Io(e.to_string()))?
+            .iter()
+            .map(|r| {
+                serde_json::from_str(&r.body)
+                    .map_err(|e| SilenceError::Io(format!("silence {}: {e}", r.key)))
+            })
+            .collect(),
     }
 }
 
@@ -291,34 +382,37 @@ mod tests {
         }
     }
 
-    #[test]
-    fn mutes_while_active_and_survives_reopen() {
+    #[tokio::test]
+    async fn mutes_while_active_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("silences.json");
-        let s = Silences::open(path.clone()).unwrap();
+        let store = StateStore::Files(dir.path().to_path_buf());
+        let s = Silences::open(store.clone()).await.unwrap();
         let now = 1_700_000_000_000;
         let id = s
             .upsert(
                 req(vec![m("service", "check.*", true)], "2023-11-14T23:13:20Z"),
                 now,
             )
+            .await
             .unwrap();
         let labels = Labels::new(vec![("service".into(), "checkout".into())]);
         assert_eq!(s.muting(&labels, now + 1), vec![id.clone()]);
         let other = Labels::new(vec![("service".into(), "feed".into())]);
         assert!(s.muting(&other, now).is_empty());
 
-        let reopened = Silences::open(path).unwrap();
+        let reopened = Silences::open(store).await.unwrap();
         assert_eq!(reopened.muting(&labels, now + 1).len(), 1);
-        reopened.expire(&id, now + 10).unwrap();
+        reopened.expire(&id, now + 10).await.unwrap();
         assert!(reopened.muting(&labels, now + 11).is_empty());
         assert_eq!(reopened.list()[0].state(now + 11), "expired");
     }
 
-    #[test]
-    fn bad_requests_are_refused() {
+    #[tokio::test]
+    async fn bad_requests_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Silences::open(dir.path().join("s.json")).unwrap();
+        let s = Silences::open(StateStore::Files(dir.path().to_path_buf()))
+            .await
+            .unwrap();
         let now = 1_700_000_000_000;
         for r in [
             req(vec![], "2023-11-14T23:13:20Z"),
@@ -327,10 +421,13 @@ mod tests {
             req(vec![m("a", "x", false)], "2020-01-01T00:00:00Z"),
             req(vec![m("a", "x", false)], "tomorrow"),
         ] {
-            assert!(matches!(s.upsert(r, now), Err(SilenceError::Invalid(_))));
+            assert!(matches!(
+                s.upsert(r, now).await,
+                Err(SilenceError::Invalid(_))
+            ));
         }
         assert!(matches!(
-            s.expire("nope", now),
+            s.expire("nope", now).await,
             Err(SilenceError::NotFound(_))
         ));
     }
