@@ -103,7 +103,7 @@ impl Targets {
         Ok(Targets {
             configured,
             list,
-            next: 0,
+            next: random_start(),
             resolved_at: None,
             timeout,
             first_backoff,
@@ -233,6 +233,16 @@ impl Targets {
     }
 }
 
+/// Where an agent's round robin starts: random, so that many agents started together
+/// do not all send their first batches to the first collector.
+fn random_start() -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    (std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        % 65_536) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +274,7 @@ mod tests {
     fn batches_rotate_over_healthy_collectors_and_skip_failing_ones() {
         let mut t = targets("http://10.0.0.1:4317, http://10.0.0.2:4317/");
         assert_eq!(t.len(), 2);
+        t.next = 0;
         assert_eq!(t.pick(), Ok(0));
         t.succeeded(0);
         assert_eq!(t.pick(), Ok(1), "the next batch goes to the next collector");

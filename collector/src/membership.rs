@@ -51,6 +51,12 @@ impl Membership {
         self.lease.read().ok()?.clone()
     }
 
+    /// How often the lease is renewed and the live collectors listed: a third of the
+    /// lease.
+    pub fn every(&self) -> Duration {
+        (self.ttl / 3).max(Duration::from_millis(100))
+    }
+
     /// This collector's node ID.
     pub fn node_id(&self) -> &str {
         &self.node_id
@@ -121,7 +127,7 @@ impl Membership {
 
     /// Registers and renews until `cancel` fires, then ends the lease.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
-        let every = (self.ttl / 3).max(Duration::from_millis(100));
+        let every = self.every();
         loop {
             if let Err(e) = self.step().await {
                 tracing::warn!(node = %self.node_id, error = %e, "collector lease not renewed; retrying");

@@ -92,9 +92,6 @@ pub struct Scraper {
     shard: Option<Arc<crate::membership::Membership>>,
 }
 
-/// How often targets are re-assigned when sharded over several collectors.
-const SHARD_EVERY: Duration = Duration::from_secs(5);
-
 /// The owner of `target` among `nodes`: the highest rendezvous score (a stable hash
 /// of node and target), so a node joining or leaving moves only its own share.
 pub fn owner<'a>(target: &str, nodes: &'a [String]) -> Option<&'a str> {
@@ -230,8 +227,10 @@ impl Scraper {
             .min()
             .map(|ms| Duration::from_millis(ms.max(1000) as u64))
             .unwrap_or(Duration::from_secs(3600));
-        if self.shard.is_some() {
-            refresh = refresh.min(SHARD_EVERY);
+        if let Some(shard) = &self.shard {
+            // Re-assigned as often as the live collectors are listed: a dead
+            // collector's targets move within a lease and a third or two.
+            refresh = refresh.min(shard.every());
         }
         let mut running: HashMap<String, CancellationToken> = HashMap::new();
         let mut loops: JoinSet<()> = JoinSet::new();
