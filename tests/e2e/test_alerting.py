@@ -316,6 +316,19 @@ def test_receiver_down_then_kill9_loses_and_repeats_nothing(tmp_path, webhook):
         assert len(webhook.bodies("firing")) == 1, "a restart must not repeat a delivered notification"
         body = webhook.bodies("firing")[0]
         assert body["alerts"][0]["annotations"]["summary"] == "value 1"
+
+        # The alert ends while Triad is down (here: its rule is removed): after the
+        # restart, once every rule was evaluated, it is notified resolved, once.
+        t.kill9()
+        (tmp_path / "rules.yml").write_text("groups: [{name: other, rules: [{alert: Other, expr: vector(0) > 1}]}]\n")
+        t = Triad(tmp_path / "data", config=cfg).start()
+        wait_until("resolved after the restart", lambda: webhook.bodies("resolved"), timeout=30)
+        later(t, evaluations=3)
+        resolved = webhook.bodies("resolved")
+        assert len(resolved) == 1 and len(webhook.bodies("firing")) == 1, webhook.bodies()
+        assert resolved[0]["alerts"][0]["labels"]["alertname"] == "Always"
+        assert resolved[0]["alerts"][0]["annotations"]["summary"] == "value 1"
+        assert resolved[0]["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
     finally:
         if t.proc.poll() is None:
             t.stop()
