@@ -325,6 +325,7 @@ struct Served {
     traces: Arc<dyn triad_model::store::TraceRead>,
     metrics: Option<Arc<dyn triad_model::store::MetricRead>>,
     alerting: Option<Arc<triad_query::alert::Alerting>>,
+    remote_alerting: Option<Arc<triad_query::alert::remote::RemoteAlerting>>,
     silences: Option<Arc<triad_query::alert::silence::Silences>>,
 }
 
@@ -341,6 +342,7 @@ fn query_state(
         metrics: served.metrics,
         alerting: served.alerting,
         silences: served.silences,
+        remote_alerting: served.remote_alerting,
         external_url: external_url(cfg),
         cfg: cfg.query.clone(),
         registry,
@@ -574,7 +576,17 @@ async fn up(
     let query = bind("query", cfg.query.listen).await?;
     let grpc_addr = grpc.local_addr()?;
     let advertise = advertise_url(&cfg, http.local_addr()?);
-    collector.spawn(grpc, http, registry.clone(), cancel, tasks);
+    // The alert engine starts once the collector registered; until then its internal
+    // endpoint answers 503.
+    let alerting_slot = triad_query::alert::remote::AlertingSlot::default();
+    collector.spawn(
+        grpc,
+        http,
+        registry.clone(),
+        triad_query::alert::remote::internal_router(alerting_slot.clone()),
+        cancel,
+        tasks,
+    );
     let mut scrape = config_file::load_scrape_config(&cfg)?;
     if a.demo {
         let listener = bind("demo-metrics", SocketAddr::from(([127, 0, 0, 1], 0))).await?;
@@ -633,6 +645,7 @@ async fn up(
         metrics: Some(metric_store),
         silences: Some(alerting.silences.clone()),
         alerting: Some(alerting),
+        remote_alerting: None,
     };
     let state = query_state(&cfg, served, registry, ready, cancel);
     triad_receiver::http::spawn_server(
@@ -736,7 +749,15 @@ async fn collector(
     let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
     let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
     let advertise = advertise_url(&cfg, http.local_addr()?);
-    collector.spawn(grpc, http, registry, cancel, tasks);
+    let alerting_slot = triad_query::alert::remote::AlertingSlot::default();
+    collector.spawn(
+        grpc,
+        http,
+        registry,
+        triad_query::alert::remote::internal_router(alerting_slot.clone()),
+        cancel,
+        tasks,
+    );
     let membership = om.as_ref().map(|om| {
         collector.spawn_publisher(
             om.storage.clone(),
@@ -758,8 +779,10 @@ async fn collector(
         )
         .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
     // Rules are evaluated where the metric store is written: by this collector alone,
-    // or by one collector of several at a time.
-    start_alerting(&cfg, &collector, om.as_ref(), alert_metrics, cancel, tasks).await?;
+    // or by one collector of several at a time; query servers show the leader's state.
+    let alerting =
+        start_alerting(&cfg, &collector, om.as_ref(), alert_metrics, cancel, tasks).await?;
+    let _ = alerting_slot.set(alerting);
     println!("ready: collector");
     Ok(Some(collector))
 }
@@ -801,11 +824,28 @@ async fn query(
                 traces: readers.traces.clone(),
                 metrics,
                 alerting: None,
+                remote_alerting: None,
                 silences: None,
             }
         }
         Some(om) => {
             let s = object_mode::query_server_stores(&cfg, om, cancel, tasks).await?;
+            // Rules run on the collectors; the API shows the state of the one that
+            // evaluates them, and gathers an alert's evidence from this server's stores.
+            let evidence = Arc::new(triad_query::alert::evidence::EvidenceSource {
+                metrics: s.metrics.clone(),
+                traces: s.traces.clone(),
+                logs: s.logs.clone(),
+                external_url: external_url(&cfg),
+                cfg: cfg.alerting.evidence.clone(),
+            });
+            let collectors = s.collectors.clone();
+            let remote = triad_query::alert::remote::RemoteAlerting::new(
+                Arc::new(move || collectors.addresses()),
+                Duration::from_secs(cfg.query.query_timeout_secs),
+                evidence,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             // Silences live in the metastore every process shares: added here, they mute
             // alerts on the collector that evaluates rules.
             let silences = triad_query::alert::silence::Silences::open(
@@ -818,6 +858,7 @@ async fn query(
                 traces: s.traces,
                 metrics: Some(s.metrics),
                 alerting: None,
+                remote_alerting: Some(Arc::new(remote)),
                 silences: Some(Arc::new(silences)),
             }
         }

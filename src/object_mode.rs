@@ -107,6 +107,8 @@ pub struct QueryStores {
     pub logs: Arc<dyn LogRead>,
     pub traces: Arc<dyn TraceRead>,
     pub metrics: Arc<dyn MetricRead>,
+    /// The collectors asked.
+    pub collectors: Arc<triad_collector::fanout::Collectors>,
 }
 
 /// A query server's stores in object-storage mode: the published splits and blocks, and
@@ -177,7 +179,7 @@ pub async fn query_server_stores(
         }),
         traces: Arc::new(MergedTraces {
             published: p.traces.clone(),
-            recent: collectors,
+            recent: collectors.clone(),
             recent_name: "collectors".into(),
         }),
         metrics: Arc::new(MergedMetrics {
@@ -185,6 +187,7 @@ pub async fn query_server_stores(
             recent: recent_metrics,
             recent_name: "collectors".into(),
         }),
+        collectors,
     })
 }
 

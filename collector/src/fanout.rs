@@ -142,6 +142,11 @@ impl Collectors {
         Ok(n)
     }
 
+    /// The collectors' base URLs, as of the last refresh.
+    pub fn addresses(&self) -> Vec<String> {
+        self.members().iter().map(|m| m.address.clone()).collect()
+    }
+
     fn members(&self) -> Vec<Arc<Member>> {
         self.members.read().map(|m| m.clone()).unwrap_or_default()
     }

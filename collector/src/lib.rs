@@ -171,6 +171,7 @@ impl Collector {
         grpc: tokio::net::TcpListener,
         http: tokio::net::TcpListener,
         registry: Arc<Registry>,
+        extra: axum::Router,
         cancel: &CancellationToken,
         tasks: &mut JoinSet<std::result::Result<(), String>>,
     ) {
@@ -214,7 +215,8 @@ impl Collector {
         let app = triad_receiver::http::router(state, self.cfg.max_request_bytes)
             .merge(remote_write)
             .merge(remote_read)
-            .merge(internal);
+            .merge(internal)
+            .merge(extra);
         triad_receiver::http::spawn_server("otlp http", http, app, cancel, tasks);
 
         let me = self.clone();

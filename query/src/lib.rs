@@ -38,6 +38,9 @@ pub struct AppState {
     pub metrics: Option<Arc<dyn MetricRead>>,
     /// The alert engine, where this server runs one (the all-in-one server).
     pub alerting: Option<Arc<alert::Alerting>>,
+    /// On a query server apart from the collectors: the alert state of the collector
+    /// that evaluates rules (`None` where this server runs the engine or there is none).
+    pub remote_alerting: Option<Arc<alert::remote::RemoteAlerting>>,
     /// Silences (Alertmanager's API): the alert engine's, or on a query server apart
     /// from it the ones in the shared metastore; `None` where there are none.
     pub silences: Option<Arc<alert::silence::Silences>>,

@@ -134,6 +134,7 @@ async fn fixture(with_metrics: bool) -> Fixture {
         metrics,
         alerting: None,
         silences: None,
+        remote_alerting: None,
         external_url: "http://triad.test".into(),
         cfg: QueryConfig::default(),
         registry: Arc::new(Registry::default()),

@@ -427,7 +427,10 @@ def test_three_collectors_two_query_servers_two_agents_through_a_kill_and_a_join
 
     weed, pg = engines
     hook = Webhook()
-    exporters = Exporters(6)
+    # Enough targets that every collector owns some (with 4 collectors, none of 40 for
+    # one of them has a chance of (3/4)^40, about 1e-5).
+    targets = 40
+    exporters = Exporters(targets)
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
         "scrape_configs": [{"job_name": "soak", "static_configs": [{"targets": exporters.targets}]}],
@@ -493,6 +496,10 @@ def test_three_collectors_two_query_servers_two_agents_through_a_kill_and_a_join
     def traces_complete(ids):
         return all(trace_spans(q, t) == 3 for q in queries for t in ids)
 
+    def heartbeat_firing(q):
+        alerts = q.get("/api/v1/alerts")["data"]["alerts"]
+        return [a["state"] for a in alerts if a["labels"]["alertname"] == "Heartbeat"] == ["firing"]
+
     def up_count(query):
         r = queries[0].get("/api/v1/query", query=query)
         return float(r["data"]["result"][0]["value"][1]) if r["data"]["result"] else 0.0
@@ -506,11 +513,15 @@ def test_three_collectors_two_query_servers_two_agents_through_a_kill_and_a_join
         wait_until("every line exactly once", lambda: blocks_complete(range(3), exact=True), timeout=60)
         wait_until("every trace whole", lambda: traces_complete(trace_ids), timeout=60)
         assert sum(received(n) > 0 for n in names[:3]) >= 2, "batches spread over the collectors"
-        wait_until("the targets shared out", lambda: sum(scraping(n) for n in names[:3]) == 6, timeout=30)
-        wait_until("every target up once", lambda: up_count('count(up{job="soak"} == 1)') == 6, timeout=30)
+        wait_until("the targets shared out", lambda: sum(scraping(n) for n in names[:3]) == targets, timeout=30)
+        wait_until("every target up once", lambda: up_count('count(up{job="soak"} == 1)') == targets, timeout=30)
         wait_until("the heartbeat notified", lambda: len(hook.bodies(status="firing")) == 1, timeout=30)
         leaders = [n for n in names[:3] if evaluations(n) > 0]
         assert len(leaders) == 1, f"one evaluator: {leaders}"
+        # Query servers show the evaluating collector's rules and alerts.
+        wait_until("the alert on both query servers", lambda: all(heartbeat_firing(q) for q in queries), timeout=30)
+        groups = queries[1].get("/api/v1/rules")["data"]["groups"]
+        assert [(g["name"], g["rules"][0]["health"]) for g in groups] == [("beat", "ok")], groups
         victim = leaders[0]
         survivors = [n for n in names[:3] if n != victim]
 
@@ -532,13 +543,16 @@ def test_three_collectors_two_query_servers_two_agents_through_a_kill_and_a_join
         # Lines written after the kill reach the others within seconds.
         wait_until("the last lines through the others", lambda: blocks_complete([10], exact=False), timeout=60)
         print(f"agents' last block searchable {time.monotonic() - killed:.1f} s after the kill")
-        wait_until("the survivors scrape every target", lambda: sum(scraping(n) for n in survivors) == 6, timeout=30)
+        wait_until("the survivors scrape every target", lambda: sum(scraping(n) for n in survivors) == targets,
+                   timeout=30)
         moved = time.monotonic() - killed
         print(f"scrape targets moved {moved:.1f} s after the kill")
         assert moved < 8, "within a lease (3 s), a listing and a re-assignment (1 s each), and slack for a busy machine"
         base = {n: evaluations(n) for n in survivors}
         wait_until("another collector evaluates", lambda: any(evaluations(n) > base[n] for n in survivors),
                    timeout=30)
+        wait_until("the new evaluator's alert on the query servers",
+                   lambda: all(heartbeat_firing(q) for q in queries), timeout=30)
         time.sleep(3)
         assert len(hook.bodies(status="firing")) == 1, "the new evaluator does not notify again"
 
@@ -553,23 +567,23 @@ def test_three_collectors_two_query_servers_two_agents_through_a_kill_and_a_join
             assert r["partial"] is False, r
         # `up` of every target has no gap longer than a lease and its re-assignment.
         r = queries[0].get("/api/v1/query", query='up{job="soak"}[2m]')
-        assert len(r["data"]["result"]) == 6
+        assert len(r["data"]["result"]) == targets
         for series in r["data"]["result"]:
             times = [float(t) for t, _ in series["values"]]
             gap = max(b - a for a, b in zip(times, times[1:]))
             assert gap <= 8, f"{series['metric']['instance']}: a gap of {gap:.1f} s in up"
 
         # A fourth collector joins: it takes its share, the others only give theirs up.
-        wait_until("the targets shared out again", lambda: sum(scraping(n) for n in names[:3]) == 6
+        wait_until("the targets shared out again", lambda: sum(scraping(n) for n in names[:3]) == targets
                    and scraping(victim) > 0, timeout=30)
         before = {n: scraping(n) for n in names[:3]}
         collectors["k4"] = start_collector("k4")
         wait_until("the fourth takes a share", lambda: scraping("k4") > 0
-                   and sum(scraping(n) for n in names) == 6, timeout=30)
+                   and sum(scraping(n) for n in names) == targets, timeout=30)
         assert all(scraping(n) <= before[n] for n in names[:3]), "only the newcomer's share moved"
         time.sleep(2)
-        assert up_count('count(up{job="soak"})') == 6, "no series doubled"
-        assert up_count('count(count_over_time(up{job="soak"}[1m]))') == 6
+        assert up_count('count(up{job="soak"})') == targets, "no series doubled"
+        assert up_count('count(count_over_time(up{job="soak"}[1m]))') == targets
         assert len(hook.bodies(status="firing")) == 1 and not hook.bodies(status="resolved")
     finally:
         for p in providers:

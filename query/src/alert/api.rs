@@ -11,7 +11,7 @@ use serde_json::{Value as Json_, json};
 use super::silence::{Silence, SilenceError, SilenceRequest};
 use super::state::{Alert, AlertState, GroupState, RuleState};
 use crate::AppState;
-use crate::prom_api::{Params, PromError, success};
+use crate::prom_api::{ErrorType, Params, PromError, success};
 use crate::time::format_rfc3339;
 use triad_promql::format::labels_json;
 
@@ -102,6 +102,18 @@ fn rule_json(r: &RuleState) -> Json_ {
     }
 }
 
+/// The rule groups and alert states the API shows: this process's engine, or on a query
+/// server apart from the collectors the one evaluating rules; none where neither runs.
+async fn groups_of(st: &AppState) -> Result<Vec<GroupState>, String> {
+    if let Some(a) = &st.alerting {
+        return Ok(a.groups());
+    }
+    if let Some(r) = &st.remote_alerting {
+        return r.groups().await;
+    }
+    Ok(Vec::new())
+}
+
 /// `GET /api/v1/rules?type=alert|record&rule_name[]=&rule_group[]=&file[]=`.
 pub async fn rules(
     State(st): State<AppState>,
@@ -121,7 +133,10 @@ pub async fn rules(
     };
     let (names, group_names, files) =
         (p.all("rule_name[]"), p.all("rule_group[]"), p.all("file[]"));
-    let groups: Vec<GroupState> = st.alerting.as_ref().map(|a| a.groups()).unwrap_or_default();
+    let groups = match groups_of(&st).await {
+        Ok(g) => g,
+        Err(e) => return PromError::new(ErrorType::Unavailable, e).into_response(),
+    };
     let out: Vec<Json_> = groups
         .iter()
         .filter(|g| group_names.is_empty() || group_names.contains(&g.group.name.as_str()))
@@ -153,7 +168,10 @@ pub async fn rules(
 
 /// `GET /api/v1/alerts`: every pending and firing alert.
 pub async fn alerts(State(st): State<AppState>) -> Response {
-    let groups = st.alerting.as_ref().map(|a| a.groups()).unwrap_or_default();
+    let groups = match groups_of(&st).await {
+        Ok(g) => g,
+        Err(e) => return PromError::new(ErrorType::Unavailable, e).into_response(),
+    };
     let list: Vec<Json_> = groups
         .iter()
         .flat_map(|g| g.rules.iter())
@@ -166,12 +184,15 @@ pub async fn alerts(State(st): State<AppState>) -> Response {
 /// `GET /api/alerts`: Triad's view of every pending and firing alert — Prometheus'
 /// fields plus the fingerprint, the rule and the silences muting it.
 pub async fn active_alerts(State(st): State<AppState>) -> Response {
-    let Some(a) = &st.alerting else {
-        return Json(json!([])).into_response();
+    let groups = match groups_of(&st).await {
+        Ok(g) => g,
+        Err(e) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": e}))).into_response();
+        }
     };
     let now = now_ms();
     let mut out = Vec::new();
-    for g in a.groups() {
+    for g in groups {
         for r in &g.rules {
             for alert in active(r) {
                 let mut j = alert_json(alert);
@@ -180,7 +201,12 @@ pub async fn active_alerts(State(st): State<AppState>) -> Response {
                     super::notifier::fingerprint(&alert.labels)
                 ));
                 j["rule"] = json!({"group": g.group.name, "file": g.group.file, "name": r.rule.name, "query": r.rule.expr_text});
-                j["silencedBy"] = json!(a.silences.muting(&alert.labels, now));
+                j["silencedBy"] = json!(
+                    st.silences
+                        .as_ref()
+                        .map(|s| s.muting(&alert.labels, now))
+                        .unwrap_or_default()
+                );
                 out.push(j);
             }
         }
@@ -191,10 +217,18 @@ pub async fn active_alerts(State(st): State<AppState>) -> Response {
 /// `GET /api/alerts/{fingerprint}/evidence`: the evidence a notification of this alert
 /// would carry now.
 pub async fn alert_evidence(State(st): State<AppState>, Path(fp): Path<String>) -> Response {
-    let Some(a) = st.alerting.clone() else {
-        return no_alerting();
+    let ev = match (&st.alerting, &st.remote_alerting) {
+        (Some(a), _) => a.evidence.clone(),
+        (None, Some(r)) => r.evidence.clone(),
+        (None, None) => return no_alerting(),
     };
-    let found = a.groups().into_iter().find_map(|g| {
+    let groups = match groups_of(&st).await {
+        Ok(g) => g,
+        Err(e) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": e}))).into_response();
+        }
+    };
+    let found = groups.into_iter().find_map(|g| {
         g.rules.iter().find_map(|r| {
             r.alerts
                 .values()
@@ -209,7 +243,6 @@ pub async fn alert_evidence(State(st): State<AppState>, Path(fp): Path<String>) 
         )
             .into_response();
     };
-    let ev = a.evidence.clone();
     let now = now_ms();
     match tokio::task::spawn_blocking(move || {
         ev.collect(&super::evidence::AlertRef {
@@ -242,7 +275,7 @@ fn silence_json(s: &Silence, now_ms: i64) -> Json_ {
 fn no_alerting() -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        "alerting runs in the all-in-one server (triad up) only",
+        "no alert engine here: rules run in triad up or triad collector",
     )
         .into_response()
 }

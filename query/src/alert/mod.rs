@@ -20,6 +20,7 @@
 //! | `nlog.rs` | persistent notification log |
 //! | `silence.rs` | silences (Alertmanager v2 shapes) |
 //! | `evidence.rs` | example traces and log lines per alert |
+//! | `remote.rs` | the leader's state for query servers apart from it |
 //! | `api.rs` | `/api/v1/rules`, `/api/v1/alerts`, `/api/v2/silences` |
 
 pub mod api;
@@ -28,6 +29,7 @@ pub mod golden;
 mod metrics;
 pub mod nlog;
 pub mod notifier;
+pub mod remote;
 pub mod route;
 pub mod rules;
 pub mod silence;
@@ -133,6 +135,8 @@ pub struct Alerting {
     pub external_url: String,
     /// Evidence lookup (the UI asks for an alert's evidence on demand).
     pub evidence: Arc<evidence::EvidenceSource>,
+    /// Set while this process evaluates rules and notifies.
+    pub leading: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Alerting {
@@ -239,6 +243,7 @@ impl Alerting {
             silences,
             external_url,
             evidence,
+            leading,
         }))
     }
 }
