@@ -384,6 +384,7 @@ fn external_url(cfg: &ValidConfig) -> String {
 /// published data and every live collector's, as a query server reads — and silences
 /// and the notification log live in the metastore, so a process taking over neither
 /// repeats nor drops a notification. Call it after the collector registered its lease.
+/// Returns the engine and, with several processes, the view of whichever leads.
 async fn start_alerting(
     cfg: &ValidConfig,
     collector: &Arc<Collector>,
@@ -391,7 +392,10 @@ async fn start_alerting(
     metrics: triad_query::alert::AlertMetrics,
     cancel: &CancellationToken,
     tasks: &mut JoinSet<Result<(), String>>,
-) -> anyhow::Result<Arc<triad_query::alert::Alerting>> {
+) -> anyhow::Result<(
+    Arc<triad_query::alert::Alerting>,
+    Option<Arc<triad_query::alert::remote::RemoteAlerting>>,
+)> {
     use triad_query::alert::StateStore;
     let groups = config_file::load_rule_groups(cfg)?;
     let rules: usize = groups.iter().map(|g| g.rules.len()).sum();
@@ -403,6 +407,7 @@ async fn start_alerting(
             traces: collector.traces.clone(),
             logs: collector.logs.clone(),
         };
+    let mut remote = None;
     let (stores, state, leading) = match om {
         None => (
             local(collector.metrics.clone()),
@@ -422,6 +427,7 @@ async fn start_alerting(
                         let whole = object_mode::query_server_stores(cfg, om, cancel, tasks)
                             .await
                             .context("alerting: the whole store's view")?;
+                        remote = Some(Arc::new(remote_alerting(cfg, &whole)?));
                         triad_query::alert::Stores {
                             metrics: Arc::new(triad_collector::blocks::CollectorMetrics::over(
                                 whole.metrics,
@@ -444,7 +450,7 @@ async fn start_alerting(
             }
         }
     };
-    triad_query::alert::Alerting::start(
+    let alerting = triad_query::alert::Alerting::start(
         groups,
         &cfg.alerting,
         external_url(cfg),
@@ -457,7 +463,30 @@ async fn start_alerting(
         tasks,
     )
     .await
-    .map_err(|e| anyhow::anyhow!("alerting: {e}"))
+    .map_err(|e| anyhow::anyhow!("alerting: {e}"))?;
+    Ok((alerting, remote))
+}
+
+/// The alert state of whichever collector evaluates rules, asked of every live collector
+/// `stores` reaches; an alert's evidence is gathered from `stores`.
+fn remote_alerting(
+    cfg: &ValidConfig,
+    stores: &object_mode::QueryStores,
+) -> anyhow::Result<triad_query::alert::remote::RemoteAlerting> {
+    let evidence = Arc::new(triad_query::alert::evidence::EvidenceSource {
+        metrics: stores.metrics.clone(),
+        traces: stores.traces.clone(),
+        logs: stores.logs.clone(),
+        external_url: external_url(cfg),
+        cfg: cfg.alerting.evidence.clone(),
+    });
+    let collectors = stores.collectors.clone();
+    triad_query::alert::remote::RemoteAlerting::new(
+        Arc::new(move || collectors.addresses()),
+        Duration::from_secs(cfg.query.query_timeout_secs),
+        evidence,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 async fn open_collector(
@@ -637,15 +666,16 @@ async fn up(
     collector
         .spawn_scraper(scrape, membership, cancel, tasks)
         .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
-    let alerting =
+    let (alerting, remote_alerting) =
         start_alerting(&cfg, &collector, om.as_ref(), alert_metrics, cancel, tasks).await?;
+    let _ = alerting_slot.set(alerting.clone());
     let served = Served {
         logs,
         traces,
         metrics: Some(metric_store),
         silences: Some(alerting.silences.clone()),
         alerting: Some(alerting),
-        remote_alerting: None,
+        remote_alerting,
     };
     let state = query_state(&cfg, served, registry, ready, cancel);
     triad_receiver::http::spawn_server(
@@ -780,7 +810,7 @@ async fn collector(
         .map_err(|e| anyhow::anyhow!("scraper: {e}"))?;
     // Rules are evaluated where the metric store is written: by this collector alone,
     // or by one collector of several at a time; query servers show the leader's state.
-    let alerting =
+    let (alerting, _) =
         start_alerting(&cfg, &collector, om.as_ref(), alert_metrics, cancel, tasks).await?;
     let _ = alerting_slot.set(alerting);
     println!("ready: collector");
@@ -832,20 +862,7 @@ async fn query(
             let s = object_mode::query_server_stores(&cfg, om, cancel, tasks).await?;
             // Rules run on the collectors; the API shows the state of the one that
             // evaluates them, and gathers an alert's evidence from this server's stores.
-            let evidence = Arc::new(triad_query::alert::evidence::EvidenceSource {
-                metrics: s.metrics.clone(),
-                traces: s.traces.clone(),
-                logs: s.logs.clone(),
-                external_url: external_url(&cfg),
-                cfg: cfg.alerting.evidence.clone(),
-            });
-            let collectors = s.collectors.clone();
-            let remote = triad_query::alert::remote::RemoteAlerting::new(
-                Arc::new(move || collectors.addresses()),
-                Duration::from_secs(cfg.query.query_timeout_secs),
-                evidence,
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let remote = remote_alerting(&cfg, &s)?;
             // Silences live in the metastore every process shares: added here, they mute
             // alerts on the collector that evaluates rules.
             let silences = triad_query::alert::silence::Silences::open(

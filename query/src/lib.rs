@@ -38,8 +38,8 @@ pub struct AppState {
     pub metrics: Option<Arc<dyn MetricRead>>,
     /// The alert engine, where this server runs one (the all-in-one server).
     pub alerting: Option<Arc<alert::Alerting>>,
-    /// On a query server apart from the collectors: the alert state of the collector
-    /// that evaluates rules (`None` where this server runs the engine or there is none).
+    /// With several processes sharing a metastore: the alert state of the one that
+    /// evaluates rules (`None` where this process is the only one, or there is none).
     pub remote_alerting: Option<Arc<alert::remote::RemoteAlerting>>,
     /// Silences (Alertmanager's API): the alert engine's, or on a query server apart
     /// from it the ones in the shared metastore; `None` where there are none.

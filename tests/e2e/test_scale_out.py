@@ -255,6 +255,10 @@ def test_of_several_triad_up_one_evaluates_rules_and_another_takes_over(tmp_path
         push(ups[leader], "vanished_gauge", 1)
         wait_until("the alerts notified", lambda: count("firing", "Kept") == 1
                    and count("firing", "Vanished") == 1 and count("firing", "Muted") == 1, timeout=30)
+        # Both show the evaluator's alerts.
+        wait_until("the alerts on both", lambda: all(
+            {"Kept", "Vanished", "Muted"} <= {a["labels"]["alertname"] for a in t.get("/api/v1/alerts")["data"]["alerts"]
+                                              if a["state"] == "firing"} for t in ups.values()), timeout=30)
         # A silence added through the process that does not evaluate.
         silence = ups[other].post("/api/v2/silences", {
             "matchers": [{"name": "alertname", "value": "Muted", "isRegex": False}],

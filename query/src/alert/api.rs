@@ -102,10 +102,13 @@ fn rule_json(r: &RuleState) -> Json_ {
     }
 }
 
-/// The rule groups and alert states the API shows: this process's engine, or on a query
-/// server apart from the collectors the one evaluating rules; none where neither runs.
+/// The rule groups and alert states the API shows: this process's engine while it leads
+/// (or when it is the only one), otherwise the one evaluating rules on another process;
+/// none where neither runs.
 async fn groups_of(st: &AppState) -> Result<Vec<GroupState>, String> {
-    if let Some(a) = &st.alerting {
+    if let Some(a) = &st.alerting
+        && (st.remote_alerting.is_none() || a.leading.load(std::sync::atomic::Ordering::Acquire))
+    {
         return Ok(a.groups());
     }
     if let Some(r) = &st.remote_alerting {
@@ -218,8 +221,8 @@ pub async fn active_alerts(State(st): State<AppState>) -> Response {
 /// would carry now.
 pub async fn alert_evidence(State(st): State<AppState>, Path(fp): Path<String>) -> Response {
     let ev = match (&st.alerting, &st.remote_alerting) {
-        (Some(a), _) => a.evidence.clone(),
-        (None, Some(r)) => r.evidence.clone(),
+        (_, Some(r)) => r.evidence.clone(),
+        (Some(a), None) => a.evidence.clone(),
         (None, None) => return no_alerting(),
     };
     let groups = match groups_of(&st).await {
