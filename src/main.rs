@@ -106,6 +106,9 @@ struct UpArgs {
     /// OTLP/HTTP listen address; overrides collector.otlp_http_listen.
     #[arg(long, value_name = "ADDR")]
     otlp_http_listen: Option<SocketAddr>,
+    /// Zipkin v2 listen address ("" turns it off); overrides collector.zipkin_listen.
+    #[arg(long, value_name = "ADDR")]
+    zipkin_listen: Option<String>,
     /// With object storage: the URL query servers reach this collector at; overrides
     /// collector.advertise_url (e.g. http://$(POD_NAME).triad-collector:4318).
     #[arg(long, value_name = "URL")]
@@ -157,6 +160,9 @@ struct CollectorArgs {
     /// OTLP/HTTP listen address; overrides collector.otlp_http_listen.
     #[arg(long, value_name = "ADDR")]
     otlp_http_listen: Option<SocketAddr>,
+    /// Zipkin v2 listen address ("" turns it off); overrides collector.zipkin_listen.
+    #[arg(long, value_name = "ADDR")]
+    zipkin_listen: Option<String>,
     /// With object storage: the URL query servers reach this collector at; overrides
     /// collector.advertise_url (e.g. http://$(POD_NAME).triad-collector:4318).
     #[arg(long, value_name = "URL")]
@@ -579,6 +585,9 @@ async fn up(
         if let Some(x) = a.otlp_http_listen {
             c.collector.otlp_http_listen = x
         }
+        if let Some(x) = &a.zipkin_listen {
+            c.collector.zipkin_listen = x.clone()
+        }
         if let Some(x) = &a.advertise_url {
             c.collector.advertise_url = x.clone()
         }
@@ -608,9 +617,11 @@ async fn up(
     // The alert engine starts once the collector registered; until then its internal
     // endpoint answers 503.
     let alerting_slot = triad_query::alert::remote::AlertingSlot::default();
+    let zipkin = bind_optional("zipkin", &cfg.collector.zipkin_listen).await?;
     collector.spawn(
         grpc,
         http,
+        zipkin,
         registry.clone(),
         triad_query::alert::remote::internal_router(alerting_slot.clone()),
         cancel,
@@ -768,6 +779,9 @@ async fn collector(
         if let Some(x) = a.otlp_http_listen {
             c.collector.otlp_http_listen = x
         }
+        if let Some(x) = &a.zipkin_listen {
+            c.collector.zipkin_listen = x.clone()
+        }
         if let Some(x) = &a.advertise_url {
             c.collector.advertise_url = x.clone()
         }
@@ -780,9 +794,11 @@ async fn collector(
     let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
     let advertise = advertise_url(&cfg, http.local_addr()?);
     let alerting_slot = triad_query::alert::remote::AlertingSlot::default();
+    let zipkin = bind_optional("zipkin", &cfg.collector.zipkin_listen).await?;
     collector.spawn(
         grpc,
         http,
+        zipkin,
         registry,
         triad_query::alert::remote::internal_router(alerting_slot.clone()),
         cancel,

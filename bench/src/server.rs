@@ -32,7 +32,13 @@ impl Server {
                 "--otlp-http-listen",
                 "127.0.0.1:0",
             ])
-            .args(["--query-listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "--query-listen",
+                "127.0.0.1:0",
+                "--zipkin-listen",
+                "",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .arg("--config")
             .arg(config)

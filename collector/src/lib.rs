@@ -164,12 +164,14 @@ impl Collector {
         self.logs.store().is_healthy() && self.traces.store().is_healthy()
     }
 
-    /// Starts the OTLP receivers on the given listeners and the retention loops. Every
-    /// task stops when `cancel` fires; receivers finish in-flight requests first.
+    /// Starts the OTLP receivers (and Zipkin's, when given a listener) and the retention
+    /// loops; `extra` routes are served beside OTLP/HTTP. Every task stops when `cancel`
+    /// fires; receivers finish in-flight requests first.
     pub fn spawn(
         self: &Arc<Self>,
         grpc: tokio::net::TcpListener,
         http: tokio::net::TcpListener,
+        zipkin: Option<tokio::net::TcpListener>,
         registry: Arc<Registry>,
         extra: axum::Router,
         cancel: &CancellationToken,
@@ -218,6 +220,14 @@ impl Collector {
             .merge(internal)
             .merge(extra);
         triad_receiver::http::spawn_server("otlp http", http, app, cancel, tasks);
+        if let Some(l) = zipkin {
+            let app = triad_receiver::zipkin::router(
+                self.ingest.clone(),
+                self.cfg.max_decompressed_bytes,
+                self.cfg.max_request_bytes,
+            );
+            triad_receiver::http::spawn_server("zipkin", l, app, cancel, tasks);
+        }
 
         let me = self.clone();
         let c = cancel.child_token();

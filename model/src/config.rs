@@ -147,6 +147,9 @@ pub struct CollectorConfig {
     pub otlp_grpc_listen: SocketAddr,
     /// Address of the OTLP/HTTP receiver (`/v1/traces`, `/v1/logs`).
     pub otlp_http_listen: SocketAddr,
+    /// Address of the Zipkin v2 receiver (`POST /api/v2/spans`, JSON), as Jaeger's
+    /// all-in-one has; `""` turns it off.
+    pub zipkin_listen: String,
     /// Largest request body accepted, in bytes, as sent (compressed). Larger: HTTP 413 /
     /// gRPC RESOURCE_EXHAUSTED.
     pub max_request_bytes: usize,
@@ -172,6 +175,7 @@ impl Default for CollectorConfig {
         Self {
             otlp_grpc_listen: SocketAddr::from(([0, 0, 0, 0], 4317)),
             otlp_http_listen: SocketAddr::from(([0, 0, 0, 0], 4318)),
+            zipkin_listen: "0.0.0.0:9411".into(),
             max_request_bytes: 16 << 20,
             max_decompressed_bytes: 64 << 20,
             logs: StoreConfig::default(),
@@ -552,6 +556,7 @@ impl Config {
             }
         }
         for (key, addr) in [
+            ("collector.zipkin_listen", &self.collector.zipkin_listen),
             ("agent.otlp_grpc_listen", &a.otlp_grpc_listen),
             ("agent.otlp_http_listen", &a.otlp_http_listen),
             ("agent.zipkin_listen", &a.zipkin_listen),

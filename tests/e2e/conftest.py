@@ -35,8 +35,10 @@ class Triad:
     """One `triad up` process on 127.0.0.1 with OS-assigned ports."""
 
     LISTEN_FLAGS = {
-        "up": ["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0"],
-        "collector": ["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"],
+        "up": ["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0",
+               "--zipkin-listen", "127.0.0.1:0"],
+        "collector": ["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0",
+                      "--zipkin-listen", "127.0.0.1:0"],
         "query": ["--query-listen", "127.0.0.1:0"],
         "agent": ["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0",
                   "--zipkin-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"],

@@ -386,7 +386,8 @@ def test_broken_rules_are_reported_with_file_and_line(tmp_path, webhook):
         assert f"rules.yml{where}" in out.stderr and why in out.stderr, out.stderr
         up = subprocess.run([str(BIN), "up", "--data-dir", str(tmp_path / "d"), "--config", str(cfg),
                              "--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0",
-                             "--query-listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+                             "--query-listen", "127.0.0.1:0", "--zipkin-listen", "127.0.0.1:0"],
+                            capture_output=True, text=True, timeout=60)
         assert up.returncode != 0 and f"rules.yml{where}" in up.stderr, up.stderr
     cfg = write_config(tmp_path, webhook, rules=ALWAYS)
     out = subprocess.run([str(BIN), "check-config", str(cfg)], capture_output=True, text=True, timeout=30)

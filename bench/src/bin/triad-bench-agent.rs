@@ -244,7 +244,7 @@ async fn demo_cpu(window: Duration) -> anyhow::Result<f64> {
         .arg(tmp.path())
         .args(["--otlp-grpc-listen", "127.0.0.1:0"])
         .args(["--otlp-http-listen", "127.0.0.1:0"])
-        .args(["--query-listen", "127.0.0.1:0"])
+        .args(["--query-listen", "127.0.0.1:0", "--zipkin-listen", ""])
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -140,7 +140,7 @@ fn start_triad(dir: &Path, scrape_yaml: Option<&str>) -> anyhow::Result<Server> 
             "--otlp-http-listen",
             "127.0.0.1:0",
         ])
-        .args(["--query-listen", "127.0.0.1:0"]);
+        .args(["--query-listen", "127.0.0.1:0", "--zipkin-listen", ""]);
     if let Some(yaml) = scrape_yaml {
         std::fs::write(dir.join("prometheus.yml"), yaml)?;
         std::fs::write(
