@@ -1,5 +1,7 @@
-//! Serves the web UI: built files by path, and `index.html` for every other path
-//! outside `/api/`, so UI routes (`/traces/{id}`, `/logs?q=…`) are shareable links.
+//! Serves the web UI: built files by path, and `index.html` for the UI's routes
+//! (`/traces/{id}`, `/logs?q=…`), so they are shareable links. Any other path answers
+//! 404 with a JSON error, so a data source pointed at the wrong path (a Loki or Tempo
+//! client, say) gets a clear error rather than a page of HTML.
 //!
 //! The files come from whoever builds the router ([`crate::AppState::ui`]): the `triad`
 //! binary embeds the UI that `ui/` builds with npm, so this crate builds and tests
@@ -32,20 +34,30 @@ pub fn no_ui(_: &str) -> Option<UiAsset> {
     None
 }
 
+/// The first path segments of the UI's own routes (`ui/src/main.tsx`'s route table).
+const UI_ROUTES: &[&str] = &["traces", "services", "graph", "alerts", "logs"];
+
+/// Whether `path` (no leading `/`) is one of the UI's pages.
+fn is_ui_route(path: &str) -> bool {
+    let first = path.split('/').next().unwrap_or("");
+    path.is_empty() || UI_ROUTES.contains(&first)
+}
+
 /// The fallback handler of the query server's router.
 pub async fn serve(State(state): State<AppState>, uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
-    if path == "api" || path.starts_with("api/") {
-        return (
-            StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({"error": format!("no API endpoint {}", uri.path())})),
-        )
-            .into_response();
-    }
     let lookup = state.ui;
-    let asset = lookup(path)
-        .filter(|_| !path.is_empty())
-        .or_else(|| lookup("index.html"));
+    let asset = match lookup(path).filter(|_| !path.is_empty()) {
+        Some(a) => Some(a),
+        None if is_ui_route(path) => lookup("index.html"),
+        None => {
+            return (
+                StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({"error": format!("no endpoint {}", uri.path())})),
+            )
+                .into_response();
+        }
+    };
     match asset {
         Some(a) => {
             let cache = if a.immutable {

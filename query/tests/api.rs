@@ -444,3 +444,53 @@ async fn unknown_api_paths_are_json_404s_and_health_is_open() {
     let (s, b) = f.get("/metrics").await;
     assert_eq!(s, StatusCode::OK, "{b}");
 }
+
+fn fake_ui(path: &str) -> Option<triad_query::ui::UiAsset> {
+    let asset = |path, content_type, bytes: &'static [u8], immutable| triad_query::ui::UiAsset {
+        path,
+        content_type,
+        bytes,
+        immutable,
+    };
+    match path {
+        "index.html" => Some(asset("index.html", "text/html", b"<html>ui</html>", false)),
+        "assets/app-1.js" => Some(asset("assets/app-1.js", "text/javascript", b"js", true)),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ui_answers_its_routes_only_and_other_paths_are_json_404s() {
+    let mut f = fixture(false).await;
+    f.state.ui = fake_ui;
+    for ui in [
+        "/",
+        "/traces/abc",
+        "/traces",
+        "/logs",
+        "/services/checkout",
+        "/graph",
+        "/alerts",
+    ] {
+        let (s, b) = f.get(ui).await;
+        assert_eq!(
+            (s, b.as_str()),
+            (StatusCode::OK, Some("<html>ui</html>")),
+            "{ui}"
+        );
+    }
+    assert_eq!(f.get("/assets/app-1.js").await.1, "js");
+    // What Loki, Tempo or a typo asks for: a clear JSON error, not the UI's HTML.
+    for other in [
+        "/loki/api/v1/labels",
+        "/api/v2/nothing",
+        "/internal/v1/nothing",
+        "/assets/gone.js",
+        "/favicon.ico",
+        "/nothing",
+    ] {
+        let (s, b) = f.get(other).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{other}: {b}");
+        assert!(b["error"].as_str().unwrap().contains(other), "{other}: {b}");
+    }
+}

@@ -21,6 +21,19 @@ def test_readme_example_sends_a_trace_that_is_found(triad):
     assert [t["traceID"] for t in found["data"]] == [trace_id]
 
 
+def test_unknown_paths_answer_json_404_and_ui_routes_the_ui(triad):
+    """A Loki or Tempo data source pointed at Triad's query port gets a clear JSON error,
+    not the UI's HTML; the UI's own routes still load it."""
+    import json
+
+    for path in ("/loki/api/v1/labels", "/api/nothing", "/nothing"):
+        status, body = triad.get_status(path)
+        assert status == 404, path
+        assert path in json.loads(body)["error"], body
+    status, body = triad.get_status("/traces/0123")
+    assert status == 200 and b"<html" in body.lower()
+
+
 def test_check_config_names_the_file_and_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("collector:\n  logs:\n    retention_secs: 10\n")
