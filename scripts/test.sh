@@ -24,6 +24,11 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 fi
+if ! command -v amtool >/dev/null; then
+  echo "== installing amtool (Debian prometheus-alertmanager; the Alertmanager API tests drive it)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null
+fi
 if ! command -v npm >/dev/null; then
   echo "== installing Node.js and npm (the web UI is built with them)"
   $SUDO apt-get update -qq

@@ -619,9 +619,7 @@ async fn up(
     let alerting_slot = triad_query::alert::remote::AlertingSlot::default();
     let zipkin = bind_optional("zipkin", &cfg.collector.zipkin_listen).await?;
     collector.spawn(
-        grpc,
-        http,
-        zipkin,
+        triad_collector::Listeners { grpc, http, zipkin },
         registry.clone(),
         triad_query::alert::remote::internal_router(alerting_slot.clone()),
         cancel,
@@ -796,9 +794,7 @@ async fn collector(
     let alerting_slot = triad_query::alert::remote::AlertingSlot::default();
     let zipkin = bind_optional("zipkin", &cfg.collector.zipkin_listen).await?;
     collector.spawn(
-        grpc,
-        http,
-        zipkin,
+        triad_collector::Listeners { grpc, http, zipkin },
         registry,
         triad_query::alert::remote::internal_router(alerting_slot.clone()),
         cancel,

@@ -89,6 +89,16 @@ pub struct Collector {
     backlog: Arc<crate::publish::Backlog>,
 }
 
+/// Where a collector's receivers listen.
+pub struct Listeners {
+    /// OTLP/gRPC.
+    pub grpc: tokio::net::TcpListener,
+    /// OTLP/HTTP, remote write and read, the internal API.
+    pub http: tokio::net::TcpListener,
+    /// Zipkin v2, when on.
+    pub zipkin: Option<tokio::net::TcpListener>,
+}
+
 impl Collector {
     /// Opens (and replays) the stores under `data_dir`. With `object_storage`, metric
     /// blocks are left as they are cut (they are published, and compacted in object
@@ -169,14 +179,13 @@ impl Collector {
     /// fires; receivers finish in-flight requests first.
     pub fn spawn(
         self: &Arc<Self>,
-        grpc: tokio::net::TcpListener,
-        http: tokio::net::TcpListener,
-        zipkin: Option<tokio::net::TcpListener>,
+        listeners: Listeners,
         registry: Arc<Registry>,
         extra: axum::Router,
         cancel: &CancellationToken,
         tasks: &mut JoinSet<std::result::Result<(), String>>,
     ) {
+        let Listeners { grpc, http, zipkin } = listeners;
         let ingest = self.ingest.clone();
         let max = self.cfg.max_decompressed_bytes;
         let c = cancel.child_token();

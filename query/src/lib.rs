@@ -113,6 +113,13 @@ pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
         )
         .route("/api/v1/alerts", get(alert::api::alerts))
         .route(
+            "/api/v2/alerts",
+            get(alert::am::get_alerts).post(alert::am::post_alerts),
+        )
+        .route("/api/v2/alerts/groups", get(alert::am::get_groups))
+        .route("/api/v2/receivers", get(alert::am::get_receivers))
+        .route("/api/v2/status", get(alert::am::get_status))
+        .route(
             "/api/v2/silences",
             get(alert::api::list_silences).post(alert::api::post_silence),
         )

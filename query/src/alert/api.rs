@@ -105,7 +105,7 @@ fn rule_json(r: &RuleState) -> Json_ {
 /// The rule groups and alert states the API shows: this process's engine while it leads
 /// (or when it is the only one), otherwise the one evaluating rules on another process;
 /// none where neither runs.
-async fn groups_of(st: &AppState) -> Result<Vec<GroupState>, String> {
+pub(crate) async fn groups_of(st: &AppState) -> Result<Vec<GroupState>, String> {
     if let Some(a) = &st.alerting
         && (st.remote_alerting.is_none() || a.leading.load(std::sync::atomic::Ordering::Acquire))
     {
@@ -296,10 +296,15 @@ fn now_ms() -> i64 {
     triad_model::now_ns() / 1_000_000
 }
 
-/// `GET /api/v2/silences`.
-pub async fn list_silences(State(st): State<AppState>) -> Response {
+/// `GET /api/v2/silences?filter=`: every silence, or those whose matchers satisfy the
+/// `filter` matchers.
+pub async fn list_silences(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
     let Some(silences) = &st.silences else {
         return no_alerting();
+    };
+    let filters = match super::am::filter_matchers(q.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return silence_error(SilenceError::Invalid(e)),
     };
     if let Err(e) = silences.refresh().await {
         return silence_error(e);
@@ -309,6 +314,7 @@ pub async fn list_silences(State(st): State<AppState>) -> Response {
         silences
             .list()
             .iter()
+            .filter(|s| super::am::silence_matches(s, &filters))
             .map(|s| silence_json(s, now))
             .collect::<Vec<_>>(),
     )

@@ -14,6 +14,11 @@ struct ReceiverLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GroupLabel {
     rule_group: String,
 }
@@ -43,6 +48,8 @@ triad_model::metric_set! {
         pub silenced: Counter,
         /// Firing alerts the notifier holds.
         pub notifier_alerts: Gauge,
+        /// Alerts posted to `/api/v2/alerts`, by outcome (`accepted`, `invalid`).
+        posted_alerts: Family<OutcomeLabel, Counter>,
     }
 }
 
@@ -57,6 +64,15 @@ impl AlertMetrics {
         self.group_seconds
             .get_or_create(&l)
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts alerts posted to the Alertmanager API.
+    pub fn observe_posted(&self, accepted: u64, invalid: u64) {
+        for (outcome, n) in [("accepted", accepted), ("invalid", invalid)] {
+            self.posted_alerts
+                .get_or_create(&OutcomeLabel { outcome })
+                .inc_by(n);
+        }
     }
 
     /// Counts a notification attempt.

@@ -22,7 +22,9 @@
 //! | `evidence.rs` | example traces and log lines per alert |
 //! | `remote.rs` | the leader's state for query servers apart from it |
 //! | `api.rs` | `/api/v1/rules`, `/api/v1/alerts`, `/api/v2/silences` |
+//! | `am.rs` | Alertmanager's `/api/v2/alerts` (GET, POST), groups, receivers, status |
 
+pub mod am;
 pub mod api;
 pub mod evidence;
 pub mod golden;
@@ -137,6 +139,39 @@ pub struct Alerting {
     pub evidence: Arc<evidence::EvidenceSource>,
     /// Set while this process evaluates rules and notifies.
     pub leading: Arc<std::sync::atomic::AtomicBool>,
+    /// Alerts posted to Alertmanager's API (by a Prometheus).
+    pub posted: Arc<am::PostedAlerts>,
+    /// The routing tree (receivers of an alert, groups).
+    pub route: route::Route,
+    /// Receiver names, in configuration order.
+    pub receivers: Vec<String>,
+    /// The `alerting` section as JSON, secrets masked (Alertmanager's status shows it).
+    pub config_text: String,
+    /// When the engine started, ms.
+    pub started_at_ms: i64,
+    /// Telemetry.
+    pub metrics: AlertMetrics,
+}
+
+/// The `alerting` section as JSON (valid YAML) with webhook credentials masked, as
+/// Alertmanager shows `<secret>`.
+fn masked_config(cfg: &AlertingConfig) -> String {
+    let mut v = serde_json::to_value(cfg).unwrap_or_default();
+    if let Some(receivers) = v.get_mut("receivers").and_then(|r| r.as_array_mut()) {
+        for r in receivers {
+            if let Some(t) = r.get_mut("bearer_token")
+                && !t.is_null()
+            {
+                *t = serde_json::Value::from("<secret>");
+            }
+            if let Some(h) = r.get_mut("headers").and_then(|h| h.as_object_mut()) {
+                for value in h.values_mut() {
+                    *value = serde_json::Value::from("<secret>");
+                }
+            }
+        }
+    }
+    serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
 impl Alerting {
@@ -184,6 +219,7 @@ impl Alerting {
             .await
             .map_err(|e| state_err(&e))?;
         let route = route::Route::new(&cfg.route).map_err(AlertError::Config)?;
+        let posted = Arc::new(am::PostedAlerts::default());
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
@@ -197,7 +233,7 @@ impl Alerting {
         });
         let (tx, rx) = mpsc::channel(notifier::UPDATE_QUEUE);
         let parts = notifier::NotifierParts {
-            route,
+            route: route.clone(),
             receivers: cfg
                 .receivers
                 .iter()
@@ -210,16 +246,35 @@ impl Alerting {
             client,
             metrics: metrics.clone(),
             leading: leading.clone(),
-            rules: groups
+            // Every alerting rule, and the alerts posted to the API.
+            rules: 1 + groups
                 .iter()
                 .map(|g| g.rules.iter().filter(|r| r.alert.is_some()).count())
-                .sum(),
+                .sum::<usize>(),
         };
         let ncancel = cancel.child_token();
         tasks.spawn(async move {
             notifier::run(parts, rx, ncancel).await;
             Ok(())
         });
+        {
+            // Posted alerts reach the notifier every second, as a rule's would.
+            let (posted, tx, cancel) = (posted.clone(), tx.clone(), cancel.child_token());
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        _ = tick.tick() => {}
+                    }
+                    let u = posted.update(triad_model::now_ns() / 1_000_000);
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        r = tx.send(u) => if r.is_err() { return Ok(()) },
+                    }
+                }
+            });
+        }
         let shared: Vec<Arc<Mutex<GroupState>>> = groups
             .into_iter()
             .map(|g| Arc::new(Mutex::new(GroupState::new(g))))
@@ -244,6 +299,12 @@ impl Alerting {
             external_url,
             evidence,
             leading,
+            posted,
+            route,
+            receivers: cfg.receivers.iter().map(|r| r.name.clone()).collect(),
+            config_text: masked_config(cfg),
+            started_at_ms: triad_model::now_ns() / 1_000_000,
+            metrics,
         }))
     }
 }
