@@ -1,4 +1,4 @@
-//! Conversion from OTLP (`opentelemetry-proto`) into Triad's model.
+//! Conversion from OTLP (`opentelemetry-proto`) into Triad's model, and back.
 //!
 //! Conversion validates each item on its own: a span with a bad ID or an absurd
 //! timestamp is rejected and counted, and the rest of the request is kept. The counts
@@ -386,6 +386,95 @@ fn str_kv(key: &str, value: String) -> OtlpKeyValue {
     }
 }
 
+/// Converts spans back into OTLP, as a trace is served to OTLP clients (Tempo's API):
+/// one resource per (service, resource attributes) and one scope per (name, version),
+/// in order of first appearance, spans in their order.
+pub fn spans_to_otlp(spans: Vec<Span>) -> opentelemetry_proto::tonic::trace::v1::TracesData {
+    use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+    use opentelemetry_proto::tonic::trace::v1::{
+        ResourceSpans, ScopeSpans, Span as OtlpSpan, Status, TracesData, span,
+    };
+    let mut resources: Vec<ResourceSpans> = Vec::new();
+    let mut keys: Vec<(String, Vec<KeyValue>)> = Vec::new();
+    for s in spans {
+        let key = (s.service.clone(), s.resource.clone());
+        let ri = match keys.iter().position(|k| *k == key) {
+            Some(i) => i,
+            None => {
+                let mut attributes = vec![str_kv("service.name", s.service.clone())];
+                attributes.extend(attributes_to_otlp(s.resource.clone()));
+                resources.push(ResourceSpans {
+                    resource: Some(Resource {
+                        attributes,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+                keys.push(key);
+                keys.len() - 1
+            }
+        };
+        let scopes = &mut resources[ri].scope_spans;
+        let si = match scopes.iter().position(|ss| {
+            ss.scope
+                .as_ref()
+                .is_some_and(|sc| sc.name == s.scope_name && sc.version == s.scope_version)
+        }) {
+            Some(i) => i,
+            None => {
+                scopes.push(ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: s.scope_name.clone(),
+                        version: s.scope_version.clone(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+                scopes.len() - 1
+            }
+        };
+        scopes[si].spans.push(OtlpSpan {
+            trace_id: s.trace_id.0.to_vec(),
+            span_id: s.span_id.0.to_vec(),
+            trace_state: s.trace_state,
+            parent_span_id: s.parent_span_id.map(|p| p.0.to_vec()).unwrap_or_default(),
+            name: s.name,
+            kind: s.kind.to_otlp(),
+            start_time_unix_nano: s.start_ns.max(0) as u64,
+            end_time_unix_nano: s.end_ns.max(0) as u64,
+            attributes: attributes_to_otlp(s.attributes),
+            events: s
+                .events
+                .into_iter()
+                .map(|e| span::Event {
+                    time_unix_nano: e.time_ns.max(0) as u64,
+                    name: e.name,
+                    attributes: attributes_to_otlp(e.attributes),
+                    ..Default::default()
+                })
+                .collect(),
+            links: s
+                .links
+                .into_iter()
+                .map(|l| span::Link {
+                    trace_id: l.trace_id.0.to_vec(),
+                    span_id: l.span_id.0.to_vec(),
+                    attributes: attributes_to_otlp(l.attributes),
+                    ..Default::default()
+                })
+                .collect(),
+            status: Some(Status {
+                message: s.status_message,
+                code: s.status_code.to_otlp(),
+            }),
+            ..Default::default()
+        });
+    }
+    TracesData {
+        resource_spans: resources,
+    }
+}
+
 /// `service.name` and `host.name` of a resource [`logs_to_otlp`] built.
 fn resource_key(attrs: &[OtlpKeyValue]) -> (&str, &str) {
     let get = |k: &str| {
@@ -539,6 +628,35 @@ mod tests {
         assert!(msg.contains("trace_id must be 16 bytes, got 15"), "{msg}");
         assert!(msg.contains("outside the accepted range"), "{msg}");
         assert!(msg.contains("before start"), "{msg}");
+    }
+
+    #[test]
+    fn spans_go_back_to_otlp_and_return_the_same() {
+        let mut parent = span(vec![7; 16], NOW as u64, NOW as u64 + 50);
+        parent.attributes = vec![kv("http.route", "/x")];
+        parent.events = vec![opentelemetry_proto::tonic::trace::v1::span::Event {
+            time_unix_nano: NOW as u64 + 1,
+            name: "exception".into(),
+            attributes: vec![kv("exception.message", "boom")],
+            ..Default::default()
+        }];
+        let mut child = span(vec![7; 16], NOW as u64 + 2, NOW as u64 + 9);
+        child.span_id = vec![2; 8];
+        child.parent_span_id = vec![1; 8];
+        child.kind = 3;
+        child.status = None;
+        let spans = spans_from_otlp(trace_req(vec![parent, child]), "t1", NOW).items;
+        let back = spans_to_otlp(spans.clone());
+        assert_eq!(back.resource_spans.len(), 1, "one resource");
+        assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), 2);
+        let again = spans_from_otlp(
+            ExportTraceServiceRequest {
+                resource_spans: back.resource_spans,
+            },
+            "t1",
+            NOW,
+        );
+        assert_eq!(again.items, spans);
     }
 
     #[test]

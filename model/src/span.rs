@@ -22,6 +22,18 @@ pub enum SpanKind {
 }
 
 impl SpanKind {
+    /// OTLP's enum number.
+    pub fn to_otlp(self) -> i32 {
+        match self {
+            Self::Unspecified => 0,
+            Self::Internal => 1,
+            Self::Server => 2,
+            Self::Client => 3,
+            Self::Producer => 4,
+            Self::Consumer => 5,
+        }
+    }
+
     /// From OTLP's enum number; unknown numbers map to `Unspecified`.
     pub fn from_otlp(n: i32) -> Self {
         match n {
@@ -72,6 +84,15 @@ pub enum StatusCode {
 }
 
 impl StatusCode {
+    /// OTLP's enum number.
+    pub fn to_otlp(self) -> i32 {
+        match self {
+            Self::Unset => 0,
+            Self::Ok => 1,
+            Self::Error => 2,
+        }
+    }
+
     /// From OTLP's enum number.
     pub fn from_otlp(n: i32) -> Self {
         match n {

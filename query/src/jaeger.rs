@@ -206,7 +206,15 @@ pub async fn operations(
 
 /// `GET /api/traces/{traceID}`. `start`/`end` (Grafana sends them, in µs or ms) are
 /// accepted and ignored: a trace is found at any age within retention.
-pub async fn trace(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn trace(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    // Tempo's clients ask the same path for protobuf: both data sources on one port.
+    if crate::tempo::wants_protobuf(&headers) {
+        return crate::tempo::trace_v1_protobuf(&st, &id).await;
+    }
     let trace_id = match TraceId::from_hex(&id) {
         Ok(t) => t,
         Err(e) => return ApiError::BadRequest(format!("invalid trace ID: {e}")).into_jaeger(),

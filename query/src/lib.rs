@@ -12,6 +12,7 @@ pub mod jaeger;
 pub mod logs;
 pub mod metrics;
 pub mod prom_api;
+pub mod tempo;
 pub mod time;
 pub mod ui;
 
@@ -85,6 +86,9 @@ pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
         .route("/api/operations", get(jaeger::operations))
         .route("/api/traces", get(jaeger::search))
         .route("/api/traces/{id}", get(jaeger::trace))
+        .route("/api/v2/traces/{id}", get(tempo::trace_v2))
+        .route("/api/echo", get(tempo::echo))
+        .route("/api/status/buildinfo", get(tempo::buildinfo))
         .route("/api/dependencies", get(jaeger::dependencies))
         .route("/api/logs/search", get(logs::search))
         .route("/api/v1/query", get(prom_api::query).post(prom_api::query))
