@@ -87,7 +87,24 @@ def test_compose_file_matches_the_compose_specification():
                 if a.startswith("/etc/triad/"):
                     assert (DEPLOY / "config" / a.removeprefix("/etc/triad/")).exists(), a
     ds = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/triad.yaml").read_text())["datasources"]
-    assert {d["type"] for d in ds} == {"prometheus", "jaeger"}
+    assert {d["type"] for d in ds} == {"prometheus", "jaeger", "tempo", "alertmanager"}
+    uids = {d["uid"] for d in ds}
+    assert len(uids) == len(ds)
+
+    def links(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "datasourceUid":
+                    yield v
+                else:
+                    yield from links(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from links(v)
+
+    assert set(links(ds)) <= uids, "every link between data sources names a provisioned one"
+    for d in ds:
+        assert d["url"].startswith("http://") and d["access"] == "proxy", d
 
 
 def test_systemd_units_run_real_commands_with_checked_configs():
