@@ -116,7 +116,7 @@ pub struct Operation {
 pub struct TraceQuery {
     /// Tenant to search in.
     pub tenant: String,
-    /// Service of the matching span.
+    /// Service of the matching span; empty: any service.
     pub service: String,
     /// Operation (span name) of the matching span, if given.
     pub operation: Option<String>,

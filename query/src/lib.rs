@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod prom_api;
 pub mod tempo;
 pub mod time;
+pub mod traceql;
 pub mod ui;
 
 use std::sync::Arc;
@@ -88,6 +89,7 @@ pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
         .route("/api/traces/{id}", get(jaeger::trace))
         .route("/api/v2/traces/{id}", get(tempo::trace_v2))
         .route("/api/echo", get(tempo::echo))
+        .route("/api/search", get(tempo::search))
         .route("/api/status/buildinfo", get(tempo::buildinfo))
         .route("/api/dependencies", get(jaeger::dependencies))
         .route("/api/logs/search", get(logs::search))

@@ -3,7 +3,8 @@
 //! protobuf on `Accept: application/protobuf`; 404 when not found), and
 //! `GET /api/traces/{id}` answering Tempo's `Trace` protobuf to clients that accept
 //! only it (Jaeger JSON otherwise, see [`crate::jaeger::trace`]). Plus `/api/echo` and
-//! `/api/status/buildinfo`, which Grafana's "Save & test" asks.
+//! `/api/status/buildinfo`, which Grafana's "Save & test" asks, and `/api/search` with
+//! logfmt `tags` or a TraceQL subset (`q`, see [`crate::traceql`]).
 //!
 //! Tempo's `Trace` message (`repeated ResourceSpans resourceSpans = 1`) has the wire form
 //! of OTLP's `TracesData`; `TraceByIDResponse` wraps it as field 1, with a
@@ -122,6 +123,61 @@ mod tests {
     use super::*;
 
     #[test]
+    fn logfmt_tags_and_traceql_make_the_index_query() {
+        assert_eq!(
+            logfmt(r#"service.name=api http.status_code=500 name="GET /x""#).unwrap(),
+            [
+                ("service.name".to_string(), "api".to_string()),
+                ("http.status_code".to_string(), "500".to_string()),
+                ("name".to_string(), "GET /x".to_string())
+            ]
+        );
+        assert!(logfmt("novalue").is_err());
+        assert!(logfmt(r#"a="open"#).is_err());
+        let p = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let plan = search_query(
+            &p(&[
+                (
+                    "q",
+                    r#"{ resource.service.name = "checkout" && duration > 1s }"#,
+                ),
+                ("maxDuration", "5s"),
+                ("start", "100"),
+                ("end", "200"),
+                ("limit", "5"),
+            ]),
+            0,
+        )
+        .unwrap();
+        assert_eq!(plan.index.service, "checkout");
+        assert_eq!(plan.index.min_duration_ns, Some(1_000_000_000));
+        assert_eq!(plan.index.max_duration_ns, Some(5_000_000_000));
+        assert_eq!(
+            (plan.index.start_ns, plan.index.end_ns),
+            (100_000_000_000, 200_000_000_000)
+        );
+        assert_eq!((plan.limit, plan.index.limit), (5, 50));
+        let plan = search_query(
+            &p(&[("tags", "service.name=api name=x k=v")]),
+            7_200_000_000_000,
+        )
+        .unwrap();
+        assert_eq!(plan.index.service, "api");
+        assert_eq!(plan.index.operation.as_deref(), Some("x"));
+        assert_eq!(plan.index.start_ns, 3_600_000_000_000, "the last hour");
+        assert!(plan.traceql.is_none());
+        assert!(
+            search_query(&p(&[("q", "{ nope }")]), 0)
+                .unwrap_err()
+                .contains("invalid TraceQL")
+        );
+    }
+
+    #[test]
     fn protobuf_is_chosen_by_the_accept_header() {
         let with = |v: &str| {
             let mut h = HeaderMap::new();
@@ -134,4 +190,243 @@ mod tests {
         assert!(!with("*/*"));
         assert!(!wants_protobuf(&HeaderMap::new()));
     }
+}
+
+/// Traces `/api/search` returns by default.
+const SEARCH_LIMIT: usize = 20;
+/// Spans listed per matching trace by default (Tempo's `spss`).
+const SPANS_PER_SPANSET: usize = 3;
+/// With TraceQL, how many candidate traces (newest first) are read per trace asked
+/// for, and at most: the index finds candidates by what the query pins
+/// ([`crate::traceql::Query::prefilter`]), the spans are then checked exactly.
+const CANDIDATES_PER_RESULT: usize = 10;
+const MAX_CANDIDATES: usize = 2000;
+
+/// Parses Tempo's logfmt `tags` (`service.name=api http.status_code=500 name="GET /"`).
+fn logfmt(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let eq = rest
+            .find('=')
+            .ok_or_else(|| format!("tags: {rest:?} is not key=value"))?;
+        let key = rest[..eq].trim().to_string();
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(format!("tags: bad key before {:?}", &rest[eq..]));
+        }
+        rest = &rest[eq + 1..];
+        let value;
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let end = quoted
+                .find('"')
+                .ok_or_else(|| format!("tags: unterminated value of {key:?}"))?;
+            value = quoted[..end].to_string();
+            rest = quoted[end + 1..].trim_start();
+        } else {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            value = rest[..end].to_string();
+            rest = rest[end..].trim_start();
+        }
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+/// `GET /api/search?q=<TraceQL>&tags=&minDuration=&maxDuration=&limit=&start=&end=&spss=`:
+/// Tempo's search. Times are Unix seconds (the last hour by default).
+pub async fn search(
+    State(st): State<AppState>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let params: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
+    match search_query(&params, triad_model::now_ns()) {
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+        Ok(plan) => {
+            let traces = st.traces.clone();
+            match tokio::task::spawn_blocking(move || run_search(traces.as_ref(), plan)).await {
+                Ok(Ok(body)) => Json(body).into_response(),
+                Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+    }
+}
+
+/// A search to run: the candidates' index query, the exact check, and how much to say.
+#[derive(Debug)]
+struct SearchPlan {
+    index: triad_model::store::TraceQuery,
+    traceql: Option<crate::traceql::Query>,
+    limit: usize,
+    spss: usize,
+}
+
+fn search_query(params: &[(String, String)], now_ns: i64) -> Result<SearchPlan, String> {
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let number = |k: &str| -> Result<Option<i64>, String> {
+        get(k)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| format!("{k}: {v:?} is not a number"))
+            })
+            .transpose()
+    };
+    let duration = |k: &str| -> Result<Option<i64>, String> {
+        get(k)
+            .map(|v| crate::time::parse_go_duration_ns(v).map_err(|e| format!("{k}: {e}")))
+            .transpose()
+    };
+    let end_ns = number("end")?.map_or(now_ns, |s| s.saturating_mul(1_000_000_000));
+    let start_ns = number("start")?.map_or(end_ns - 3_600_000_000_000, |s| {
+        s.saturating_mul(1_000_000_000)
+    });
+    let limit = number("limit")?.map_or(SEARCH_LIMIT, |l| l.clamp(1, 1000) as usize);
+    let spss = number("spss")?.map_or(SPANS_PER_SPANSET, |l| l.clamp(1, 1000) as usize);
+    let mut index = triad_model::store::TraceQuery {
+        tenant: DEFAULT_TENANT.to_string(),
+        service: String::new(),
+        operation: None,
+        tags: Vec::new(),
+        start_ns,
+        end_ns,
+        min_duration_ns: duration("minDuration")?,
+        max_duration_ns: duration("maxDuration")?,
+        limit,
+    };
+    for (k, v) in logfmt(get("tags").unwrap_or(""))? {
+        match k.as_str() {
+            "service.name" => index.service = v,
+            "name" => index.operation = Some(v),
+            _ => index.tags.push((k, v)),
+        }
+    }
+    let traceql = match get("q").filter(|q| !q.trim().is_empty()) {
+        None => None,
+        Some(q) => {
+            let parsed = crate::traceql::parse(q).map_err(|e| format!("invalid TraceQL: {e}"))?;
+            let p = parsed.prefilter();
+            if let Some(s) = p.service {
+                index.service = s;
+            }
+            if p.name.is_some() {
+                index.operation = p.name;
+            }
+            index.tags.extend(p.tags);
+            index.min_duration_ns = index.min_duration_ns.max(p.min_duration_ns);
+            index.max_duration_ns = match (index.max_duration_ns, p.max_duration_ns) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            index.limit = (limit * CANDIDATES_PER_RESULT).min(MAX_CANDIDATES);
+            Some(parsed)
+        }
+    };
+    Ok(SearchPlan {
+        index,
+        traceql,
+        limit,
+        spss,
+    })
+}
+
+fn otlp_attribute(kv: &triad_model::KeyValue) -> serde_json::Value {
+    use triad_model::Value;
+    let value = match &kv.value {
+        Value::Str(s) => json!({"stringValue": s}),
+        Value::Int(i) => json!({"intValue": i.to_string()}),
+        Value::Double(d) => json!({"doubleValue": d}),
+        Value::Bool(b) => json!({"boolValue": b}),
+        other => json!({"stringValue": other.to_text()}),
+    };
+    json!({"key": kv.key, "value": value})
+}
+
+fn run_search(
+    traces: &dyn triad_model::store::TraceRead,
+    plan: SearchPlan,
+) -> Result<serde_json::Value, String> {
+    let (ids, mut warnings) = traces
+        .find_trace_ids_partial(&plan.index)
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut inspected = 0u64;
+    for id in ids {
+        if out.len() >= plan.limit {
+            break;
+        }
+        let (spans, w) = traces
+            .trace_partial(DEFAULT_TENANT, id)
+            .map_err(|e| e.to_string())?;
+        warnings.extend(w);
+        if spans.is_empty() {
+            continue;
+        }
+        inspected += 1;
+        let matched: Vec<usize> = match &plan.traceql {
+            Some(q) => q.matches(&spans),
+            None => (0..spans.len()).collect(),
+        };
+        if matched.is_empty() {
+            continue;
+        }
+        let root = crate::traceql::root(&spans);
+        let start = spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
+        let end = spans.iter().map(|s| s.end_ns).max().unwrap_or(0);
+        let listed: Vec<serde_json::Value> = matched
+            .iter()
+            .take(plan.spss)
+            .map(|&i| {
+                let s = &spans[i];
+                let mut attributes = vec![otlp_attribute(&triad_model::KeyValue {
+                    key: "service.name".into(),
+                    value: triad_model::Value::Str(s.service.clone()),
+                })];
+                if let Some(q) = &plan.traceql {
+                    for a in &q.select {
+                        let found = s
+                            .attributes
+                            .iter()
+                            .chain(s.resource.iter())
+                            .find(|kv| kv.key == a.name);
+                        if let Some(kv) = found {
+                            attributes.push(otlp_attribute(kv));
+                        }
+                    }
+                }
+                json!({
+                    "spanID": s.span_id.to_hex(),
+                    "name": s.name,
+                    "startTimeUnixNano": s.start_ns.to_string(),
+                    "durationNanos": s.duration_ns().to_string(),
+                    "attributes": attributes,
+                })
+            })
+            .collect();
+        let spanset = json!({"spans": listed, "matched": matched.len()});
+        out.push(json!({
+            "traceID": id.to_hex(),
+            "rootServiceName": root.map_or("<root span not yet received>", |s| s.service.as_str()),
+            "rootTraceName": root.map_or("", |s| s.name.as_str()),
+            "startTimeUnixNano": start.to_string(),
+            "durationMs": (end - start) / 1_000_000,
+            "spanSet": spanset,
+            "spanSets": [spanset],
+        }));
+    }
+    let mut body = json!({
+        "traces": out,
+        "metrics": {"inspectedTraces": inspected, "completedJobs": 1, "totalJobs": 1},
+    });
+    if !warnings.is_empty() {
+        body["warnings"] = json!(warnings);
+    }
+    Ok(body)
 }

@@ -555,7 +555,6 @@ impl TraceRead for TraceStore {
         let s = self.store.signal();
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
             (Occur::Must, s.term_query(s.tenant, &q.tenant)),
-            (Occur::Must, s.term_query(s.service, &q.service)),
             (
                 Occur::Must,
                 Box::new(RangeQuery::new(
@@ -564,6 +563,9 @@ impl TraceRead for TraceStore {
                 )),
             ),
         ];
+        if !q.service.is_empty() {
+            clauses.push((Occur::Must, s.term_query(s.service, &q.service)));
+        }
         if let Some(op) = &q.operation {
             clauses.push((Occur::Must, s.term_query(s.operation, op)));
         }

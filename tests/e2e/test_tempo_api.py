@@ -79,3 +79,92 @@ def test_tempo_and_jaeger_clients_read_traces_on_one_port(triad):
 
     assert get(triad, "/api/echo")[2] == b"echo"
     assert json.loads(get(triad, "/api/status/buildinfo")[2])["version"]
+
+
+SEARCHES = {
+    "{ status = error }": ["failing"],
+    '{ resource.service.name = "shop" && span.http.status_code >= 500 }': ["failing"],
+    "{ duration > 40ms && kind = client }": ["failing"],
+    '{ name =~ "GET.*" && status != error }': ["passing"],
+    '{ span.db.system = "postgresql" } && { kind = server }': ["failing"],
+    "{ kind = server } | select(span.http.route)": ["failing", "passing"],
+}
+
+
+def grammar_rejects(queries):
+    """Queries Grafana's own TraceQL grammar (`@grafana/lezer-traceql`) rejects."""
+    import subprocess
+
+    from conftest import ROOT
+
+    out = subprocess.run(["node", str(ROOT / "tests/grammars/check.mjs"), "traceql"], input="\n".join(queries),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode in (0, 1), out.stderr
+    return [json.loads(line)["query"] for line in out.stdout.splitlines()]
+
+
+def test_grafana_accepts_every_traceql_query_triad_is_tested_with():
+    from conftest import ROOT
+
+    fixture = (ROOT / "query/tests/fixtures/traceql.txt").read_text().splitlines()
+    assert grammar_rejects([q for q in fixture if q.strip()] + list(SEARCHES)) == []
+    assert grammar_rejects(["{ nope nope }"]) == ["{ nope nope }"], "the check can fail"
+
+
+def test_tempo_search_with_traceql_and_tags(triad):
+    import time
+    import urllib.parse
+
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "shop"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{triad.http}/v1/traces")))
+    tracer = provider.get_tracer("e2e")
+    ids = {}
+    with tracer.start_as_current_span("GET /cart", kind=SpanKind.SERVER) as root:
+        root.set_attribute("http.route", "/cart")
+        root.set_attribute("http.status_code", 500)
+        root.set_status(Status(StatusCode.ERROR, "boom"))
+        with tracer.start_as_current_span("SELECT cart", kind=SpanKind.CLIENT) as db:
+            db.set_attribute("db.system", "postgresql")
+            time.sleep(0.06)
+    ids["failing"] = format(root.get_span_context().trace_id, "032x")
+    with tracer.start_as_current_span("GET /health", kind=SpanKind.SERVER) as ok:
+        ok.set_attribute("http.route", "/health")
+        ok.set_attribute("http.status_code", 200)
+    ids["passing"] = format(ok.get_span_context().trace_id, "032x")
+    provider.shutdown()
+    names = {v: k for k, v in ids.items()}
+    now = int(time.time())
+
+    def search(**params):
+        params.setdefault("start", str(now - 600))
+        params.setdefault("end", str(now + 60))
+        status, _, body = get(triad, "/api/search?" + urllib.parse.urlencode(params))
+        assert status == 200, body
+        return json.loads(body)
+
+    def found(**params):
+        return sorted(names.get(t["traceID"], t["traceID"]) for t in search(**params)["traces"])
+
+    wait_until("both traces searchable", lambda: found(tags="service.name=shop") == ["failing", "passing"],
+               timeout=30)
+    for q, want in SEARCHES.items():
+        assert found(q=q) == want, q
+    r = search(q='{ resource.service.name = "shop" && span.http.status_code >= 500 }')["traces"][0]
+    assert r["rootServiceName"] == "shop" and r["rootTraceName"] == "GET /cart"
+    assert r["durationMs"] >= 60 and r["spanSets"][0]["matched"] == 1
+    assert r["spanSets"][0]["spans"][0]["name"] == "GET /cart"
+    selected = search(q="{ kind = server } | select(span.http.route)")["traces"]
+    routes = {a["value"]["stringValue"] for t in selected for s in t["spanSets"][0]["spans"]
+              for a in s["attributes"] if a["key"] == "http.route"}
+    assert routes == {"/cart", "/health"}
+    assert found(tags="http.status_code=200") == ["passing"]
+    assert found(q="{ status = error }", minDuration="1s") == []
+    assert found(q="{}", limit="1") in (["failing"], ["passing"])
+    status, _, body = get(triad, "/api/search?q=" + urllib.parse.quote("{ nope }"))
+    assert status == 400 and b"invalid TraceQL" in body
