@@ -1,6 +1,7 @@
 //! OTLP/HTTP receiver: `POST /v1/traces`, `/v1/logs` and `/v1/metrics` with protobuf or JSON bodies,
 //! optionally gzip-compressed, answered in the encoding of the request as the OTLP
-//! specification says. Also `/metrics`, `/healthz` and `/readyz` of the collector.
+//! specification says; Loki's `POST /loki/api/v1/push` ([`crate::loki`]). Also
+//! `/metrics`, `/healthz` and `/readyz` of the collector.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -420,6 +421,7 @@ pub fn router(state: HttpState, max_request_bytes: usize) -> Router {
         .route("/v1/traces", post(traces))
         .route("/v1/logs", post(logs))
         .route("/v1/metrics", post(metrics))
+        .route("/loki/api/v1/push", post(crate::loki::push))
         .layer(DefaultBodyLimit::max(max_request_bytes))
         .with_state(state)
         .merge(ops)

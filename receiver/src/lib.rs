@@ -12,6 +12,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod loki;
 pub mod metrics;
 pub mod zipkin;
 
