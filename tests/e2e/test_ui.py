@@ -134,6 +134,16 @@ def test_logs_to_trace_to_span_logs(stack, page):
     assert "payments: POST /charge" in details.inner_text()
     assert "fraud check" in details.inner_text(), "span events are shown"
     assert page.locator(".bar.critical").count() >= 2, "critical path highlighted"
+    # The span's log line reads as on the logs page: the message has the panel's width
+    # on a line of its own, the level badge is one line high.
+    line = details.locator("ol[aria-label='Span log lines'] > li").first
+    panel_width = details.locator("ol[aria-label='Span log lines']").bounding_box()["width"]
+    body = line.locator(".body").bounding_box()
+    badge = line.locator(".badge").bounding_box()
+    assert body["width"] >= 0.6 * panel_width, (body, panel_width)
+    assert badge["height"] <= 24, badge
+    assert body["y"] > badge["y"], "the message under time, level and service"
+    page.screenshot(path=str(SHOTS / "trace-span-logs.png"))
     # Keyboard: arrow up selects the parent span.
     page.get_by_role("tree").focus()
     page.keyboard.press("ArrowUp")
