@@ -290,6 +290,21 @@ impl LogRead for Collectors {
 }
 
 impl TraceRead for Collectors {
+    fn tag_values(
+        &self,
+        tenant: &str,
+        key: Option<&str>,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let mut all = union_sorted(self.each_logged("tags", |m| {
+            m.reader.tag_values(tenant, key, start_ns, end_ns, limit)
+        })?);
+        all.truncate(limit);
+        Ok(all)
+    }
+
     fn services(&self, tenant: &str) -> StoreResult<Vec<String>> {
         Ok(union_sorted(
             self.each_logged("services", |m| m.reader.services(tenant))?,

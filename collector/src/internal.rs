@@ -90,6 +90,19 @@ pub enum TraceRequest {
     },
     /// Trace search.
     Find(TraceQuery),
+    /// Attribute keys, or one key's values.
+    Tags {
+        /// Tenant.
+        tenant: String,
+        /// The key whose values are asked; `None` for the keys.
+        key: Option<String>,
+        /// Window start, ns.
+        start_ns: i64,
+        /// Window end, ns.
+        end_ns: i64,
+        /// At most this many.
+        limit: usize,
+    },
     /// Call counts between services.
     Dependencies {
         /// Tenant.
@@ -114,6 +127,8 @@ pub enum TraceAnswer {
     Find(Vec<TraceId>),
     /// Call counts.
     Dependencies(Vec<DependencyLink>),
+    /// Attribute keys or values, sorted.
+    Tags(Vec<String>),
 }
 
 /// What the handlers read.
@@ -219,6 +234,19 @@ async fn traces(
                     TraceAnswer::Trace(view().trace(&tenant, trace_id)?)
                 }
                 TraceRequest::Find(q) => TraceAnswer::Find(view().find_trace_ids(&q)?),
+                TraceRequest::Tags {
+                    tenant,
+                    key,
+                    start_ns,
+                    end_ns,
+                    limit,
+                } => TraceAnswer::Tags(view().tag_values(
+                    &tenant,
+                    key.as_deref(),
+                    start_ns,
+                    end_ns,
+                    limit,
+                )?),
                 TraceRequest::Dependencies {
                     tenant,
                     start_ns,
@@ -363,6 +391,26 @@ impl LogRead for CollectorReader {
 }
 
 impl TraceRead for CollectorReader {
+    fn tag_values(
+        &self,
+        tenant: &str,
+        key: Option<&str>,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        match self.traces(TraceRequest::Tags {
+            tenant: tenant.to_string(),
+            key: key.map(str::to_string),
+            start_ns,
+            end_ns,
+            limit,
+        })? {
+            TraceAnswer::Tags(v) => Ok(v),
+            a => unexpected(a),
+        }
+    }
+
     fn services(&self, tenant: &str) -> StoreResult<Vec<String>> {
         match self.traces(TraceRequest::Services {
             tenant: tenant.to_string(),

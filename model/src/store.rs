@@ -149,6 +149,18 @@ pub struct DependencyLink {
 pub trait TraceRead: Send + Sync {
     /// Services that sent spans, sorted.
     fn services(&self, tenant: &str) -> StoreResult<Vec<String>>;
+    /// Attribute keys (span and resource; `key` `None`), or the values of attribute
+    /// `key`, carried by spans stored for `[start_ns, end_ns]`: sorted, at most `limit`.
+    /// From the tag index's terms, which are not kept per tenant: with one tenant (all
+    /// Triad has until tenants arrive) that is exact.
+    fn tag_values(
+        &self,
+        tenant: &str,
+        key: Option<&str>,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<String>>;
     /// Operations of a service, sorted.
     fn operations(&self, tenant: &str, service: &str) -> StoreResult<Vec<Operation>>;
     /// All spans of a trace, at any age within retention; empty when unknown.

@@ -430,3 +430,271 @@ fn run_search(
     }
     Ok(body)
 }
+
+/// Tag names or values answered at most.
+const TAG_LIMIT: usize = 1000;
+
+/// The TraceQL intrinsics Tempo lists in the `intrinsic` scope.
+const INTRINSICS: &[&str] = &[
+    "duration",
+    "kind",
+    "name",
+    "rootName",
+    "rootServiceName",
+    "status",
+    "statusMessage",
+    "traceDuration",
+];
+
+/// Prefixes of OpenTelemetry's resource semantic conventions: keys under them are
+/// listed in the `resource` scope, others in `span` (the tag index does not record
+/// which a key came from; unscoped `.key` matches either).
+const RESOURCE_PREFIXES: &[&str] = &[
+    "service.",
+    "host.",
+    "k8s.",
+    "container.",
+    "cloud.",
+    "process.",
+    "os.",
+    "telemetry.",
+    "deployment.",
+    "faas.",
+    "device.",
+    "browser.",
+];
+
+/// Keys of the tag index that are not attributes (Jaeger's view of kind and status,
+/// which TraceQL reads as intrinsics).
+const SYNTHETIC: &[&str] = &["span.kind", "otel.status_code"];
+
+/// The window of a tags request: `start`/`end` in Unix seconds, the last hour by
+/// default.
+fn tag_window(params: &[(String, String)], now_ns: i64) -> Result<(i64, i64), String> {
+    let get = |k: &str| -> Result<Option<i64>, String> {
+        params
+            .iter()
+            .find(|(key, v)| key == k && !v.is_empty())
+            .map(|(_, v)| {
+                v.parse::<i64>()
+                    .map(|s| s.saturating_mul(1_000_000_000))
+                    .map_err(|_| format!("{k}: {v:?} is not Unix seconds"))
+            })
+            .transpose()
+    };
+    let end = get("end")?.unwrap_or(now_ns);
+    let start = get("start")?.unwrap_or(end - 3_600_000_000_000);
+    Ok((start, end))
+}
+
+fn query_params(raw: Option<String>) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// Attribute keys of the window, `service.name` included, sorted.
+fn tag_keys(
+    traces: &dyn triad_model::store::TraceRead,
+    (start, end): (i64, i64),
+) -> Result<Vec<String>, String> {
+    let mut keys = traces
+        .tag_values(DEFAULT_TENANT, None, start, end, TAG_LIMIT)
+        .map_err(|e| e.to_string())?;
+    keys.push("service.name".into());
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
+}
+
+/// Values of attribute `key` in the window (`service.name` from the services catalog).
+fn tag_key_values(
+    traces: &dyn triad_model::store::TraceRead,
+    key: &str,
+    (start, end): (i64, i64),
+) -> Result<Vec<String>, String> {
+    if key == "service.name" {
+        return traces.services(DEFAULT_TENANT).map_err(|e| e.to_string());
+    }
+    traces
+        .tag_values(DEFAULT_TENANT, Some(key), start, end, TAG_LIMIT)
+        .map_err(|e| e.to_string())
+}
+
+async fn blocking_json<F>(st: &AppState, f: F) -> Response
+where
+    F: FnOnce(&dyn triad_model::store::TraceRead) -> Result<serde_json::Value, String>
+        + Send
+        + 'static,
+{
+    let traces = st.traces.clone();
+    match tokio::task::spawn_blocking(move || f(traces.as_ref())).await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `GET /api/search/tags?start=&end=`: `{"tagNames": [...]}`.
+pub async fn search_tags(
+    State(st): State<AppState>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let window = match tag_window(&query_params(raw), triad_model::now_ns()) {
+        Ok(w) => w,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    blocking_json(&st, move |t| {
+        let keys: Vec<String> = tag_keys(t, window)?
+            .into_iter()
+            .filter(|k| !SYNTHETIC.contains(&k.as_str()))
+            .collect();
+        Ok(json!({"tagNames": keys}))
+    })
+    .await
+}
+
+/// `GET /api/v2/search/tags?scope=&start=&end=`: tag names by scope (`resource`,
+/// `span`, `intrinsic`).
+pub async fn search_tags_v2(
+    State(st): State<AppState>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let params = query_params(raw);
+    let window = match tag_window(&params, triad_model::now_ns()) {
+        Ok(w) => w,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let scope = params
+        .iter()
+        .find(|(k, _)| k == "scope")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    if !matches!(
+        scope.as_str(),
+        "" | "all" | "resource" | "span" | "intrinsic"
+    ) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("scope {scope:?}: use resource, span, intrinsic or all"),
+        );
+    }
+    blocking_json(&st, move |t| {
+        let (mut resource, mut span) = (Vec::new(), Vec::new());
+        for k in tag_keys(t, window)? {
+            if SYNTHETIC.contains(&k.as_str()) {
+                continue;
+            }
+            if RESOURCE_PREFIXES.iter().any(|p| k.starts_with(p)) {
+                resource.push(k);
+            } else {
+                span.push(k);
+            }
+        }
+        let scopes: Vec<serde_json::Value> = [
+            ("resource", resource),
+            ("span", span),
+            (
+                "intrinsic",
+                INTRINSICS.iter().map(|s| s.to_string()).collect(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(name, _)| scope.is_empty() || scope == "all" || scope == *name)
+        .map(|(name, tags)| json!({"name": name, "tags": tags}))
+        .collect();
+        Ok(json!({"scopes": scopes}))
+    })
+    .await
+}
+
+/// `GET /api/search/tag/{tag}/values`: `{"tagValues": [...]}`.
+pub async fn tag_values(
+    State(st): State<AppState>,
+    Path(tag): Path<String>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let window = match tag_window(&query_params(raw), triad_model::now_ns()) {
+        Ok(w) => w,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    blocking_json(&st, move |t| {
+        Ok(json!({"tagValues": tag_key_values(t, &tag, window)?}))
+    })
+    .await
+}
+
+/// The type Tempo reports for a value read back from its text.
+fn value_type(v: &str) -> &'static str {
+    if v.parse::<i64>().is_ok() {
+        "int"
+    } else if v.parse::<f64>().is_ok() {
+        "float"
+    } else if v == "true" || v == "false" {
+        "bool"
+    } else {
+        "string"
+    }
+}
+
+/// `GET /api/v2/search/tag/{tag}/values`: values of a TraceQL attribute
+/// (`resource.service.name`, `span.http.route`, `.x`) or intrinsic (`name`, `status`,
+/// `kind`, `rootServiceName`), typed.
+pub async fn tag_values_v2(
+    State(st): State<AppState>,
+    Path(tag): Path<String>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let window = match tag_window(&query_params(raw), triad_model::now_ns()) {
+        Ok(w) => w,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let keyword = |vals: &[&str]| {
+        Json(json!({"tagValues": vals.iter().map(|v| json!({"type": "keyword", "value": v})).collect::<Vec<_>>()}))
+            .into_response()
+    };
+    match tag.as_str() {
+        "status" => return keyword(&["error", "ok", "unset"]),
+        "kind" => {
+            return keyword(&[
+                "unspecified",
+                "internal",
+                "server",
+                "client",
+                "producer",
+                "consumer",
+            ]);
+        }
+        _ => {}
+    }
+    blocking_json(&st, move |t| {
+        let values: Vec<String> = match tag.as_str() {
+            "rootServiceName" => t.services(DEFAULT_TENANT).map_err(|e| e.to_string())?,
+            "name" | "rootName" => {
+                let mut names = Vec::new();
+                for s in t.services(DEFAULT_TENANT).map_err(|e| e.to_string())? {
+                    names.extend(
+                        t.operations(DEFAULT_TENANT, &s)
+                            .map_err(|e| e.to_string())?
+                            .into_iter()
+                            .map(|o| o.name),
+                    );
+                }
+                names.sort();
+                names.dedup();
+                names.truncate(TAG_LIMIT);
+                names
+            }
+            other => {
+                let key = other
+                    .strip_prefix("resource.")
+                    .or_else(|| other.strip_prefix("span."))
+                    .or_else(|| other.strip_prefix('.'))
+                    .unwrap_or(other);
+                tag_key_values(t, key, window)?
+            }
+        };
+        Ok(json!({"tagValues": values.iter().map(|v| json!({"type": value_type(v), "value": v})).collect::<Vec<_>>()}))
+    })
+    .await
+}

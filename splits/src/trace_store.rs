@@ -299,6 +299,77 @@ impl TraceStore {
             .collect()
     }
 
+    /// Distinct attribute keys (`key` `None`) or values of attribute `key` among the
+    /// `key=value` terms of the `tags` field, in the splits overlapping `[start_ns,
+    /// end_ns]`: sorted, at most `limit`. The term dictionary answers without reading
+    /// a document; listing keys seeks past each key's values.
+    pub fn tag_terms(
+        &self,
+        key: Option<&str>,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let field = self.store.signal().tags;
+        let mut out = std::collections::BTreeSet::new();
+        for searcher in self.store.searchers(start_ns, end_ns) {
+            for seg in searcher.segment_readers() {
+                let inv = seg.inverted_index(field)?;
+                let dict = inv.terms();
+                match key {
+                    Some(k) => {
+                        let prefix = format!("{k}=");
+                        // '>' follows '=': the first term past every `k=…`.
+                        let end = format!("{k}>");
+                        let mut stream = dict
+                            .range()
+                            .ge(prefix.as_bytes())
+                            .lt(end.as_bytes())
+                            .into_stream()
+                            .map_err(crate::Error::io("read tag terms"))?;
+                        while stream.advance() {
+                            if let Ok(t) = std::str::from_utf8(stream.key()) {
+                                out.insert(t[prefix.len()..].to_string());
+                            }
+                            if out.len() >= limit {
+                                break;
+                            }
+                        }
+                    }
+                    None => {
+                        let mut from: Vec<u8> = Vec::new();
+                        loop {
+                            let mut stream = dict
+                                .range()
+                                .ge(&from)
+                                .into_stream()
+                                .map_err(crate::Error::io("read tag terms"))?;
+                            if !stream.advance() {
+                                break;
+                            }
+                            let term = stream.key();
+                            let Some(eq) = term.iter().position(|b| *b == b'=') else {
+                                // Not a key=value term: step past it.
+                                from = term.to_vec();
+                                from.push(0);
+                                continue;
+                            };
+                            if let Ok(k) = std::str::from_utf8(&term[..eq]) {
+                                out.insert(k.to_string());
+                            }
+                            from = term[..eq].to_vec();
+                            from.push(b'>');
+                            if out.len() >= limit {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter().take(limit).collect())
+    }
+
     /// The operations a split holds (from its `svc_op` terms).
     pub fn split_operations(&self, split: &crate::split::Split) -> Result<Vec<CatalogEntry>> {
         self.searcher_operations(&split.searcher())
@@ -525,6 +596,17 @@ impl SegmentCollector for SpanEdgesSegment {
 }
 
 impl TraceRead for TraceStore {
+    fn tag_values(
+        &self,
+        _tenant: &str,
+        key: Option<&str>,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        Ok(self.tag_terms(key, start_ns, end_ns, limit)?)
+    }
+
     fn services(&self, tenant: &str) -> StoreResult<Vec<String>> {
         let cat = self.catalog.read().unwrap_or_else(|e| e.into_inner());
         Ok(cat

@@ -146,6 +146,41 @@ fn trace_by_id_search_dependencies_and_catalog() {
     limited.limit = 1;
     assert_eq!(store.find_trace_ids(&limited).unwrap(), vec![tid(1)]);
 
+    // Any service: every trace of the window.
+    assert_eq!(
+        store.find_trace_ids(&q("", window.0, window.1)).unwrap(),
+        vec![tid(1), tid(2)]
+    );
+
+    // Tag keys and values from the index's terms.
+    let keys = store
+        .tag_values("default", None, window.0, window.1, 100)
+        .unwrap();
+    for k in ["error", "http.status_code", "span.kind"] {
+        assert!(keys.contains(&k.to_string()), "{k} in {keys:?}");
+    }
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "sorted, distinct");
+    assert_eq!(
+        store
+            .tag_values("default", Some("http.status_code"), window.0, window.1, 100)
+            .unwrap(),
+        ["200", "500"]
+    );
+    assert_eq!(
+        store
+            .tag_values("default", Some("http.status_code"), window.0, window.1, 1)
+            .unwrap(),
+        ["200"],
+        "at most the limit"
+    );
+    assert!(
+        store
+            .tag_values("default", Some("http"), window.0, window.1, 100)
+            .unwrap()
+            .is_empty(),
+        "a key's prefix is not the key"
+    );
+
     let deps = store.dependencies("default", window.0, window.1).unwrap();
     let pairs: Vec<_> = deps
         .iter()

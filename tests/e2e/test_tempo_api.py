@@ -168,3 +168,23 @@ def test_tempo_search_with_traceql_and_tags(triad):
     assert found(q="{}", limit="1") in (["failing"], ["passing"])
     status, _, body = get(triad, "/api/search?q=" + urllib.parse.quote("{ nope }"))
     assert status == 400 and b"invalid TraceQL" in body
+
+    # Tags and their values, as Grafana's query builder asks them.
+    window = f"start={now - 600}&end={now + 60}"
+    names_v1 = json.loads(get(triad, f"/api/search/tags?{window}")[2])["tagNames"]
+    assert {"service.name", "http.route", "db.system", "http.status_code"} <= set(names_v1), names_v1
+    assert "span.kind" not in names_v1, "Jaeger's synthetic tags are not attributes"
+    scopes = {sc["name"]: sc["tags"] for sc in json.loads(get(triad, f"/api/v2/search/tags?{window}")[2])["scopes"]}
+    assert "service.name" in scopes["resource"] and "http.route" in scopes["span"]
+    assert {"duration", "name", "status", "kind"} <= set(scopes["intrinsic"])
+    only = json.loads(get(triad, f"/api/v2/search/tags?scope=intrinsic&{window}")[2])["scopes"]
+    assert [sc["name"] for sc in only] == ["intrinsic"]
+    assert get(triad, "/api/v2/search/tags?scope=nope")[0] == 400
+    assert json.loads(get(triad, f"/api/search/tag/http.route/values?{window}")[2])["tagValues"] == ["/cart", "/health"]
+    assert "shop" in json.loads(get(triad, f"/api/search/tag/service.name/values?{window}")[2])["tagValues"]
+    typed = json.loads(get(triad, f"/api/v2/search/tag/span.http.status_code/values?{window}")[2])["tagValues"]
+    assert typed == [{"type": "int", "value": "200"}, {"type": "int", "value": "500"}], typed
+    names_typed = json.loads(get(triad, "/api/v2/search/tag/name/values")[2])["tagValues"]
+    assert {"GET /cart", "SELECT cart", "GET /health"} <= {v["value"] for v in names_typed}
+    statuses = json.loads(get(triad, "/api/v2/search/tag/status/values")[2])["tagValues"]
+    assert {"type": "keyword", "value": "error"} in statuses

@@ -84,6 +84,26 @@ fn union_sorted<T: Ord>(mut a: Vec<T>, b: Option<Vec<T>>) -> Vec<T> {
 }
 
 impl TraceRead for MergedTraces {
+    fn tag_values(
+        &self,
+        tenant: &str,
+        key: Option<&str>,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let a = self
+            .published
+            .tag_values(tenant, key, start_ns, end_ns, limit)?;
+        let b = self.recent(
+            "tags",
+            self.recent.tag_values(tenant, key, start_ns, end_ns, limit),
+        )?;
+        let mut all = union_sorted(a, b);
+        all.truncate(limit);
+        Ok(all)
+    }
+
     fn services(&self, tenant: &str) -> StoreResult<Vec<String>> {
         let a = self.published.services(tenant)?;
         let b = self.recent("services", self.recent.services(tenant))?;
