@@ -352,7 +352,9 @@ impl TraceRead for Collectors {
                 }
             }
         }
-        ids.truncate(q.limit);
+        if q.order == triad_model::store::TraceOrder::Recent {
+            ids.truncate(q.limit);
+        }
         Ok((ids, warnings))
     }
 

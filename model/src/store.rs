@@ -132,6 +132,21 @@ pub struct TraceQuery {
     pub max_duration_ns: Option<i64>,
     /// Most traces to return.
     pub limit: usize,
+    /// Which traces the limit keeps.
+    #[serde(default)]
+    pub order: TraceOrder,
+}
+
+/// Which matching traces a search returns first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TraceOrder {
+    /// The most recent (latest start of a matching span) first.
+    #[default]
+    Recent,
+    /// The slowest (longest matching span) first. Stores that merge several sources
+    /// return each source's slowest without cutting to the limit; the caller orders by
+    /// the traces' durations.
+    Slowest,
 }
 
 /// A service-to-service call count.

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as J, json};
-use triad_model::store::{StoreResult, TraceQuery, TraceRead};
+use triad_model::store::{StoreResult, TraceOrder, TraceQuery, TraceRead};
 use triad_model::{DEFAULT_TENANT, KeyValue, Span, SpanKind, StatusCode, TraceId, Value};
 
 use crate::AppState;
@@ -291,9 +291,17 @@ pub fn trace_query(
     max_limit: usize,
     now_ns: i64,
 ) -> ApiResult<TraceQuery> {
-    let service = get(params, "service")
-        .ok_or_else(|| ApiError::BadRequest("parameter 'service' is required".into()))?
-        .to_string();
+    // Jaeger requires a service; Triad also searches across services without one.
+    let service = get(params, "service").unwrap_or_default().to_string();
+    let order = match get(params, "order") {
+        None | Some("recent") => TraceOrder::Recent,
+        Some("slowest") => TraceOrder::Slowest,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "malformed 'order': {other:?}, want recent or slowest"
+            )));
+        }
+    };
     let end_ns = parse_micros(params, "end")?.unwrap_or(now_ns);
     let start_ns = match parse_micros(params, "start")? {
         Some(s) => s,
@@ -331,10 +339,12 @@ pub fn trace_query(
         min_duration_ns: dur("minDuration")?,
         max_duration_ns: dur("maxDuration")?,
         limit: limit.clamp(1, max_limit),
+        order,
     })
 }
 
-/// `GET /api/traces?service=&operation=&tags=&start=&end=&minDuration=&maxDuration=&limit=`
+/// `GET /api/traces?service=&operation=&tags=&start=&end=&minDuration=&maxDuration=&limit=&order=`
+/// (`service` optional and `order=recent|slowest` are Triad's additions)
 pub async fn search(
     State(st): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
@@ -345,15 +355,25 @@ pub async fn search(
     };
     let r = read(&st, move |t| {
         let (ids, mut warnings) = t.find_trace_ids_partial(&q)?;
-        let mut out = Vec::with_capacity(ids.len());
+        let mut found = Vec::with_capacity(ids.len());
         for id in ids {
             let (spans, w) = t.trace_partial(&q.tenant, id)?;
             warnings.extend(w);
             if !spans.is_empty() {
-                out.push(trace_json(id, &spans));
+                let start = spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
+                let end = spans.iter().map(|s| s.end_ns).max().unwrap_or(0);
+                found.push((end - start, trace_json(id, &spans)));
             }
         }
-        Ok((out, warnings))
+        if q.order == TraceOrder::Slowest {
+            // Several sources each gave their slowest: keep the slowest overall.
+            found.sort_by_key(|(d, _)| std::cmp::Reverse(*d));
+            found.truncate(q.limit);
+        }
+        Ok((
+            found.into_iter().map(|(_, j)| j).collect::<Vec<_>>(),
+            warnings,
+        ))
     })
     .await;
     jaeger(r, |(traces, warnings)| {
@@ -439,8 +459,16 @@ mod tests {
 
     #[test]
     fn search_param_errors_are_clear() {
-        let e = trace_query(&p(&[]), 10, 0).unwrap_err();
-        assert_eq!(e.to_string(), "parameter 'service' is required");
+        let any = trace_query(&p(&[]), 10, 0).unwrap();
+        assert_eq!(
+            (any.service.as_str(), any.order),
+            ("", TraceOrder::Recent),
+            "any service"
+        );
+        let slow = trace_query(&p(&[("order", "slowest")]), 10, 0).unwrap();
+        assert_eq!(slow.order, TraceOrder::Slowest);
+        let e = trace_query(&p(&[("order", "fastest")]), 10, 0).unwrap_err();
+        assert!(e.to_string().contains("order"), "{e}");
         let e = trace_query(&p(&[("service", "a"), ("minDuration", "fast")]), 10, 0).unwrap_err();
         assert!(e.to_string().contains("minDuration"), "{e}");
         let e = trace_query(&p(&[("service", "a"), ("tags", "{oops")]), 10, 0).unwrap_err();

@@ -300,6 +300,7 @@ fn search_query(params: &[(String, String)], now_ns: i64) -> Result<SearchPlan, 
         min_duration_ns: duration("minDuration")?,
         max_duration_ns: duration("maxDuration")?,
         limit,
+        order: Default::default(),
     };
     for (k, v) in logfmt(get("tags").unwrap_or(""))? {
         match k.as_str() {

@@ -29,7 +29,7 @@ use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{BytesOptions, FAST, Field, IndexRecordOption, Schema, Value};
 use tantivy::{DocId, Index, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
 use triad_model::store::{
-    DependencyLink, Operation, StoreError, StoreResult, TraceQuery, TraceRead,
+    DependencyLink, Operation, StoreError, StoreResult, TraceOrder, TraceQuery, TraceRead,
 };
 use triad_model::{Span, SpanId, SpanKind, TraceId};
 
@@ -453,8 +453,11 @@ impl TraceStore {
 }
 
 /// Collects, per trace, the latest start among matching spans; keeps the `limit` latest traces.
+/// The `limit` traces with the highest `field` (`start`: the most recent; `duration`:
+/// the slowest) among the matching spans.
 struct LatestTraces {
     limit: usize,
+    field: &'static str,
 }
 
 struct LatestTracesSegment {
@@ -477,7 +480,7 @@ impl Collector for LatestTraces {
         Ok(LatestTracesSegment {
             hi: ff.u64("trace_hi")?,
             lo: ff.u64("trace_lo")?,
-            start: ff.i64("start")?,
+            start: ff.i64(self.field)?,
             best: HashMap::new(),
         })
     }
@@ -672,6 +675,10 @@ impl TraceRead for TraceStore {
         let query = BooleanQuery::new(clauses);
         let collector = LatestTraces {
             limit: q.limit.max(1),
+            field: match q.order {
+                TraceOrder::Recent => "start",
+                TraceOrder::Slowest => "duration",
+            },
         };
         let mut all: HashMap<(u64, u64), i64> = HashMap::new();
         for searcher in self.store.searchers(q.start_ns, q.end_ns.saturating_add(1)) {

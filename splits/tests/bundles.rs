@@ -308,6 +308,7 @@ fn check(
             min_duration_ns: None,
             max_duration_ns: None,
             limit: 20,
+            order: Default::default(),
         };
         prop_assert_eq!(
             local_traces.find_trace_ids(&q).unwrap(),

@@ -16,6 +16,7 @@ fn q(service: &str, start: i64, end: i64) -> TraceQuery {
         min_duration_ns: None,
         max_duration_ns: None,
         limit: 20,
+        order: Default::default(),
     }
 }
 
@@ -187,6 +188,69 @@ fn trace_by_id_search_dependencies_and_catalog() {
         .map(|d| (d.parent.as_str(), d.child.as_str(), d.call_count))
         .collect();
     assert_eq!(pairs, vec![("feed", "profile", 1), ("gateway", "feed", 1)]);
+    store.store().shutdown();
+}
+
+#[test]
+fn searches_keep_the_most_recent_or_the_slowest_across_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = triad_model::now_ns();
+    let store = open_traces(dir.path(), fast_cfg());
+    let spans = vec![
+        span(
+            tid(1),
+            sid(1),
+            None,
+            "a",
+            "slow",
+            now - 60_000_000_000,
+            900_000_000,
+            false,
+        ),
+        span(
+            tid(2),
+            sid(1),
+            None,
+            "b",
+            "fast",
+            now - 1_000_000_000,
+            1_000_000,
+            false,
+        ),
+        span(
+            tid(3),
+            sid(1),
+            None,
+            "c",
+            "middle",
+            now - 30_000_000_000,
+            50_000_000,
+            true,
+        ),
+    ];
+    runtime().block_on(store.append(spans)).unwrap();
+    wait_for("commit", || {
+        store.trace("default", tid(3)).unwrap().len() == 1
+    });
+    let mut query = q("", now - 3_600_000_000_000, now);
+    query.limit = 2;
+    assert_eq!(
+        store.find_trace_ids(&query).unwrap(),
+        vec![tid(2), tid(3)],
+        "recent"
+    );
+    query.order = triad_model::store::TraceOrder::Slowest;
+    assert_eq!(
+        store.find_trace_ids(&query).unwrap(),
+        vec![tid(1), tid(3)],
+        "slowest"
+    );
+    query.tags = vec![("error".into(), "true".into())];
+    assert_eq!(
+        store.find_trace_ids(&query).unwrap(),
+        vec![tid(3)],
+        "failed, any service"
+    );
     store.store().shutdown();
 }
 

@@ -232,6 +232,38 @@ def test_metrics_completion_graph_table_and_dark_theme(stack, page):
     page.get_by_role("alert").wait_for()
 
 
+def test_trace_search_across_services_lists_failed_then_slowest(stack, page):
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    t, errors = stack
+    # A slow, successful trace of another service.
+    p = TracerProvider(resource=Resource.create({"service.name": "inventory"}))
+    p.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{t.http}/v1/traces")))
+    with p.get_tracer("ui").start_as_current_span("GET /stock"):
+        time.sleep(0.3)
+    p.shutdown()
+    wait_until("the inventory trace", lambda: t.get("/api/traces", service="inventory")["data"])
+
+    page.goto(f"{t.query}/traces?start=now-1h")
+    rows = page.get_by_label("Traces found").locator("tbody tr")
+    rows.first.wait_for()
+    page.get_by_role("img", name="Trace durations over time; click a dot to open the trace").wait_for()
+    failed = [rows.nth(i).get_attribute("class") == "err" for i in range(rows.count())]
+    n_failed = len({trace for trace, _ in errors})
+    assert failed[:n_failed] == [True] * n_failed and not any(failed[n_failed:]), failed
+    roots = [rows.nth(i).locator("td").nth(1).inner_text() for i in range(rows.count())]
+    assert roots[n_failed].startswith("inventory: GET /stock"), "the slowest successful trace first"
+    assert any(r.startswith("checkout: POST /checkout") for r in roots[n_failed:])
+    page.screenshot(path=str(SHOTS / "traces.png"))
+    # Choosing a service narrows the search to it.
+    page.get_by_label("Service").select_option("inventory")
+    page.wait_for_url("**service=inventory*")
+    wait_until("one trace", lambda: rows.count() == 1 and "inventory" in rows.first.inner_text(), timeout=10)
+
+
 def test_empty_states_and_unknown_trace(stack, page):
     t, _ = stack
     page.goto(f"{t.query}/traces/0123456789abcdef0123456789abcdef")

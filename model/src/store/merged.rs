@@ -165,7 +165,9 @@ impl TraceRead for MergedTraces {
                 ids.push(id);
             }
         }
-        ids.truncate(q.limit);
+        if q.order == super::TraceOrder::Recent {
+            ids.truncate(q.limit);
+        }
         Ok((ids, warnings))
     }
 

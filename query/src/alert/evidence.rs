@@ -95,6 +95,7 @@ impl EvidenceSource {
                     min_duration_ns: None,
                     max_duration_ns: None,
                     limit: self.cfg.max_traces,
+                    order: Default::default(),
                 };
                 for id in self.traces.find_trace_ids(&q).unwrap_or_default() {
                     if ids.len() < self.cfg.max_traces && seen.insert(id) {

@@ -1,5 +1,7 @@
-// Trace search (Jaeger's API): service, operation, tags, duration bounds; results as a
-// duration-over-time scatter plot (click a dot to open the trace) and a list.
+// Trace search (Jaeger's API): service (or all), operation, tags, duration bounds;
+// results as a duration-over-time scatter plot (click a dot to open the trace) and a
+// list. Without a service or filters, the failed and the slowest traces of the range
+// across every service.
 import { useEffect, useMemo, useState } from "preact/hooks";
 import uPlot from "uplot";
 import { fmtDuration, fmtTime, getJSON } from "../api";
@@ -53,9 +55,10 @@ export function TracesPage() {
     if (service) getJSON(`/api/services/${encodeURIComponent(service)}/operations`).then((r) => setOps(r.data ?? []), () => {});
   }, [service]);
   const key = [service, get("operation"), get("tags"), get("minDuration"), get("maxDuration"), range.startText, range.endText].join("|");
+  const filtered = !!(service || get("operation") || get("tags") || get("minDuration") || get("maxDuration"));
   useEffect(() => {
-    if (!service) return;
     setErr("");
+    setFound(null);
     let tags = get("tags");
     if (tags && !tags.trim().startsWith("{")) {
       // `key=value key2=value2` is easier to type than JSON.
@@ -66,19 +69,19 @@ export function TracesPage() {
       }
       tags = JSON.stringify(obj);
     }
-    getJSON("/api/traces", {
-      service,
-      operation: get("operation"),
-      tags,
-      minDuration: get("minDuration"),
-      maxDuration: get("maxDuration"),
-      start: Math.floor(range.start * 1e6),
-      end: Math.ceil(range.end * 1e6),
-      limit: 200,
-    }).then(
-      (r) => setFound((r.data ?? []).map(summarize).sort((a: Summary, b: Summary) => b.start - a.start)),
-      (e) => setErr(e.message),
-    );
+    const window = { start: Math.floor(range.start * 1e6), end: Math.ceil(range.end * 1e6) };
+    const search = (params: Record<string, any>) => getJSON("/api/traces", { ...window, ...params }).then((r) => (r.data ?? []).map(summarize) as Summary[]);
+    const done = filtered
+      ? search({ service, operation: get("operation"), tags, minDuration: get("minDuration"), maxDuration: get("maxDuration"), limit: 200 }).then((f) =>
+          f.sort((a, b) => b.start - a.start),
+        )
+      : // Every service: the failed traces first, then the slowest, each slowest first.
+        Promise.all([search({ tags: JSON.stringify({ error: "true" }), order: "slowest", limit: 50 }), search({ order: "slowest", limit: 50 })]).then(([failed, slowest]) => {
+          const seen = new Set(failed.map((t) => t.id));
+          const bySlowest = (a: Summary, b: Summary) => b.durationMs - a.durationMs;
+          return [...failed.sort(bySlowest), ...slowest.filter((t) => !seen.has(t.id)).sort(bySlowest)];
+        });
+    done.then(setFound, (e) => setErr(e.message));
   }, [key]);
   const data = useMemo(() => {
     const f = [...(found ?? [])].sort((a, b) => a.start - b.start);
@@ -94,7 +97,7 @@ export function TracesPage() {
         }}
       >
         <select aria-label="Service" value={service} onChange={(e) => set({ service: (e.target as HTMLSelectElement).value, operation: undefined })}>
-          <option value="">Choose a service</option>
+          <option value="">All services</option>
           {services.map((s) => (
             <option value={s}>{s}</option>
           ))}
@@ -114,12 +117,11 @@ export function TracesPage() {
         </button>
       </form>
       {err && <ErrorBox message={err} />}
-      {!service ? (
-        <Empty>Choose a service to search its traces{services.length === 0 ? " — no service has sent spans yet" : ""}.</Empty>
-      ) : found === null ? null : found.length === 0 ? (
-        <Empty>No traces match in this time range.</Empty>
+      {found === null ? null : found.length === 0 ? (
+        <Empty>{services.length === 0 ? "No service has sent spans yet." : "No traces match in this time range."}</Empty>
       ) : (
         <>
+          {!filtered && <p class="muted">The failed traces of the time range, then the slowest, across every service.</p>}
           <Chart
             label="Trace durations over time; click a dot to open the trace"
             height={180}
