@@ -144,6 +144,7 @@ pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
             get(alert::api::alert_evidence),
         )
         .route("/api/logs/tail", get(logs::tail))
+        .route("/api/logs/context", get(logs::context))
         .route(
             "/metrics",
             get(

@@ -206,3 +206,154 @@ mod tests {
         );
     }
 }
+
+/// Lines of context asked for on each side by default.
+const CONTEXT_LINES: usize = 20;
+/// How far the lines after a line are looked for, widening until enough are found.
+const CONTEXT_WINDOWS_NS: [i64; 9] = [
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+    10_000_000_000,
+    60_000_000_000,
+    600_000_000_000,
+    3_600_000_000_000,
+    86_400_000_000_000,
+];
+
+/// Quotes a term for the log query language.
+fn quoted(v: &str) -> String {
+    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The query selecting a line's neighbours: the same file (or container log), or for
+/// lines without a file (OTLP) the same service and host.
+pub fn context_query(source: &str, service: &str, host: &str) -> ApiResult<String> {
+    if !source.is_empty() && source != "otlp" {
+        return Ok(format!("source:{}", quoted(source)));
+    }
+    let mut parts = Vec::new();
+    if !service.is_empty() {
+        parts.push(format!("service:{}", quoted(service)));
+    }
+    if !host.is_empty() {
+        parts.push(format!("host:{}", quoted(host)));
+    }
+    if parts.is_empty() {
+        return Err(ApiError::BadRequest(
+            "a line without a file, a service or a host has no context to show".into(),
+        ));
+    }
+    Ok(parts.join(" AND "))
+}
+
+/// `GET /api/logs/context?timestamp_ns=&source=&service=&host=&before=&after=`: the lines
+/// just before and after a line from the same source (file or container log; service
+/// and host for OTLP logs), oldest first, as Kibana's surrounding documents: `before`
+/// (lines strictly earlier), `at` (lines with the line's own timestamp, itself among
+/// them) and `after` (strictly later). Ask again from the first or the last line's
+/// timestamp for more.
+pub async fn context(
+    State(st): State<AppState>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> ApiResult<Json<J>> {
+    let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
+    let ts: i64 = get("timestamp_ns")
+        .parse()
+        .map_err(|_| ApiError::BadRequest("timestamp_ns: want the line's time in ns".into()))?;
+    let count = |k: &str| -> ApiResult<usize> {
+        match params.get(k).filter(|v| !v.is_empty()) {
+            None => Ok(CONTEXT_LINES),
+            Some(v) => v
+                .parse::<usize>()
+                .map(|n| n.min(st.cfg.max_log_hits))
+                .map_err(|_| ApiError::BadRequest(format!("{k}: not a number: {v:?}"))),
+        }
+    };
+    let (before_n, after_n) = (count("before")?, count("after")?);
+    let query = context_query(get("source"), get("service"), get("host"))?;
+    let max_hits = st.cfg.max_log_hits;
+    let logs = st.logs.clone();
+    let q = query.clone();
+    let (before, at, after, warnings) = tokio::task::spawn_blocking(move || {
+        let search = |start_ns: i64, end_ns: i64, limit: usize| {
+            logs.search(&LogQuery {
+                tenant: DEFAULT_TENANT.to_string(),
+                query: q.clone(),
+                start_ns,
+                end_ns,
+                limit,
+                histogram_buckets: 0,
+            })
+        };
+        let mut warnings = Vec::new();
+        // Newest first, so the `before_n` just before the line.
+        let mut before = if before_n == 0 {
+            Vec::new()
+        } else {
+            let r = search(0, ts, before_n)?;
+            warnings.extend(r.warnings);
+            r.hits
+        };
+        // Oldest first; lines of one timestamp keep the order the store gives them
+        // (the order they were stored in), hence a stable sort, not a reversal.
+        before.sort_by_key(|r| r.timestamp_ns);
+        let r = search(ts, ts.saturating_add(1), max_hits)?;
+        warnings.extend(r.warnings);
+        let at = r.hits;
+        // Oldest first after the line: widen the window until it holds enough lines,
+        // then take the earliest of them.
+        let mut after = Vec::new();
+        if after_n > 0 {
+            for width in CONTEXT_WINDOWS_NS {
+                let end = ts.saturating_add(1).saturating_add(width);
+                let probe = search(ts.saturating_add(1), end, 0)?;
+                let last = width == CONTEXT_WINDOWS_NS[CONTEXT_WINDOWS_NS.len() - 1];
+                if (probe.total as usize) < after_n && !last {
+                    continue;
+                }
+                let r = search(
+                    ts.saturating_add(1),
+                    end,
+                    (probe.total as usize).min(max_hits),
+                )?;
+                warnings.extend(r.warnings);
+                after = r.hits;
+                after.sort_by_key(|r| r.timestamp_ns);
+                after.truncate(after_n);
+                break;
+            }
+        }
+        Ok::<_, triad_model::store::StoreError>((before, at, after, warnings))
+    })
+    .await??;
+    let lines = |v: &[LogRecord]| v.iter().map(record_json).collect::<Vec<_>>();
+    Ok(Json(json!({
+        "query": query,
+        "before": lines(&before),
+        "at": lines(&at),
+        "after": lines(&after),
+        "partial": !warnings.is_empty(),
+        "warnings": warnings,
+    })))
+}
+
+#[cfg(test)]
+mod context_tests {
+    use super::*;
+
+    #[test]
+    fn a_lines_source_picks_its_neighbours() {
+        assert_eq!(
+            context_query("/var/log/app \"x\".log", "api", "h1").unwrap(),
+            r#"source:"/var/log/app \"x\".log""#
+        );
+        assert_eq!(
+            context_query("otlp", "api", "h1").unwrap(),
+            r#"service:"api" AND host:"h1""#
+        );
+        assert_eq!(context_query("", "api", "").unwrap(), r#"service:"api""#);
+        assert!(context_query("otlp", "", "").is_err());
+    }
+}

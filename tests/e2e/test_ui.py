@@ -61,8 +61,19 @@ def send_traffic(t, n=60):
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ui")
+    (tmp / "logs").mkdir()
+    with open(tmp / "logs" / "worker.log", "w") as f:
+        base = time.time() - 120
+        for i in range(40):
+            at = base + i * 0.5
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+            f.write(json.dumps({"ts": ts, "level": "warn" if i == 20 else "info", "msg": f"worker step {i}",
+                                "service": "worker"}) + "\n")
     cfg = tmp / "triad.yaml"
-    cfg.write_text("""
+    cfg.write_text(f"""
+agent:
+  include: ['{tmp / "logs"}/*.log']
+""" + """
 collector:
   metrics:
     span_metrics_interval_secs: 1
@@ -262,6 +273,38 @@ def test_trace_search_across_services_lists_failed_then_slowest(stack, page):
     page.get_by_label("Service").select_option("inventory")
     page.wait_for_url("**service=inventory*")
     wait_until("one trace", lambda: rows.count() == 1 and "inventory" in rows.first.inner_text(), timeout=10)
+
+
+def test_log_lines_show_their_context(stack, page):
+    t, _ = stack
+    wait_until("the worker's file", lambda: t.get("/api/logs/search", q="service:worker", start="0")["total"] == 40)
+
+    def open_context(query, text):
+        page.goto(f"{t.query}/logs?start=now-1h")
+        page.get_by_label("Log query").fill(query)
+        page.get_by_label("Log query").press("Enter")
+        hit = page.locator("ol[aria-label='Log lines'] > li").filter(has_text=text).first
+        hit.locator("button.row").click()
+        hit.get_by_role("button", name="Show context").click()
+        lines = hit.get_by_label("Context lines").locator("li")
+        lines.first.wait_for()
+        return hit, lines
+
+    # A tailed file's line: the lines around it in the file, it highlighted.
+    hit, lines = open_context('"worker step 20"', "worker step 20")
+    texts = [lines.nth(i).inner_text() for i in range(lines.count())]
+    assert [x.split("worker step ")[1] for x in texts] == [str(i) for i in range(10, 31)], texts
+    assert "worker step 20" in hit.locator("[aria-current=true]").inner_text()
+    hit.get_by_role("button", name="Earlier lines").click()
+    wait_until("earlier lines", lambda: lines.count() == 31)
+    assert "worker step 0" in lines.first.inner_text()
+    page.screenshot(path=str(SHOTS / "log-context.png"))
+
+    # An OTLP line: the same service's lines around it.
+    hit, lines = open_context("declined", "declined")
+    anchor = hit.locator("[aria-current=true]").inner_text()
+    assert "card declined for order" in anchor
+    assert lines.count() >= 3 and all("declined" in lines.nth(i).inner_text() for i in range(lines.count()))
 
 
 def test_empty_states_and_unknown_trace(stack, page):

@@ -157,6 +157,7 @@ export function Hits({ hits }: { hits: LogHit[] }) {
 
 export function Hit({ hit }: { hit: LogHit }) {
   const [open, setOpen] = useState(false);
+  const [context, setContext] = useState(false);
   const t = Number(BigInt(hit.timestamp_ns) / 1000000n) / 1000;
   return (
     <li class={"hit lvl-" + (hit.level || "none")}>
@@ -171,8 +172,71 @@ export function Hit({ hit }: { hit: LogHit }) {
           trace {hit.trace_id.slice(0, 8)}…
         </Link>
       )}
-      {open && <pre class="json">{JSON.stringify({ ...hit, attributes: hit.attributes }, null, 2)}</pre>}
+      {open && (
+        <>
+          <div class="hit-actions">
+            <button class="btn" aria-pressed={context} onClick={() => setContext(!context)}>
+              {context ? "Hide context" : "Show context"}
+            </button>
+          </div>
+          {context && <Context hit={hit} />}
+          <pre class="json">{JSON.stringify({ ...hit, attributes: hit.attributes }, null, 2)}</pre>
+        </>
+      )}
     </li>
+  );
+}
+
+/** The lines around a line from the same source (file, or service and host for OTLP
+ * lines), oldest first, the line itself highlighted; more load from either end. */
+function Context({ hit }: { hit: LogHit }) {
+  const [lines, setLines] = useState<LogHit[] | null>(null);
+  const [err, setErr] = useState("");
+  const [edge, setEdge] = useState({ before: true, after: true });
+  const ask = (timestamp_ns: string, before: number, after: number) =>
+    getJSON("/api/logs/context", { timestamp_ns, source: hit.source, service: hit.service, host: hit.host, before, after });
+  useEffect(() => {
+    ask(hit.timestamp_ns, 10, 10).then(
+      (r) => {
+        setLines([...r.before, ...r.at, ...r.after]);
+        setEdge({ before: r.before.length === 10, after: r.after.length === 10 });
+      },
+      (e) => setErr(e.message),
+    );
+  }, [hit.timestamp_ns, hit.source]);
+  if (err) return <ErrorBox message={err} />;
+  if (lines === null) return null;
+  const same = (a: LogHit) => a.timestamp_ns === hit.timestamp_ns && a.body === hit.body;
+  const earlier = () =>
+    ask(lines[0].timestamp_ns, 20, 0).then((r) => {
+      setLines([...r.before, ...lines]);
+      setEdge({ ...edge, before: r.before.length === 20 });
+    });
+  const later = () =>
+    ask(lines[lines.length - 1].timestamp_ns, 0, 20).then((r) => {
+      setLines([...lines, ...r.after]);
+      setEdge({ ...edge, after: r.after.length === 20 });
+    });
+  return (
+    <div class="context">
+      {edge.before && (
+        <button class="btn" onClick={earlier}>
+          Earlier lines
+        </button>
+      )}
+      <ol class="context-lines mono" aria-label="Context lines">
+        {lines.map((l) => (
+          <li class={same(l) ? "anchor" : ""} aria-current={same(l) ? "true" : undefined}>
+            <span class="ts">{fmtTime(Number(BigInt(l.timestamp_ns) / 1000000n) / 1000)}</span> <span class={"badge lvl-" + (l.level || "none")}>{l.level || "—"}</span> {l.body}
+          </li>
+        ))}
+      </ol>
+      {edge.after && (
+        <button class="btn" onClick={later}>
+          Later lines
+        </button>
+      )}
+    </div>
   );
 }
 
