@@ -194,6 +194,11 @@ def test_firing_alert_evidence_and_silence(stack, page):
     assert any(h.split("/traces/")[1].split("?")[0] in known for h in hrefs), hrefs
     assert "card declined" in ev.inner_text()
     page.screenshot(path=str(SHOTS / "alerts.png"))
+    # An evidence line's context: the service's lines around it.
+    ev.get_by_role("button", name="context").first.click()
+    context = ev.get_by_label("Context lines")
+    context.locator("[aria-current=true]").wait_for()
+    assert context.locator("li").count() >= 2
 
     # Silence it from the card: the form comes prefilled with the alert's matchers.
     card.get_by_role("link", name="Silence…").click()

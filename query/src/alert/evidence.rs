@@ -226,7 +226,10 @@ impl EvidenceSource {
                 };
                 json!({
                     "timestamp": format_rfc3339(r.timestamp_ns),
+                    "timestamp_ns": r.timestamp_ns.to_string(),
                     "service": r.service,
+                    "host": r.host,
+                    "source": r.source,
                     "level": r.level(),
                     "body": r.body,
                     "trace_id": trace,

@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { fmtDuration, fmtTime, getJSON, send } from "../api";
 import { Link, useParams } from "../router";
 import { Empty, ErrorBox, Loading, Tabs } from "../widgets";
+import { Context } from "./logs";
 
 interface ActiveAlert {
   fingerprint: string;
@@ -138,14 +139,28 @@ export function Evidence({ ev }: { ev: any }) {
       ) : (
         <ul class="evlogs">
           {ev.logs.map((l: any) => (
-            <li>
-              <span class="mono muted">{l.timestamp}</span> <span class="badge lvl-error">{l.level}</span> {l.service}: <span class="mono">{l.body}</span>{" "}
-              {l.trace_id && <Link href={`/traces/${l.trace_id}${l.span_id ? `?span=${l.span_id}` : ""}`}>trace</Link>}
-            </li>
+            <EvidenceLine line={l} />
           ))}
         </ul>
       )}
     </div>
+  );
+}
+
+/** An evidence log line, with its context on demand. */
+function EvidenceLine({ line: l }: { line: any }) {
+  const [context, setContext] = useState(false);
+  return (
+    <li>
+      <span class="mono muted">{l.timestamp}</span> <span class="badge lvl-error">{l.level}</span> {l.service}: <span class="mono">{l.body}</span>{" "}
+      {l.trace_id && <Link href={`/traces/${l.trace_id}${l.span_id ? `?span=${l.span_id}` : ""}`}>trace</Link>}{" "}
+      {l.timestamp_ns && (
+        <button class="linkish" aria-pressed={context} onClick={() => setContext(!context)}>
+          {context ? "hide context" : "context"}
+        </button>
+      )}
+      {context && <Context hit={l} />}
+    </li>
   );
 }
 

@@ -189,7 +189,7 @@ export function Hit({ hit }: { hit: LogHit }) {
 
 /** The lines around a line from the same source (file, or service and host for OTLP
  * lines), oldest first, the line itself highlighted; more load from either end. */
-function Context({ hit }: { hit: LogHit }) {
+export function Context({ hit }: { hit: Pick<LogHit, "timestamp_ns" | "source" | "service" | "host" | "body"> }) {
   const [lines, setLines] = useState<LogHit[] | null>(null);
   const [err, setErr] = useState("");
   const [edge, setEdge] = useState({ before: true, after: true });
