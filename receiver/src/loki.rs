@@ -25,7 +25,6 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use triad_model::DEFAULT_TENANT;
 
-use crate::IngestError;
 use crate::http::HttpState;
 
 /// `logproto.PushRequest`.
@@ -360,14 +359,7 @@ pub fn to_otlp(streams: Vec<Stream>) -> ExportLogsServiceRequest {
 }
 
 fn refuse(state: &HttpState, status: StatusCode, outcome: &'static str, msg: String) -> Response {
-    state.ingest.record_outcome("logs", "loki", outcome);
-    tracing::debug!(error = %msg, "refused Loki push");
-    let mut resp = (status, msg).into_response();
-    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-    }
-    resp
+    crate::zipkin::refuse_plain(&state.ingest, ("logs", "loki"), status, outcome, msg)
 }
 
 /// `POST /loki/api/v1/push`.
@@ -448,26 +440,7 @@ pub async fn push(
         )
             .into_response(),
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(IngestError::Invalid { message, .. }) => {
-            (StatusCode::BAD_REQUEST, message).into_response()
-        }
-        Err(IngestError::Unavailable(m)) => {
-            let mut r = (StatusCode::SERVICE_UNAVAILABLE, m).into_response();
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            r
-        }
-        Err(IngestError::Full {
-            message,
-            retry_after,
-        }) => {
-            let mut r = (StatusCode::TOO_MANY_REQUESTS, message).into_response();
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                header::HeaderValue::from(retry_after.as_secs().max(1)),
-            );
-            r
-        }
+        Err(e) => crate::zipkin::plain_refusal(e),
     }
 }
 

@@ -245,8 +245,20 @@ struct ZipkinState {
 }
 
 fn refuse(state: &ZipkinState, status: StatusCode, outcome: &'static str, msg: String) -> Response {
-    state.ingest.record_outcome("traces", "zipkin", outcome);
-    tracing::debug!(error = %msg, "refused Zipkin request");
+    refuse_plain(&state.ingest, ("traces", "zipkin"), status, outcome, msg)
+}
+
+/// Counts a refused request of `(signal, transport)` and answers it in plain text,
+/// with `Retry-After` on 429 and 503 (Zipkin's and Loki's receivers).
+pub(crate) fn refuse_plain(
+    ingest: &Ingest,
+    (signal, transport): (&'static str, &'static str),
+    status: StatusCode,
+    outcome: &'static str,
+    msg: String,
+) -> Response {
+    ingest.record_outcome(signal, transport, outcome);
+    tracing::debug!(signal, transport, error = %msg, "refused request");
     let mut resp = (status, msg).into_response();
     if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
         resp.headers_mut()
@@ -334,19 +346,25 @@ async fn spans(
     }
     match state.ingest.traces(req, DEFAULT_TENANT, "zipkin").await {
         Ok(_) => StatusCode::ACCEPTED.into_response(),
-        Err(IngestError::Invalid { message, .. }) => {
-            (StatusCode::BAD_REQUEST, message).into_response()
-        }
-        Err(IngestError::Unavailable(m)) => {
+        Err(e) => plain_refusal(e),
+    }
+}
+
+/// A refused ingest as a plain-text answer (Zipkin's and Loki's receivers): 400 for
+/// invalid data, 503 or 429 with `Retry-After` when the destination cannot take it now.
+pub(crate) fn plain_refusal(e: IngestError) -> Response {
+    match e {
+        IngestError::Invalid { message, .. } => (StatusCode::BAD_REQUEST, message).into_response(),
+        IngestError::Unavailable(m) => {
             let mut r = (StatusCode::SERVICE_UNAVAILABLE, m).into_response();
             r.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
             r
         }
-        Err(IngestError::Full {
+        IngestError::Full {
             message,
             retry_after,
-        }) => {
+        } => {
             let mut r = (StatusCode::TOO_MANY_REQUESTS, message).into_response();
             r.headers_mut().insert(
                 header::RETRY_AFTER,
