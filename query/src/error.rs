@@ -64,14 +64,16 @@ impl ApiError {
     }
 }
 
+/// The plain JSON error shape of the log, Tempo and Alertmanager APIs:
+/// `{"error": "..."}`.
+pub fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({"error": message.into()}))).into_response()
+}
+
 /// The log API's error shape: `{"error": "..."}`.
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log();
-        (
-            self.status(),
-            Json(serde_json::json!({"error": self.to_string()})),
-        )
-            .into_response()
+        json_error(self.status(), self.to_string())
     }
 }

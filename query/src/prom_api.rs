@@ -548,16 +548,23 @@ pub async fn query_exemplars(
 
 /// `GET /api/v1/status/buildinfo`.
 pub async fn buildinfo() -> Response {
-    success(json!({
+    let mut info = build_info();
+    info["application"] = json!("triad");
+    info["features"] = json!({});
+    success(info)
+}
+
+/// The build information Prometheus, Tempo and Alertmanager report, in their shared
+/// field names.
+pub fn build_info() -> Json {
+    json!({
         "version": env!("CARGO_PKG_VERSION"),
         "revision": "",
         "branch": "",
         "buildUser": "",
         "buildDate": "",
         "goVersion": "",
-        "application": "triad",
-        "features": {},
-    }))
+    })
 }
 
 #[cfg(test)]

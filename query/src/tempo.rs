@@ -19,6 +19,7 @@ use serde_json::json;
 use triad_model::{DEFAULT_TENANT, TraceId};
 
 use crate::AppState;
+use crate::error::json_error as error;
 
 /// The media type of Tempo's protobuf answers.
 pub const PROTOBUF: &str = "application/protobuf";
@@ -32,10 +33,6 @@ pub fn wants_protobuf(headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.split(';').next().map(str::trim) == Some(PROTOBUF))
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
 }
 
 /// The trace's spans and the warnings of sources that did not answer.
@@ -107,15 +104,7 @@ pub async fn echo() -> &'static str {
 
 /// `GET /api/status/buildinfo`: Tempo's build information.
 pub async fn buildinfo() -> Response {
-    Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "revision": "",
-        "branch": "",
-        "buildUser": "",
-        "buildDate": "",
-        "goVersion": "",
-    }))
-    .into_response()
+    Json(crate::prom_api::build_info()).into_response()
 }
 
 #[cfg(test)]

@@ -51,11 +51,10 @@ pub async fn serve(State(state): State<AppState>, uri: Uri) -> Response {
         Some(a) => Some(a),
         None if is_ui_route(path) => lookup("index.html"),
         None => {
-            return (
+            return crate::error::json_error(
                 StatusCode::NOT_FOUND,
-                axum::Json(serde_json::json!({"error": format!("no endpoint {}", uri.path())})),
-            )
-                .into_response();
+                format!("no endpoint {}", uri.path()),
+            );
         }
     };
     match asset {

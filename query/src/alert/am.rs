@@ -24,6 +24,7 @@ use triad_model::metric::{Labels, Matcher, parse_matcher};
 use super::notifier::{NotifyAlert, Update, fingerprint};
 use super::state::{AlertState, GroupState, RESOLVED_RETENTION_MS};
 use crate::AppState;
+use crate::error::json_error as error;
 use crate::time::{format_rfc3339, parse_time_ns};
 
 /// How long a posted alert without `endsAt` stays active after it was last posted
@@ -178,10 +179,6 @@ fn now_ms() -> i64 {
 
 fn rfc3339_ms(ms: i64) -> String {
     format_rfc3339(ms * 1_000_000)
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
 }
 
 fn no_engine() -> Response {
@@ -447,14 +444,7 @@ pub async fn get_status(State(st): State<AppState>) -> Response {
     };
     Json(json!({
         "cluster": {"name": "", "status": "disabled", "peers": []},
-        "versionInfo": {
-            "version": env!("CARGO_PKG_VERSION"),
-            "revision": "",
-            "branch": "",
-            "buildUser": "",
-            "buildDate": "",
-            "goVersion": "",
-        },
+        "versionInfo": crate::prom_api::build_info(),
         "config": {"original": config},
         "uptime": rfc3339_ms(started),
     }))

@@ -190,7 +190,7 @@ pub async fn active_alerts(State(st): State<AppState>) -> Response {
     let groups = match groups_of(&st).await {
         Ok(g) => g,
         Err(e) => {
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": e}))).into_response();
+            return crate::error::json_error(StatusCode::SERVICE_UNAVAILABLE, e);
         }
     };
     let now = now_ms();
@@ -228,7 +228,7 @@ pub async fn alert_evidence(State(st): State<AppState>, Path(fp): Path<String>) 
     let groups = match groups_of(&st).await {
         Ok(g) => g,
         Err(e) => {
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": e}))).into_response();
+            return crate::error::json_error(StatusCode::SERVICE_UNAVAILABLE, e);
         }
     };
     let found = groups.into_iter().find_map(|g| {
