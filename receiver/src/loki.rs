@@ -368,24 +368,9 @@ pub async fn push(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
+    let body = match crate::zipkin::read_body(body) {
         Ok(b) => b,
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return refuse(
-                &state,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "request body exceeds max_request_bytes".into(),
-            );
-        }
-        Err(r) => {
-            return refuse(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                format!("cannot read body: {r}"),
-            );
-        }
+        Err((status, outcome, msg)) => return refuse(&state, status, outcome, msg),
     };
     state.ingest.record_bytes("logs", "loki", body.len());
     let ct = headers

@@ -248,6 +248,27 @@ fn refuse(state: &ZipkinState, status: StatusCode, outcome: &'static str, msg: S
     refuse_plain(&state.ingest, ("traces", "zipkin"), status, outcome, msg)
 }
 
+/// The body, or why it could not be read: too large (413) or cut off (400).
+pub(crate) fn read_body(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, (StatusCode, &'static str, String)> {
+    body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "request body exceeds max_request_bytes".into(),
+            )
+        } else {
+            (
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("cannot read body: {r}"),
+            )
+        }
+    })
+}
+
 /// Counts a refused request of `(signal, transport)` and answers it in plain text,
 /// with `Retry-After` on 429 and 503 (Zipkin's and Loki's receivers).
 pub(crate) fn refuse_plain(
@@ -272,24 +293,9 @@ async fn spans(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
+    let body = match read_body(body) {
         Ok(b) => b,
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return refuse(
-                &state,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "request body too large".into(),
-            );
-        }
-        Err(r) => {
-            return refuse(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                format!("cannot read body: {r}"),
-            );
-        }
+        Err((status, outcome, msg)) => return refuse(&state, status, outcome, msg),
     };
     let ct = headers
         .get(header::CONTENT_TYPE)
