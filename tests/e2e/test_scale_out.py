@@ -40,6 +40,35 @@ def configs(tmp_path, weed, pg, prefix, nodes):
     return base, out
 
 
+class Exporters:
+    """`n` Prometheus exporters on loopback serving gauge `name`: scrape targets."""
+
+    def __init__(self, n, name):
+        import http.server
+        import threading
+
+        class Exporter(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                body = f"# TYPE {name} gauge\n{name} 1\n".encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), Exporter) for _ in range(n)]
+        for srv in self.servers:
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.targets = [f"127.0.0.1:{srv.server_address[1]}" for srv in self.servers]
+
+    def close(self):
+        for srv in self.servers:
+            srv.shutdown()
+
+
 def send_lines(t, n, tag):
     post_protobuf(f"{t.http}/v1/logs", logs_request("batch", [f"{tag} line {j}" for j in range(n)]))
 
@@ -287,25 +316,8 @@ def test_of_several_triad_up_one_evaluates_rules_and_another_takes_over(tmp_path
 
 
 def test_scrape_targets_are_shared_out_and_move_when_a_collector_dies(tmp_path, engines):
-    import http.server
-    import threading
-
-    class Exporter(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            body = b"# TYPE shard_demo gauge\nshard_demo 1\n"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), Exporter) for _ in range(12)]
-    for srv in servers:
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-    targets = [f"127.0.0.1:{srv.server_address[1]}" for srv in servers]
+    exporters = Exporters(12, "shard_demo")
+    targets = exporters.targets
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
         "scrape_configs": [{"job_name": "shard", "static_configs": [{"targets": targets}]}],
@@ -343,40 +355,10 @@ def test_scrape_targets_are_shared_out_and_move_when_a_collector_dies(tmp_path, 
         for t in [*collectors.values(), q]:
             if t.proc.poll() is None:
                 t.kill9()
-        for srv in servers:
-            srv.shutdown()
+        exporters.close()
 
 
 BLOCK = 200  # lines per block of the soak test
-
-
-class Exporters:
-    """`n` Prometheus exporters on loopback: scrape targets."""
-
-    def __init__(self, n):
-        import http.server
-        import threading
-
-        class Exporter(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                body = b"# TYPE soak_demo gauge\nsoak_demo 1\n"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), Exporter) for _ in range(n)]
-        for srv in self.servers:
-            threading.Thread(target=srv.serve_forever, daemon=True).start()
-        self.targets = [f"127.0.0.1:{srv.server_address[1]}" for srv in self.servers]
-
-    def close(self):
-        for srv in self.servers:
-            srv.shutdown()
 
 
 def write_block(path, agent, block):
@@ -434,7 +416,7 @@ def test_three_collectors_two_query_servers_two_agents_through_a_kill_and_a_join
     # Enough targets that every collector owns some (with 4 collectors, none of 40 for
     # one of them has a chance of (3/4)^40, about 1e-5).
     targets = 40
-    exporters = Exporters(targets)
+    exporters = Exporters(targets, "soak_demo")
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
         "scrape_configs": [{"job_name": "soak", "static_configs": [{"targets": exporters.targets}]}],
