@@ -222,6 +222,22 @@ fn union_sorted<T: Ord>(lists: Vec<Vec<T>>) -> Vec<T> {
 }
 
 impl LogRead for Collectors {
+    fn field_values(
+        &self,
+        tenant: &str,
+        field: &str,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let mut all = union_sorted(self.each_logged("log field values", |m| {
+            m.reader
+                .field_values(tenant, field, start_ns, end_ns, limit)
+        })?);
+        all.truncate(limit);
+        Ok(all)
+    }
+
     fn search(&self, q: &LogQuery) -> StoreResult<LogSearchResult> {
         let (answers, warnings) = self.each(|m| m.reader.search(q))?;
         let mut out = LogSearchResult {
@@ -232,7 +248,7 @@ impl LogRead for Collectors {
             warnings,
         };
         for r in answers {
-            out.absorb(r, q.limit);
+            out.absorb(r, q);
         }
         if out.histogram.is_empty() && q.histogram_buckets > 0 {
             out.histogram = vec![0; q.histogram_buckets];

@@ -66,6 +66,22 @@ pub struct TailRequest {
     pub limit: usize,
 }
 
+/// A request for the values of an indexed log field (duplicates across sources are
+/// harmless, so nothing is excluded).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FieldValuesRequest {
+    /// Tenant.
+    pub tenant: String,
+    /// One of `triad_model::store::LOG_VALUE_FIELDS`.
+    pub field: String,
+    /// Inclusive start, ns.
+    pub start_ns: i64,
+    /// Exclusive end, ns.
+    pub end_ns: i64,
+    /// Most values.
+    pub limit: usize,
+}
+
 /// What the trace requests carry besides the exclusions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum TraceRequest {
@@ -207,6 +223,19 @@ async fn log_tail(State(st): State<InternalState>, Json(req): Json<TailRequest>)
     answer(blocking(move || st.logs.tail(&req.tenant, &req.query, req.cursor, req.limit)).await)
 }
 
+async fn log_field_values(
+    State(st): State<InternalState>,
+    Json(req): Json<FieldValuesRequest>,
+) -> Response {
+    answer(
+        blocking(move || {
+            st.logs
+                .field_values(&req.tenant, &req.field, req.start_ns, req.end_ns, req.limit)
+        })
+        .await,
+    )
+}
+
 async fn traces(
     State(st): State<InternalState>,
     Json(req): Json<Excluding<TraceRequest>>,
@@ -264,6 +293,7 @@ pub fn router(state: InternalState) -> axum::Router {
     axum::Router::new()
         .route("/internal/v1/logs/search", post(log_search))
         .route("/internal/v1/logs/tail", post(log_tail))
+        .route("/internal/v1/logs/values", post(log_field_values))
         .route("/internal/v1/traces", post(traces))
         .with_state(state)
 }
@@ -361,6 +391,26 @@ fn unexpected<T>(a: TraceAnswer) -> StoreResult<T> {
 }
 
 impl LogRead for CollectorReader {
+    fn field_values(
+        &self,
+        tenant: &str,
+        field: &str,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        self.post(
+            "/internal/v1/logs/values",
+            &FieldValuesRequest {
+                tenant: tenant.to_string(),
+                field: field.to_string(),
+                start_ns,
+                end_ns,
+                limit,
+            },
+        )
+    }
+
     fn search(&self, q: &LogQuery) -> StoreResult<LogSearchResult> {
         self.post(
             "/internal/v1/logs/search",

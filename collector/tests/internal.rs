@@ -24,6 +24,7 @@ async fn total(app: &axum::Router, listed: Listed) -> u64 {
             end_ns: i64::MAX,
             limit: 1,
             histogram_buckets: 0,
+            oldest_first: false,
         },
         listed,
     };

@@ -37,12 +37,15 @@ pub struct LogQuery {
     pub limit: usize,
     /// Number of histogram buckets over `[start_ns, end_ns)`; 0 for none.
     pub histogram_buckets: usize,
+    /// Hits oldest first (LogQL's `direction=forward`) instead of newest first.
+    #[serde(default)]
+    pub oldest_first: bool,
 }
 
 /// Result of a log search.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct LogSearchResult {
-    /// Hits, newest first.
+    /// Hits, newest first (oldest first when the query asked so).
     pub hits: Vec<LogRecord>,
     /// Exact number of matching records in the range.
     pub total: u64,
@@ -56,9 +59,9 @@ pub struct LogSearchResult {
 }
 
 impl LogSearchResult {
-    /// Adds another source's answer to the same query: totals and histograms summed,
-    /// hits merged newest first and cut at `limit`, warnings kept.
-    pub fn absorb(&mut self, other: LogSearchResult, limit: usize) {
+    /// Adds another source's answer to the same query `q`: totals and histograms summed,
+    /// hits merged in the query's order and cut at its limit, warnings kept.
+    pub fn absorb(&mut self, other: LogSearchResult, q: &LogQuery) {
         self.total += other.total;
         if self.histogram.is_empty() {
             self.histogram = other.histogram;
@@ -69,8 +72,12 @@ impl LogSearchResult {
             }
         }
         self.hits.extend(other.hits);
-        self.hits.sort_by_key(|h| std::cmp::Reverse(h.timestamp_ns));
-        self.hits.truncate(limit);
+        if q.oldest_first {
+            self.hits.sort_by_key(|h| h.timestamp_ns);
+        } else {
+            self.hits.sort_by_key(|h| std::cmp::Reverse(h.timestamp_ns));
+        }
+        self.hits.truncate(q.limit);
         self.warnings.extend(other.warnings);
     }
 }
@@ -84,10 +91,25 @@ pub struct TailBatch {
     pub cursor: u64,
 }
 
+/// The log fields whose values [`LogRead::field_values`] lists.
+pub const LOG_VALUE_FIELDS: [&str; 4] = ["service", "level", "host", "source"];
+
 /// Read access to logs.
 pub trait LogRead: Send + Sync {
     /// Searches logs in a time range.
     fn search(&self, q: &LogQuery) -> StoreResult<LogSearchResult>;
+
+    /// Values of the indexed field `field` (one of [`LOG_VALUE_FIELDS`]) in records
+    /// stored for `[start_ns, end_ns)`: sorted, at most `limit`. From the index's term
+    /// dictionary, which is not kept per tenant: with one tenant that is exact.
+    fn field_values(
+        &self,
+        tenant: &str,
+        field: &str,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<String>>;
 
     /// Records matching `query` that became searchable after `cursor` (in arrival order).
     /// With `cursor = None`, returns no records and the cursor of "now".

@@ -60,6 +60,7 @@ fn build(st: &AppState, trace_id: TraceId, margin_ms: i64, limits: &Limits) -> A
         end_ns: now_ns + 3_600_000_000_000,
         limit: st.cfg.max_log_hits,
         histogram_buckets: 0,
+        oldest_first: false,
     })?;
     warnings.extend(found.warnings);
     let logs = found.hits;

@@ -9,7 +9,9 @@ pub mod alert;
 pub mod correlate;
 pub mod error;
 pub mod jaeger;
+pub mod logql;
 pub mod logs;
+pub mod loki;
 pub mod metrics;
 pub mod prom_api;
 pub mod tempo;
@@ -144,6 +146,24 @@ pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
             get(alert::api::alert_evidence),
         )
         .route("/api/logs/tail", get(logs::tail))
+        .route("/loki/api/v1/query", get(loki::query).post(loki::query))
+        .route(
+            "/loki/api/v1/query_range",
+            get(loki::query_range).post(loki::query_range),
+        )
+        .route("/loki/api/v1/labels", get(loki::labels).post(loki::labels))
+        .route("/loki/api/v1/label/{name}/values", get(loki::label_values))
+        .route("/loki/api/v1/series", get(loki::series).post(loki::series))
+        .route("/loki/api/v1/index/stats", get(loki::index_stats))
+        .route("/loki/api/v1/index/volume", get(loki::index_volume))
+        .route(
+            "/loki/api/v1/index/volume_range",
+            get(loki::index_volume_range),
+        )
+        .route("/loki/api/v1/detected_fields", get(loki::detected_fields))
+        .route("/loki/api/v1/detected_labels", get(loki::detected_labels))
+        .route("/loki/api/v1/tail", get(loki::tail))
+        .route("/loki/api/v1/status/buildinfo", get(loki::buildinfo))
         .route("/api/logs/context", get(logs::context))
         .route(
             "/metrics",

@@ -80,6 +80,7 @@ pub fn log_query(
         start_ns,
         limit: limit.min(max_hits),
         histogram_buckets: HISTOGRAM_BUCKETS,
+        oldest_first: false,
     })
 }
 
@@ -285,6 +286,7 @@ pub async fn context(
                 end_ns,
                 limit,
                 histogram_buckets: 0,
+                oldest_first: false,
             })
         };
         let mut warnings = Vec::new();

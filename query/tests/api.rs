@@ -119,6 +119,7 @@ async fn fixture(with_metrics: bool) -> Fixture {
             end_ns: i64::MAX,
             limit: 10,
             histogram_buckets: 1,
+            oldest_first: false,
         })
         .is_ok_and(|r| r.total == 2)
     };
@@ -480,9 +481,10 @@ async fn the_ui_answers_its_routes_only_and_other_paths_are_json_404s() {
         );
     }
     assert_eq!(f.get("/assets/app-1.js").await.1, "js");
-    // What Loki, Tempo or a typo asks for: a clear JSON error, not the UI's HTML.
+    // What a misconfigured data source or a typo asks for: a clear JSON error, not the
+    // UI's HTML.
     for other in [
-        "/loki/api/v1/labels",
+        "/loki/api/v1/nothing",
         "/api/v2/nothing",
         "/internal/v1/nothing",
         "/assets/gone.js",

@@ -308,6 +308,45 @@ impl LogStore {
 }
 
 impl LogRead for LogStore {
+    fn field_values(
+        &self,
+        _tenant: &str,
+        field: &str,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let s = self.store.signal();
+        let field = match field {
+            "service" => s.service,
+            "level" => s.level,
+            "host" => s.host,
+            "source" => s.source,
+            other => {
+                return Err(StoreError::InvalidQuery(format!(
+                    "{other} is not a field with listed values: use one of {:?}",
+                    triad_model::store::LOG_VALUE_FIELDS
+                )));
+            }
+        };
+        let mut out = std::collections::BTreeSet::new();
+        for searcher in self.store.searchers(start_ns, end_ns) {
+            for seg in searcher.segment_readers() {
+                let inv = seg.inverted_index(field).map_err(crate::Error::from)?;
+                let mut stream = inv
+                    .terms()
+                    .stream()
+                    .map_err(crate::Error::io("read log field terms"))?;
+                while stream.advance() {
+                    if let Ok(t) = std::str::from_utf8(stream.key()) {
+                        out.insert(t.to_string());
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter().take(limit).collect())
+    }
+
     fn search(&self, q: &LogQuery) -> StoreResult<LogSearchResult> {
         if q.end_ns <= q.start_ns {
             return Err(StoreError::InvalidQuery("end must be after start".into()));
@@ -329,9 +368,14 @@ impl LogRead for LogStore {
         let searchers = self.store.searchers(q.start_ns, q.end_ns);
         let mut top: Vec<(i64, usize, DocAddress)> = Vec::new();
         for (i, searcher) in searchers.iter().enumerate() {
+            let order = if q.oldest_first {
+                Order::Asc
+            } else {
+                Order::Desc
+            };
             let collector = (
                 Count,
-                TopDocs::with_limit(q.limit.max(1)).order_by_fast_field::<i64>("ts", Order::Desc),
+                TopDocs::with_limit(q.limit.max(1)).order_by_fast_field::<i64>("ts", order),
                 HistogramCollector::new::<i64>("ts".to_string(), q.start_ns, bucket_ns, buckets),
             );
             let (count, hits, hist) = searcher
@@ -346,7 +390,11 @@ impl LogRead for LogStore {
                     .map(|(ts, addr)| (ts.unwrap_or(i64::MIN), i, addr)),
             );
         }
-        top.sort_by_key(|t| std::cmp::Reverse(t.0));
+        if q.oldest_first {
+            top.sort_by_key(|t| t.0);
+        } else {
+            top.sort_by_key(|t| std::cmp::Reverse(t.0));
+        }
         top.truncate(q.limit);
         for (_, i, addr) in top {
             result.hits.push(s.decode(&searchers[i], addr)?);

@@ -167,6 +167,7 @@ fn log_queries(base: i64) -> Vec<LogQuery> {
                 end_ns: end,
                 limit,
                 histogram_buckets: 12,
+                oldest_first: false,
             });
         }
     }

@@ -14,6 +14,7 @@ fn query(q: &str, start: i64, end: i64) -> LogQuery {
         end_ns: end,
         limit: 100,
         histogram_buckets: 10,
+        oldest_first: false,
     }
 }
 

@@ -3,11 +3,13 @@
 // when any is rejected.
 //
 //   node tests/grammars/check.mjs traceql < queries.txt
+//   node tests/grammars/check.mjs logql < queries.txt
 import { readFileSync } from "node:fs";
 
 const which = process.argv[2];
 const grammars = {
   traceql: async () => (await import("@grafana/lezer-traceql")).parser,
+  logql: async () => (await import("@grafana/lezer-logql")).parser,
 };
 if (!grammars[which]) {
   console.error(`usage: check.mjs ${Object.keys(grammars).join("|")} < queries`);

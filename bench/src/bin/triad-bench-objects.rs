@@ -663,5 +663,6 @@ fn term_query(split: usize) -> LogQuery {
         end_ns: BASE_NS + 1_000_000 * SPLIT_NS,
         limit: 20,
         histogram_buckets: 0,
+        oldest_first: false,
     }
 }

@@ -21,13 +21,40 @@ impl LogRead for MergedLogs {
     fn search(&self, q: &LogQuery) -> StoreResult<LogSearchResult> {
         let mut out = self.published.search(q)?;
         match self.recent.search(q) {
-            Ok(r) => out.absorb(r, q.limit),
+            Ok(r) => out.absorb(r, q),
             Err(StoreError::InvalidQuery(e)) => return Err(StoreError::InvalidQuery(e)),
             Err(e) => out
                 .warnings
                 .push(format!("{} did not answer: {e}", self.recent_name)),
         }
         Ok(out)
+    }
+
+    fn field_values(
+        &self,
+        tenant: &str,
+        field: &str,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let a = self
+            .published
+            .field_values(tenant, field, start_ns, end_ns, limit)?;
+        let b = match self
+            .recent
+            .field_values(tenant, field, start_ns, end_ns, limit)
+        {
+            Ok(b) => Some(b),
+            Err(StoreError::InvalidQuery(e)) => return Err(StoreError::InvalidQuery(e)),
+            Err(e) => {
+                tracing::warn!(source = %self.recent_name, error = %e, "log field values: a source did not answer");
+                None
+            }
+        };
+        let mut all = union_sorted(a, b);
+        all.truncate(limit);
+        Ok(all)
     }
 
     fn tail(
@@ -367,6 +394,16 @@ mod tests {
                 .clone()
                 .ok_or_else(|| StoreError::Internal("connection refused".into()))
         }
+        fn field_values(
+            &self,
+            _: &str,
+            _: &str,
+            _: i64,
+            _: i64,
+            _: usize,
+        ) -> StoreResult<Vec<String>> {
+            Ok(Vec::new())
+        }
         fn tail(&self, _: &str, _: &str, _: Option<u64>, _: usize) -> StoreResult<TailBatch> {
             Ok(TailBatch::default())
         }
@@ -408,6 +445,7 @@ mod tests {
             end_ns: 10,
             limit: 3,
             histogram_buckets: 2,
+            oldest_first: false,
         };
         let merged = MergedLogs {
             published: Arc::new(Fixed(Some(result(&[9, 5, 1], vec![1, 12])))),

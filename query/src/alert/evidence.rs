@@ -206,6 +206,7 @@ impl EvidenceSource {
             end_ns: (end_ms + 1) * 1_000_000,
             limit: self.cfg.max_logs,
             histogram_buckets: 0,
+            oldest_first: false,
         };
         let Ok(res) = self.logs.search(&q) else {
             return Vec::new();

@@ -82,7 +82,7 @@ fn build(src: &str) -> Result<Template, String> {
 }
 
 /// Finds an action (`{{ … }}`) that is never closed, skipping quoted strings and comments.
-fn unclosed_action(src: &str) -> Result<(), String> {
+pub(crate) fn unclosed_action(src: &str) -> Result<(), String> {
     let b = src.as_bytes();
     let mut i = 0;
     while let Some(off) = src[i..].find("{{") {
@@ -147,7 +147,7 @@ fn arg_f64(args: &[Value], name: &str) -> Result<f64, FuncError> {
     }
 }
 
-fn arg_str(args: &[Value], i: usize, name: &str) -> Result<String, FuncError> {
+pub(crate) fn arg_str(args: &[Value], i: usize, name: &str) -> Result<String, FuncError> {
     match args.get(i) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(v) => Ok(v.to_string()),
@@ -277,15 +277,15 @@ fn humanize_timestamp(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::from(crate::time::format_rfc3339(ns)))
 }
 
-fn to_upper(args: &[Value]) -> Result<Value, FuncError> {
+pub(crate) fn to_upper(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::from(arg_str(args, 0, "toUpper")?.to_uppercase()))
 }
 
-fn to_lower(args: &[Value]) -> Result<Value, FuncError> {
+pub(crate) fn to_lower(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::from(arg_str(args, 0, "toLower")?.to_lowercase()))
 }
 
-fn title(args: &[Value]) -> Result<Value, FuncError> {
+pub(crate) fn title(args: &[Value]) -> Result<Value, FuncError> {
     let s = arg_str(args, 0, "title")?;
     let mut out = String::with_capacity(s.len());
     let mut start = true;
@@ -311,7 +311,7 @@ fn strip_port(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::from(host))
 }
 
-fn regex(pattern: &str, name: &str) -> Result<regex::Regex, FuncError> {
+pub(crate) fn regex(pattern: &str, name: &str) -> Result<regex::Regex, FuncError> {
     regex::Regex::new(pattern).map_err(|e| FuncError::Generic(format!("{name}: {e}")))
 }
 
