@@ -287,7 +287,9 @@ fn stats_json(stats: &Stats, took: Duration, returned: usize) -> J {
 fn success(data: J, warnings: &[String]) -> Response {
     let mut body = json!({"status": "success", "data": data});
     if !warnings.is_empty() {
-        body["warnings"] = json!(warnings);
+        // Each page read repeats a missing source's warning: once is enough.
+        let distinct: BTreeSet<&String> = warnings.iter().collect();
+        body["warnings"] = json!(distinct);
     }
     axum::Json(body).into_response()
 }

@@ -87,7 +87,7 @@ def test_compose_file_matches_the_compose_specification():
                 if a.startswith("/etc/triad/"):
                     assert (DEPLOY / "config" / a.removeprefix("/etc/triad/")).exists(), a
     ds = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/triad.yaml").read_text())["datasources"]
-    assert {d["type"] for d in ds} == {"prometheus", "jaeger", "tempo", "alertmanager"}
+    assert {d["type"] for d in ds} == {"prometheus", "loki", "jaeger", "tempo", "alertmanager"}
     uids = {d["uid"] for d in ds}
     assert len(uids) == len(ds)
 

@@ -138,12 +138,18 @@ def test_collectors_share_one_store_and_queries_ask_every_live_one(tmp_path, eng
         assert {p["serviceName"] for p in r["data"][0]["processes"].values()} == {"edge", "ledger"}
         assert {"edge", "ledger"} <= set(q.get("/api/services")["data"])
         assert pods_count(q, at) == (10.0, [])
+        # Loki's API through the same fan-out: LogQL over both, the label values of both.
+        logql = q.get("/loki/api/v1/query", query='sum(count_over_time({service_name="batch"}[1h]))')
+        assert logql["data"]["result"][0]["value"][1] == "200" and "warnings" not in logql, logql
+        assert "batch" in q.get("/loki/api/v1/label/service_name/values")["data"]
 
         # A collector dies: answers carry on with what is there, and say what is missing.
         collectors["c2"].kill9()
         r = q.get("/api/logs/search", q="service:batch", start="0", limit="1")
         assert r["partial"] is True and any("c2" in w for w in r["warnings"]), r
         assert r["total"] >= 100
+        logql = q.get("/loki/api/v1/query", query='sum(count_over_time({service_name="batch"}[1h]))')
+        assert any("c2" in w for w in logql["warnings"]), logql
         # Once its lease expired it is no longer asked, and still reported as missing.
         wait_until("c2's lease expired",
                    lambda: any("down for" in w for w in
