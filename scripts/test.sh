@@ -40,7 +40,7 @@ python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements
 # The Compose specification's JSON schema, as shipped in docker-compose's wheel (only the
 # schema is used, so none of its dependencies).
 python3 -m pip install --quiet --disable-pip-version-check --no-deps docker-compose==1.29.2
-echo "== installing Grafana's query grammars (npm: @grafana/lezer-traceql)"
+echo "== installing Grafana's query grammars (npm: @grafana/lezer-traceql, @grafana/lezer-logql)"
 npm ci --prefix tests/grammars --no-audit --no-fund --loglevel=error >/dev/null
 
 echo "== cargo fmt --check"

@@ -100,8 +100,13 @@ def test_api_reference_examples_answer(tmp_path):
         wait_until("its logs", lambda: t.get("/api/logs/search", q=f"trace_id:{tid}", start="0")["total"] > 0)
         wait_until("scraped", lambda: t.get("/api/v1/query", query="up")["data"]["result"])
         now = time.time()
-        lines = re.findall(r"^curl -s '([^']+)'$", (ROOT / "docs" / "api.md").read_text(), re.M)
-        assert len(lines) >= 20, lines
+        text = (ROOT / "docs" / "api.md").read_text()
+        lines = re.findall(r"^curl -s '([^']+)'$", text, re.M)
+        # `curl -sG 'url' --data-urlencode 'k=v' …`: the pairs join the query string.
+        for url, rest in re.findall(r"^curl -sG '([^']+)'((?: --data-urlencode '[^']*')+)$", text, re.M):
+            pairs = [tuple(p.replace("<trace-id>", tid).split("=", 1)) for p in re.findall(r"--data-urlencode '([^']*)'", rest)]
+            lines.append(url + "?" + urllib.parse.urlencode(pairs))
+        assert len(lines) >= 30, lines
         for line in lines:
             url = (line.replace("localhost:7070", t.query.removeprefix("http://"))
                    .replace("<trace-id>", tid).replace("<now-ms>", str(int(now * 1000)))
@@ -112,7 +117,9 @@ def test_api_reference_examples_answer(tmp_path):
             with urllib.request.urlopen(full, timeout=30) as r:
                 assert r.status == 200, line
                 body = r.read()
-                if parts.path.startswith("/api/v1/") and parts.path != "/api/v1/status/buildinfo":
+                if parts.path.startswith(("/api/v1/", "/loki/api/v1/")) and not parts.path.endswith("/buildinfo"):
                     assert json.loads(body)["status"] == "success", (line, body[:200])
+                if parts.path.startswith("/loki/api/v1/query"):
+                    assert json.loads(body)["data"]["result"], (line, body[:200])
     finally:
         t.stop()
