@@ -91,6 +91,14 @@ pub struct TailBatch {
     pub cursor: u64,
 }
 
+/// The log index splits text into words — runs of alphanumeric characters and `_`,
+/// lowercased — and indexes a word longer than this many bytes as [`LOG_LONG_WORD`].
+/// Query builders that turn substrings into index terms (LogQL's line filters) rely on
+/// both.
+pub const LOG_WORD_MAX_BYTES: usize = 255;
+/// The term a word over [`LOG_WORD_MAX_BYTES`] is indexed as.
+pub const LOG_LONG_WORD: &str = "triad_long_word";
+
 /// The log fields whose values [`LogRead::field_values`] lists.
 pub const LOG_VALUE_FIELDS: [&str; 4] = ["service", "level", "host", "source"];
 

@@ -456,3 +456,50 @@ async fn pages_keep_every_line_once() {
         assert!(sorted, "{direction}: out of order");
     }
 }
+
+/// The index reads only the lines that can match; a filter on part of a word longer
+/// than the index keeps whole still finds it.
+#[tokio::test]
+async fn the_index_narrows_and_long_words_are_still_found() {
+    let golden: Json = serde_json::from_str(&std::fs::read_to_string(GOLDEN).unwrap()).unwrap();
+    let mut recs = records(&golden);
+    let blob = format!("token={}END", "Ab0".repeat(100));
+    let mut long = recs[0].clone();
+    long.body = blob.clone();
+    long.service = "blob".into();
+    recs.push(long);
+    let f = fixture_with(recs).await;
+    let lines_read = |b: &Json| {
+        b["data"]["stats"]["summary"]["totalLinesProcessed"]
+            .as_u64()
+            .unwrap()
+    };
+    let range = [("start", "1700000000"), ("end", "1700000011")];
+    for (query, found, read) in [
+        // The line with the word, and the one with a long word (which might contain it).
+        (r#"{service_name=~".+"} |= "refused""#, 1, 2),
+        (r#"{service_name=~".+"} |= "efuse""#, 1, 2),
+        (r#"{service_name=~".+"} |= "connection refused""#, 1, 2),
+        (r#"{service_name=~".+"} |~ "(?i)REFUSED""#, 1, 2),
+        // The word is there, the spaces around it are not.
+        (r#"{service_name=~".+"} |= " refused ""#, 0, 1),
+        (r#"{service_name="api"} |= "cart" or "checkout""#, 4, 4),
+        // A part of the 303-byte word.
+        (r#"{service_name=~".+"} |= "0Ab0Ab0END""#, 1, 1),
+        (r#"{service_name=~".+"} |= "token=Ab0""#, 1, 1),
+        // Nothing the index can use: every line is read.
+        (r#"{service_name=~".+"} |~ "ref.sed""#, 1, 11),
+    ] {
+        let mut params = range.to_vec();
+        params.push(("query", query));
+        let (s, b) = f.get(&uri("/loki/api/v1/query_range", &params)).await;
+        assert_eq!(s, StatusCode::OK, "{query}: {b}");
+        let n: usize = b["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["values"].as_array().unwrap().len())
+            .sum();
+        assert_eq!((n, lines_read(&b)), (found, read), "{query}");
+    }
+}

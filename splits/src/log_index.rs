@@ -282,6 +282,9 @@ impl LogStore {
         };
         let mut parser = QueryParser::for_index(&split.index, vec![s.body]);
         parser.set_conjunction_by_default();
+        // `body:/etimed.*/` matches terms by a regular expression over the term
+        // dictionary (LogQL's substring filters use it).
+        parser.allow_regexes();
         let ast = crate::query_text::parse(text).map_err(StoreError::InvalidQuery)?;
         parser
             .build_query_from_user_input_ast(ast)

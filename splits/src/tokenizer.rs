@@ -1,7 +1,8 @@
 //! Tokenizers for log text.
 //!
-//! `log`: splits on every character that is neither alphanumeric nor `_`, lowercases,
-//! and drops tokens over 255 bytes. Identifiers such as `user_id` and
+//! `log`: splits on every character that is neither alphanumeric nor `_` and lowercases.
+//! A word over 255 bytes is indexed as the one term [`LONG_WORD`] (so a search for part
+//! of such a word, as LogQL's `|=` makes, can still find it). Identifiers such as `user_id` and
 //! `ERR_CONN_REFUSED` stay whole; paths, IPs and dotted names split into parts, and
 //! the query parser turns `"/api/v1/users"` or `10.0.0.1` into a phrase query over the
 //! same parts (positions are indexed), so they are found exactly.
@@ -20,7 +21,9 @@ pub const LOG_TOKENIZER: &str = "log";
 /// Name of the lowercased whole-value tokenizer.
 pub const ID_TOKENIZER: &str = "id";
 /// Longest token indexed, in bytes.
-const MAX_TOKEN_BYTES: usize = 255;
+pub const MAX_TOKEN_BYTES: usize = triad_model::store::LOG_WORD_MAX_BYTES;
+/// The term a word longer than [`MAX_TOKEN_BYTES`] is indexed as.
+pub const LONG_WORD: &str = triad_model::store::LOG_LONG_WORD;
 
 /// Splits on characters that are neither alphanumeric nor `_`.
 #[derive(Clone, Default)]
@@ -64,7 +67,11 @@ impl TokenStream for LogTokenStream<'_> {
                     .unwrap_or(self.text.len());
                 self.token.offset_from = from;
                 self.token.offset_to = to;
-                self.token.text.push_str(&self.text[from..to]);
+                if to - from > MAX_TOKEN_BYTES {
+                    self.token.text.push_str(LONG_WORD);
+                } else {
+                    self.token.text.push_str(&self.text[from..to]);
+                }
                 return true;
             }
         }
@@ -146,5 +153,11 @@ mod tests {
             ]
         );
         assert!(tokens("  ,.;  ").is_empty());
+        let long = "x".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(tokens(&format!("a {long} b")), vec!["a", LONG_WORD, "b"]);
+        assert_eq!(
+            tokens(&"y".repeat(MAX_TOKEN_BYTES))[0].len(),
+            MAX_TOKEN_BYTES
+        );
     }
 }

@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use triad_model::LogRecord;
 use triad_model::metric::{Labels, MatchOp, Matcher, SeriesSamples, stale_nan};
-use triad_model::store::{LogQuery, LogRead, MetricRead, StoreError, StoreResult};
+use triad_model::store::{
+    LOG_LONG_WORD, LOG_WORD_MAX_BYTES, LogQuery, LogRead, MetricRead, StoreError, StoreResult,
+};
 use triad_promql::{Engine, EvalError, Limits, QueryValue};
 
 use super::ast::*;
@@ -233,18 +235,14 @@ pub fn prefilter(expr: &LogExpr) -> String {
                     _ => None,
                 };
                 let Some(subs) = substrings else { continue };
-                let alternatives: Vec<Vec<String>> = subs.iter().map(|s| whole_words(s)).collect();
-                if alternatives.iter().any(Vec::is_empty) {
-                    continue;
-                }
-                let alts: Vec<String> = alternatives
+                // Every alternative must narrow, or the filter cannot.
+                let Some(alts) = subs
                     .iter()
-                    .map(|words| {
-                        let terms: Vec<String> =
-                            words.iter().map(|w| format!("body:\"{w}\"")).collect();
-                        format!("({})", terms.join(" AND "))
-                    })
-                    .collect();
+                    .map(|s| needle_query(s).map(|q| format!("({q})")))
+                    .collect::<Option<Vec<String>>>()
+                else {
+                    continue;
+                };
                 clauses.push(if alts.len() == 1 {
                     alts[0].clone()
                 } else {
@@ -277,25 +275,45 @@ fn literal_of_regex(re: &str) -> Option<String> {
         .then(|| text.to_string())
 }
 
-/// The words of `s` (as the log tokenizer splits them) that are whole in any line
-/// containing `s`: a word touching either end of `s` may be part of a longer one.
-fn whole_words(s: &str) -> Vec<String> {
+/// The index query a line containing `s` must match (`None` when the index cannot
+/// narrow it): each word of `s` (as the log tokenizer splits and lowercases them) that
+/// is whole in `s` as a term; a word touching an end of `s` may be part of a longer one,
+/// so it matches the terms that end with it, start with it or contain it (a regular
+/// expression over the term dictionary), or the term long words are indexed as.
+fn needle_query(s: &str) -> Option<String> {
     let is_word = |c: char| c.is_alphanumeric() || c == '_';
-    let mut out = Vec::new();
+    let mut words: Vec<(usize, usize)> = Vec::new();
     let mut start = None;
     for (i, c) in s.char_indices().chain(std::iter::once((s.len(), ' '))) {
-        match (start, is_word(c) && i < s.len()) {
+        match (start, i < s.len() && is_word(c)) {
             (None, true) => start = Some(i),
             (Some(from), false) => {
-                if from > 0 && i < s.len() && i - from <= 255 {
-                    out.push(s[from..i].to_lowercase());
-                }
+                words.push((from, i));
                 start = None;
             }
             _ => {}
         }
     }
-    out
+    let long = format!("body:\"{LOG_LONG_WORD}\"");
+    let mut clauses = Vec::new();
+    for (from, to) in words {
+        let w = s[from..to].to_lowercase();
+        let (open_left, open_right) = (from == 0, to == s.len());
+        if w.len() > LOG_WORD_MAX_BYTES {
+            clauses.push(long.clone());
+        } else if !open_left && !open_right {
+            clauses.push(format!("body:\"{w}\""));
+        } else if w.chars().count() >= 3 {
+            // Words of alphanumerics and `_` need no escaping in a regular expression.
+            let re = match (open_left, open_right) {
+                (true, true) => format!(".*{w}.*"),
+                (true, false) => format!(".*{w}"),
+                _ => format!("{w}.*"),
+            };
+            clauses.push(format!("(body:/{re}/ OR {long})"));
+        }
+    }
+    (!clauses.is_empty()).then(|| clauses.join(" AND "))
 }
 
 impl Evaluator<'_> {
@@ -744,9 +762,24 @@ mod tests {
 
     #[test]
     fn prefilters_narrow_only_where_exact_afterwards() {
-        assert_eq!(whole_words("rror: connection refused"), vec!["connection"]);
-        assert_eq!(whole_words(" timeout "), vec!["timeout"]);
-        assert!(whole_words("timeout").is_empty());
+        let long = format!("body:\"{LOG_LONG_WORD}\"");
+        assert_eq!(
+            needle_query("rror: connection refused").unwrap(),
+            format!(
+                "(body:/.*rror/ OR {long}) AND body:\"connection\" AND (body:/refused.*/ OR {long})"
+            )
+        );
+        assert_eq!(needle_query(" Timeout ").unwrap(), "body:\"timeout\"");
+        assert_eq!(
+            needle_query("ETIMEDOUT").unwrap(),
+            format!("(body:/.*etimedout.*/ OR {long})")
+        );
+        assert_eq!(needle_query("ab"), None, "too short to narrow");
+        assert_eq!(needle_query(" = "), None);
+        assert_eq!(
+            needle_query(&format!(" {} ", "x".repeat(300))).unwrap(),
+            long
+        );
         assert_eq!(
             prefilter(&log_expr(
                 r#"{service_name="api", level=~"error|warn", env="prod", k8s_pod="x"} |= " Timeout " |~ "(?i) refused " != " ok " | json | line_format "x" |= " y ""#
