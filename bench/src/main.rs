@@ -544,6 +544,78 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    // 4b. LogQL through Loki's API, each query next to the same query written so the
+    // index cannot narrow it (a pattern filter): every line the stream selector selects
+    // is then read and checked, which is what Loki's grep costs.
+    let from_s = base_ns / 1_000_000_000 - 1;
+    let to_s = (base_ns + args.log_lines as u64 * 1_000) / 1_000_000_000 + 2;
+    let logql: [(&str, &str, &str); 4] = [
+        (
+            "line filter, 100 newest",
+            r#"{service_name="checkout"} |= "user_id=4242""#,
+            r#"{service_name="checkout"} |> "<_>user_id=4242<_>""#,
+        ),
+        (
+            "count_over_time, rare needle",
+            r#"sum(count_over_time({service_name=~".+"} |= "user_id=4242" [1s]))"#,
+            r#"sum(count_over_time({service_name=~".+"} |> "<_>user_id=4242<_>" [1s]))"#,
+        ),
+        (
+            "count_over_time, 1 line in 30",
+            r#"sum(count_over_time({service_name=~".+"} |= "ETIMEDOUT" [1s]))"#,
+            r#"sum(count_over_time({service_name=~".+"} |> "<_>ETIMEDOUT<_>" [1s]))"#,
+        ),
+        (
+            "sum by (service) (rate)",
+            r#"sum by (service_name) (rate({service_name=~".+"} |= "ERR_CONN_REFUSED" [1s]))"#,
+            r#"sum by (service_name) (rate({service_name=~".+"} |> "<_>ERR_CONN_REFUSED<_>" [1s]))"#,
+        ),
+    ];
+    let logql_run = |q: &str| -> anyhow::Result<(Duration, u64, String)> {
+        let path = format!(
+            "/loki/api/v1/query_range?query={}&start={from_s}&end={to_s}&step=1&limit=100",
+            encode(q)
+        );
+        let t = Instant::now();
+        let body = server.get(&path)?;
+        let took = t.elapsed();
+        let v: serde_json::Value = serde_json::from_str(&body)?;
+        let read = v["data"]["stats"]["summary"]["totalLinesProcessed"]
+            .as_u64()
+            .unwrap_or(0);
+        Ok((took, read, v["data"]["result"].to_string()))
+    };
+    for (name, indexed, scan) in &logql {
+        let (mut fast, mut slow) = (Vec::new(), Vec::new());
+        let (mut fast_read, mut slow_read) = (0, 0);
+        let (mut fast_answer, mut slow_answer) = (String::new(), String::new());
+        for _ in 0..args.queries.div_ceil(15).max(3) {
+            let (t, read, answer) = logql_run(indexed)?;
+            fast.push(t);
+            (fast_read, fast_answer) = (read, answer);
+        }
+        for _ in 0..3 {
+            let (t, read, answer) = logql_run(scan)?;
+            slow.push(t);
+            (slow_read, slow_answer) = (read, answer);
+        }
+        anyhow::ensure!(
+            fast_answer == slow_answer,
+            "LogQL {name}: the index changed the answer"
+        );
+        let (p50, p99) = percentiles(fast);
+        let (s50, s99) = percentiles(slow);
+        row(
+            &mut table,
+            &format!("LogQL {name}, {} lines", args.log_lines),
+            format!(
+                "p50 {p50:.1} ms, p99 {p99:.1} ms; plain scan p50 {s50:.0} ms, p99 {s99:.0} ms ({:.0}x)",
+                s50 / p50.max(1e-3)
+            ),
+            &format!("`{indexed}`: {fast_read} lines read, plain scan {slow_read}"),
+        );
+    }
+
     // 5. Memory, then disk after a graceful stop.
     row(
         &mut table,
