@@ -355,6 +355,7 @@ fn query_state(
         ready,
         cancel: cancel.child_token(),
         ui: ui_asset,
+        trace_cache: Default::default(),
     }
 }
 

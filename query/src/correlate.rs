@@ -25,7 +25,9 @@ const POINTS: i64 = 60;
 /// Shortest rate window (four span-metric flushes).
 const MIN_RATE_WINDOW_MS: i64 = 60_000;
 
-/// `GET /api/correlate/{traceID}?margin=<seconds>`.
+/// `GET /api/correlate/{traceID}?margin=<seconds>&trace=false`: without the spans
+/// (`trace` and `spans` are null) with `trace=false`, for a page that reads a large
+/// trace as rows (`/api/traces/{id}/rows`).
 pub async fn correlate(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -42,15 +44,23 @@ pub async fn correlate(
             .ok_or_else(|| ApiError::BadRequest("margin: seconds between 0 and 86400".into()))?,
         None => DEFAULT_MARGIN_SECS * 1000,
     };
+    let with_spans = params.get("trace").map(String::as_str) != Some("false");
     let limits =
         crate::prom_api::limits(&st, None).map_err(|_| ApiError::Internal("limits".into()))?;
     let st2 = st.clone();
     let out =
-        tokio::task::spawn_blocking(move || build(&st2, trace_id, margin_ms, &limits)).await??;
+        tokio::task::spawn_blocking(move || build(&st2, trace_id, margin_ms, &limits, with_spans))
+            .await??;
     Ok(Json(out))
 }
 
-fn build(st: &AppState, trace_id: TraceId, margin_ms: i64, limits: &Limits) -> ApiResult<J> {
+fn build(
+    st: &AppState,
+    trace_id: TraceId,
+    margin_ms: i64,
+    limits: &Limits,
+    with_spans: bool,
+) -> ApiResult<J> {
     let (spans, mut warnings) = st.traces.trace_partial(DEFAULT_TENANT, trace_id)?;
     let now_ns = triad_model::now_ns();
     let found = st.logs.search(&LogQuery {
@@ -104,8 +114,9 @@ fn build(st: &AppState, trace_id: TraceId, margin_ms: i64, limits: &Limits) -> A
         "end": format_rfc3339(end_ns),
         "duration_ms": (end_ns - start_ns) as f64 / 1e6,
         "services": services,
-        "trace": (!spans.is_empty()).then(|| trace_json(trace_id, &spans)),
-        "spans": spans_with_logs(&spans, &logs),
+        "trace": (with_spans && !spans.is_empty()).then(|| trace_json(trace_id, &spans)),
+        "spans": with_spans.then(|| spans_with_logs(&spans, &logs)),
+        "span_count": spans.len(),
         "logs": logs.iter().map(record_json).collect::<Vec<_>>(),
         "window": {"start": format_rfc3339(win_start * 1_000_000), "end": format_rfc3339(win_end * 1_000_000)},
         "metrics": metrics,

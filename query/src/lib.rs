@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod prom_api;
 pub mod tempo;
 pub mod time;
+pub mod trace_view;
 pub mod traceql;
 pub mod ui;
 
@@ -60,6 +61,8 @@ pub struct AppState {
     pub cancel: CancellationToken,
     /// The web UI's files ([`ui::no_ui`] for none).
     pub ui: ui::UiAssets,
+    /// Traces the trace page read recently ([`trace_view`]).
+    pub trace_cache: Arc<trace_view::TraceCache>,
 }
 
 fn render_metrics(registry: &Registry) -> Response {
@@ -89,6 +92,9 @@ pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
         .route("/api/operations", get(jaeger::operations))
         .route("/api/traces", get(jaeger::search))
         .route("/api/traces/{id}", get(jaeger::trace))
+        .route("/api/traces/{id}/rows", get(trace_view::rows))
+        .route("/api/traces/{id}/spans/{span}", get(trace_view::span))
+        .route("/api/traces/{id}/find", get(trace_view::find))
         .route("/api/v2/traces/{id}", get(tempo::trace_v2))
         .route("/api/echo", get(tempo::echo))
         .route("/api/search", get(tempo::search))

@@ -142,6 +142,7 @@ async fn fixture(with_metrics: bool) -> Fixture {
         ready: Arc::new(|| true),
         cancel: CancellationToken::new(),
         ui: triad_query::ui::no_ui,
+        trace_cache: Default::default(),
     };
     Fixture {
         _dir: dir,
@@ -495,4 +496,89 @@ async fn the_ui_answers_its_routes_only_and_other_paths_are_json_404s() {
         assert_eq!(s, StatusCode::NOT_FOUND, "{other}: {b}");
         assert!(b["error"].as_str().unwrap().contains(other), "{other}: {b}");
     }
+}
+
+#[tokio::test]
+async fn the_trace_page_reads_rows_spans_and_finds() {
+    let f = fixture(false).await;
+    let id = f.trace.to_hex();
+    let resp = app(f.state.clone(), f.metrics.clone())
+        .oneshot(
+            Request::get(format!("/api/traces/{id}/rows"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/x-ndjson");
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let lines: Vec<Json> = std::str::from_utf8(&bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "a summary and a row per span");
+    let (root, child) = (sid(1).to_hex(), sid(2).to_hex());
+    assert_eq!(
+        lines[0],
+        json!({
+            "traceID": id, "spanCount": 2, "services": ["cart", "gateway"], "depth": 2,
+            "errors": 1, "start_us": lines[0]["start_us"], "duration_us": 4000,
+            "critical": [root, child], "logs": 1, "partial": false, "warnings": [],
+        })
+    );
+    assert_eq!(
+        lines[1],
+        json!({"id": root, "p": -1, "d": 0, "s": 1, "n": "GET /cart", "t": 0, "u": 4000, "e": false, "c": 1, "z": 2, "l": 0})
+    );
+    assert_eq!(
+        lines[2],
+        json!({"id": child, "p": 0, "d": 1, "s": 0, "n": "load", "t": 1000, "u": 2000, "e": true, "c": 0, "z": 1, "l": 0})
+    );
+
+    let (s, b) = f.get(&format!("/api/traces/{id}/spans/{child}")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["span"]["operationName"], "load");
+    assert!(
+        b["span"]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["key"] == "http.status_code")
+    );
+    assert!(b["processes"].is_object() && b["logs"].is_array());
+
+    for (q, rows) in [
+        ("error", json!([1])),
+        ("GATEWAY", json!([0])),
+        ("http.status_code=500", json!([1])),
+        ("nothing", json!([])),
+    ] {
+        let (s, b) = f.get(&format!("/api/traces/{id}/find?q={q}")).await;
+        assert_eq!((s, &b["matches"]), (StatusCode::OK, &rows), "{q}");
+    }
+    let (s, _) = f.get(&format!("/api/traces/{id}/find")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = f.get(&format!("/api/traces/{id}/spans/zz")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = f
+        .get(&format!("/api/traces/{id}/spans/{}", sid(9).to_hex()))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = f
+        .get(&format!("/api/traces/{}/rows", tid(99).to_hex()))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // The correlation without its spans, for such a page.
+    let (s, b) = f.get(&format!("/api/correlate/{id}?trace=false")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(b["trace"].is_null() && b["spans"].is_null());
+    assert_eq!(
+        (b["span_count"].as_u64(), b["logs"].as_array().map(Vec::len)),
+        (Some(2), Some(1))
+    );
 }

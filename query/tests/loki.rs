@@ -107,6 +107,7 @@ async fn fixture_with(recs: Vec<LogRecord>) -> Fixture {
         ready: Arc::new(|| true),
         cancel: CancellationToken::new(),
         ui: triad_query::ui::no_ui,
+        trace_cache: Default::default(),
     };
     Fixture { _dir: dir, state }
 }
