@@ -359,7 +359,7 @@ def test_trace_of_10k_spans_renders_progressively(stack, page):
     took = time.monotonic() - started
     rendered = page.locator("[role=treeitem]").count()
     assert rendered < 200, f"only the visible rows are in the DOM, not {rendered}"
-    assert "10000 spans" in page.locator(".facts").inner_text()
+    page.get_by_label("Span count").get_by_text("10,000 spans").wait_for()
     # Scroll to the end: the last rows render on demand.
     page.get_by_role("tree").evaluate("el => el.scrollTop = el.scrollHeight")
     page.get_by_text("step 9999").wait_for()
