@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use std::borrow::Cow;
 use tantivy::collector::{Count, HistogramCollector, TopDocs};
+use tantivy::columnar::Column;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::{
     BytesOptions, FAST, Field, IndexRecordOption, JsonObjectOptions, Schema, TextFieldIndexing,
@@ -115,21 +116,33 @@ impl LogSignal {
         }
     }
 
-    fn decode(&self, searcher: &Searcher, addr: DocAddress) -> Result<LogRecord> {
-        let doc: TantivyDocument = searcher.doc(addr)?;
-        let bytes = doc
-            .get_first(self.doc)
-            .and_then(|v| v.as_bytes())
-            .unwrap_or_default();
-        let stored: StoredLog = postcard::from_bytes(bytes)
-            .map_err(|e| crate::Error::Corrupt(format!("log record: {e}")))?;
-        let ff = searcher.segment_reader(addr.segment_ord).fast_fields();
-        let timestamp_ns = ff.i64("ts")?.first(addr.doc_id).unwrap_or(0);
-        let span_id = ff
-            .u64("span_id")?
-            .first(addr.doc_id)
-            .and_then(SpanId::from_u64);
-        Ok(stored.into_record(timestamp_ns, span_id))
+    /// Reads the records at `addrs` of one searcher, in that order. The fast-field
+    /// columns of a segment are opened once, not per record (opening one costs more than
+    /// reading a value).
+    fn decode_all(&self, searcher: &Searcher, addrs: &[DocAddress]) -> Result<Vec<LogRecord>> {
+        type Columns = (Column<i64>, Column<u64>);
+        let mut columns: std::collections::HashMap<u32, Columns> = std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(addrs.len());
+        for &addr in addrs {
+            let (ts, span) = match columns.entry(addr.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let ff = searcher.segment_reader(addr.segment_ord).fast_fields();
+                    e.insert((ff.i64("ts")?, ff.u64("span_id")?))
+                }
+            };
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let bytes = doc
+                .get_first(self.doc)
+                .and_then(|v| v.as_bytes())
+                .unwrap_or_default();
+            let stored: StoredLog = postcard::from_bytes(bytes)
+                .map_err(|e| crate::Error::Corrupt(format!("log record: {e}")))?;
+            let timestamp_ns = ts.first(addr.doc_id).unwrap_or(0);
+            let span_id = span.first(addr.doc_id).and_then(SpanId::from_u64);
+            out.push(stored.into_record(timestamp_ns, span_id));
+        }
+        Ok(out)
     }
 }
 
@@ -399,9 +412,20 @@ impl LogRead for LogStore {
             top.sort_by_key(|t| std::cmp::Reverse(t.0));
         }
         top.truncate(q.limit);
-        for (_, i, addr) in top {
-            result.hits.push(s.decode(&searchers[i], addr)?);
+        // Read per searcher, then put the records back in the order of `top`.
+        let mut slots: Vec<Option<LogRecord>> = (0..top.len()).map(|_| None).collect();
+        for (i, searcher) in searchers.iter().enumerate() {
+            let (pos, addrs): (Vec<usize>, Vec<DocAddress>) = top
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.1 == i)
+                .map(|(p, t)| (p, t.2))
+                .unzip();
+            for (p, r) in pos.into_iter().zip(s.decode_all(searcher, &addrs)?) {
+                slots[p] = Some(r);
+            }
         }
+        result.hits = slots.into_iter().flatten().collect();
         Ok(result)
     }
 
@@ -438,9 +462,11 @@ impl LogRead for LogStore {
                     &TopDocs::with_limit(limit + 1).order_by_fast_field::<u64>("seq", Order::Asc),
                 )
                 .map_err(crate::Error::from)?;
-            for (seq, addr) in hits {
-                found.push((seq.unwrap_or(0), s.decode(&searcher, addr)?));
-            }
+            let (seqs, addrs): (Vec<u64>, Vec<DocAddress>) = hits
+                .into_iter()
+                .map(|(seq, addr)| (seq.unwrap_or(0), addr))
+                .unzip();
+            found.extend(seqs.into_iter().zip(s.decode_all(&searcher, &addrs)?));
         }
         found.sort_by_key(|f| f.0);
         let next = if found.len() > limit {

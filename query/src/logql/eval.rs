@@ -435,12 +435,14 @@ impl Evaluator<'_> {
             ));
         }
         let mut computed = Computed::default();
+        let summed = summed_groupings(&q.promql);
         for (i, agg) in q.ranges.iter().enumerate() {
-            let series = self.range_agg(agg, start_ms, step_ms, steps, stats)?;
+            let name = format!("__logql_{i}");
+            let series = self.range_agg(agg, summed.get(&name), start_ms, step_ms, steps, stats)?;
             if started.elapsed() > self.limits.timeout {
                 return Err(LogqlError::Execution("query timed out".into()));
             }
-            computed.series.insert(format!("__logql_{i}"), series);
+            computed.series.insert(name, series);
         }
         let engine = Engine::new(&computed, self.tenant, self.limits.clone());
         let value = if instant {
@@ -455,6 +457,7 @@ impl Evaluator<'_> {
     fn range_agg(
         &self,
         agg: &RangeAgg,
+        summed: Option<&Grouping>,
         start_ms: i64,
         step_ms: i64,
         steps: usize,
@@ -467,6 +470,12 @@ impl Evaluator<'_> {
         let from = first_t - agg.range_ns + 1;
         let to = last_t + 1;
         let mut series: HashMap<LabelSet, Vec<(i64, f64)>> = HashMap::new();
+        // Under a `sum`, an additive function can count under the sum's labels only: the
+        // same sums from far fewer series (every line's trace and span IDs are labels).
+        let additive = matches!(
+            agg.func,
+            RangeFn::Count | RangeFn::Rate | RangeFn::Bytes | RangeFn::BytesRate | RangeFn::Sum
+        );
         let mut all: Vec<i64> = Vec::new();
         let mut too_many = false;
         let mut error: Option<String> = None;
@@ -497,7 +506,10 @@ impl Evaluator<'_> {
                 all.push(e.ts);
                 return true;
             }
-            let labels = group(e.labels, &agg.grouping);
+            let mut labels = group(e.labels, &agg.grouping);
+            if additive {
+                labels = group(labels, &summed.cloned());
+            }
             match series.get_mut(&labels) {
                 Some(s) => s.push((e.ts, value)),
                 None => {
@@ -575,6 +587,55 @@ impl Evaluator<'_> {
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }
+}
+
+/// For each range aggregation that a `sum` aggregates directly (`sum by (a)
+/// (__logql_0)`), the sum's grouping.
+fn summed_groupings(promql: &str) -> HashMap<String, Grouping> {
+    use promql_parser::parser::{Expr, LabelModifier};
+    fn walk(e: &Expr, out: &mut HashMap<String, Grouping>) {
+        match e {
+            Expr::Aggregate(a) => {
+                let mut inner: &Expr = &a.expr;
+                while let Expr::Paren(p) = inner {
+                    inner = &p.expr;
+                }
+                if a.op.to_string() == "sum"
+                    && let Expr::VectorSelector(vs) = inner
+                    && let Some(name) = vs.name.as_ref().filter(|n| n.starts_with("__logql_"))
+                {
+                    let g = match &a.modifier {
+                        None => Grouping::By(Vec::new()),
+                        Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
+                        Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
+                    };
+                    out.insert(name.clone(), g);
+                }
+                walk(&a.expr, out);
+                if let Some(p) = &a.param {
+                    walk(p, out);
+                }
+            }
+            Expr::Unary(u) => walk(&u.expr, out),
+            Expr::Binary(b) => {
+                walk(&b.lhs, out);
+                walk(&b.rhs, out);
+            }
+            Expr::Paren(p) => walk(&p.expr, out),
+            Expr::Subquery(q) => walk(&q.expr, out),
+            Expr::Call(c) => {
+                for a in &c.args.args {
+                    walk(a, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = HashMap::new();
+    if let Ok(e) = promql_parser::parser::parse(promql) {
+        walk(&e, &mut out);
+    }
+    out
 }
 
 /// The labels a sample is counted under: all, or those `by`/`without` keeps.
@@ -799,6 +860,24 @@ mod tests {
             prefilter(&log_expr(r#"{host="a"} |= " b " or " c d ""#)),
             r#"host:"a" AND ((body:"b") OR (body:"c" AND body:"d"))"#
         );
+    }
+
+    #[test]
+    fn sums_push_their_grouping_down() {
+        let g = summed_groupings(
+            "sum by (a, b) (__logql_0) / sum(rate_x) + sum without (c) ((__logql_1)) + max(__logql_2) + sum(abs(__logql_3))",
+        );
+        assert_eq!(
+            g.get("__logql_0"),
+            Some(&Grouping::By(vec!["a".into(), "b".into()]))
+        );
+        assert_eq!(
+            g.get("__logql_1"),
+            Some(&Grouping::Without(vec!["c".into()]))
+        );
+        assert_eq!(g.get("__logql_2"), None, "max is not additive");
+        assert_eq!(g.get("__logql_3"), None, "not directly under the sum");
+        assert!(summed_groupings("sum(").is_empty());
     }
 
     #[test]
