@@ -12,6 +12,9 @@
 #   scripts/bench.sh scale-out ARGS  1, 2 and 3 collectors sharing one store: CPU per GB
 #                                    and per million spans, fan-out search, agent fail-over
 #                                    (--quick; needs the e2e test clients: scripts/test.sh)
+#   scripts/bench.sh trace-ui ARGS   the trace page with 10k, 50k and 100k-span traces in
+#                                    headless Chromium, streamed rows next to one document
+#                                    (--sizes, --runs; needs the e2e test clients)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-all}" = all ] || [ "${1:-all}" = agent ]; then
@@ -29,6 +32,7 @@ case "${1:-all}" in
   metrics) shift; exec target/release/triad-bench-metrics "$@" ;;
   objects) shift; exec target/release/triad-bench-objects "$@" ;;
   scale-out) shift; exec python3 scripts/bench-scale-out.py "$@" ;;
+  trace-ui) shift; exec python3 scripts/bench-trace-ui.py "$@" ;;
   all) shift || true
     target/release/triad-bench "$@"
     target/release/triad-bench-agent "$@"
