@@ -811,6 +811,16 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any text: a query or an error, never a panic (the fuzz target
+        /// `fuzz/fuzz_targets/logql.rs` runs the same longer, with the pipeline, on
+        /// nightly).
+        #[test]
+        fn any_text_parses_or_fails_cleanly(text in r#"[{}()\[\]|!=~<>"`a-z_ 0-9.,:-]{0,48}"#) {
+            let _ = parse(&text);
+        }
+    }
+
     #[test]
     fn patterns_and_paths() {
         let p = pattern(r#"<ip> - <_> "<method> <path> <_>""#).unwrap();
