@@ -436,7 +436,13 @@ impl TraceStore {
             .filter(|s| s.meta().docs > 0 && s.may_contain_trace(&trace_id));
         for split in candidates {
             let searcher = split.searcher();
-            let addrs = searcher.search(&query, &tantivy::collector::DocSetCollector)?;
+            let mut addrs: Vec<_> = searcher
+                .search(&query, &tantivy::collector::DocSetCollector)?
+                .into_iter()
+                .collect();
+            // In storage order: a doc-store block is decompressed once for all the spans
+            // in it, not once per span (the set comes unordered).
+            addrs.sort_unstable();
             for addr in addrs {
                 if spans.len() >= MAX_SPANS_PER_TRACE {
                     tracing::warn!(trace_id = %trace_id, limit = MAX_SPANS_PER_TRACE, "trace cut at span limit");
