@@ -175,7 +175,7 @@ pub fn prefilter(expr: &LogExpr) -> String {
             "source" => "source".into(),
             "trace_id" => "trace_id".into(),
             // Only `env` can be the attribute `env`; `k8s_pod` may be `k8s.pod`.
-            n if !n.contains('_') => format!("attributes.{n}"),
+            n if n.chars().all(|c| c.is_ascii_alphanumeric()) => format!("attributes.{n}"),
             _ => continue,
         };
         let attribute = field.starts_with("attributes.");
@@ -855,6 +855,11 @@ mod tests {
             prefilter(&log_expr(r#"{env="500"}"#)),
             "",
             "numbers are not text terms"
+        );
+        assert_eq!(
+            prefilter(&log_expr(r#"{job:x="a"}"#)),
+            "",
+            "not a field name tantivy reads"
         );
         assert_eq!(
             prefilter(&log_expr(r#"{host="a"} |= " b " or " c d ""#)),
