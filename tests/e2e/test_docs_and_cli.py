@@ -26,7 +26,7 @@ def test_unknown_paths_answer_json_404_and_ui_routes_the_ui(triad):
     not the UI's HTML; the UI's own routes still load it."""
     import json
 
-    for path in ("/loki/api/v1/labels", "/api/nothing", "/nothing"):
+    for path in ("/loki/api/v1/nothing", "/api/nothing", "/nothing"):
         status, body = triad.get_status(path)
         assert status == 404, path
         assert path in json.loads(body)["error"], body
