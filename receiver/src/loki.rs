@@ -514,6 +514,84 @@ mod tests {
         );
     }
 
+    /// Bodies in the wire forms Promtail and Alloy send (snappy-compressed protobuf with
+    /// back-references) and Loki's JSON, written by `scripts/loki-push-fixtures.py`.
+    #[test]
+    fn promtail_alloy_and_json_fixtures_decode() {
+        let records = |streams: Vec<Stream>| {
+            triad_model::otlp::logs_from_otlp(to_otlp(streams), "t", T0 + 60_000_000_000).items
+        };
+        let snappy = |b: &[u8]| snap::raw::Decoder::new().decompress_vec(b).unwrap();
+        const T0: i64 = 1_767_225_600_000_000_000;
+
+        let promtail = records(
+            from_protobuf(&snappy(include_bytes!(
+                "../tests/fixtures/loki/promtail.pb.snappy"
+            )))
+            .unwrap(),
+        );
+        assert_eq!(promtail.len(), 42);
+        let file = &promtail[0];
+        assert_eq!(
+            (file.service.as_str(), file.host.as_str()),
+            ("varlogs", "node-1")
+        );
+        assert_eq!(file.timestamp_ns, T0);
+        assert!(file.body.starts_with("level=info msg=\"request served\""));
+        assert!(
+            file.attributes
+                .iter()
+                .any(|kv| kv.key == "filename" && kv.value.to_text() == "/var/log/app.log")
+        );
+        assert_eq!(promtail[39].timestamp_ns, T0 + 39_000_000);
+        let pod = &promtail[40];
+        assert_eq!(
+            pod.service, "api",
+            "container before job, as Loki derives service_name"
+        );
+        let attr = |r: &triad_model::LogRecord, k: &str| {
+            r.attributes
+                .iter()
+                .find(|kv| kv.key == k)
+                .map(|kv| kv.value.to_text())
+        };
+        assert_eq!(
+            attr(pod, "k8s.pod.name").as_deref(),
+            Some("api-7d9f8-x2x4q")
+        );
+        assert_eq!(attr(pod, "k8s.namespace.name").as_deref(), Some("prod"));
+
+        let alloy = records(
+            from_protobuf(&snappy(include_bytes!(
+                "../tests/fixtures/loki/alloy.pb.snappy"
+            )))
+            .unwrap(),
+        );
+        let r = &alloy[0];
+        assert_eq!(
+            (r.service.as_str(), r.level().as_str(), r.body.as_str()),
+            ("checkout", "error", "payment declined")
+        );
+        assert_eq!(
+            r.trace_id.map(|t| t.to_hex()).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(
+            r.span_id.map(|s| s.to_hex()).as_deref(),
+            Some("00f067aa0ba902b7")
+        );
+        assert_eq!(attr(r, "user").as_deref(), Some("42"));
+
+        let json = records(from_json(include_bytes!("../tests/fixtures/loki/push.json")).unwrap());
+        assert_eq!(json.len(), 2);
+        assert_eq!(json[0].service, "web");
+        assert_eq!(json[1].timestamp_ns, T0 + 9);
+        assert_eq!(
+            json[1].trace_id.map(|t| t.to_hex()).as_deref(),
+            Some("0000000000000000a3ce929d0e0e4736")
+        );
+    }
+
     #[test]
     fn malformed_pushes_say_what_is_wrong() {
         for (body, why) in [
