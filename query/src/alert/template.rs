@@ -81,7 +81,8 @@ fn build(src: &str) -> Result<Template, String> {
     Ok(t)
 }
 
-/// Finds an action (`{{ … }}`) that is never closed, skipping quoted strings and comments.
+/// Finds an action (`{{ … }}`) that is never closed, or that holds a non-ASCII character
+/// outside its quoted strings, skipping quoted strings and comments.
 pub(crate) fn unclosed_action(src: &str) -> Result<(), String> {
     let b = src.as_bytes();
     let mut i = 0;
@@ -118,6 +119,14 @@ pub(crate) fn unclosed_action(src: &str) -> Result<(), String> {
                             break;
                         }
                     }
+                }
+                // gtmpl 0.7.1's lexer slices actions by byte and panics on a character
+                // of several bytes outside a string (found by fuzzing LogQL's templates).
+                Some(&c) if c >= 0x80 => {
+                    return Err(format!(
+                        "the action opened at byte {start} has a non-ASCII character at byte {j}: \
+                         only quoted strings in an action may hold one"
+                    ));
                 }
                 Some(_) => j += 1,
             }

@@ -226,5 +226,21 @@ mod tests {
         assert_eq!(run(r#"{{ "__line__" }}"#), "__line__");
         assert_eq!(run("plain"), "plain");
         assert!(compile("{{ .a ").is_err());
+        assert_eq!(
+            run(r#"{{ "é" }} ü"#),
+            "é ü",
+            "other characters in strings and text"
+        );
+    }
+
+    /// `fuzz/artifacts/logql/crash-bc8f08054fff983751a91f61e3f15a24cb068565`: a
+    /// character of several bytes right inside an action made gtmpl's lexer panic.
+    #[test]
+    fn regression_fuzz_non_ascii_in_an_action_is_an_error() {
+        let e = compile("{{\u{48f}\u{204}\u{1a}-> {{.s}(}z").unwrap_err();
+        assert!(e.contains("non-ASCII"), "{e}");
+        assert!(compile("{{ .a }}{{ é }}").is_err());
+        let input = include_bytes!("../../tests/fixtures/fuzz-logql-non-ascii-action.txt");
+        assert!(crate::logql::parse(std::str::from_utf8(input).unwrap()).is_err());
     }
 }
