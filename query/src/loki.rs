@@ -30,7 +30,7 @@ use triad_promql::format::result_json;
 
 use crate::AppState;
 use crate::logql::ast::{LogExpr, Query};
-use crate::logql::eval::{group_streams, prefilter, record_labels, selected};
+use crate::logql::eval::{apply, entry_of, group_streams, prefilter};
 use crate::logql::pipeline::{self, Entry, Outcome, logfmt_pairs};
 use crate::logql::{Evaluator, LogParams, LogqlError, Stats, Stream, parse};
 use crate::prom_api::{Params, build_info};
@@ -131,6 +131,11 @@ fn step_ns(v: &str) -> Result<i64, String> {
     crate::logql::parse::duration_ns(v.trim())
         .filter(|d| *d > 0)
         .ok_or_else(|| format!("invalid step {v:?}: use a duration such as 15s or seconds"))
+}
+
+/// Loki's default step: about 250 points over the range, whole seconds, at least one.
+fn default_step_ns(start_ns: i64, end_ns: i64) -> i64 {
+    ((end_ns - start_ns) / 250 / 1_000_000_000).max(1) * 1_000_000_000
 }
 
 struct Req {
@@ -370,8 +375,7 @@ pub async fn query_range(
         Query::Metric(m) => {
             let step = match r.p.get("step") {
                 Some(s) => step_ns(s).map_err(LokiError::bad)?,
-                // Loki's default: about 250 points, at least a second.
-                None => ((end - start) / 250 / 1_000_000_000).max(1) * 1_000_000_000,
+                None => default_step_ns(start, end),
             };
             blocking(st, move |st| {
                 let started = Instant::now();
@@ -409,15 +413,9 @@ fn sampled_labels(
     let mut n = 0;
     evaluator(st).scan(&text, start, end + 1, false, &mut stats, |r| {
         n += 1;
-        let mut e = Entry {
-            ts: r.timestamp_ns,
-            labels: record_labels(&r),
-            line: r.body,
-        };
+        let mut e = entry_of(r);
         let kept = match expr {
-            Some(x) => {
-                selected(x, &e) && matches!(pipeline::run(&x.stages, &mut e), Outcome::Kept(_))
-            }
+            Some(x) => matches!(apply(x, &mut e), Outcome::Kept(_)),
             None => true,
         };
         if kept && seen.insert(e.labels.clone()) {
@@ -534,12 +532,8 @@ fn tally(
     let (mut entries, mut bytes) = (0u64, 0u64);
     let mut streams = BTreeSet::new();
     evaluator(st).scan(&prefilter(expr), start, end + 1, false, &mut stats, |r| {
-        let mut e = Entry {
-            ts: r.timestamp_ns,
-            labels: record_labels(&r),
-            line: r.body,
-        };
-        if selected(expr, &e) && matches!(pipeline::run(&expr.stages, &mut e), Outcome::Kept(_)) {
+        let mut e = entry_of(r);
+        if matches!(apply(expr, &mut e), Outcome::Kept(_)) {
             entries += 1;
             bytes += e.line.len() as u64;
             streams.insert(e.labels);
@@ -599,7 +593,7 @@ async fn volume(st: AppState, r: Req, ranged: bool) -> LokiResult {
     let limit = r.limit(usize::MAX)?;
     let step = match r.p.get("step") {
         Some(s) => step_ns(s).map_err(LokiError::bad)?,
-        None => ((end - start) / 250 / 1_000_000_000).max(1) * 1_000_000_000,
+        None => default_step_ns(start, end),
     };
     let window = if ranged {
         step
@@ -746,14 +740,8 @@ pub async fn detected_fields(
         let mut n = 0;
         evaluator(st).scan(&text, start, end + 1, false, &mut stats, |rec| {
             n += 1;
-            let mut e = Entry {
-                ts: rec.timestamp_ns,
-                labels: record_labels(&rec),
-                line: rec.body.clone(),
-            };
             if let Some(x) = &expr
-                && !(selected(x, &e)
-                    && matches!(pipeline::run(&x.stages, &mut e), Outcome::Kept(_)))
+                && !matches!(apply(x, &mut entry_of(rec.clone())), Outcome::Kept(_))
             {
                 return n < SAMPLE_LINES;
             }
@@ -912,15 +900,8 @@ async fn run_tail(
         cursor = batch.cursor;
         let mut out = Vec::new();
         for rec in batch.records {
-            let mut e = Entry {
-                ts: rec.timestamp_ns,
-                labels: record_labels(&rec),
-                line: rec.body,
-            };
-            if !selected(&expr, &e) {
-                continue;
-            }
-            if let Outcome::Kept(_) = pipeline::run(&expr.stages, &mut e) {
+            let mut e = entry_of(rec);
+            if let Outcome::Kept(_) = apply(&expr, &mut e) {
                 if e.ts <= newest_sent && sent.contains(&(e.ts, e.line.clone())) {
                     continue;
                 }

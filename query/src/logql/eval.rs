@@ -163,6 +163,24 @@ pub fn selected(expr: &LogExpr, e: &Entry) -> bool {
         .all(|m| m.matches(e.get(&m.name).unwrap_or("")))
 }
 
+/// A stored record as a line entering a pipeline: its LogQL labels and its body.
+pub fn entry_of(r: LogRecord) -> Entry {
+    Entry {
+        ts: r.timestamp_ns,
+        labels: record_labels(&r),
+        line: r.body,
+    }
+}
+
+/// The stream selector, then the pipeline: what `expr` makes of a line.
+pub fn apply(expr: &LogExpr, e: &mut Entry) -> Outcome {
+    if selected(expr, e) {
+        pipeline::run(&expr.stages, e)
+    } else {
+        Outcome::Dropped
+    }
+}
+
 /// The tantivy query that finds a superset of what `expr`'s selector and leading line
 /// filters select (empty: everything).
 pub fn prefilter(expr: &LogExpr) -> String {
@@ -394,14 +412,8 @@ impl Evaluator<'_> {
             p.forward,
             stats,
             |r| {
-                let mut e = Entry {
-                    ts: r.timestamp_ns,
-                    labels: record_labels(&r),
-                    line: r.body,
-                };
-                if selected(expr, &e)
-                    && let Outcome::Kept(_) = pipeline::run(&expr.stages, &mut e)
-                {
+                let mut e = entry_of(r);
+                if let Outcome::Kept(_) = apply(expr, &mut e) {
                     kept.push((e.labels, e.ts, e.line));
                 }
                 kept.len() < p.limit
@@ -480,15 +492,8 @@ impl Evaluator<'_> {
         let mut too_many = false;
         let mut error: Option<String> = None;
         self.scan(&prefilter(&agg.log), from, to, true, stats, |r| {
-            let mut e = Entry {
-                ts: r.timestamp_ns,
-                labels: record_labels(&r),
-                line: r.body,
-            };
-            if !selected(&agg.log, &e) {
-                return true;
-            }
-            let sample = match pipeline::run(&agg.log.stages, &mut e) {
+            let mut e = entry_of(r);
+            let sample = match apply(&agg.log, &mut e) {
                 Outcome::Dropped => return true,
                 Outcome::Kept(s) => s,
             };
