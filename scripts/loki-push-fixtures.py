@@ -15,37 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 import cramjam  # noqa: E402
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2  # noqa: E402
+from test_loki_push import push_class  # noqa: E402
 
 OUT = ROOT / "receiver" / "tests" / "fixtures" / "loki"
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
-
-
-def push_class():
-    f = descriptor_pb2.FileDescriptorProto(name="push.proto", package="logproto", syntax="proto3",
-                                           dependency=["google/protobuf/timestamp.proto"])
-    T = descriptor_pb2.FieldDescriptorProto
-    pair = f.message_type.add(name="LabelPairAdapter")
-    pair.field.add(name="name", number=1, type=T.TYPE_STRING, label=T.LABEL_OPTIONAL)
-    pair.field.add(name="value", number=2, type=T.TYPE_STRING, label=T.LABEL_OPTIONAL)
-    entry = f.message_type.add(name="EntryAdapter")
-    entry.field.add(name="timestamp", number=1, type=T.TYPE_MESSAGE, label=T.LABEL_OPTIONAL,
-                    type_name=".google.protobuf.Timestamp")
-    entry.field.add(name="line", number=2, type=T.TYPE_STRING, label=T.LABEL_OPTIONAL)
-    entry.field.add(name="structuredMetadata", number=3, type=T.TYPE_MESSAGE, label=T.LABEL_REPEATED,
-                    type_name=".logproto.LabelPairAdapter")
-    stream = f.message_type.add(name="StreamAdapter")
-    stream.field.add(name="labels", number=1, type=T.TYPE_STRING, label=T.LABEL_OPTIONAL)
-    stream.field.add(name="entries", number=2, type=T.TYPE_MESSAGE, label=T.LABEL_REPEATED,
-                     type_name=".logproto.EntryAdapter")
-    stream.field.add(name="hash", number=3, type=T.TYPE_UINT64, label=T.LABEL_OPTIONAL)
-    req = f.message_type.add(name="PushRequest")
-    req.field.add(name="streams", number=1, type=T.TYPE_MESSAGE, label=T.LABEL_REPEATED,
-                  type_name=".logproto.StreamAdapter")
-    pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
-    pool.Add(f)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("logproto.PushRequest"))
 
 
 def protobuf(streams):

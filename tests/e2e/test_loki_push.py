@@ -53,9 +53,9 @@ def snappy_literal(data):
     return bytes(out)
 
 
-def push_request(labels, lines, metadata):
-    """A `logproto.PushRequest` with Loki's field numbers (pkg/push/push.proto), built
-    with the protobuf runtime from a descriptor."""
+def push_class():
+    """`logproto.PushRequest` with Loki's field numbers (pkg/push/push.proto), built with
+    the protobuf runtime from a descriptor."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
 
     f = descriptor_pb2.FileDescriptorProto(name="push.proto", package="logproto", syntax="proto3",
@@ -81,7 +81,12 @@ def push_request(labels, lines, metadata):
     pool = descriptor_pool.DescriptorPool()
     pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
     pool.Add(f)
-    Push = message_factory.GetMessageClass(pool.FindMessageTypeByName("logproto.PushRequest"))
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("logproto.PushRequest"))
+
+
+def push_request(labels, lines, metadata):
+    """A `PushRequest` of one stream, its lines timestamped from now."""
+    Push = push_class()
     msg = Push()
     s = msg.streams.add(labels=labels)
     now = time.time_ns()
