@@ -204,6 +204,16 @@ mod tests {
             .services
             .insert("checkout".into(), all);
         c.collector.metrics.scrape_config_file = Some("prometheus.yml".into());
+        c.auth = triad_model::config::AuthSetting::Tokens(triad_model::config::AuthConfig {
+            tokens: vec![triad_model::config::TokenConfig {
+                name: "n".into(),
+                hash: triad_model::auth::TokenHash::of("t").to_string(),
+                tenant: "t".into(),
+                role: triad_model::auth::Role::Read,
+                trusted: true,
+            }],
+            protect_metrics: false,
+        });
         let mut expected = std::collections::BTreeSet::new();
         keys(&serde_json::to_value(&c).unwrap(), "", &mut expected);
         let doc = std::fs::read_to_string(concat!(

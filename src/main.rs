@@ -75,6 +75,9 @@ enum Command {
     /// Run the demo's simulated microservices against a Triad running elsewhere: spans
     /// to an OTLP endpoint, log files to a directory, /metrics on an address.
     Demo(demo::DemoCommand),
+    /// Make and hash authentication tokens for the `auth` section.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Validate a configuration file without starting anything; exits non-zero on errors.
     CheckConfig {
         /// The YAML file to check (triad.yaml).
@@ -84,6 +87,32 @@ enum Command {
         #[arg(long)]
         print_defaults: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a new random token and print it with the `auth.tokens` entry that accepts it.
+    ///
+    /// The token is shown once: give it to the client (the agent's
+    /// `client_token_file`, Grafana's data source, `Authorization: Bearer <token>`).
+    /// The configuration keeps only its hash.
+    New {
+        /// The tenant the token writes to and reads from.
+        #[arg(long, default_value = triad_model::DEFAULT_TENANT)]
+        tenant: String,
+        /// `write` (send data), `read` (query, UI) or `admin` (both, plus rules and silences).
+        #[arg(long, value_parser = ["write", "read", "admin"])]
+        role: String,
+        /// A name for logs and metrics; defaults to `<tenant>-<role>`.
+        #[arg(long)]
+        name: Option<String>,
+        /// May choose the tenant with `X-Scope-OrgID` (a gateway, or a query server
+        /// reading collectors for every tenant).
+        #[arg(long)]
+        trusted: bool,
+    },
+    /// Print the hash (`sha256:…`) of a token read from standard input, for `auth.tokens[].hash`.
+    Hash,
 }
 
 #[derive(Args)]
@@ -247,6 +276,9 @@ fn real_main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if let Command::Token(t) = &cli.command {
+        return token_command(t);
+    }
     init_logging();
     let runtime = tokio::runtime::Runtime::new().context("start async runtime")?;
     runtime.block_on(run(cli.command))
@@ -335,8 +367,76 @@ struct Served {
     silences: Option<Arc<triad_query::alert::silence::Silences>>,
 }
 
+/// `triad token new|hash`.
+fn token_command(t: &TokenCommand) -> anyhow::Result<()> {
+    use triad_model::auth::{TokenHash, new_token, valid_tenant};
+    match t {
+        TokenCommand::New {
+            tenant,
+            role,
+            name,
+            trusted,
+        } => {
+            anyhow::ensure!(
+                valid_tenant(tenant),
+                "--tenant {tenant:?}: use 1-128 letters, digits, `_` or `-`"
+            );
+            let token = new_token()?;
+            let name = name.clone().unwrap_or_else(|| format!("{tenant}-{role}"));
+            println!("token (shown once; give it to the client): {token}");
+            println!("# under auth.tokens in triad.yaml:");
+            println!("- name: {name}");
+            println!("  hash: \"{}\"", TokenHash::of(&token));
+            println!("  tenant: {tenant}");
+            println!("  role: {role}");
+            if *trusted {
+                println!("  trusted: true");
+            }
+        }
+        TokenCommand::Hash => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("reading the token from standard input")?;
+            let token = text.trim();
+            anyhow::ensure!(!token.is_empty(), "no token on standard input");
+            println!("{}", TokenHash::of(token));
+        }
+    }
+    Ok(())
+}
+
+/// Authentication for a process: its gate (who may call its servers), its client token
+/// (what it sends to other Triad servers), and the start-up line when it is held to
+/// loopback for want of an `auth` section.
+fn security(
+    cfg: &ValidConfig,
+    registry: &mut Registry,
+) -> anyhow::Result<triad_receiver::auth::Gate> {
+    let token = triad_receiver::auth::client_token(cfg.client_token_file.as_deref())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    triad_receiver::client::configure(token.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    match &cfg.auth {
+        triad_model::config::AuthSetting::Unset if cfg.held_to_loopback() => {
+            println!(
+                "no auth configured: listening on loopback only. To serve other machines, \
+                 add tokens under `auth:` (triad token new --role admin) or set `auth: none`."
+            );
+        }
+        triad_model::config::AuthSetting::None => {
+            tracing::warn!("auth: none — every endpoint is open to whoever reaches it");
+        }
+        _ => {}
+    }
+    let metrics = triad_receiver::auth::AuthMetrics::register(registry);
+    Ok(triad_receiver::auth::Gate::new(
+        triad_model::auth::Authenticator::from_setting(&cfg.auth),
+        metrics,
+    ))
+}
+
 fn query_state(
     cfg: &ValidConfig,
+    gate: triad_receiver::auth::Gate,
     served: Served,
     registry: Arc<Registry>,
     ready: Arc<dyn Fn() -> bool + Send + Sync>,
@@ -356,6 +456,8 @@ fn query_state(
         cancel: cancel.child_token(),
         ui: ui_asset,
         trace_cache: Default::default(),
+        alert_tenant: cfg.alerting.tenant.clone(),
+        gate,
     }
 }
 
@@ -485,6 +587,7 @@ fn remote_alerting(
         traces: stores.traces.clone(),
         logs: stores.logs.clone(),
         external_url: external_url(cfg),
+        tenant: cfg.alerting.tenant.clone(),
         cfg: cfg.alerting.evidence.clone(),
     });
     let collectors = stores.collectors.clone();
@@ -562,7 +665,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             demo::run_standalone(a, &cancel, &mut tasks).await?;
             None
         }
-        Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
+        Command::CheckConfig { .. } | Command::Token(_) => {
+            unreachable!("handled before the runtime starts")
+        }
     };
     let result = supervise(tasks, &cancel).await;
     if let Some(c) = collector {
@@ -603,6 +708,7 @@ async fn up(
     } else {
         cfg
     };
+    let gate = security(&cfg, &mut registry)?;
     let collector = open_collector(&cfg, &mut registry).await?;
     let om = object_mode(&cfg, &mut registry, cancel, tasks).await?;
     let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
@@ -622,6 +728,7 @@ async fn up(
     collector.spawn(
         triad_collector::Listeners { grpc, http, zipkin },
         registry.clone(),
+        gate.clone(),
         triad_query::alert::remote::internal_router(alerting_slot.clone()),
         cancel,
         tasks,
@@ -687,7 +794,7 @@ async fn up(
         alerting: Some(alerting),
         remote_alerting,
     };
-    let state = query_state(&cfg, served, registry, ready, cancel);
+    let state = query_state(&cfg, gate, served, registry, ready, cancel);
     triad_receiver::http::spawn_server(
         "query server",
         query,
@@ -727,7 +834,9 @@ async fn agent(
         }
     })?;
     let ag = &cfg.agent;
+    let gate = security(&cfg, &mut registry)?;
     let settings = triad_agent::run::AgentSettings {
+        gate,
         data_dir: cfg.data_dir.join("agent"),
         collector_endpoint: ag.collector_endpoint.clone(),
         max_buffer_bytes: ag.max_buffer_bytes,
@@ -785,6 +894,7 @@ async fn collector(
             c.collector.advertise_url = x.clone()
         }
     })?;
+    let gate = security(&cfg, &mut registry)?;
     let collector = open_collector(&cfg, &mut registry).await?;
     let om = object_mode(&cfg, &mut registry, cancel, tasks).await?;
     let alert_metrics = triad_query::alert::AlertMetrics::register(&mut registry);
@@ -797,6 +907,7 @@ async fn collector(
     collector.spawn(
         triad_collector::Listeners { grpc, http, zipkin },
         registry,
+        gate,
         triad_query::alert::remote::internal_router(alerting_slot.clone()),
         cancel,
         tasks,
@@ -845,6 +956,7 @@ async fn query(
             c.query.remote_read_url = Some(url.clone())
         }
     })?;
+    let gate = security(&cfg, &mut registry)?;
     let om = object_mode(&cfg, &mut registry, cancel, tasks).await?;
     let served = match &om {
         None => {
@@ -896,7 +1008,7 @@ async fn query(
     let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
     let registry = Arc::new(registry);
     let query = bind("query", cfg.query.listen).await?;
-    let state = query_state(&cfg, served, registry, Arc::new(|| true), cancel);
+    let state = query_state(&cfg, gate, served, registry, Arc::new(|| true), cancel);
     triad_receiver::http::spawn_server(
         "query server",
         query,

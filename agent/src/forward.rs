@@ -220,16 +220,19 @@ async fn send(channel: Channel, url: &str, entry: &Entry) -> Outcome {
         frame.push(1); // compressed, per grpc-encoding
         frame.extend_from_slice(&(entry.body.len() as u32).to_be_bytes());
         frame.extend_from_slice(&entry.body);
-        let req = http::Request::builder()
+        let mut req = http::Request::builder()
             .method(http::Method::POST)
             .uri(format!("{url}{path}"))
             .header(http::header::CONTENT_TYPE, "application/grpc")
             .header(http::header::TE, "trailers")
             .header("grpc-encoding", "zstd")
-            .header("grpc-timeout", format!("{}S", REQUEST_TIMEOUT.as_secs()))
-            .body(tonic::body::Body::new(http_body_util::Full::new(
-                Bytes::from(frame),
-            )));
+            .header("grpc-timeout", format!("{}S", REQUEST_TIMEOUT.as_secs()));
+        if let Some(token) = triad_receiver::client::bearer() {
+            req = req.header(http::header::AUTHORIZATION, token);
+        }
+        let req = req.body(tonic::body::Body::new(http_body_util::Full::new(
+            Bytes::from(frame),
+        )));
         let req = match req {
             Ok(r) => r,
             Err(e) => return Outcome::Dropped(format!("cannot build the request: {e}")),

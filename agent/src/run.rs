@@ -53,6 +53,9 @@ pub struct AgentSettings {
     pub max_request_bytes: usize,
     /// Largest request body after decompression.
     pub max_decompressed_bytes: usize,
+    /// Who may send to the receivers (the agent's own `auth`; what it forwards goes
+    /// to the collector under its own token, so to that token's tenant).
+    pub gate: triad_receiver::auth::Gate,
 }
 
 /// Sockets the agent serves on; `None` turns a receiver off.
@@ -168,8 +171,9 @@ impl Agent {
         let max = self.settings.max_decompressed_bytes;
         if let Some(l) = listeners.otlp_grpc {
             let (ingest, c) = (ingest.clone(), cancel.child_token());
+            let gate = self.settings.gate.clone();
             tasks.spawn(async move {
-                triad_receiver::grpc::serve(ingest, l, max, c)
+                triad_receiver::grpc::serve(ingest, gate, l, max, c)
                     .await
                     .map_err(|e| format!("agent otlp grpc: {e}"))
             });
@@ -182,7 +186,8 @@ impl Agent {
                 registry: registry.clone(),
                 ready: ready.clone(),
             };
-            let app = triad_receiver::http::router(state, self.settings.max_request_bytes);
+            let app = triad_receiver::http::router(state, self.settings.max_request_bytes)
+                .into_router(self.settings.gate.clone());
             spawn_server("agent otlp http", l, app, cancel, tasks);
         }
         if let Some(l) = listeners.zipkin {
@@ -190,11 +195,13 @@ impl Agent {
                 ingest.clone(),
                 max,
                 self.settings.max_request_bytes,
-            );
+            )
+            .into_router(self.settings.gate.clone());
             spawn_server("agent zipkin", l, app, cancel, tasks);
         }
         if let Some(l) = listeners.metrics {
-            let app = triad_receiver::http::ops_router(registry, ready);
+            let app = triad_receiver::http::ops_routes(registry, ready)
+                .into_router(self.settings.gate.clone());
             spawn_server("agent metrics", l, app, cancel, tasks);
         }
         Ok(())

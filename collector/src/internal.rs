@@ -12,16 +12,18 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use triad_model::auth::{Principal, Role};
 use triad_model::store::{
     DependencyLink, LogQuery, LogRead, LogSearchResult, Operation, StoreError, StoreResult,
     TailBatch, TraceQuery, TraceRead,
 };
 use triad_model::{Span, TraceId};
+use triad_receiver::auth::{Access, ORG_ID_HEADER, Routes};
 use triad_splits::log_index::{LogSignal, LogStore};
 use triad_splits::metrics::StoreMetrics;
 use triad_splits::split::Split;
@@ -130,6 +132,31 @@ pub enum TraceRequest {
     },
 }
 
+impl TraceRequest {
+    /// The tenant asked for.
+    pub fn tenant(&self) -> &str {
+        match self {
+            TraceRequest::Services { tenant }
+            | TraceRequest::Operations { tenant, .. }
+            | TraceRequest::Trace { tenant, .. }
+            | TraceRequest::Tags { tenant, .. }
+            | TraceRequest::Dependencies { tenant, .. } => tenant,
+            TraceRequest::Find(q) => &q.tenant,
+        }
+    }
+
+    fn set_tenant(&mut self, t: String) {
+        match self {
+            TraceRequest::Services { tenant }
+            | TraceRequest::Operations { tenant, .. }
+            | TraceRequest::Trace { tenant, .. }
+            | TraceRequest::Tags { tenant, .. }
+            | TraceRequest::Dependencies { tenant, .. } => *tenant = t,
+            TraceRequest::Find(q) => q.tenant = t,
+        }
+    }
+}
+
 /// Answers to [`TraceRequest`]s, in the same order of variants.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum TraceAnswer {
@@ -200,10 +227,15 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(StoreError::Internal(format!("read task: {e}"))))
 }
 
+// Every handler reads for the caller's tenant — the token's, or the one a trusted
+// token (a query server's) names in `X-Scope-OrgID` — whatever the body says.
+
 async fn log_search(
     State(st): State<InternalState>,
-    Json(req): Json<Excluding<LogQuery>>,
+    Extension(caller): Extension<Principal>,
+    Json(mut req): Json<Excluding<LogQuery>>,
 ) -> Response {
+    req.request.tenant = caller.tenant;
     answer(
         blocking(move || {
             let splits = st.splits(st.logs.store(), &req.listed);
@@ -219,14 +251,21 @@ async fn log_search(
     )
 }
 
-async fn log_tail(State(st): State<InternalState>, Json(req): Json<TailRequest>) -> Response {
+async fn log_tail(
+    State(st): State<InternalState>,
+    Extension(caller): Extension<Principal>,
+    Json(mut req): Json<TailRequest>,
+) -> Response {
+    req.tenant = caller.tenant;
     answer(blocking(move || st.logs.tail(&req.tenant, &req.query, req.cursor, req.limit)).await)
 }
 
 async fn log_field_values(
     State(st): State<InternalState>,
-    Json(req): Json<FieldValuesRequest>,
+    Extension(caller): Extension<Principal>,
+    Json(mut req): Json<FieldValuesRequest>,
 ) -> Response {
+    req.tenant = caller.tenant;
     answer(
         blocking(move || {
             st.logs
@@ -238,8 +277,10 @@ async fn log_field_values(
 
 async fn traces(
     State(st): State<InternalState>,
-    Json(req): Json<Excluding<TraceRequest>>,
+    Extension(caller): Extension<Principal>,
+    Json(mut req): Json<Excluding<TraceRequest>>,
 ) -> Response {
+    req.request.set_tenant(caller.tenant);
     answer(
         blocking(move || {
             // The catalog (services, operations) is the collector's own; the rest reads
@@ -287,14 +328,16 @@ async fn traces(
     )
 }
 
-/// The routes under `/internal/v1/`.
-pub fn router(state: InternalState) -> axum::Router {
+/// The routes under `/internal/v1/` (the `read` role; a query server's token is a
+/// trusted one, naming the tenant of each call).
+pub fn router(state: InternalState) -> Routes {
     use axum::routing::post;
-    axum::Router::new()
-        .route("/internal/v1/logs/search", post(log_search))
-        .route("/internal/v1/logs/tail", post(log_tail))
-        .route("/internal/v1/logs/values", post(log_field_values))
-        .route("/internal/v1/traces", post(traces))
+    let read = Access::Role(Role::Read);
+    Routes::new()
+        .route("/internal/v1/logs/search", read, post(log_search))
+        .route("/internal/v1/logs/tail", read, post(log_tail))
+        .route("/internal/v1/logs/values", read, post(log_field_values))
+        .route("/internal/v1/traces", read, post(traces))
         .with_state(state)
 }
 
@@ -320,10 +363,7 @@ impl CollectorReader {
     ) -> Result<CollectorReader, String> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| "a collector reader needs the Tokio runtime".to_string())?;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let client = triad_receiver::client::http_client(timeout)?;
         Ok(CollectorReader {
             base: base.trim_end_matches('/').to_string(),
             client,
@@ -337,7 +377,12 @@ impl CollectorReader {
         &self.base
     }
 
-    fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> StoreResult<T> {
+    fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        tenant: &str,
+        body: &B,
+    ) -> StoreResult<T> {
         let url = format!("{}{path}", self.base);
         let body = serde_json::to_vec(body)
             .map_err(|e| StoreError::Internal(format!("{url}: request: {e}")))?;
@@ -345,6 +390,7 @@ impl CollectorReader {
             .client
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(ORG_ID_HEADER, tenant)
             .body(body)
             .send();
         let fetched = async {
@@ -374,8 +420,10 @@ impl CollectorReader {
     }
 
     fn traces(&self, request: TraceRequest) -> StoreResult<TraceAnswer> {
+        let tenant = request.tenant().to_string();
         self.post(
             "/internal/v1/traces",
+            &tenant,
             &Excluding {
                 request,
                 listed: (self.exclude)(),
@@ -401,6 +449,7 @@ impl LogRead for CollectorReader {
     ) -> StoreResult<Vec<String>> {
         self.post(
             "/internal/v1/logs/values",
+            tenant,
             &FieldValuesRequest {
                 tenant: tenant.to_string(),
                 field: field.to_string(),
@@ -414,6 +463,7 @@ impl LogRead for CollectorReader {
     fn search(&self, q: &LogQuery) -> StoreResult<LogSearchResult> {
         self.post(
             "/internal/v1/logs/search",
+            &q.tenant,
             &Excluding {
                 request: q.clone(),
                 listed: (self.exclude)(),
@@ -430,6 +480,7 @@ impl LogRead for CollectorReader {
     ) -> StoreResult<TailBatch> {
         self.post(
             "/internal/v1/logs/tail",
+            tenant,
             &TailRequest {
                 tenant: tenant.to_string(),
                 query: query.to_string(),

@@ -181,7 +181,8 @@ impl Collector {
         self: &Arc<Self>,
         listeners: Listeners,
         registry: Arc<Registry>,
-        extra: axum::Router,
+        gate: triad_receiver::auth::Gate,
+        extra: triad_receiver::auth::Routes,
         cancel: &CancellationToken,
         tasks: &mut JoinSet<std::result::Result<(), String>>,
     ) {
@@ -189,8 +190,9 @@ impl Collector {
         let ingest = self.ingest.clone();
         let max = self.cfg.max_decompressed_bytes;
         let c = cancel.child_token();
+        let grpc_gate = gate.clone();
         tasks.spawn(async move {
-            triad_receiver::grpc::serve(ingest, grpc, max, c)
+            triad_receiver::grpc::serve(ingest, grpc_gate, grpc, max, c)
                 .await
                 .map_err(|e| format!("otlp grpc: {e}"))
         });
@@ -207,17 +209,21 @@ impl Collector {
             metrics: self.remote_write_metrics.clone(),
             max_decompressed_bytes: self.cfg.max_decompressed_bytes,
         })
-        .layer(axum::extract::DefaultBodyLimit::max(
-            self.cfg.max_request_bytes,
-        ));
+        .map_router(|r| {
+            r.layer(axum::extract::DefaultBodyLimit::max(
+                self.cfg.max_request_bytes,
+            ))
+        });
         let remote_read = crate::remote_read::router(crate::remote_read::RemoteReadState {
             store: self.metrics.clone(),
             metrics: self.remote_read_metrics.clone(),
             max_decompressed_bytes: self.cfg.max_decompressed_bytes,
         })
-        .layer(axum::extract::DefaultBodyLimit::max(
-            self.cfg.max_request_bytes,
-        ));
+        .map_router(|r| {
+            r.layer(axum::extract::DefaultBodyLimit::max(
+                self.cfg.max_request_bytes,
+            ))
+        });
         let internal = crate::internal::router(crate::internal::InternalState {
             logs: self.logs.clone(),
             traces: self.traces.clone(),
@@ -227,14 +233,16 @@ impl Collector {
             .merge(remote_write)
             .merge(remote_read)
             .merge(internal)
-            .merge(extra);
+            .merge(extra)
+            .into_router(gate.clone());
         triad_receiver::http::spawn_server("otlp http", http, app, cancel, tasks);
         if let Some(l) = zipkin {
             let app = triad_receiver::zipkin::router(
                 self.ingest.clone(),
                 self.cfg.max_decompressed_bytes,
                 self.cfg.max_request_bytes,
-            );
+            )
+            .into_router(gate);
             triad_receiver::http::spawn_server("zipkin", l, app, cancel, tasks);
         }
 

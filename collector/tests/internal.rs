@@ -86,7 +86,8 @@ fn local_copies_published_by_the_query_servers_listing_are_not_counted_twice() {
         logs: logs.clone(),
         traces,
         node_id: "n".into(),
-    });
+    })
+    .into_router(triad_receiver::auth::Gate::open());
     rt.block_on(async {
         let nothing = Listed::default();
         assert_eq!(total(&app, nothing).await, 15, "nothing listed: all local");

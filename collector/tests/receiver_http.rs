@@ -66,7 +66,7 @@ fn fixture() -> Fixture {
     };
     Fixture {
         _dir: dir,
-        app: router(state, MAX_BODY),
+        app: router(state, MAX_BODY).into_router(triad_receiver::auth::Gate::open()),
         logs,
         traces,
         registry,

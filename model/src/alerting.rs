@@ -31,12 +31,16 @@ pub struct AlertingConfig {
     pub evidence: EvidenceConfig,
     /// Built-in golden-signal rules.
     pub golden_signals: GoldenSignalsConfig,
+    /// The tenant whose metrics the rules read and whose members see and silence the
+    /// alerts (with authentication, a token of that tenant).
+    pub tenant: String,
 }
 
 impl Default for AlertingConfig {
     fn default() -> Self {
         Self {
             rule_files: Vec::new(),
+            tenant: crate::DEFAULT_TENANT.to_string(),
             evaluation_interval_secs: 60,
             external_url: String::new(),
             receivers: Vec::new(),
@@ -266,6 +270,13 @@ fn err(key: String, problem: impl Into<String>, fix: &str) -> ConfigError {
 impl AlertingConfig {
     /// Checks the section; errors name the key (`alerting.route.routes[0].receiver`).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !crate::auth::valid_tenant(&self.tenant) {
+            return Err(err(
+                "alerting.tenant".into(),
+                format!("{:?} is not a tenant name", self.tenant),
+                "use 1-128 letters, digits, `_` or `-`, e.g. default",
+            ));
+        }
         if self.evaluation_interval_secs == 0 || self.evaluation_interval_secs > 86_400 {
             return Err(err(
                 "alerting.evaluation_interval_secs".into(),

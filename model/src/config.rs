@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+mod auth;
 mod storage;
+pub use auth::{AuthConfig, AuthSetting, TokenConfig};
 pub use storage::{MetastoreConfig, StorageConfig};
 
 /// A configuration value that is out of range; the message names the key and the fix.
@@ -44,6 +46,14 @@ pub struct Config {
     /// The list of splits in object storage: a file for one process, PostgreSQL when
     /// query servers run apart from the collector.
     pub metastore: MetastoreConfig,
+    /// Authentication: absent, Triad serves without it and on loopback only; `none`,
+    /// without it on any address; or a map with `tokens` (see `triad token new`).
+    pub auth: AuthSetting,
+    /// A file holding the token this process sends to other Triad servers: the agent to
+    /// its collectors, a query server to collectors' internal and remote-read APIs
+    /// (`TRIAD_TOKEN` in the environment takes precedence). Such a token needs the
+    /// `trusted` flag where it reads for several tenants.
+    pub client_token_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -56,6 +66,8 @@ impl Default for Config {
             alerting: crate::alerting::AlertingConfig::default(),
             storage: StorageConfig::default(),
             metastore: MetastoreConfig::default(),
+            auth: AuthSetting::Unset,
+            client_token_file: None,
         }
     }
 }
@@ -336,7 +348,7 @@ impl Default for QueryConfig {
 
 /// A configuration that passed [`Config::validate`].
 #[derive(Debug, Clone)]
-pub struct ValidConfig(Config);
+pub struct ValidConfig(Config, bool);
 
 impl std::ops::Deref for ValidConfig {
     type Target = Config;
@@ -352,11 +364,20 @@ impl ValidConfig {
         self
     }
 
+    /// Whether listeners were moved to loopback because no `auth` is configured (the
+    /// binary says so at start).
+    pub fn held_to_loopback(&self) -> bool {
+        self.1
+    }
+
     /// Applies `f` and validates again, for overrides from the command line or tests.
     pub fn modify(self, f: impl FnOnce(&mut Config)) -> Result<ValidConfig, ConfigError> {
-        let mut c = self.0;
+        let (mut c, held) = (self.0, self.1);
         f(&mut c);
-        c.validate()
+        c.validate().map(|mut v| {
+            v.1 |= held;
+            v
+        })
     }
 }
 
@@ -438,8 +459,67 @@ impl StoreConfig {
 }
 
 impl Config {
+    /// Without an `auth` key, every listener is held to loopback: an address on every
+    /// interface (`0.0.0.0`, `::`) becomes loopback's, any other non-loopback address is
+    /// an error. Returns whether any address was changed.
+    fn hold_to_loopback(&mut self) -> Result<bool, ConfigError> {
+        if self.auth != AuthSetting::Unset {
+            return Ok(false);
+        }
+        let mut changed = false;
+        let mut hold = |key: &str, addr: &mut SocketAddr| -> Result<(), ConfigError> {
+            let ip = addr.ip();
+            if ip.is_loopback() {
+                return Ok(());
+            }
+            if !ip.is_unspecified() {
+                return Err(ConfigError {
+                    key: key.into(),
+                    problem: format!(
+                        "{addr} is reachable from other machines, and no `auth` is configured"
+                    ),
+                    fix: "configure tokens under `auth:` (see `triad token new`), or write \
+                          `auth: none` to serve without authentication"
+                        .into(),
+                });
+            }
+            addr.set_ip(if ip.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+            changed = true;
+            Ok(())
+        };
+        hold(
+            "collector.otlp_grpc_listen",
+            &mut self.collector.otlp_grpc_listen,
+        )?;
+        hold(
+            "collector.otlp_http_listen",
+            &mut self.collector.otlp_http_listen,
+        )?;
+        hold("query.listen", &mut self.query.listen)?;
+        let a = &mut self.agent;
+        for (key, text) in [
+            ("collector.zipkin_listen", &mut self.collector.zipkin_listen),
+            ("agent.otlp_grpc_listen", &mut a.otlp_grpc_listen),
+            ("agent.otlp_http_listen", &mut a.otlp_http_listen),
+            ("agent.zipkin_listen", &mut a.zipkin_listen),
+            ("agent.metrics_listen", &mut a.metrics_listen),
+        ] {
+            if let Ok(mut addr) = text.parse::<SocketAddr>() {
+                hold(key, &mut addr)?;
+                *text = addr.to_string();
+            }
+        }
+        Ok(changed)
+    }
+
     /// Checks every value; the error names the key and how to fix it. Does no I/O.
-    pub fn validate(self) -> Result<ValidConfig, ConfigError> {
+    pub fn validate(mut self) -> Result<ValidConfig, ConfigError> {
+        self.auth.validate()?;
+        let held = self.hold_to_loopback()?;
         let c = &self.collector;
         range(
             "collector.max_request_bytes",
@@ -608,7 +688,7 @@ impl Config {
                 fix: "set a directory, e.g. ./triad-data".into(),
             });
         }
-        Ok(ValidConfig(self))
+        Ok(ValidConfig(self, held))
     }
 }
 

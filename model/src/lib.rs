@@ -7,6 +7,7 @@
 //! stores live in the same process.
 
 pub mod alerting;
+pub mod auth;
 pub mod config;
 mod ids;
 mod log;

@@ -108,8 +108,9 @@ pub trait LogRead: Send + Sync {
     fn search(&self, q: &LogQuery) -> StoreResult<LogSearchResult>;
 
     /// Values of the indexed field `field` (one of [`LOG_VALUE_FIELDS`]) in records
-    /// stored for `[start_ns, end_ns)`: sorted, at most `limit`. From the index's term
-    /// dictionary, which is not kept per tenant: with one tenant that is exact.
+    /// of `tenant` stored for `[start_ns, end_ns)`: sorted, at most `limit`. From the
+    /// index's term dictionary (a term counts where one of its documents is the
+    /// tenant's); time is pruned by split.
     fn field_values(
         &self,
         tenant: &str,
@@ -195,9 +196,9 @@ pub trait TraceRead: Send + Sync {
     /// Services that sent spans, sorted.
     fn services(&self, tenant: &str) -> StoreResult<Vec<String>>;
     /// Attribute keys (span and resource; `key` `None`), or the values of attribute
-    /// `key`, carried by spans stored for `[start_ns, end_ns]`: sorted, at most `limit`.
-    /// From the tag index's terms, which are not kept per tenant: with one tenant (all
-    /// Triad has until tenants arrive) that is exact.
+    /// `key`, carried by `tenant`'s spans stored for `[start_ns, end_ns]`: sorted, at
+    /// most `limit`. From the tag index's terms (a term counts where one of its spans
+    /// is the tenant's).
     fn tag_values(
         &self,
         tenant: &str,

@@ -5,13 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use serde_json::{Value as J, json};
 use triad_model::metric::Labels;
 use triad_model::store::{LogQuery, MetricRead};
-use triad_model::{DEFAULT_TENANT, LogRecord, Span, TraceId};
+use triad_model::{LogRecord, Span, TraceId};
 
-use crate::AppState;
+use crate::Scoped;
 use crate::error::{ApiError, ApiResult};
 use crate::jaeger::trace_json;
 use crate::logs::record_json;
@@ -29,7 +29,7 @@ const MIN_RATE_WINDOW_MS: i64 = 60_000;
 /// (`trace` and `spans` are null) with `trace=false`, for a page that reads a large
 /// trace as rows (`/api/traces/{id}/rows`).
 pub async fn correlate(
-    State(st): State<AppState>,
+    st: Scoped,
     Path(id): Path<String>,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Json<J>> {
@@ -55,16 +55,16 @@ pub async fn correlate(
 }
 
 fn build(
-    st: &AppState,
+    st: &Scoped,
     trace_id: TraceId,
     margin_ms: i64,
     limits: &Limits,
     with_spans: bool,
 ) -> ApiResult<J> {
-    let (spans, mut warnings) = st.traces.trace_partial(DEFAULT_TENANT, trace_id)?;
+    let (spans, mut warnings) = st.traces.trace_partial(&st.tenant, trace_id)?;
     let now_ns = triad_model::now_ns();
     let found = st.logs.search(&LogQuery {
-        tenant: DEFAULT_TENANT.into(),
+        tenant: st.tenant.clone(),
         query: format!("trace_id:{}", trace_id.to_hex()),
         start_ns: 0,
         end_ns: now_ns + 3_600_000_000_000,
@@ -97,11 +97,25 @@ fn build(
         .max(win_start);
     let (metrics, alerts) = match &st.metrics {
         Some(m) => {
-            let (red, w) = red_series(m.as_ref(), &services, win_start, win_end, limits);
+            let (red, w) = red_series(
+                m.as_ref(),
+                &st.tenant,
+                &services,
+                win_start,
+                win_end,
+                limits,
+            );
             warnings.extend(w);
             (
                 red,
-                firing_alerts(m.as_ref(), &services, win_start, win_end, limits),
+                firing_alerts(
+                    m.as_ref(),
+                    &st.tenant,
+                    &services,
+                    win_start,
+                    win_end,
+                    limits,
+                ),
             )
         }
         None => (J::Null, J::Null),
@@ -163,6 +177,7 @@ fn service_regex(services: &BTreeSet<String>) -> String {
 
 fn red_series(
     store: &dyn MetricRead,
+    tenant: &str,
     services: &BTreeSet<String>,
     start: i64,
     end: i64,
@@ -190,7 +205,7 @@ fn red_series(
             ),
         ),
     ];
-    let engine = Engine::new(store, DEFAULT_TENANT, limits.clone());
+    let engine = Engine::new(store, tenant, limits.clone());
     let mut series = Vec::new();
     for (signal, q) in queries {
         let Ok(m) = engine.range(&q, start, end, step) else {
@@ -215,12 +230,13 @@ fn red_series(
 /// concern one of the trace's services.
 fn firing_alerts(
     store: &dyn MetricRead,
+    tenant: &str,
     services: &BTreeSet<String>,
     start: i64,
     end: i64,
     limits: &Limits,
 ) -> J {
-    let Ok(m) = Engine::new(store, DEFAULT_TENANT, limits.clone()).range(
+    let Ok(m) = Engine::new(store, tenant, limits.clone()).range(
         "ALERTS{alertstate=\"firing\"}",
         start,
         end,

@@ -8,11 +8,11 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as J, json};
 use triad_model::store::{StoreResult, TraceOrder, TraceQuery, TraceRead};
-use triad_model::{DEFAULT_TENANT, KeyValue, Span, SpanKind, StatusCode, TraceId, Value};
+use triad_model::{KeyValue, Span, SpanKind, StatusCode, TraceId, Value};
 
-use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::time::parse_go_duration_ns;
+use crate::{AppState, Tenant};
 
 /// Jaeger's default and maximum `limit` when none is given.
 const DEFAULT_LIMIT: usize = 20;
@@ -161,8 +161,8 @@ pub fn trace_json(trace_id: TraceId, spans: &[Span]) -> J {
 }
 
 /// `GET /api/services`
-pub async fn services(State(st): State<AppState>) -> Response {
-    let r = read(&st, move |t| t.services(DEFAULT_TENANT)).await;
+pub async fn services(State(st): State<AppState>, Tenant(tenant): Tenant) -> Response {
+    let r = read(&st, move |t| t.services(&tenant)).await;
     jaeger(r, |s| {
         let n = s.len();
         envelope(json!(s), n)
@@ -172,9 +172,10 @@ pub async fn services(State(st): State<AppState>) -> Response {
 /// `GET /api/services/{service}/operations` (legacy shape: a list of names).
 pub async fn service_operations(
     State(st): State<AppState>,
+    Tenant(tenant): Tenant,
     Path(service): Path<String>,
 ) -> Response {
-    let r = read(&st, move |t| t.operations(DEFAULT_TENANT, &service)).await;
+    let r = read(&st, move |t| t.operations(&tenant, &service)).await;
     jaeger(r, |ops| {
         let mut names: Vec<String> = ops.into_iter().map(|o| o.name).collect();
         names.dedup();
@@ -186,13 +187,14 @@ pub async fn service_operations(
 /// `GET /api/operations?service=&spanKind=` (the newer shape: `{name, spanKind}`).
 pub async fn operations(
     State(st): State<AppState>,
+    Tenant(tenant): Tenant,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
     let Some(service) = params.get("service").cloned() else {
         return ApiError::BadRequest("parameter 'service' is required".into()).into_jaeger();
     };
     let kind = params.get("spanKind").cloned().unwrap_or_default();
-    let r = read(&st, move |t| t.operations(DEFAULT_TENANT, &service)).await;
+    let r = read(&st, move |t| t.operations(&tenant, &service)).await;
     jaeger(r, |ops| {
         let data: Vec<J> = ops
             .into_iter()
@@ -208,18 +210,19 @@ pub async fn operations(
 /// accepted and ignored: a trace is found at any age within retention.
 pub async fn trace(
     State(st): State<AppState>,
+    Tenant(tenant): Tenant,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
 ) -> Response {
     // Tempo's clients ask the same path for protobuf: both data sources on one port.
     if crate::tempo::wants_protobuf(&headers) {
-        return crate::tempo::trace_v1_protobuf(&st, &id).await;
+        return crate::tempo::trace_v1_protobuf(&st, &tenant, &id).await;
     }
     let trace_id = match TraceId::from_hex(&id) {
         Ok(t) => t,
         Err(e) => return ApiError::BadRequest(format!("invalid trace ID: {e}")).into_jaeger(),
     };
-    let r = read(&st, move |t| t.trace_partial(DEFAULT_TENANT, trace_id)).await;
+    let r = read(&st, move |t| t.trace_partial(&tenant, trace_id)).await;
     jaeger(r, |(spans, warnings)| {
         if spans.is_empty() && warnings.is_empty() {
             ApiError::NotFound("trace not found".into()).into_jaeger()
@@ -287,6 +290,7 @@ fn parse_micros(params: &[(String, String)], key: &str) -> ApiResult<Option<i64>
 
 /// Builds the store query from Jaeger's search parameters.
 pub fn trace_query(
+    tenant: &str,
     params: &[(String, String)],
     max_limit: usize,
     now_ns: i64,
@@ -328,7 +332,7 @@ pub fn trace_query(
         None => DEFAULT_LIMIT,
     };
     Ok(TraceQuery {
-        tenant: DEFAULT_TENANT.to_string(),
+        tenant: tenant.to_string(),
         service,
         operation: get(params, "operation")
             .filter(|o| *o != "all")
@@ -347,9 +351,10 @@ pub fn trace_query(
 /// (`service` optional and `order=recent|slowest` are Triad's additions)
 pub async fn search(
     State(st): State<AppState>,
+    Tenant(tenant): Tenant,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    let q = match trace_query(&params, st.cfg.max_traces, triad_model::now_ns()) {
+    let q = match trace_query(&tenant, &params, st.cfg.max_traces, triad_model::now_ns()) {
         Ok(q) => q,
         Err(e) => return e.into_jaeger(),
     };
@@ -385,6 +390,7 @@ pub async fn search(
 /// `GET /api/dependencies?endTs=&lookback=` (both in ms).
 pub async fn dependencies(
     State(st): State<AppState>,
+    Tenant(tenant): Tenant,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
     let ms = |key: &str, default: i64| -> ApiResult<i64> {
@@ -405,10 +411,7 @@ pub async fn dependencies(
     };
     let end_ns = end_ms.saturating_mul(1_000_000);
     let start_ns = end_ns.saturating_sub(lookback_ms.saturating_mul(1_000_000));
-    let r = read(&st, move |t| {
-        t.dependencies(DEFAULT_TENANT, start_ns, end_ns)
-    })
-    .await;
+    let r = read(&st, move |t| t.dependencies(&tenant, start_ns, end_ns)).await;
     jaeger(r, |links| {
         let data: Vec<J> = links
             .iter()
@@ -433,6 +436,7 @@ mod tests {
     #[test]
     fn search_params() {
         let q = trace_query(
+            "default",
             &p(&[
                 ("service", "api"),
                 ("operation", "GET /x"),
@@ -459,21 +463,29 @@ mod tests {
 
     #[test]
     fn search_param_errors_are_clear() {
-        let any = trace_query(&p(&[]), 10, 0).unwrap();
+        let any = trace_query("default", &p(&[]), 10, 0).unwrap();
         assert_eq!(
             (any.service.as_str(), any.order),
             ("", TraceOrder::Recent),
             "any service"
         );
-        let slow = trace_query(&p(&[("order", "slowest")]), 10, 0).unwrap();
+        let slow = trace_query("default", &p(&[("order", "slowest")]), 10, 0).unwrap();
         assert_eq!(slow.order, TraceOrder::Slowest);
-        let e = trace_query(&p(&[("order", "fastest")]), 10, 0).unwrap_err();
+        let e = trace_query("default", &p(&[("order", "fastest")]), 10, 0).unwrap_err();
         assert!(e.to_string().contains("order"), "{e}");
-        let e = trace_query(&p(&[("service", "a"), ("minDuration", "fast")]), 10, 0).unwrap_err();
+        let e = trace_query(
+            "default",
+            &p(&[("service", "a"), ("minDuration", "fast")]),
+            10,
+            0,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("minDuration"), "{e}");
-        let e = trace_query(&p(&[("service", "a"), ("tags", "{oops")]), 10, 0).unwrap_err();
+        let e =
+            trace_query("default", &p(&[("service", "a"), ("tags", "{oops")]), 10, 0).unwrap_err();
         assert!(e.to_string().contains("tags"), "{e}");
         let q = trace_query(
+            "default",
             &p(&[("service", "a"), ("lookback", "2h"), ("end", "7200000000")]),
             10,
             0,

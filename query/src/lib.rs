@@ -14,6 +14,7 @@ pub mod logs;
 pub mod loki;
 pub mod metrics;
 pub mod prom_api;
+pub mod session;
 pub mod tempo;
 pub mod time;
 pub mod trace_view;
@@ -28,8 +29,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
+use triad_model::auth::Role;
 use triad_model::config::QueryConfig;
 use triad_model::store::{LogRead, MetricRead, TraceRead};
+use triad_receiver::auth::{Access, Routes};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -63,6 +66,68 @@ pub struct AppState {
     pub ui: ui::UiAssets,
     /// Traces the trace page read recently ([`trace_view`]).
     pub trace_cache: Arc<trace_view::TraceCache>,
+    /// The tenant alerting works for (`alerting.tenant`): only its members see rules,
+    /// alerts and silences.
+    pub alert_tenant: String,
+    /// The authentication gate of the server's routes (the UI signs in through it).
+    pub gate: triad_receiver::auth::Gate,
+}
+
+/// The tenant of a request: the one the gate authenticated (the token's, or the one a
+/// trusted token named); without authentication, the default tenant. Every store read
+/// of a handler goes through it.
+pub struct Tenant(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Tenant {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<triad_model::auth::Principal>() {
+            Some(p) => Ok(Tenant(p.tenant.clone())),
+            // A route declared open that reads data: a bug, refused rather than served
+            // from some tenant.
+            None => Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no tenant for this route",
+            )
+                .into_response()),
+        }
+    }
+}
+
+/// The state of a request scoped to its tenant: the handlers that pass state on to
+/// helpers pass this, so the tenant cannot be left behind.
+#[derive(Clone)]
+pub struct Scoped {
+    /// The shared state.
+    pub st: AppState,
+    /// The request's tenant.
+    pub tenant: String,
+}
+
+impl std::ops::Deref for Scoped {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        &self.st
+    }
+}
+
+impl axum::extract::FromRequestParts<AppState> for Scoped {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Tenant(tenant) = Tenant::from_request_parts(parts, state).await?;
+        Ok(Scoped {
+            st: state.clone(),
+            tenant,
+        })
+    }
 }
 
 fn render_metrics(registry: &Registry) -> Response {
@@ -81,107 +146,205 @@ fn render_metrics(registry: &Registry) -> Response {
     }
 }
 
-/// The query server's router.
+/// The query server's router: every route with its access rule behind the gate, the
+/// web UI's files as the (open) fallback, request metrics around everything.
 pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
-    Router::new()
-        .route("/api/services", get(jaeger::services))
+    let gate = state.gate.clone();
+    let ui_state = state.clone();
+    routes()
+        .with_state(state)
+        .into_router(gate)
+        .fallback(move |uri: axum::http::Uri| ui::serve(axum::extract::State(ui_state), uri))
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ))
+}
+
+/// Every route of the query server with who may use it: `read` for queries and the UI's
+/// APIs, `admin` for what changes alerting or shows its configuration.
+pub fn routes() -> Routes<AppState> {
+    use axum::http::Method;
+    let read = Access::Role(Role::Read);
+    let admin = Access::Role(Role::Admin);
+    Routes::new()
+        .route("/api/services", read, get(jaeger::services))
         .route(
             "/api/services/{service}/operations",
+            read,
             get(jaeger::service_operations),
         )
-        .route("/api/operations", get(jaeger::operations))
-        .route("/api/traces", get(jaeger::search))
-        .route("/api/traces/{id}", get(jaeger::trace))
-        .route("/api/traces/{id}/rows", get(trace_view::rows))
-        .route("/api/traces/{id}/spans/{span}", get(trace_view::span))
-        .route("/api/traces/{id}/find", get(trace_view::find))
-        .route("/api/v2/traces/{id}", get(tempo::trace_v2))
-        .route("/api/echo", get(tempo::echo))
-        .route("/api/search", get(tempo::search))
-        .route("/api/search/tags", get(tempo::search_tags))
-        .route("/api/v2/search/tags", get(tempo::search_tags_v2))
-        .route("/api/search/tag/{tag}/values", get(tempo::tag_values))
-        .route("/api/v2/search/tag/{tag}/values", get(tempo::tag_values_v2))
-        .route("/api/status/buildinfo", get(tempo::buildinfo))
-        .route("/api/dependencies", get(jaeger::dependencies))
-        .route("/api/logs/search", get(logs::search))
-        .route("/api/v1/query", get(prom_api::query).post(prom_api::query))
+        .route("/api/operations", read, get(jaeger::operations))
+        .route("/api/traces", read, get(jaeger::search))
+        .route("/api/traces/{id}", read, get(jaeger::trace))
+        .route("/api/traces/{id}/rows", read, get(trace_view::rows))
+        .route("/api/traces/{id}/spans/{span}", read, get(trace_view::span))
+        .route("/api/traces/{id}/find", read, get(trace_view::find))
+        .route("/api/v2/traces/{id}", read, get(tempo::trace_v2))
+        .route("/api/echo", read, get(tempo::echo))
+        .route("/api/search", read, get(tempo::search))
+        .route("/api/search/tags", read, get(tempo::search_tags))
+        .route("/api/v2/search/tags", read, get(tempo::search_tags_v2))
+        .route("/api/search/tag/{tag}/values", read, get(tempo::tag_values))
+        .route(
+            "/api/v2/search/tag/{tag}/values",
+            read,
+            get(tempo::tag_values_v2),
+        )
+        .route("/api/status/buildinfo", read, get(tempo::buildinfo))
+        .route("/api/dependencies", read, get(jaeger::dependencies))
+        .route("/api/logs/search", read, get(logs::search))
+        .route(
+            "/api/v1/query",
+            read,
+            get(prom_api::query).post(prom_api::query),
+        )
         .route(
             "/api/v1/query_range",
+            read,
             get(prom_api::query_range).post(prom_api::query_range),
         )
         .route(
             "/api/v1/series",
+            read,
             get(prom_api::series).post(prom_api::series),
         )
         .route(
             "/api/v1/labels",
+            read,
             get(prom_api::labels).post(prom_api::labels),
         )
-        .route("/api/v1/label/{name}/values", get(prom_api::label_values))
-        .route("/api/v1/metadata", get(prom_api::metadata))
+        .route(
+            "/api/v1/label/{name}/values",
+            read,
+            get(prom_api::label_values),
+        )
+        .route("/api/v1/metadata", read, get(prom_api::metadata))
         .route(
             "/api/v1/query_exemplars",
+            read,
             get(prom_api::query_exemplars).post(prom_api::query_exemplars),
         )
-        .route("/api/v1/status/buildinfo", get(prom_api::buildinfo))
+        .route("/api/v1/status/buildinfo", read, get(prom_api::buildinfo))
         .route(
             "/api/v1/rules",
+            read,
             get(alert::api::rules).post(alert::api::rules),
         )
-        .route("/api/v1/alerts", get(alert::api::alerts))
-        .route(
+        .route("/api/v1/alerts", read, get(alert::api::alerts))
+        .route_methods(
             "/api/v2/alerts",
-            get(alert::am::get_alerts).post(alert::am::post_alerts),
+            &[Method::GET],
+            read,
+            get(alert::am::get_alerts),
         )
-        .route("/api/v2/alerts/groups", get(alert::am::get_groups))
-        .route("/api/v2/receivers", get(alert::am::get_receivers))
-        .route("/api/v2/status", get(alert::am::get_status))
-        .route(
+        .route_methods(
+            "/api/v2/alerts",
+            &[Method::POST],
+            admin,
+            axum::routing::post(alert::am::post_alerts),
+        )
+        .route("/api/v2/alerts/groups", read, get(alert::am::get_groups))
+        .route("/api/v2/receivers", read, get(alert::am::get_receivers))
+        // Holds the alerting configuration (receivers' URLs).
+        .route("/api/v2/status", admin, get(alert::am::get_status))
+        .route_methods(
             "/api/v2/silences",
-            get(alert::api::list_silences).post(alert::api::post_silence),
+            &[Method::GET],
+            read,
+            get(alert::api::list_silences),
         )
-        .route(
+        .route_methods(
+            "/api/v2/silences",
+            &[Method::POST],
+            admin,
+            axum::routing::post(alert::api::post_silence),
+        )
+        .route_methods(
             "/api/v2/silence/{id}",
-            get(alert::api::get_silence).delete(alert::api::delete_silence),
+            &[Method::GET],
+            read,
+            get(alert::api::get_silence),
         )
-        .route("/api/correlate/{trace_id}", get(correlate::correlate))
-        .route("/api/alerts", get(alert::api::active_alerts))
+        .route_methods(
+            "/api/v2/silence/{id}",
+            &[Method::DELETE],
+            admin,
+            axum::routing::delete(alert::api::delete_silence),
+        )
+        .route("/api/correlate/{trace_id}", read, get(correlate::correlate))
+        .route("/api/alerts", read, get(alert::api::active_alerts))
         .route(
             "/api/alerts/{fingerprint}/evidence",
+            read,
             get(alert::api::alert_evidence),
         )
-        .route("/api/logs/tail", get(logs::tail))
-        .route("/loki/api/v1/query", get(loki::query).post(loki::query))
+        .route("/api/logs/tail", read, get(logs::tail))
+        .route(
+            "/loki/api/v1/query",
+            read,
+            get(loki::query).post(loki::query),
+        )
         .route(
             "/loki/api/v1/query_range",
+            read,
             get(loki::query_range).post(loki::query_range),
         )
-        .route("/loki/api/v1/labels", get(loki::labels).post(loki::labels))
-        .route("/loki/api/v1/label/{name}/values", get(loki::label_values))
-        .route("/loki/api/v1/series", get(loki::series).post(loki::series))
-        .route("/loki/api/v1/index/stats", get(loki::index_stats))
-        .route("/loki/api/v1/index/volume", get(loki::index_volume))
+        .route(
+            "/loki/api/v1/labels",
+            read,
+            get(loki::labels).post(loki::labels),
+        )
+        .route(
+            "/loki/api/v1/label/{name}/values",
+            read,
+            get(loki::label_values),
+        )
+        .route(
+            "/loki/api/v1/series",
+            read,
+            get(loki::series).post(loki::series),
+        )
+        .route("/loki/api/v1/index/stats", read, get(loki::index_stats))
+        .route("/loki/api/v1/index/volume", read, get(loki::index_volume))
         .route(
             "/loki/api/v1/index/volume_range",
+            read,
             get(loki::index_volume_range),
         )
-        .route("/loki/api/v1/detected_fields", get(loki::detected_fields))
-        .route("/loki/api/v1/detected_labels", get(loki::detected_labels))
-        .route("/loki/api/v1/tail", get(loki::tail))
-        .route("/loki/api/v1/status/buildinfo", get(loki::buildinfo))
-        .route("/api/logs/context", get(logs::context))
+        .route(
+            "/loki/api/v1/detected_fields",
+            read,
+            get(loki::detected_fields),
+        )
+        .route(
+            "/loki/api/v1/detected_labels",
+            read,
+            get(loki::detected_labels),
+        )
+        .route("/loki/api/v1/tail", read, get(loki::tail))
+        .route("/loki/api/v1/status/buildinfo", read, get(loki::buildinfo))
+        .route("/api/logs/context", read, get(logs::context))
+        .route_methods("/api/session", &[Method::GET], read, get(session::current))
+        .route_methods(
+            "/api/session",
+            &[Method::POST, Method::DELETE],
+            Access::Open,
+            axum::routing::post(session::sign_in).delete(session::sign_out),
+        )
         .route(
             "/metrics",
+            Access::Metrics,
             get(
                 |axum::extract::State(s): axum::extract::State<AppState>| async move {
                     render_metrics(&s.registry)
                 },
             ),
         )
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", Access::Open, get(|| async { "ok" }))
         .route(
             "/readyz",
+            Access::Open,
             get(
                 |axum::extract::State(s): axum::extract::State<AppState>| async move {
                     if (s.ready)() {
@@ -192,10 +355,4 @@ pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
                 },
             ),
         )
-        .fallback(ui::serve)
-        .route_layer(axum::middleware::from_fn_with_state(
-            metrics,
-            metrics::track,
-        ))
-        .with_state(state)
 }

@@ -10,11 +10,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde_json::{Value as J, json};
 use triad_model::store::LogQuery;
-use triad_model::{DEFAULT_TENANT, LogRecord, attributes_to_json};
+use triad_model::{LogRecord, attributes_to_json};
 
-use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::time::{format_rfc3339, parse_time_ns};
+use crate::{AppState, Tenant};
 
 /// Default search window: the last hour.
 const DEFAULT_RANGE_NS: i64 = 3_600_000_000_000;
@@ -50,6 +50,7 @@ pub fn record_json(r: &LogRecord) -> J {
 
 /// Builds the store query from `q`, `start`, `end` and `limit`.
 pub fn log_query(
+    tenant: &str,
     params: &BTreeMap<String, String>,
     max_hits: usize,
     now_ns: i64,
@@ -73,7 +74,7 @@ pub fn log_query(
         None => DEFAULT_LIMIT,
     };
     Ok(LogQuery {
-        tenant: DEFAULT_TENANT.to_string(),
+        tenant: tenant.to_string(),
         query: params.get("q").cloned().unwrap_or_default(),
         // The end is inclusive for the user (Prometheus-style); the store's is exclusive.
         end_ns: end_ns.saturating_add(1),
@@ -88,9 +89,10 @@ pub fn log_query(
 /// a count histogram over the range.
 pub async fn search(
     State(st): State<AppState>,
+    Tenant(tenant): Tenant,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Json<J>> {
-    let q = log_query(&params, st.cfg.max_log_hits, triad_model::now_ns())?;
+    let q = log_query(&tenant, &params, st.cfg.max_log_hits, triad_model::now_ns())?;
     let logs = st.logs.clone();
     let started = std::time::Instant::now();
     let (q, res) = tokio::task::spawn_blocking(move || {
@@ -119,6 +121,7 @@ pub async fn search(
 
 struct TailState {
     st: AppState,
+    tenant: String,
     query: String,
     cursor: Option<u64>,
     pending: std::collections::VecDeque<LogRecord>,
@@ -128,20 +131,20 @@ struct TailState {
 /// one SSE `log` event per line. Ends when the client leaves or the server stops.
 pub async fn tail(
     State(st): State<AppState>,
+    Tenant(tenant): Tenant,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let query = params.get("q").cloned().unwrap_or_default();
     // Validate the query up front, so a typo is a 400, not a silent empty stream.
     let logs = st.logs.clone();
-    let q2 = query.clone();
-    let first =
-        tokio::task::spawn_blocking(move || logs.tail(DEFAULT_TENANT, &q2, None, 1)).await??;
+    let (q2, t2) = (query.clone(), tenant.clone());
+    let first = tokio::task::spawn_blocking(move || logs.tail(&t2, &q2, None, 1)).await??;
     let probe = st.logs.clone();
-    let q3 = query.clone();
-    tokio::task::spawn_blocking(move || probe.tail(DEFAULT_TENANT, &q3, Some(u64::MAX), 1))
-        .await??;
+    let (q3, t3) = (query.clone(), tenant.clone());
+    tokio::task::spawn_blocking(move || probe.tail(&t3, &q3, Some(u64::MAX), 1)).await??;
     let state = TailState {
         st,
+        tenant,
         query,
         cursor: Some(first.cursor),
         pending: Default::default(),
@@ -160,9 +163,9 @@ pub async fn tail(
                 _ = tokio::time::sleep(poll) => {}
             }
             let logs = s.st.logs.clone();
-            let (query, cursor) = (s.query.clone(), s.cursor);
+            let (query, cursor, tenant) = (s.query.clone(), s.cursor, s.tenant.clone());
             match tokio::task::spawn_blocking(move || {
-                logs.tail(DEFAULT_TENANT, &query, cursor, TAIL_BATCH)
+                logs.tail(&tenant, &query, cursor, TAIL_BATCH)
             })
             .await
             {
@@ -189,18 +192,18 @@ mod tests {
     #[test]
     fn query_defaults_and_errors() {
         let mut p = BTreeMap::new();
-        let q = log_query(&p, 1000, 10 * DEFAULT_RANGE_NS).unwrap();
+        let q = log_query("default", &p, 1000, 10 * DEFAULT_RANGE_NS).unwrap();
         assert_eq!(q.start_ns, 9 * DEFAULT_RANGE_NS);
         assert_eq!(q.limit, DEFAULT_LIMIT);
         p.insert("limit".to_string(), "5000".to_string());
-        assert_eq!(log_query(&p, 1000, 0).unwrap().limit, 1000);
+        assert_eq!(log_query("default", &p, 1000, 0).unwrap().limit, 1000);
         p.insert("start".to_string(), "2023-11-14T22:13:20Z".to_string());
         p.insert("end".to_string(), "1600000000".to_string());
-        let e = log_query(&p, 1000, 0).unwrap_err();
+        let e = log_query("default", &p, 1000, 0).unwrap_err();
         assert!(e.to_string().contains("after start"), "{e}");
         p.insert("end".to_string(), "soon".to_string());
         assert!(
-            log_query(&p, 1000, 0)
+            log_query("default", &p, 1000, 0)
                 .unwrap_err()
                 .to_string()
                 .starts_with("end:")
@@ -257,6 +260,7 @@ pub fn context_query(source: &str, service: &str, host: &str) -> ApiResult<Strin
 /// timestamp for more.
 pub async fn context(
     State(st): State<AppState>,
+    Tenant(tenant): Tenant,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Json<J>> {
     let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
@@ -280,7 +284,7 @@ pub async fn context(
     let (before, at, after, warnings) = tokio::task::spawn_blocking(move || {
         let search = |start_ns: i64, end_ns: i64, limit: usize| {
             logs.search(&LogQuery {
-                tenant: DEFAULT_TENANT.to_string(),
+                tenant: tenant.clone(),
                 query: q.clone(),
                 start_ns,
                 end_ns,

@@ -19,16 +19,15 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as J, json};
-use triad_model::DEFAULT_TENANT;
 use triad_model::metric::SeriesSamples;
 use triad_promql::QueryValue;
 use triad_promql::format::result_json;
 
-use crate::AppState;
+use crate::Scoped;
 use crate::logql::ast::{LogExpr, Query};
 use crate::logql::eval::{apply, entry_of, group_streams, prefilter};
 use crate::logql::pipeline::{self, Entry, Outcome, logfmt_pairs};
@@ -223,18 +222,18 @@ impl Req {
     }
 }
 
-fn evaluator(st: &AppState) -> Evaluator<'_> {
+fn evaluator(st: &Scoped) -> Evaluator<'_> {
     Evaluator {
         logs: st.logs.as_ref(),
-        tenant: DEFAULT_TENANT,
+        tenant: &st.tenant,
         limits: triad_promql::Limits::from_config(&st.cfg),
         max_series: MAX_SERIES,
     }
 }
 
 async fn blocking<T: Send + 'static>(
-    st: AppState,
-    f: impl FnOnce(&AppState) -> Result<T, LokiError> + Send + 'static,
+    st: Scoped,
+    f: impl FnOnce(&Scoped) -> Result<T, LokiError> + Send + 'static,
 ) -> Result<T, LokiError> {
     tokio::task::spawn_blocking(move || f(&st))
         .await
@@ -313,7 +312,7 @@ fn metric_data(v: &QueryValue, stats: &Stats, took: Duration) -> J {
 
 /// `GET|POST /loki/api/v1/query`: an instant metric query at `time`.
 pub async fn query(
-    State(st): State<AppState>,
+    st: Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -340,7 +339,7 @@ pub async fn query(
 
 /// `GET|POST /loki/api/v1/query_range`: lines (`streams`) or a metric range (`matrix`).
 pub async fn query_range(
-    State(st): State<AppState>,
+    st: Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -401,7 +400,7 @@ pub async fn query_range(
 /// The label sets of the newest [`SAMPLE_LINES`] lines of the range that `expr`
 /// selects (all lines without one), after its pipeline.
 fn sampled_labels(
-    st: &AppState,
+    st: &Scoped,
     expr: Option<&LogExpr>,
     start: i64,
     end: i64,
@@ -428,7 +427,7 @@ fn sampled_labels(
 
 /// `GET|POST /loki/api/v1/labels`.
 pub async fn labels(
-    State(st): State<AppState>,
+    st: Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -442,7 +441,7 @@ pub async fn labels(
             for (label, field) in INDEXED {
                 if !st
                     .logs
-                    .field_values(DEFAULT_TENANT, field, start, end + 1, 1)?
+                    .field_values(&st.tenant, field, start, end + 1, 1)?
                     .is_empty()
                 {
                     names.insert(label.to_string());
@@ -459,7 +458,7 @@ pub async fn labels(
 
 /// `GET /loki/api/v1/label/{name}/values`.
 pub async fn label_values(
-    State(st): State<AppState>,
+    st: Scoped,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
@@ -473,7 +472,7 @@ pub async fn label_values(
         let values: BTreeSet<String> = match (indexed, &expr) {
             (Some(field), None) => st
                 .logs
-                .field_values(DEFAULT_TENANT, field, start, end + 1, usize::MAX)?
+                .field_values(&st.tenant, field, start, end + 1, usize::MAX)?
                 .into_iter()
                 .collect(),
             _ => sampled_labels(st, expr.as_ref(), start, end)?
@@ -489,7 +488,7 @@ pub async fn label_values(
 /// `GET|POST /loki/api/v1/series?match[]=…`: the label sets of lines the selectors
 /// select.
 pub async fn series(
-    State(st): State<AppState>,
+    st: Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -523,7 +522,7 @@ pub async fn series(
 
 /// Lines, bytes and label sets selected by `expr` over the whole range.
 fn tally(
-    st: &AppState,
+    st: &Scoped,
     expr: &LogExpr,
     start: i64,
     end: i64,
@@ -546,7 +545,7 @@ fn tally(
 /// `GET /loki/api/v1/index/stats?query={…}`: streams, chunks, bytes and entries the
 /// selector selects (Triad has no chunks: it answers the number of streams).
 pub async fn index_stats(
-    State(st): State<AppState>,
+    st: Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -580,7 +579,7 @@ fn volume_by(r: &Req, expr: &LogExpr) -> Vec<String> {
 }
 
 /// `GET /loki/api/v1/index/volume` and `/index/volume_range`: bytes per label set.
-async fn volume(st: AppState, r: Req, ranged: bool) -> LokiResult {
+async fn volume(st: Scoped, r: Req, ranged: bool) -> LokiResult {
     let (start, end) = r.range()?;
     let text =
         r.p.get("query")
@@ -651,7 +650,7 @@ async fn volume(st: AppState, r: Req, ranged: bool) -> LokiResult {
 
 /// `GET /loki/api/v1/index/volume`.
 pub async fn index_volume(
-    State(st): State<AppState>,
+    st: Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -661,7 +660,7 @@ pub async fn index_volume(
 
 /// `GET /loki/api/v1/index/volume_range`.
 pub async fn index_volume_range(
-    State(st): State<AppState>,
+    st: Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -672,7 +671,7 @@ pub async fn index_volume_range(
 /// `GET /loki/api/v1/detected_labels`: labels of the selected lines and how many
 /// values each has.
 pub async fn detected_labels(
-    State(st): State<AppState>,
+    st: Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -718,7 +717,7 @@ fn field_type(values: &BTreeSet<String>) -> &'static str {
 /// (structured metadata) and what the json or logfmt parser finds in the line — with
 /// type and cardinality.
 pub async fn detected_fields(
-    State(st): State<AppState>,
+    st: Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -795,7 +794,7 @@ pub async fn buildinfo() -> Response {
 /// hour, at most `limit`), then new lines as they become searchable, as Loki's tail
 /// messages `{"streams": […], "dropped_entries": null}`.
 pub async fn tail(
-    State(st): State<AppState>,
+    st: Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -819,7 +818,7 @@ fn tail_message(entries: Vec<Entry>) -> String {
 }
 
 async fn run_tail(
-    st: AppState,
+    st: Scoped,
     mut socket: WebSocket,
     expr: LogExpr,
     start: i64,
@@ -828,9 +827,9 @@ async fn run_tail(
     let text = prefilter(&expr);
     // Where new lines start, taken before the history is read: a line in both is sent
     // once (history lines are remembered by time and text up to the newest).
-    let logs = st.logs.clone();
+    let (logs, tenant) = (st.logs.clone(), st.tenant.clone());
     let t2 = text.clone();
-    let mut cursor = tokio::task::spawn_blocking(move || logs.tail(DEFAULT_TENANT, &t2, None, 1))
+    let mut cursor = tokio::task::spawn_blocking(move || logs.tail(&tenant, &t2, None, 1))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?
@@ -889,14 +888,13 @@ async fn run_tail(
             },
             _ = tokio::time::sleep(poll) => {}
         }
-        let logs = st.logs.clone();
+        let (logs, tenant) = (st.logs.clone(), st.tenant.clone());
         let t2 = text.clone();
-        let batch = tokio::task::spawn_blocking(move || {
-            logs.tail(DEFAULT_TENANT, &t2, Some(cursor), 1_000)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        let batch =
+            tokio::task::spawn_blocking(move || logs.tail(&tenant, &t2, Some(cursor), 1_000))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
         cursor = batch.cursor;
         let mut out = Vec::new();
         for rec in batch.records {

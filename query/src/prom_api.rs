@@ -15,11 +15,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use promql_parser::parser::Expr;
 use serde_json::{Value as Json, json};
-use triad_model::DEFAULT_TENANT;
 use triad_model::metric::Matcher;
 use triad_model::store::MetricRead;
 
-use crate::AppState;
+use crate::{AppState, Tenant};
 use triad_promql::format::{ResultJson, labels_json, time_json};
 use triad_promql::{Engine, EvalError, Limits, QueryValue};
 
@@ -313,6 +312,7 @@ async fn blocking<T: Send + 'static>(
 /// `GET|POST /api/v1/query`.
 pub async fn query(
     State(s): State<AppState>,
+    Tenant(tenant): Tenant,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -326,7 +326,7 @@ pub async fn query(
     let limits = limits(&s, p.get("timeout"))?;
     let store = store(&s)?;
     let (value, warnings) = blocking(move || {
-        let engine = Engine::new(store.as_ref(), DEFAULT_TENANT, limits);
+        let engine = Engine::new(store.as_ref(), &tenant, limits);
         let value = engine.instant(&query, t).map_err(invalid_query)?;
         Ok((value, engine.warnings()))
     })
@@ -347,6 +347,7 @@ fn invalid_query(e: EvalError) -> PromError {
 /// `GET|POST /api/v1/query_range`.
 pub async fn query_range(
     State(s): State<AppState>,
+    Tenant(tenant): Tenant,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -362,7 +363,7 @@ pub async fn query_range(
     let limits = limits(&s, p.get("timeout"))?;
     let store = store(&s)?;
     let (matrix, warnings) = blocking(move || {
-        let engine = Engine::new(store.as_ref(), DEFAULT_TENANT, limits);
+        let engine = Engine::new(store.as_ref(), &tenant, limits);
         let matrix = engine
             .range(&query, start, end, step)
             .map_err(invalid_query)?;
@@ -402,6 +403,7 @@ fn matcher_sets(p: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, PromErr
 /// `GET|POST /api/v1/series`.
 pub async fn series(
     State(s): State<AppState>,
+    Tenant(tenant): Tenant,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -411,13 +413,14 @@ pub async fn series(
     let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);
     let limit = result_limit(&p)?;
     let store = store(&s)?;
-    let series = blocking(move || Ok(store.series(DEFAULT_TENANT, &sets, start, end)?)).await?;
+    let series = blocking(move || Ok(store.series(&tenant, &sets, start, end)?)).await?;
     Ok(limited(series.iter().map(labels_json).collect(), limit))
 }
 
 /// `GET|POST /api/v1/labels`.
 pub async fn labels(
     State(s): State<AppState>,
+    Tenant(tenant): Tenant,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -427,13 +430,14 @@ pub async fn labels(
     let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);
     let limit = result_limit(&p)?;
     let store = store(&s)?;
-    let names = blocking(move || Ok(store.label_names(DEFAULT_TENANT, &sets, start, end)?)).await?;
+    let names = blocking(move || Ok(store.label_names(&tenant, &sets, start, end)?)).await?;
     Ok(limited(names, limit))
 }
 
 /// `GET /api/v1/label/{name}/values`.
 pub async fn label_values(
     State(s): State<AppState>,
+    Tenant(tenant): Tenant,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
@@ -447,13 +451,14 @@ pub async fn label_values(
     let limit = result_limit(&p)?;
     let store = store(&s)?;
     let values =
-        blocking(move || Ok(store.label_values(DEFAULT_TENANT, &name, &sets, start, end)?)).await?;
+        blocking(move || Ok(store.label_values(&tenant, &name, &sets, start, end)?)).await?;
     Ok(limited(values, limit))
 }
 
 /// `GET /api/v1/metadata?metric=&limit=`.
 pub async fn metadata(
     State(s): State<AppState>,
+    Tenant(tenant): Tenant,
     RawQuery(q): RawQuery,
 ) -> Result<Response, PromError> {
     let p = Params::new(q, &HeaderMap::new(), &Bytes::new());
@@ -465,7 +470,7 @@ pub async fn metadata(
         None => -1,
     };
     let store = store(&s)?;
-    let meta = blocking(move || Ok(store.metadata(DEFAULT_TENANT, metric.as_deref())?)).await?;
+    let meta = blocking(move || Ok(store.metadata(&tenant, metric.as_deref())?)).await?;
     let mut out = serde_json::Map::new();
     for (name, entries) in meta {
         if limit >= 0 && out.len() as i64 >= limit {
@@ -515,6 +520,7 @@ fn selectors(expr: &Expr, out: &mut Vec<Vec<Matcher>>) -> Result<(), PromError> 
 /// `GET|POST /api/v1/query_exemplars?query=&start=&end=`.
 pub async fn query_exemplars(
     State(s): State<AppState>,
+    Tenant(tenant): Tenant,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -528,7 +534,7 @@ pub async fn query_exemplars(
     selectors(&expr, &mut sets)?;
     let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);
     let store = store(&s)?;
-    let found = blocking(move || Ok(store.exemplars(DEFAULT_TENANT, &sets, start, end)?)).await?;
+    let found = blocking(move || Ok(store.exemplars(&tenant, &sets, start, end)?)).await?;
     Ok(success(Json::Array(
         found
             .iter()

@@ -16,10 +16,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prost::Message;
 use serde_json::json;
-use triad_model::{DEFAULT_TENANT, TraceId};
+use triad_model::TraceId;
 
-use crate::AppState;
 use crate::error::json_error as error;
+use crate::{AppState, Tenant};
 
 /// The media type of Tempo's protobuf answers.
 pub const PROTOBUF: &str = "application/protobuf";
@@ -36,11 +36,15 @@ pub fn wants_protobuf(headers: &HeaderMap) -> bool {
 }
 
 /// The trace's spans and the warnings of sources that did not answer.
-async fn fetch(st: &AppState, id: &str) -> Result<(Vec<triad_model::Span>, Vec<String>), Response> {
+async fn fetch(
+    st: &AppState,
+    tenant: &str,
+    id: &str,
+) -> Result<(Vec<triad_model::Span>, Vec<String>), Response> {
     let trace_id = TraceId::from_hex(id)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid trace ID: {e}")))?;
-    let traces = st.traces.clone();
-    tokio::task::spawn_blocking(move || traces.trace_partial(DEFAULT_TENANT, trace_id))
+    let (traces, tenant) = (st.traces.clone(), tenant.to_string());
+    tokio::task::spawn_blocking(move || traces.trace_partial(&tenant, trace_id))
         .await
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
@@ -51,8 +55,8 @@ fn protobuf(bytes: Vec<u8>) -> Response {
 }
 
 /// `GET /api/traces/{id}` for a client that accepts only protobuf: Tempo's `Trace`.
-pub async fn trace_v1_protobuf(st: &AppState, id: &str) -> Response {
-    match fetch(st, id).await {
+pub async fn trace_v1_protobuf(st: &AppState, tenant: &str, id: &str) -> Response {
+    match fetch(st, tenant, id).await {
         Err(r) => r,
         Ok((spans, _)) if spans.is_empty() => error(StatusCode::NOT_FOUND, "trace not found"),
         Ok((spans, _)) => protobuf(triad_model::otlp::spans_to_otlp(spans).encode_to_vec()),
@@ -62,10 +66,11 @@ pub async fn trace_v1_protobuf(st: &AppState, id: &str) -> Response {
 /// `GET /api/v2/traces/{id}`.
 pub async fn trace_v2(
     State(st): State<AppState>,
+    Tenant(tenant): Tenant,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let (spans, warnings) = match fetch(&st, &id).await {
+    let (spans, warnings) = match fetch(&st, &tenant, &id).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -129,6 +134,7 @@ mod tests {
                 .collect()
         };
         let plan = search_query(
+            "default",
             &p(&[
                 (
                     "q",
@@ -151,6 +157,7 @@ mod tests {
         );
         assert_eq!((plan.limit, plan.index.limit), (5, 50));
         let plan = search_query(
+            "default",
             &p(&[("tags", "service.name=api name=x k=v")]),
             7_200_000_000_000,
         )
@@ -160,7 +167,7 @@ mod tests {
         assert_eq!(plan.index.start_ns, 3_600_000_000_000, "the last hour");
         assert!(plan.traceql.is_none());
         assert!(
-            search_query(&p(&[("q", "{ nope }")]), 0)
+            search_query("default", &p(&[("q", "{ nope }")]), 0)
                 .unwrap_err()
                 .contains("invalid TraceQL")
         );
@@ -225,12 +232,13 @@ fn logfmt(text: &str) -> Result<Vec<(String, String)>, String> {
 /// Tempo's search. Times are Unix seconds (the last hour by default).
 pub async fn search(
     State(st): State<AppState>,
+    Tenant(tenant): Tenant,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
     let params: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
         .into_owned()
         .collect();
-    match search_query(&params, triad_model::now_ns()) {
+    match search_query(&tenant, &params, triad_model::now_ns()) {
         Err(e) => error(StatusCode::BAD_REQUEST, e),
         Ok(plan) => {
             let traces = st.traces.clone();
@@ -252,7 +260,11 @@ struct SearchPlan {
     spss: usize,
 }
 
-fn search_query(params: &[(String, String)], now_ns: i64) -> Result<SearchPlan, String> {
+fn search_query(
+    tenant: &str,
+    params: &[(String, String)],
+    now_ns: i64,
+) -> Result<SearchPlan, String> {
     let get = |k: &str| {
         params
             .iter()
@@ -280,7 +292,7 @@ fn search_query(params: &[(String, String)], now_ns: i64) -> Result<SearchPlan, 
     let limit = number("limit")?.map_or(SEARCH_LIMIT, |l| l.clamp(1, 1000) as usize);
     let spss = number("spss")?.map_or(SPANS_PER_SPANSET, |l| l.clamp(1, 1000) as usize);
     let mut index = triad_model::store::TraceQuery {
-        tenant: DEFAULT_TENANT.to_string(),
+        tenant: tenant.to_string(),
         service: String::new(),
         operation: None,
         tags: Vec::new(),
@@ -353,7 +365,7 @@ fn run_search(
             break;
         }
         let (spans, w) = traces
-            .trace_partial(DEFAULT_TENANT, id)
+            .trace_partial(&plan.index.tenant, id)
             .map_err(|e| e.to_string())?;
         warnings.extend(w);
         if spans.is_empty() {
@@ -486,10 +498,11 @@ fn query_params(raw: Option<String>) -> Vec<(String, String)> {
 /// Attribute keys of the window, `service.name` included, sorted.
 fn tag_keys(
     traces: &dyn triad_model::store::TraceRead,
+    tenant: &str,
     (start, end): (i64, i64),
 ) -> Result<Vec<String>, String> {
     let mut keys = traces
-        .tag_values(DEFAULT_TENANT, None, start, end, TAG_LIMIT)
+        .tag_values(tenant, None, start, end, TAG_LIMIT)
         .map_err(|e| e.to_string())?;
     keys.push("service.name".into());
     keys.sort();
@@ -500,14 +513,15 @@ fn tag_keys(
 /// Values of attribute `key` in the window (`service.name` from the services catalog).
 fn tag_key_values(
     traces: &dyn triad_model::store::TraceRead,
+    tenant: &str,
     key: &str,
     (start, end): (i64, i64),
 ) -> Result<Vec<String>, String> {
     if key == "service.name" {
-        return traces.services(DEFAULT_TENANT).map_err(|e| e.to_string());
+        return traces.services(tenant).map_err(|e| e.to_string());
     }
     traces
-        .tag_values(DEFAULT_TENANT, Some(key), start, end, TAG_LIMIT)
+        .tag_values(tenant, Some(key), start, end, TAG_LIMIT)
         .map_err(|e| e.to_string())
 }
 
@@ -528,6 +542,7 @@ where
 /// `GET /api/search/tags?start=&end=`: `{"tagNames": [...]}`.
 pub async fn search_tags(
     State(st): State<AppState>,
+    Tenant(tenant): Tenant,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
     let window = match tag_window(&query_params(raw), triad_model::now_ns()) {
@@ -535,7 +550,7 @@ pub async fn search_tags(
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     blocking_json(&st, move |t| {
-        let keys: Vec<String> = tag_keys(t, window)?
+        let keys: Vec<String> = tag_keys(t, &tenant, window)?
             .into_iter()
             .filter(|k| !SYNTHETIC.contains(&k.as_str()))
             .collect();
@@ -548,6 +563,7 @@ pub async fn search_tags(
 /// `span`, `intrinsic`).
 pub async fn search_tags_v2(
     State(st): State<AppState>,
+    Tenant(tenant): Tenant,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
     let params = query_params(raw);
@@ -571,7 +587,7 @@ pub async fn search_tags_v2(
     }
     blocking_json(&st, move |t| {
         let (mut resource, mut span) = (Vec::new(), Vec::new());
-        for k in tag_keys(t, window)? {
+        for k in tag_keys(t, &tenant, window)? {
             if SYNTHETIC.contains(&k.as_str()) {
                 continue;
             }
@@ -601,6 +617,7 @@ pub async fn search_tags_v2(
 /// `GET /api/search/tag/{tag}/values`: `{"tagValues": [...]}`.
 pub async fn tag_values(
     State(st): State<AppState>,
+    Tenant(tenant): Tenant,
     Path(tag): Path<String>,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
@@ -609,7 +626,7 @@ pub async fn tag_values(
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     blocking_json(&st, move |t| {
-        Ok(json!({"tagValues": tag_key_values(t, &tag, window)?}))
+        Ok(json!({"tagValues": tag_key_values(t, &tenant, &tag, window)?}))
     })
     .await
 }
@@ -632,6 +649,7 @@ fn value_type(v: &str) -> &'static str {
 /// `kind`, `rootServiceName`), typed.
 pub async fn tag_values_v2(
     State(st): State<AppState>,
+    Tenant(tenant): Tenant,
     Path(tag): Path<String>,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
@@ -659,12 +677,12 @@ pub async fn tag_values_v2(
     }
     blocking_json(&st, move |t| {
         let values: Vec<String> = match tag.as_str() {
-            "rootServiceName" => t.services(DEFAULT_TENANT).map_err(|e| e.to_string())?,
+            "rootServiceName" => t.services(&tenant).map_err(|e| e.to_string())?,
             "name" | "rootName" => {
                 let mut names = Vec::new();
-                for s in t.services(DEFAULT_TENANT).map_err(|e| e.to_string())? {
+                for s in t.services(&tenant).map_err(|e| e.to_string())? {
                     names.extend(
-                        t.operations(DEFAULT_TENANT, &s)
+                        t.operations(&tenant, &s)
                             .map_err(|e| e.to_string())?
                             .into_iter()
                             .map(|o| o.name),
@@ -681,7 +699,7 @@ pub async fn tag_values_v2(
                     .or_else(|| other.strip_prefix("span."))
                     .or_else(|| other.strip_prefix('.'))
                     .unwrap_or(other);
-                tag_key_values(t, key, window)?
+                tag_key_values(t, &tenant, key, window)?
             }
         };
         Ok(json!({"tagValues": values.iter().map(|v| json!({"type": value_type(v), "value": v})).collect::<Vec<_>>()}))

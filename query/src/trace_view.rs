@@ -25,14 +25,14 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as J, json};
 use triad_model::store::LogQuery;
-use triad_model::{DEFAULT_TENANT, Span, SpanId, TraceId};
+use triad_model::{Span, SpanId, TraceId};
 
-use crate::AppState;
+use crate::Scoped;
 use crate::error::{ApiError, ApiResult};
 use crate::jaeger::trace_json;
 use crate::logs::record_json;
@@ -188,25 +188,29 @@ fn critical_path(spans: &[Span], kids: &[Vec<usize>], roots: &[usize]) -> Vec<us
     out
 }
 
-/// Recently read traces, for the trace page's follow-up requests.
+/// Recently read traces, for the trace page's follow-up requests; keyed by tenant and
+/// trace ID (the same ID in two tenants is two traces).
 #[derive(Default)]
 pub struct TraceCache {
-    entries: Mutex<Vec<(TraceId, Instant, Arc<TraceTree>)>>,
+    entries: Mutex<Vec<CacheEntry>>,
 }
 
+/// (tenant, trace), when read, the tree.
+type CacheEntry = ((String, TraceId), Instant, Arc<TraceTree>);
+
 impl TraceCache {
-    fn get(&self, id: TraceId) -> Option<Arc<TraceTree>> {
+    fn get(&self, tenant: &str, id: TraceId) -> Option<Arc<TraceTree>> {
         let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         e.retain(|(_, at, _)| at.elapsed() < CACHE_TTL);
         e.iter()
-            .find(|(t, _, _)| *t == id)
+            .find(|((tn, t), _, _)| *t == id && tn == tenant)
             .map(|(_, _, tree)| tree.clone())
     }
 
-    fn put(&self, id: TraceId, tree: Arc<TraceTree>) {
+    fn put(&self, tenant: &str, id: TraceId, tree: Arc<TraceTree>) {
         let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        e.retain(|(t, _, _)| *t != id);
-        e.push((id, Instant::now(), tree));
+        e.retain(|((tn, t), _, _)| !(*t == id && tn == tenant));
+        e.push(((tenant.to_string(), id), Instant::now(), tree));
         if e.len() > CACHE_TRACES {
             e.remove(0);
         }
@@ -214,16 +218,16 @@ impl TraceCache {
 }
 
 /// The trace's tree, from the cache or the store.
-async fn tree(st: &AppState, id: &str) -> ApiResult<(TraceId, Arc<TraceTree>)> {
+async fn tree(st: &Scoped, id: &str) -> ApiResult<(TraceId, Arc<TraceTree>)> {
     let trace_id = TraceId::from_hex(id)
         .map_err(|e| ApiError::BadRequest(format!("invalid trace ID: {e}")))?;
-    if let Some(t) = st.trace_cache.get(trace_id) {
+    if let Some(t) = st.trace_cache.get(&st.tenant, trace_id) {
         return Ok((trace_id, t));
     }
-    let traces = st.traces.clone();
+    let (traces, tenant) = (st.traces.clone(), st.tenant.clone());
     let tree = tokio::task::spawn_blocking(move || {
         traces
-            .trace_partial(DEFAULT_TENANT, trace_id)
+            .trace_partial(&tenant, trace_id)
             .map(|(spans, warnings)| TraceTree::new(spans, warnings))
     })
     .await??;
@@ -231,14 +235,14 @@ async fn tree(st: &AppState, id: &str) -> ApiResult<(TraceId, Arc<TraceTree>)> {
         return Err(ApiError::NotFound(format!("trace {id} not found")));
     }
     let tree = Arc::new(tree);
-    st.trace_cache.put(trace_id, tree.clone());
+    st.trace_cache.put(&st.tenant, trace_id, tree.clone());
     Ok((trace_id, tree))
 }
 
 /// The newest log lines carrying the trace ID (at most the configured hits) and the
 /// exact number of them.
 async fn trace_logs(
-    st: &AppState,
+    st: &Scoped,
     trace_id: TraceId,
     span: Option<SpanId>,
 ) -> ApiResult<(Vec<triad_model::LogRecord>, u64)> {
@@ -248,7 +252,7 @@ async fn trace_logs(
         query.push_str(&format!(" AND span_id:{}", s.to_hex()));
     }
     let q = LogQuery {
-        tenant: DEFAULT_TENANT.into(),
+        tenant: st.tenant.clone(),
         query,
         start_ns: 0,
         end_ns: triad_model::now_ns() + 3_600_000_000_000,
@@ -261,7 +265,7 @@ async fn trace_logs(
 }
 
 /// `GET /api/traces/{id}/rows`.
-pub async fn rows(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn rows(st: Scoped, Path(id): Path<String>) -> ApiResult<Response> {
     let (trace_id, t) = tree(&st, &id).await?;
     let (logs, log_total) = trace_logs(&st, trace_id, None).await?;
     let mut log_count: HashMap<SpanId, u32> = HashMap::new();
@@ -323,10 +327,7 @@ pub async fn rows(State(st): State<AppState>, Path(id): Path<String>) -> ApiResu
 }
 
 /// `GET /api/traces/{id}/spans/{spanID}`.
-pub async fn span(
-    State(st): State<AppState>,
-    Path((id, span_id)): Path<(String, String)>,
-) -> ApiResult<Json<J>> {
+pub async fn span(st: Scoped, Path((id, span_id)): Path<(String, String)>) -> ApiResult<Json<J>> {
     let (trace_id, t) = tree(&st, &id).await?;
     let sid = SpanId::from_hex(&span_id)
         .map_err(|e| ApiError::BadRequest(format!("invalid span ID: {e}")))?;
@@ -348,7 +349,7 @@ pub async fn span(
 
 /// `GET /api/traces/{id}/find?q=`.
 pub async fn find(
-    State(st): State<AppState>,
+    st: Scoped,
     Path(id): Path<String>,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Json<J>> {

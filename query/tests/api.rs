@@ -143,6 +143,8 @@ async fn fixture(with_metrics: bool) -> Fixture {
         cancel: CancellationToken::new(),
         ui: triad_query::ui::no_ui,
         trace_cache: Default::default(),
+        alert_tenant: triad_model::DEFAULT_TENANT.into(),
+        gate: triad_receiver::auth::Gate::open(),
     };
     Fixture {
         _dir: dir,

@@ -27,7 +27,9 @@ use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompre
 use tonic::codegen::{BoxFuture, StdError, http};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
-use triad_model::DEFAULT_TENANT;
+use triad_model::auth::Role;
+
+use crate::auth::{Access, Gate};
 
 use crate::{Ingest, IngestError};
 
@@ -179,7 +181,7 @@ pub trait ExportMethod: Send + Sync + 'static {
     /// Response message.
     type Resp: Message + Send + 'static;
     /// Handles one export.
-    fn handle(ingest: Ingest, req: Self::Req) -> BoxFuture<Self::Resp, Status>;
+    fn handle(ingest: Ingest, req: Self::Req, tenant: String) -> BoxFuture<Self::Resp, Status>;
 }
 
 /// `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
@@ -193,12 +195,9 @@ impl ExportMethod for TraceExport {
     type Req = ExportTraceServiceRequest;
     type Resp = ExportTraceServiceResponse;
 
-    fn handle(ingest: Ingest, req: Self::Req) -> BoxFuture<Self::Resp, Status> {
+    fn handle(ingest: Ingest, req: Self::Req, tenant: String) -> BoxFuture<Self::Resp, Status> {
         Box::pin(async move {
-            let a = ingest
-                .traces(req, DEFAULT_TENANT, "grpc")
-                .await
-                .map_err(status)?;
+            let a = ingest.traces(req, &tenant, "grpc").await.map_err(status)?;
             let partial_success = (a.rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: a.rejected as i64,
                 error_message: a.message,
@@ -214,12 +213,9 @@ impl ExportMethod for LogsExport {
     type Req = ExportLogsServiceRequest;
     type Resp = ExportLogsServiceResponse;
 
-    fn handle(ingest: Ingest, req: Self::Req) -> BoxFuture<Self::Resp, Status> {
+    fn handle(ingest: Ingest, req: Self::Req, tenant: String) -> BoxFuture<Self::Resp, Status> {
         Box::pin(async move {
-            let a = ingest
-                .logs(req, DEFAULT_TENANT, "grpc")
-                .await
-                .map_err(status)?;
+            let a = ingest.logs(req, &tenant, "grpc").await.map_err(status)?;
             let partial_success = (a.rejected > 0).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: a.rejected as i64,
                 error_message: a.message,
@@ -238,12 +234,9 @@ impl ExportMethod for MetricsExport {
     type Req = ExportMetricsServiceRequest;
     type Resp = ExportMetricsServiceResponse;
 
-    fn handle(ingest: Ingest, req: Self::Req) -> BoxFuture<Self::Resp, Status> {
+    fn handle(ingest: Ingest, req: Self::Req, tenant: String) -> BoxFuture<Self::Resp, Status> {
         Box::pin(async move {
-            let a = ingest
-                .metrics(req, DEFAULT_TENANT, "grpc")
-                .await
-                .map_err(status)?;
+            let a = ingest.metrics(req, &tenant, "grpc").await.map_err(status)?;
             let partial_success = (a.rejected > 0).then_some(ExportMetricsPartialSuccess {
                 rejected_data_points: a.rejected as i64,
                 error_message: a.message,
@@ -256,6 +249,7 @@ impl ExportMethod for MetricsExport {
 /// A gRPC service with the single `Export` method of `M`.
 pub struct ExportService<M> {
     ingest: Ingest,
+    gate: Gate,
     max_message_bytes: usize,
     _m: PhantomData<M>,
 }
@@ -264,6 +258,7 @@ impl<M> Clone for ExportService<M> {
     fn clone(&self) -> Self {
         Self {
             ingest: self.ingest.clone(),
+            gate: self.gate.clone(),
             max_message_bytes: self.max_message_bytes,
             _m: PhantomData,
         }
@@ -274,16 +269,16 @@ impl<M: ExportMethod> NamedService for ExportService<M> {
     const NAME: &'static str = M::SERVICE;
 }
 
-struct Unary<M>(Ingest, PhantomData<M>);
+struct Unary<M>(Ingest, String, PhantomData<M>);
 
 impl<M: ExportMethod> UnaryService<M::Req> for Unary<M> {
     type Response = M::Resp;
     type Future = BoxFuture<Response<M::Resp>, Status>;
 
     fn call(&mut self, request: Request<M::Req>) -> Self::Future {
-        let ingest = self.0.clone();
+        let (ingest, tenant) = (self.0.clone(), self.1.clone());
         Box::pin(async move {
-            M::handle(ingest, request.into_inner())
+            M::handle(ingest, request.into_inner(), tenant)
                 .await
                 .map(Response::new)
         })
@@ -310,6 +305,18 @@ where
             return Box::pin(async { Ok(Status::unimplemented("unknown method").into_http()) });
         }
         let (ingest, max) = (self.ingest.clone(), self.max_message_bytes);
+        // Before anything is read: the token's role and tenant.
+        let tenant = match self.gate.check(req.headers(), Access::Role(Role::Write)) {
+            Ok(p) => p.map(|p| p.tenant).unwrap_or_default(),
+            Err(e) => {
+                let status = if e.is_unauthenticated() {
+                    Status::unauthenticated(e.to_string())
+                } else {
+                    Status::permission_denied(e.to_string())
+                };
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
+        };
         Box::pin(async move {
             let compression = {
                 let mut e = EnabledCompressionEncodings::default();
@@ -326,7 +333,7 @@ where
                 .apply_compression_config(compression, compression)
                 .apply_max_message_size_config(Some(max), None);
             let mut resp = grpc
-                .unary(Unary::<M>(ingest.clone(), PhantomData), req)
+                .unary(Unary::<M>(ingest.clone(), tenant, PhantomData), req)
                 .await;
             // Size limits are enforced by tonic before any of our code runs. A message
             // over the limit is OUT_OF_RANGE in tonic, RESOURCE_EXHAUSTED in gRPC's own
@@ -349,22 +356,26 @@ where
 /// `max_message_bytes` bounds a message after decompression (RESOURCE_EXHAUSTED above).
 pub async fn serve(
     ingest: Ingest,
+    gate: Gate,
     listener: tokio::net::TcpListener,
     max_message_bytes: usize,
     cancel: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let traces = ExportService::<TraceExport> {
         ingest: ingest.clone(),
+        gate: gate.clone(),
         max_message_bytes,
         _m: PhantomData,
     };
     let logs = ExportService::<LogsExport> {
         ingest: ingest.clone(),
+        gate: gate.clone(),
         max_message_bytes,
         _m: PhantomData,
     };
     let metrics = ExportService::<MetricsExport> {
         ingest,
+        gate,
         max_message_bytes,
         _m: PhantomData,
     };

@@ -6,10 +6,9 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,8 +25,9 @@ use prometheus_client::registry::Registry;
 use prost::Message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use triad_model::DEFAULT_TENANT;
+use triad_model::auth::{Principal, Role};
 
+use crate::auth::{Access, Routes};
 use crate::{Ingest, IngestError};
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -293,6 +293,7 @@ fn prepare<T: Message + Default + DeserializeOwned>(
 
 async fn traces(
     State(state): State<HttpState>,
+    Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -300,7 +301,7 @@ async fn traces(
         Ok(x) => x,
         Err(resp) => return *resp,
     };
-    match state.ingest.traces(req, DEFAULT_TENANT, "http").await {
+    match state.ingest.traces(req, &caller.tenant, "http").await {
         Ok(a) => {
             let partial_success = (a.rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: a.rejected as i64,
@@ -318,6 +319,7 @@ async fn traces(
 
 async fn logs(
     State(state): State<HttpState>,
+    Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -325,7 +327,7 @@ async fn logs(
         Ok(x) => x,
         Err(resp) => return *resp,
     };
-    match state.ingest.logs(req, DEFAULT_TENANT, "http").await {
+    match state.ingest.logs(req, &caller.tenant, "http").await {
         Ok(a) => {
             let partial_success = (a.rejected > 0).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: a.rejected as i64,
@@ -343,6 +345,7 @@ async fn logs(
 
 async fn metrics(
     State(state): State<HttpState>,
+    Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -351,7 +354,7 @@ async fn metrics(
         Ok(x) => x,
         Err(resp) => return *resp,
     };
-    match state.ingest.metrics(req, DEFAULT_TENANT, "http").await {
+    match state.ingest.metrics(req, &caller.tenant, "http").await {
         Ok(a) => {
             let partial_success = (a.rejected > 0).then_some(ExportMetricsPartialSuccess {
                 rejected_data_points: a.rejected as i64,
@@ -388,18 +391,20 @@ pub fn render_metrics(registry: &Registry) -> Response {
 pub type Readiness = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// `/metrics` (the registry in the Prometheus text format), `/healthz` and `/readyz`.
-pub fn ops_router(registry: Arc<Registry>, ready: Readiness) -> Router {
-    Router::new()
+pub fn ops_routes(registry: Arc<Registry>, ready: Readiness) -> Routes {
+    Routes::new()
         .route(
             "/metrics",
+            Access::Metrics,
             get(move || {
                 let registry = registry.clone();
                 async move { render_metrics(&registry) }
             }),
         )
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", Access::Open, get(|| async { "ok" }))
         .route(
             "/readyz",
+            Access::Open,
             get(move || {
                 let ready = ready.clone();
                 async move {
@@ -413,16 +418,17 @@ pub fn ops_router(registry: Arc<Registry>, ready: Readiness) -> Router {
         )
 }
 
-/// The OTLP/HTTP router with [`ops_router`]'s endpoints, and the body limit of
-/// `max_request_bytes` (413 above it).
-pub fn router(state: HttpState, max_request_bytes: usize) -> Router {
-    let ops = ops_router(state.registry.clone(), state.ready.clone());
-    Router::new()
-        .route("/v1/traces", post(traces))
-        .route("/v1/logs", post(logs))
-        .route("/v1/metrics", post(metrics))
-        .route("/loki/api/v1/push", post(crate::loki::push))
-        .layer(DefaultBodyLimit::max(max_request_bytes))
+/// The OTLP/HTTP routes (and Loki's push) with [`ops_routes`], and the body limit of
+/// `max_request_bytes` (413 above it). Sending needs the `write` role.
+pub fn router(state: HttpState, max_request_bytes: usize) -> Routes {
+    let ops = ops_routes(state.registry.clone(), state.ready.clone());
+    let write = Access::Role(Role::Write);
+    Routes::new()
+        .route("/v1/traces", write, post(traces))
+        .route("/v1/logs", write, post(logs))
+        .route("/v1/metrics", write, post(metrics))
+        .route("/loki/api/v1/push", write, post(crate::loki::push))
+        .map_router(|r| r.layer(DefaultBodyLimit::max(max_request_bytes)))
         .with_state(state)
         .merge(ops)
 }
@@ -432,7 +438,7 @@ pub fn router(state: HttpState, max_request_bytes: usize) -> Router {
 pub fn spawn_server(
     name: &'static str,
     listener: tokio::net::TcpListener,
-    app: Router,
+    app: axum::Router,
     cancel: &tokio_util::sync::CancellationToken,
     tasks: &mut tokio::task::JoinSet<Result<(), String>>,
 ) {

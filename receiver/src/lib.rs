@@ -10,6 +10,8 @@
 //! and a full queue as [`IngestError::Full`] (HTTP 429 / gRPC RESOURCE_EXHAUSTED, both
 //! with a retry hint), so the sender sees a clear, actionable answer.
 
+pub mod auth;
+pub mod client;
 pub mod grpc;
 pub mod http;
 pub mod loki;

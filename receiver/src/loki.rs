@@ -23,7 +23,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
-use triad_model::DEFAULT_TENANT;
+use triad_model::auth::Principal;
 
 use crate::http::HttpState;
 
@@ -365,6 +365,7 @@ fn refuse(state: &HttpState, status: StatusCode, outcome: &'static str, msg: Str
 /// `POST /loki/api/v1/push`.
 pub async fn push(
     State(state): State<HttpState>,
+    axum::extract::Extension(caller): axum::extract::Extension<Principal>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -418,7 +419,7 @@ pub async fn push(
         Err((status, outcome, msg)) => return refuse(&state, status, outcome, msg),
     };
     let req = to_otlp(streams);
-    match state.ingest.logs(req, DEFAULT_TENANT, "loki").await {
+    match state.ingest.logs(req, &caller.tenant, "loki").await {
         Ok(a) if a.rejected > 0 => (
             StatusCode::BAD_REQUEST,
             format!("{} entries rejected: {}", a.rejected, a.message),

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -22,7 +21,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 use serde::Deserialize;
-use triad_model::DEFAULT_TENANT;
+use triad_model::auth::{Principal, Role};
 
 use crate::{Ingest, IngestError};
 
@@ -290,6 +289,7 @@ pub(crate) fn refuse_plain(
 
 async fn spans(
     State(state): State<ZipkinState>,
+    axum::extract::Extension(caller): axum::extract::Extension<Principal>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -350,7 +350,7 @@ async fn spans(
             })
             .inc_by(rejected);
     }
-    match state.ingest.traces(req, DEFAULT_TENANT, "zipkin").await {
+    match state.ingest.traces(req, &caller.tenant, "zipkin").await {
         Ok(_) => StatusCode::ACCEPTED.into_response(),
         Err(e) => plain_refusal(e),
     }
@@ -381,11 +381,16 @@ pub(crate) fn plain_refusal(e: IngestError) -> Response {
     }
 }
 
-/// The Zipkin v2 router: `POST /api/v2/spans`.
-pub fn router(ingest: Ingest, max_decompressed_bytes: usize, max_request_bytes: usize) -> Router {
-    Router::new()
-        .route("/api/v2/spans", post(spans))
-        .layer(DefaultBodyLimit::max(max_request_bytes))
+/// The Zipkin v2 routes: `POST /api/v2/spans` (the `write` role).
+pub fn router(
+    ingest: Ingest,
+    max_decompressed_bytes: usize,
+    max_request_bytes: usize,
+) -> crate::auth::Routes {
+    use crate::auth::Access;
+    crate::auth::Routes::new()
+        .route("/api/v2/spans", Access::Role(Role::Write), post(spans))
+        .map_router(|r| r.layer(DefaultBodyLimit::max(max_request_bytes)))
         .with_state(ZipkinState {
             ingest,
             max_decompressed_bytes,

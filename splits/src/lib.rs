@@ -20,6 +20,7 @@ pub mod query_text;
 pub mod read_only;
 pub mod split;
 pub mod store;
+mod tenant_terms;
 mod tokenizer;
 pub mod trace_filter;
 pub mod trace_store;

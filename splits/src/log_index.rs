@@ -326,7 +326,7 @@ impl LogStore {
 impl LogRead for LogStore {
     fn field_values(
         &self,
-        _tenant: &str,
+        tenant: &str,
         field: &str,
         start_ns: i64,
         end_ns: i64,
@@ -348,13 +348,20 @@ impl LogRead for LogStore {
         let mut out = std::collections::BTreeSet::new();
         for searcher in self.store.searchers(start_ns, end_ns) {
             for seg in searcher.segment_readers() {
+                let mine = crate::tenant_terms::TenantTerms::new(seg, s.tenant, tenant)?;
+                if mine.absent() {
+                    continue;
+                }
                 let inv = seg.inverted_index(field).map_err(crate::Error::from)?;
                 let mut stream = inv
                     .terms()
                     .stream()
                     .map_err(crate::Error::io("read log field terms"))?;
                 while stream.advance() {
-                    if let Ok(t) = std::str::from_utf8(stream.key()) {
+                    if let Ok(t) = std::str::from_utf8(stream.key())
+                        && !out.contains(t)
+                        && mine.admits(&inv, stream.value())?
+                    {
                         out.insert(t.to_string());
                     }
                 }

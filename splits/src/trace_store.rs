@@ -300,11 +300,13 @@ impl TraceStore {
     }
 
     /// Distinct attribute keys (`key` `None`) or values of attribute `key` among the
-    /// `key=value` terms of the `tags` field, in the splits overlapping `[start_ns,
-    /// end_ns]`: sorted, at most `limit`. The term dictionary answers without reading
-    /// a document; listing keys seeks past each key's values.
+    /// `key=value` terms of the `tags` field of `tenant`'s spans, in the splits
+    /// overlapping `[start_ns, end_ns]`: sorted, at most `limit`. The term dictionary
+    /// answers without reading a document (a term is the tenant's if one of its
+    /// postings is); listing keys seeks past each key's values.
     pub fn tag_terms(
         &self,
+        tenant: &str,
         key: Option<&str>,
         start_ns: i64,
         end_ns: i64,
@@ -314,6 +316,11 @@ impl TraceStore {
         let mut out = std::collections::BTreeSet::new();
         for searcher in self.store.searchers(start_ns, end_ns) {
             for seg in searcher.segment_readers() {
+                let mine =
+                    crate::tenant_terms::TenantTerms::new(seg, self.store.signal().tenant, tenant)?;
+                if mine.absent() {
+                    continue;
+                }
                 let inv = seg.inverted_index(field)?;
                 let dict = inv.terms();
                 match key {
@@ -328,7 +335,9 @@ impl TraceStore {
                             .into_stream()
                             .map_err(crate::Error::io("read tag terms"))?;
                         while stream.advance() {
-                            if let Ok(t) = std::str::from_utf8(stream.key()) {
+                            if let Ok(t) = std::str::from_utf8(stream.key())
+                                && mine.admits(&inv, stream.value())?
+                            {
                                 out.insert(t[prefix.len()..].to_string());
                             }
                             if out.len() >= limit {
@@ -354,11 +363,24 @@ impl TraceStore {
                                 from.push(0);
                                 continue;
                             };
-                            if let Ok(k) = std::str::from_utf8(&term[..eq]) {
+                            let key = term[..eq].to_vec();
+                            // The key is the tenant's if one of its values is.
+                            let mut end = key.clone();
+                            end.push(b'>');
+                            let mut values = dict
+                                .range()
+                                .ge(term)
+                                .lt(&end)
+                                .into_stream()
+                                .map_err(crate::Error::io("read tag terms"))?;
+                            let mut theirs = false;
+                            while !theirs && values.advance() {
+                                theirs = mine.admits(&inv, values.value())?;
+                            }
+                            if theirs && let Ok(k) = std::str::from_utf8(&key) {
                                 out.insert(k.to_string());
                             }
-                            from = term[..eq].to_vec();
-                            from.push(b'>');
+                            from = end;
                             if out.len() >= limit {
                                 break;
                             }
@@ -607,13 +629,13 @@ impl SegmentCollector for SpanEdgesSegment {
 impl TraceRead for TraceStore {
     fn tag_values(
         &self,
-        _tenant: &str,
+        tenant: &str,
         key: Option<&str>,
         start_ns: i64,
         end_ns: i64,
         limit: usize,
     ) -> StoreResult<Vec<String>> {
-        Ok(self.tag_terms(key, start_ns, end_ns, limit)?)
+        Ok(self.tag_terms(tenant, key, start_ns, end_ns, limit)?)
     }
 
     fn services(&self, tenant: &str) -> StoreResult<Vec<String>> {

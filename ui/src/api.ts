@@ -6,6 +6,7 @@ export async function getJSON<T = any>(path: string, params: Record<string, stri
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== "") qs.set(k, String(v));
   const url = qs.toString() ? `${path}?${qs}` : path;
   const r = await fetch(url);
+  noteStatus(r);
   const text = await r.text();
   let body: any;
   try {
@@ -19,6 +20,57 @@ export async function getJSON<T = any>(path: string, params: Record<string, stri
   }
   noteWarnings(path, body);
   return body as T;
+}
+
+/** Who is signed in: the token's tenant, role and name; `auth` false when the server
+ * checks no tokens (no sign-out then). */
+export interface Session {
+  tenant: string;
+  role: string;
+  name: string;
+  auth: boolean;
+}
+
+const sessionListeners = new Set<(s: Session | null) => void>();
+
+/** Calls `l` with `null` when the server stops accepting the session (a 401 anywhere)
+ * and with the session after signing in; returns the unsubscribe function. */
+export function onSession(l: (s: Session | null) => void): () => void {
+  sessionListeners.add(l);
+  return () => sessionListeners.delete(l);
+}
+
+/** Every API answer passes here: a 401 means the session is gone. */
+export function noteStatus(r: Response) {
+  if (r.status === 401) sessionListeners.forEach((l) => l(null));
+}
+
+/** The current session, or `null` when a token is needed. */
+export async function currentSession(): Promise<Session | null> {
+  const r = await fetch("/api/session");
+  if (r.status === 401) return null;
+  if (!r.ok) throw new Error(`${r.status}: ${(await r.text()).slice(0, 300)}`);
+  return (await r.json()) as Session;
+}
+
+/** Signs in with a token: the server keeps it in an HttpOnly cookie for this browser
+ * session. Throws the server's reason when the token is refused. */
+export async function signIn(token: string): Promise<Session> {
+  const r = await fetch("/api/session", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token }),
+  });
+  const body = await r.json().catch(() => null);
+  if (!r.ok) throw new Error(body?.error ?? `sign-in failed (${r.status})`);
+  sessionListeners.forEach((l) => l(body as Session));
+  return body as Session;
+}
+
+/** Signs out: the server clears the cookie. */
+export async function signOut(): Promise<void> {
+  await fetch("/api/session", { method: "DELETE" });
+  sessionListeners.forEach((l) => l(null));
 }
 
 // Answers that are incomplete (a source did not answer: `partial: true`) or carry
@@ -59,6 +111,7 @@ export async function send(method: string, path: string, body?: unknown): Promis
     headers: body ? { "Content-Type": "application/json" } : {},
     body: body ? JSON.stringify(body) : undefined,
   });
+  noteStatus(r);
   const text = await r.text();
   if (!r.ok) throw new Error(text || `${r.status}`);
   return text ? JSON.parse(text) : null;

@@ -8,7 +8,7 @@ import { LogsPage } from "./pages/logs";
 import { ServicePage, ServicesPage } from "./pages/services";
 import { TracePage } from "./pages/trace";
 import { TracesPage } from "./pages/traces";
-import { clearWarnings, currentWarnings, onWarnings } from "./api";
+import { clearWarnings, currentSession, currentWarnings, onSession, onWarnings, Session, signIn, signOut } from "./api";
 import { Link, navigate, useLocation } from "./router";
 
 const NAV: [string, string][] = [
@@ -64,7 +64,78 @@ function WarningsBanner({ path }: { path: string }) {
   );
 }
 
+/** Asks for a token when the server checks them and none is signed in. */
+function SignIn({ failed }: { failed?: string }) {
+  const [token, setToken] = useState("");
+  const [error, setError] = useState(failed ?? "");
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError("");
+    try {
+      await signIn(token.trim());
+    } catch (err) {
+      setError((err as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <main id="main" class="signin">
+      <form onSubmit={submit} aria-label="Sign in">
+        <h1>▲ Triad</h1>
+        <p>This Triad asks for a token. Paste one with the read role (made with <code>triad token new</code>); it is kept for this browser session only.</p>
+        <label>
+          Token
+          <input type="password" autocomplete="current-password" value={token} onInput={(e) => setToken((e.target as HTMLInputElement).value)} autofocus required />
+        </label>
+        {error && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
+        <button class="btn primary" type="submit" disabled={busy || !token.trim()}>
+          Sign in
+        </button>
+      </form>
+    </main>
+  );
+}
+
+function Who({ session }: { session: Session }) {
+  if (!session.auth) return null;
+  return (
+    <span class="who">
+      <span title={`token ${session.name}`}>
+        {session.tenant} · {session.role}
+      </span>
+      <button class="btn" onClick={() => signOut()}>
+        Sign out
+      </button>
+    </span>
+  );
+}
+
 function App() {
+  // undefined: asking the server; null: a token is needed.
+  const [session, setSession] = useState<Session | null | undefined>(undefined);
+  const [failure, setFailure] = useState("");
+  useEffect(() => {
+    currentSession()
+      .then(setSession)
+      .catch((e) => {
+        setFailure((e as Error).message);
+        setSession(null);
+      });
+    return onSession(setSession);
+  }, []);
+  if (session === undefined) return null;
+  if (session === null) return <SignIn failed={failure} />;
+  return <Shell session={session} />;
+}
+
+function Shell({ session }: { session: Session }) {
   const loc = useLocation();
   useEffect(() => {
     if (loc.path === "/") navigate("/services", true);
@@ -87,6 +158,7 @@ function App() {
           ))}
         </nav>
         <span class="grow" />
+        <Who session={session} />
         <Theme />
       </header>
       <main id="main">

@@ -30,10 +30,7 @@ impl RemoteReader {
     pub fn new(url: &str, timeout: std::time::Duration) -> Result<RemoteReader, String> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| "a remote reader needs the Tokio runtime".to_string())?;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let client = triad_receiver::client::http_client(timeout)?;
         Ok(RemoteReader {
             url: url.to_string(),
             client,
@@ -41,7 +38,11 @@ impl RemoteReader {
         })
     }
 
-    fn read(&self, queries: Vec<Query>) -> triad_model::store::StoreResult<ReadResponse> {
+    fn read(
+        &self,
+        tenant: &str,
+        queries: Vec<Query>,
+    ) -> triad_model::store::StoreResult<ReadResponse> {
         use triad_model::store::StoreError;
         let req = ReadRequest {
             queries,
@@ -56,6 +57,7 @@ impl RemoteReader {
             .header(header::CONTENT_TYPE, "application/x-protobuf")
             .header(header::CONTENT_ENCODING, "snappy")
             .header("X-Prometheus-Remote-Read-Version", "0.1.0")
+            .header(triad_receiver::auth::ORG_ID_HEADER, tenant)
             .body(body)
             .send();
         let fetched = async {
@@ -85,6 +87,7 @@ impl RemoteReader {
     /// Label sets of series matching any matcher set (all series when there is none).
     fn label_sets(
         &self,
+        tenant: &str,
         matcher_sets: &[Vec<Matcher>],
         start_ms: i64,
         end_ms: i64,
@@ -113,7 +116,7 @@ impl RemoteReader {
             })
             .collect();
         let mut out: Vec<Labels> = self
-            .read(queries)?
+            .read(tenant, queries)?
             .results
             .into_iter()
             .flat_map(|r| r.timeseries)
@@ -145,17 +148,20 @@ fn wire_labels(labels: Vec<Label>) -> Labels {
 impl MetricRead for RemoteReader {
     fn select(
         &self,
-        _tenant: &str,
+        tenant: &str,
         matchers: &[Matcher],
         start_ms: i64,
         end_ms: i64,
     ) -> triad_model::store::StoreResult<Vec<SeriesSamples>> {
-        let resp = self.read(vec![Query {
-            start_timestamp_ms: start_ms,
-            end_timestamp_ms: end_ms,
-            matchers: matchers.iter().map(wire_matcher).collect(),
-            hints: None,
-        }])?;
+        let resp = self.read(
+            tenant,
+            vec![Query {
+                start_timestamp_ms: start_ms,
+                end_timestamp_ms: end_ms,
+                matchers: matchers.iter().map(wire_matcher).collect(),
+                hints: None,
+            }],
+        )?;
         let mut out: Vec<SeriesSamples> = resp
             .results
             .into_iter()
@@ -172,23 +178,23 @@ impl MetricRead for RemoteReader {
 
     fn series(
         &self,
-        _tenant: &str,
+        tenant: &str,
         matcher_sets: &[Vec<Matcher>],
         start_ms: i64,
         end_ms: i64,
     ) -> triad_model::store::StoreResult<Vec<Labels>> {
-        self.label_sets(matcher_sets, start_ms, end_ms)
+        self.label_sets(tenant, matcher_sets, start_ms, end_ms)
     }
 
     fn label_names(
         &self,
-        _tenant: &str,
+        tenant: &str,
         matcher_sets: &[Vec<Matcher>],
         start_ms: i64,
         end_ms: i64,
     ) -> triad_model::store::StoreResult<Vec<String>> {
         let mut names: Vec<String> = self
-            .label_sets(matcher_sets, start_ms, end_ms)?
+            .label_sets(tenant, matcher_sets, start_ms, end_ms)?
             .iter()
             .flat_map(|l| l.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>())
             .collect();
@@ -199,14 +205,14 @@ impl MetricRead for RemoteReader {
 
     fn label_values(
         &self,
-        _tenant: &str,
+        tenant: &str,
         name: &str,
         matcher_sets: &[Vec<Matcher>],
         start_ms: i64,
         end_ms: i64,
     ) -> triad_model::store::StoreResult<Vec<String>> {
         let mut values: Vec<String> = self
-            .label_sets(matcher_sets, start_ms, end_ms)?
+            .label_sets(tenant, matcher_sets, start_ms, end_ms)?
             .iter()
             .filter_map(|l| l.get(name).map(str::to_string))
             .collect();

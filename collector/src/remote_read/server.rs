@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prost::Message;
-use triad_model::DEFAULT_TENANT;
+use triad_model::auth::{Principal, Role};
 use triad_model::metric::{MatchOp, Matcher, SeriesSamples};
 use triad_model::store::MetricRead;
 use triad_tsdb::metric_store::MetricStore;
@@ -49,6 +49,7 @@ pub fn decode(body: &[u8], max_decompressed: usize) -> Result<ReadRequest, (Stat
 /// Answers a decoded request from the store.
 pub fn answer(
     store: &MetricStore,
+    tenant: &str,
     req: &ReadRequest,
 ) -> Result<ReadResponse, (StatusCode, String)> {
     if !req.accepted_response_types.is_empty() && !req.accepted_response_types.contains(&0) {
@@ -74,7 +75,7 @@ pub fn answer(
         let (start, end) = (q.start_timestamp_ms, q.end_timestamp_ms);
         let series = if q.hints.as_ref().is_some_and(|h| h.func == "series") {
             store
-                .series(DEFAULT_TENANT, &[matchers], start, end)
+                .series(tenant, &[matchers], start, end)
                 .map_err(internal)?
                 .into_iter()
                 .map(|labels| SeriesSamples {
@@ -84,7 +85,7 @@ pub fn answer(
                 .collect()
         } else {
             store
-                .select(DEFAULT_TENANT, &matchers, start, end)
+                .select(tenant, &matchers, start, end)
                 .map_err(internal)?
         };
         samples += series.iter().map(|s| s.samples.len()).sum::<usize>();
@@ -123,7 +124,12 @@ pub fn answer(
 }
 
 /// `POST /api/v1/read`.
-pub async fn read(State(s): State<RemoteReadState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn read(
+    State(s): State<RemoteReadState>,
+    axum::Extension(caller): axum::Extension<Principal>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -138,7 +144,9 @@ pub async fn read(State(s): State<RemoteReadState>, headers: HeaderMap, body: By
             Err(e) => Err(e),
             Ok(req) => {
                 let store = s.store.clone();
-                match tokio::task::spawn_blocking(move || answer(&store, &req)).await {
+                match tokio::task::spawn_blocking(move || answer(&store, &caller.tenant, &req))
+                    .await
+                {
                     Ok(r) => r,
                     Err(e) => Err((
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -190,9 +198,14 @@ pub async fn read(State(s): State<RemoteReadState>, headers: HeaderMap, body: By
     response
 }
 
-/// The router holding `/api/v1/read`.
-pub fn router(state: RemoteReadState) -> axum::Router {
-    axum::Router::new()
-        .route("/api/v1/read", axum::routing::post(read))
+/// The route `/api/v1/read` (the `read` role).
+pub fn router(state: RemoteReadState) -> triad_receiver::auth::Routes {
+    use triad_receiver::auth::{Access, Routes};
+    Routes::new()
+        .route(
+            "/api/v1/read",
+            Access::Role(Role::Read),
+            axum::routing::post(read),
+        )
         .with_state(state)
 }

@@ -57,7 +57,7 @@ fn answers_queries_in_order_and_refuses_what_it_cannot_serve() {
     let body = snap::raw::Encoder::new()
         .compress_vec(&req.encode_to_vec())
         .unwrap();
-    let resp = answer(&store, &decode(&body, 1 << 20).unwrap()).unwrap();
+    let resp = answer(&store, DEFAULT_TENANT, &decode(&body, 1 << 20).unwrap()).unwrap();
     let jobs = |r: &QueryResult| -> Vec<(String, usize)> {
         r.timeseries
             .iter()
@@ -78,14 +78,20 @@ fn answers_queries_in_order_and_refuses_what_it_cannot_serve() {
         ..req.clone()
     };
     assert_eq!(
-        answer(&store, &chunks_only).unwrap_err().0,
+        answer(&store, DEFAULT_TENANT, &chunks_only).unwrap_err().0,
         StatusCode::BAD_REQUEST
     );
     let mut bad = req.clone();
     bad.queries[0].matchers = vec![m(9, "job", "a")];
-    assert_eq!(answer(&store, &bad).unwrap_err().0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer(&store, DEFAULT_TENANT, &bad).unwrap_err().0,
+        StatusCode::BAD_REQUEST
+    );
     bad.queries[0].matchers = vec![m(2, "job", "(")];
-    assert_eq!(answer(&store, &bad).unwrap_err().0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer(&store, DEFAULT_TENANT, &bad).unwrap_err().0,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(
         decode(b"\xff\xff\xff\xff\x0f", 1 << 20).unwrap_err().0,
         StatusCode::PAYLOAD_TOO_LARGE
@@ -129,7 +135,8 @@ async fn a_remote_reader_sees_what_the_store_holds() {
         store: store.clone(),
         metrics: RemoteReadMetrics::register(&mut registry),
         max_decompressed_bytes: 1 << 20,
-    });
+    })
+    .into_router(triad_receiver::auth::Gate::open());
     tokio::spawn(async move { axum::serve(listener, app).await });
     let reader = RemoteReader::new(
         &format!("http://{addr}/api/v1/read"),

@@ -14,7 +14,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prost::Message;
-use triad_model::DEFAULT_TENANT;
 use triad_model::metric::is_label_name;
 use triad_model::metric::{Exemplar, Labels, MetricMetadata};
 
@@ -227,7 +226,12 @@ pub fn decode(
 }
 
 /// `POST /api/v1/write`.
-pub async fn write(State(s): State<RemoteWriteState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn write(
+    State(s): State<RemoteWriteState>,
+    axum::Extension(caller): axum::Extension<triad_model::auth::Principal>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     s.metrics.bytes.inc_by(body.len() as u64);
     let encoding = headers
         .get(header::CONTENT_ENCODING)
@@ -245,9 +249,9 @@ pub async fn write(State(s): State<RemoteWriteState>, headers: HeaderMap, body: 
             Err((code, msg)) => (code, msg),
             Ok((batch, invalid)) => {
                 let store = s.store.clone();
+                let tenant = caller.tenant;
                 let res =
-                    tokio::task::spawn_blocking(move || store.append(DEFAULT_TENANT, &batch, true))
-                        .await;
+                    tokio::task::spawn_blocking(move || store.append(&tenant, &batch, true)).await;
                 match res {
                     Ok(Ok(out)) => {
                         s.metrics.samples.inc_by(out.accepted as u64);
@@ -292,10 +296,15 @@ pub async fn write(State(s): State<RemoteWriteState>, headers: HeaderMap, body: 
     (status, message).into_response()
 }
 
-/// The router holding `/api/v1/write`.
-pub fn router(state: RemoteWriteState) -> axum::Router {
-    axum::Router::new()
-        .route("/api/v1/write", axum::routing::post(write))
+/// The route `/api/v1/write` (the `write` role).
+pub fn router(state: RemoteWriteState) -> triad_receiver::auth::Routes {
+    use triad_receiver::auth::{Access, Routes};
+    Routes::new()
+        .route(
+            "/api/v1/write",
+            Access::Role(triad_model::auth::Role::Write),
+            axum::routing::post(write),
+        )
         .with_state(state)
 }
 

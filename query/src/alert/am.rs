@@ -23,9 +23,9 @@ use triad_model::metric::{Labels, Matcher, parse_matcher};
 
 use super::notifier::{NotifyAlert, Update, fingerprint};
 use super::state::{AlertState, GroupState, RESOLVED_RETENTION_MS};
-use crate::AppState;
 use crate::error::json_error as error;
 use crate::time::{format_rfc3339, parse_time_ns};
+use crate::{AppState, Tenant};
 
 /// How long a posted alert without `endsAt` stays active after it was last posted
 /// (Alertmanager's `resolve_timeout`).
@@ -189,10 +189,17 @@ fn no_engine() -> Response {
 }
 
 /// `POST /api/v2/alerts`: Prometheus' alerts (a JSON array of `postableAlert`).
-pub async fn post_alerts(State(st): State<AppState>, body: Bytes) -> Response {
+pub async fn post_alerts(
+    State(st): State<AppState>,
+    Tenant(tenant): Tenant,
+    body: Bytes,
+) -> Response {
     let Some(a) = &st.alerting else {
         return no_engine();
     };
+    if let Err(r) = super::api::alert_tenant_only(&st, &tenant) {
+        return *r;
+    }
     let alerts: Vec<PostableAlert> = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -225,8 +232,11 @@ struct Listed {
 
 /// Every alert the API lists: the firing alerts of Triad's rules (as Prometheus would
 /// have sent them) and the active posted ones.
-async fn listed(st: &AppState, now: i64) -> Result<Vec<Listed>, String> {
-    let groups: Vec<GroupState> = super::api::groups_of(st).await?;
+async fn listed(st: &AppState, tenant: &str, now: i64) -> Result<Vec<Listed>, String> {
+    if tenant != st.alert_tenant {
+        return Ok(Vec::new());
+    }
+    let groups: Vec<GroupState> = super::api::groups_of(st, tenant).await?;
     let mut out = Vec::new();
     for g in &groups {
         for r in &g.rules {
@@ -362,13 +372,17 @@ fn gettable(st: &AppState, l: &Listed, f: &Filters, now: i64) -> Option<Json_> {
 }
 
 /// `GET /api/v2/alerts?active=&silenced=&inhibited=&unprocessed=&filter=&receiver=`.
-pub async fn get_alerts(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
+pub async fn get_alerts(
+    State(st): State<AppState>,
+    Tenant(tenant): Tenant,
+    RawQuery(q): RawQuery,
+) -> Response {
     let f = match filters(q.as_deref()) {
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let now = now_ms();
-    match listed(&st, now).await {
+    match listed(&st, &tenant, now).await {
         Ok(all) => Json(
             all.iter()
                 .filter_map(|l| gettable(&st, l, &f, now))
@@ -380,7 +394,11 @@ pub async fn get_alerts(State(st): State<AppState>, RawQuery(q): RawQuery) -> Re
 }
 
 /// `GET /api/v2/alerts/groups`: alerts grouped as the routing tree groups them.
-pub async fn get_groups(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
+pub async fn get_groups(
+    State(st): State<AppState>,
+    Tenant(tenant): Tenant,
+    RawQuery(q): RawQuery,
+) -> Response {
     let f = match filters(q.as_deref()) {
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -389,7 +407,7 @@ pub async fn get_groups(State(st): State<AppState>, RawQuery(q): RawQuery) -> Re
         return no_engine();
     };
     let now = now_ms();
-    let all = match listed(&st, now).await {
+    let all = match listed(&st, &tenant, now).await {
         Ok(all) => all,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e),
     };
@@ -422,10 +440,13 @@ pub async fn get_groups(State(st): State<AppState>, RawQuery(q): RawQuery) -> Re
 }
 
 /// `GET /api/v2/receivers`.
-pub async fn get_receivers(State(st): State<AppState>) -> Response {
+pub async fn get_receivers(State(st): State<AppState>, Tenant(tenant): Tenant) -> Response {
     let Some(a) = &st.alerting else {
         return no_engine();
     };
+    if tenant != st.alert_tenant {
+        return Json(json!([])).into_response();
+    }
     Json(
         a.receivers
             .iter()

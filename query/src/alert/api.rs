@@ -10,9 +10,9 @@ use serde_json::{Value as Json_, json};
 
 use super::silence::{Silence, SilenceError, SilenceRequest};
 use super::state::{Alert, AlertState, GroupState, RuleState};
-use crate::AppState;
 use crate::prom_api::{ErrorType, Params, PromError, success};
 use crate::time::format_rfc3339;
+use crate::{AppState, Tenant};
 use triad_promql::format::labels_json;
 
 fn rfc3339_ms(ms: i64) -> String {
@@ -105,7 +105,10 @@ fn rule_json(r: &RuleState) -> Json_ {
 /// The rule groups and alert states the API shows: this process's engine while it leads
 /// (or when it is the only one), otherwise the one evaluating rules on another process;
 /// none where neither runs.
-pub(crate) async fn groups_of(st: &AppState) -> Result<Vec<GroupState>, String> {
+pub(crate) async fn groups_of(st: &AppState, tenant: &str) -> Result<Vec<GroupState>, String> {
+    if tenant != st.alert_tenant {
+        return Ok(Vec::new());
+    }
     if let Some(a) = &st.alerting
         && (st.remote_alerting.is_none() || a.leading.load(std::sync::atomic::Ordering::Acquire))
     {
@@ -120,6 +123,7 @@ pub(crate) async fn groups_of(st: &AppState) -> Result<Vec<GroupState>, String> 
 /// `GET /api/v1/rules?type=alert|record&rule_name[]=&rule_group[]=&file[]=`.
 pub async fn rules(
     State(st): State<AppState>,
+    Tenant(tenant): Tenant,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -136,7 +140,7 @@ pub async fn rules(
     };
     let (names, group_names, files) =
         (p.all("rule_name[]"), p.all("rule_group[]"), p.all("file[]"));
-    let groups = match groups_of(&st).await {
+    let groups = match groups_of(&st, &tenant).await {
         Ok(g) => g,
         Err(e) => return PromError::new(ErrorType::Unavailable, e).into_response(),
     };
@@ -170,8 +174,8 @@ pub async fn rules(
 }
 
 /// `GET /api/v1/alerts`: every pending and firing alert.
-pub async fn alerts(State(st): State<AppState>) -> Response {
-    let groups = match groups_of(&st).await {
+pub async fn alerts(State(st): State<AppState>, Tenant(tenant): Tenant) -> Response {
+    let groups = match groups_of(&st, &tenant).await {
         Ok(g) => g,
         Err(e) => return PromError::new(ErrorType::Unavailable, e).into_response(),
     };
@@ -186,8 +190,8 @@ pub async fn alerts(State(st): State<AppState>) -> Response {
 
 /// `GET /api/alerts`: Triad's view of every pending and firing alert — Prometheus'
 /// fields plus the fingerprint, the rule and the silences muting it.
-pub async fn active_alerts(State(st): State<AppState>) -> Response {
-    let groups = match groups_of(&st).await {
+pub async fn active_alerts(State(st): State<AppState>, Tenant(tenant): Tenant) -> Response {
+    let groups = match groups_of(&st, &tenant).await {
         Ok(g) => g,
         Err(e) => {
             return crate::error::json_error(StatusCode::SERVICE_UNAVAILABLE, e);
@@ -219,13 +223,17 @@ pub async fn active_alerts(State(st): State<AppState>) -> Response {
 
 /// `GET /api/alerts/{fingerprint}/evidence`: the evidence a notification of this alert
 /// would carry now.
-pub async fn alert_evidence(State(st): State<AppState>, Path(fp): Path<String>) -> Response {
+pub async fn alert_evidence(
+    State(st): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(fp): Path<String>,
+) -> Response {
     let ev = match (&st.alerting, &st.remote_alerting) {
         (_, Some(r)) => r.evidence.clone(),
         (Some(a), None) => a.evidence.clone(),
         (None, None) => return no_alerting(),
     };
-    let groups = match groups_of(&st).await {
+    let groups = match groups_of(&st, &tenant).await {
         Ok(g) => g,
         Err(e) => {
             return crate::error::json_error(StatusCode::SERVICE_UNAVAILABLE, e);
@@ -275,6 +283,20 @@ fn silence_json(s: &Silence, now_ms: i64) -> Json_ {
     })
 }
 
+/// Changing alerting state (silences, posted alerts) is for the alerting tenant's members.
+pub(crate) fn alert_tenant_only(st: &AppState, tenant: &str) -> Result<(), Box<Response>> {
+    if tenant == st.alert_tenant {
+        return Ok(());
+    }
+    Err(Box::new(crate::error::json_error(
+        StatusCode::FORBIDDEN,
+        format!(
+            "alerting works for tenant {:?} (alerting.tenant); this token's tenant is {tenant:?}",
+            st.alert_tenant
+        ),
+    )))
+}
+
 fn no_alerting() -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -298,10 +320,17 @@ fn now_ms() -> i64 {
 
 /// `GET /api/v2/silences?filter=`: every silence, or those whose matchers satisfy the
 /// `filter` matchers.
-pub async fn list_silences(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
+pub async fn list_silences(
+    State(st): State<AppState>,
+    Tenant(tenant): Tenant,
+    RawQuery(q): RawQuery,
+) -> Response {
     let Some(silences) = &st.silences else {
         return no_alerting();
     };
+    if tenant != st.alert_tenant {
+        return Json(json!([])).into_response();
+    }
     let filters = match super::am::filter_matchers(q.as_deref()) {
         Ok(f) => f,
         Err(e) => return silence_error(SilenceError::Invalid(e)),
@@ -322,10 +351,17 @@ pub async fn list_silences(State(st): State<AppState>, RawQuery(q): RawQuery) ->
 }
 
 /// `GET /api/v2/silence/{id}`.
-pub async fn get_silence(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn get_silence(
+    State(st): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> Response {
     let Some(silences) = &st.silences else {
         return no_alerting();
     };
+    if tenant != st.alert_tenant {
+        return silence_error(SilenceError::NotFound(id));
+    }
     if let Err(e) = silences.refresh().await {
         return silence_error(e);
     }
@@ -336,10 +372,17 @@ pub async fn get_silence(State(st): State<AppState>, Path(id): Path<String>) -> 
 }
 
 /// `POST /api/v2/silences` with Alertmanager's body; answers `{"silenceID": …}`.
-pub async fn post_silence(State(st): State<AppState>, body: Bytes) -> Response {
+pub async fn post_silence(
+    State(st): State<AppState>,
+    Tenant(tenant): Tenant,
+    body: Bytes,
+) -> Response {
     let Some(silences) = &st.silences else {
         return no_alerting();
     };
+    if let Err(r) = alert_tenant_only(&st, &tenant) {
+        return *r;
+    }
     let req: SilenceRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return silence_error(SilenceError::Invalid(format!("invalid silence: {e}"))),
@@ -351,10 +394,17 @@ pub async fn post_silence(State(st): State<AppState>, body: Bytes) -> Response {
 }
 
 /// `DELETE /api/v2/silence/{id}`: expires the silence now.
-pub async fn delete_silence(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn delete_silence(
+    State(st): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> Response {
     let Some(silences) = &st.silences else {
         return no_alerting();
     };
+    if tenant != st.alert_tenant {
+        return silence_error(SilenceError::NotFound(id));
+    }
     match silences.expire(&id, now_ms()).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => silence_error(e),

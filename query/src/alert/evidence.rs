@@ -12,9 +12,9 @@ use std::sync::Arc;
 use promql_parser::parser::Expr;
 use promql_parser::util::{ExprVisitor, walk_expr};
 use serde_json::{Value as Json, json};
+use triad_model::TraceId;
 use triad_model::metric::Labels;
 use triad_model::store::{LogQuery, LogRead, MetricRead, TraceQuery, TraceRead};
-use triad_model::{DEFAULT_TENANT, TraceId};
 
 use crate::time::format_rfc3339;
 use triad_promql::{Engine, selector_matchers};
@@ -29,6 +29,8 @@ pub struct EvidenceSource {
     pub logs: Arc<dyn LogRead>,
     /// Links start with this.
     pub external_url: String,
+    /// The tenant whose data the evidence comes from (`alerting.tenant`).
+    pub tenant: String,
     /// Limits and window.
     pub cfg: triad_model::alerting::EvidenceConfig,
 }
@@ -86,7 +88,7 @@ impl EvidenceSource {
                 && ids.len() < self.cfg.max_traces
             {
                 let q = TraceQuery {
-                    tenant: DEFAULT_TENANT.into(),
+                    tenant: self.tenant.clone(),
                     service: svc.clone(),
                     operation: None,
                     tags: vec![("error".into(), "true".into())],
@@ -146,7 +148,7 @@ impl EvidenceSource {
         }
         let Ok(found) = self
             .metrics
-            .exemplars(DEFAULT_TENANT, &sel.0, start_ms, end_ms)
+            .exemplars(&self.tenant, &sel.0, start_ms, end_ms)
         else {
             return Vec::new();
         };
@@ -178,7 +180,7 @@ impl EvidenceSource {
 
     fn describe_trace(&self, id: TraceId, why: &str) -> Json {
         let hex = id.to_hex();
-        let spans = self.traces.trace(DEFAULT_TENANT, id).unwrap_or_default();
+        let spans = self.traces.trace(&self.tenant, id).unwrap_or_default();
         let root = spans
             .iter()
             .find(|s| s.parent_span_id.is_none())
@@ -200,7 +202,7 @@ impl EvidenceSource {
 
     fn log_lines(&self, query: &str, start_ms: i64, end_ms: i64) -> Vec<Json> {
         let q = LogQuery {
-            tenant: DEFAULT_TENANT.into(),
+            tenant: self.tenant.clone(),
             query: query.to_string(),
             start_ns: start_ms * 1_000_000,
             end_ns: (end_ms + 1) * 1_000_000,

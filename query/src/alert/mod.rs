@@ -46,7 +46,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use triad_model::DEFAULT_TENANT;
 use triad_model::alerting::AlertingConfig;
 use triad_model::store::{LogRead, MetricRead, MetricWrite, TraceRead};
 
@@ -229,6 +228,7 @@ impl Alerting {
             traces: stores.traces.clone(),
             logs: stores.logs.clone(),
             external_url: external_url.clone(),
+            tenant: cfg.tenant.clone(),
             cfg: cfg.evidence.clone(),
         });
         let (tx, rx) = mpsc::channel(notifier::UPDATE_QUEUE);
@@ -288,8 +288,9 @@ impl Alerting {
             let cancel = cancel.child_token();
             let metrics = metrics.clone();
             let leading = leading.clone();
+            let tenant = cfg.tenant.clone();
             tasks.spawn(async move {
-                run_group(g, store, limits, url, tx, metrics, leading, cancel).await;
+                run_group(g, store, tenant, limits, url, tx, metrics, leading, cancel).await;
                 Ok(())
             });
         }
@@ -313,6 +314,7 @@ impl Alerting {
 async fn run_group(
     group: Arc<Mutex<GroupState>>,
     store: Arc<dyn MetricReadWrite>,
+    tenant: String,
     limits: Limits,
     external_url: String,
     tx: mpsc::Sender<Update>,
@@ -347,11 +349,12 @@ async fn run_group(
         let store = store.clone();
         let limits = limits.clone();
         let url = external_url.clone();
+        let tenant = tenant.clone();
         let started = std::time::Instant::now();
         let updates = tokio::task::spawn_blocking(move || {
             let mut g = g.lock().unwrap_or_else(|p| p.into_inner());
             let t = triad_model::now_ns() / 1_000_000;
-            g.evaluate(store.as_ref(), DEFAULT_TENANT, &limits, &url, t);
+            g.evaluate(store.as_ref(), &tenant, &limits, &url, t);
             let failures = g.rules.iter().filter(|r| r.last_error.is_some()).count() as u64;
             (updates_of(&g, &url), failures)
         })

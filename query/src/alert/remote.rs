@@ -189,17 +189,34 @@ fn decode(groups: Vec<GroupWire>) -> Result<Vec<GroupState>, String> {
 }
 
 /// The collector's side: `GET /internal/v1/alerting` answers this process's rules and
-/// alert states, and whether it leads (503 until the alert engine started).
-pub fn internal_router(slot: AlertingSlot) -> axum::Router {
-    axum::Router::new()
-        .route("/internal/v1/alerting", axum::routing::get(snapshot))
+/// alert states, and whether it leads (503 until the alert engine started). The `read`
+/// role; a caller of another tenant than `alerting.tenant` sees no groups.
+pub fn internal_router(slot: AlertingSlot) -> triad_receiver::auth::Routes {
+    use triad_receiver::auth::{Access, Routes};
+    Routes::new()
+        .route(
+            "/internal/v1/alerting",
+            Access::Role(triad_model::auth::Role::Read),
+            axum::routing::get(snapshot),
+        )
         .with_state(slot)
 }
 
-async fn snapshot(State(slot): State<AlertingSlot>) -> Response {
+async fn snapshot(
+    State(slot): State<AlertingSlot>,
+    crate::Tenant(tenant): crate::Tenant,
+) -> Response {
     match slot.get() {
         None => (StatusCode::SERVICE_UNAVAILABLE, "alerting is starting").into_response(),
-        Some(a) => Json(encode(&a.groups(), a.leading.load(Ordering::Acquire))).into_response(),
+        Some(a) => {
+            let leading = a.leading.load(Ordering::Acquire);
+            let groups = if tenant == a.evidence.tenant {
+                a.groups()
+            } else {
+                Vec::new()
+            };
+            Json(encode(&groups, leading)).into_response()
+        }
     }
 }
 
@@ -220,9 +237,7 @@ impl RemoteAlerting {
         timeout: Duration,
         evidence: Arc<EvidenceSource>,
     ) -> Result<RemoteAlerting, String> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
+        let client = triad_receiver::client::http_client(timeout)
             .map_err(|e| format!("alerting client: {e}"))?;
         Ok(RemoteAlerting {
             collectors,
@@ -273,6 +288,7 @@ impl RemoteAlerting {
         let r = self
             .client
             .get(&url)
+            .header(triad_receiver::auth::ORG_ID_HEADER, &self.evidence.tenant)
             .send()
             .await
             .map_err(|e| e.to_string())?;

@@ -5,7 +5,7 @@
 // collapsed), a search inside the trace jumps to and reveals its matches, and the
 // selected span's attributes, events and log lines are read on demand.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { fmtDuration, fmtTime, getJSON, LogHit } from "../api";
+import { fmtDuration, fmtTime, getJSON, LogHit, noteStatus } from "../api";
 import { Link, useParams } from "../router";
 import { ErrorBox, Loading } from "../widgets";
 import { Hit } from "./logs";
@@ -84,6 +84,7 @@ export function visibleRows(rows: Row[], collapsed: Set<number>): number[] {
 /** Reads the NDJSON rows stream: the summary first, then rows in batches. */
 async function streamRows(id: string, onSummary: (s: Summary) => void, onRows: (rows: Row[]) => void, signal: AbortSignal) {
   const r = await fetch(`/api/traces/${id}/rows`, { signal });
+  noteStatus(r);
   if (!r.ok || !r.body) {
     const text = await r.text();
     let msg = text;
