@@ -113,14 +113,16 @@ mod tests {
         match v {
             serde_json::Value::Object(m) if !m.is_empty() => {
                 for (k, x) in m {
-                    let key = if prefix.ends_with(".services") {
+                    // Maps keyed by a name: golden-signal services, per-tenant limits.
+                    let named = prefix.ends_with(".services") || prefix == "limits.tenants";
+                    let key = if named {
                         format!("{prefix}.<name>")
                     } else if prefix.is_empty() {
                         k.clone()
                     } else {
                         format!("{prefix}.{k}")
                     };
-                    if prefix.ends_with(".services") {
+                    if named {
                         keys(x, &key, out);
                         continue;
                     }
@@ -135,6 +137,7 @@ mod tests {
                                 | "traffic"
                                 | "saturation"
                                 | "services"
+                                | "tenants"
                                 | "labels"
                                 | "headers"
                         );
@@ -204,6 +207,7 @@ mod tests {
             .services
             .insert("checkout".into(), all);
         c.collector.metrics.scrape_config_file = Some("prometheus.yml".into());
+        c.limits.tenants.insert("team-a".into(), Default::default());
         c.auth = triad_model::config::AuthSetting::Tokens(triad_model::config::AuthConfig {
             tokens: vec![triad_model::config::TokenConfig {
                 name: "n".into(),

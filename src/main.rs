@@ -405,16 +405,40 @@ fn token_command(t: &TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Authentication for a process: its gate (who may call its servers), its client token
-/// (what it sends to other Triad servers), and the start-up line when it is held to
-/// loopback for want of an `auth` section.
+/// A process's security: who may call its servers, and their TLS.
+struct Security {
+    gate: triad_receiver::auth::Gate,
+    tls: Option<Arc<triad_receiver::tls::ServerTls>>,
+    limits: Arc<triad_receiver::limits::Limits>,
+    conn_limits: triad_receiver::serve::ConnLimits,
+}
+
+/// Security for a process: its gate (who may call its servers), its servers' TLS (the
+/// files watched for changes), its client identity (token and TLS for calls to other
+/// Triad servers), and the start-up line when it is held to loopback for want of an
+/// `auth` section.
 fn security(
     cfg: &ValidConfig,
     registry: &mut Registry,
-) -> anyhow::Result<triad_receiver::auth::Gate> {
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<Result<(), String>>,
+) -> anyhow::Result<Security> {
     let token = triad_receiver::auth::client_token(cfg.client_token_file.as_deref())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    triad_receiver::client::configure(token.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    triad_receiver::client::configure(token.as_deref(), &cfg.tls)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tls = triad_receiver::tls::ServerTls::load(
+        &cfg.tls,
+        triad_receiver::tls::TlsMetrics::register(registry),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(t) = &tls {
+        t.spawn_reloader(
+            Duration::from_secs(cfg.tls.reload_interval_secs),
+            cancel,
+            tasks,
+        );
+    }
     match &cfg.auth {
         triad_model::config::AuthSetting::Unset if cfg.held_to_loopback() => {
             println!(
@@ -428,15 +452,23 @@ fn security(
         _ => {}
     }
     let metrics = triad_receiver::auth::AuthMetrics::register(registry);
-    Ok(triad_receiver::auth::Gate::new(
-        triad_model::auth::Authenticator::from_setting(&cfg.auth),
-        metrics,
-    ))
+    Ok(Security {
+        gate: triad_receiver::auth::Gate::new(
+            triad_model::auth::Authenticator::from_setting(&cfg.auth),
+            metrics,
+        ),
+        tls,
+        limits: triad_receiver::limits::Limits::new(
+            cfg.limits.clone(),
+            triad_receiver::limits::LimitMetrics::register(registry),
+        ),
+        conn_limits: triad_receiver::serve::ConnLimits::from_config(&cfg.limits),
+    })
 }
 
 fn query_state(
     cfg: &ValidConfig,
-    gate: triad_receiver::auth::Gate,
+    sec: &Security,
     served: Served,
     registry: Arc<Registry>,
     ready: Arc<dyn Fn() -> bool + Send + Sync>,
@@ -457,7 +489,8 @@ fn query_state(
         ui: ui_asset,
         trace_cache: Default::default(),
         alert_tenant: cfg.alerting.tenant.clone(),
-        gate,
+        gate: sec.gate.clone(),
+        limits: sec.limits.clone(),
     }
 }
 
@@ -483,7 +516,7 @@ fn external_url(cfg: &ValidConfig) -> String {
     } else {
         addr.ip().to_string()
     };
-    format!("http://{host}:{}", addr.port())
+    format!("{}://{host}:{}", scheme(cfg), addr.port())
 }
 
 /// Starts rule evaluation and notifications on a collector (`triad up` or `triad
@@ -601,6 +634,7 @@ fn remote_alerting(
 
 async fn open_collector(
     cfg: &ValidConfig,
+    sec: &Security,
     registry: &mut Registry,
 ) -> anyhow::Result<Arc<Collector>> {
     let started = std::time::Instant::now();
@@ -615,6 +649,7 @@ async fn open_collector(
         &collector_cfg,
         &cfg.data_dir,
         cfg.storage.is_remote(),
+        sec.limits.clone(),
         registry,
     )
     .with_context(|| format!("cannot open the data directory {}", cfg.data_dir.display()))?;
@@ -632,22 +667,49 @@ fn advertise_url(cfg: &ValidConfig, http: SocketAddr) -> String {
             .trim_end_matches('/')
             .to_string();
     }
+    let scheme = scheme(cfg);
     if http.ip().is_unspecified() {
-        format!("http://{}:{}", triad_model::host_name(), http.port())
+        format!("{scheme}://{}:{}", triad_model::host_name(), http.port())
     } else {
-        format!("http://{http}")
+        format!("{scheme}://{http}")
     }
 }
 
-/// Binds an agent listener from its config value; `""` means off.
-async fn bind_optional(what: &str, addr: &str) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+/// `https` where this process's servers speak TLS.
+fn scheme(cfg: &ValidConfig) -> &'static str {
+    if cfg.tls.serves_tls() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// Binds a server's socket, with TLS when the process serves it.
+async fn bind_server(
+    what: &str,
+    addr: SocketAddr,
+    sec: &Security,
+) -> anyhow::Result<triad_receiver::tls::Listener> {
+    Ok(triad_receiver::tls::Listener::new(
+        bind(what, addr).await?,
+        sec.tls.as_ref(),
+        sec.conn_limits,
+    ))
+}
+
+/// Binds a server's socket from its config value; `""` means off.
+async fn bind_optional(
+    what: &str,
+    addr: &str,
+    sec: &Security,
+) -> anyhow::Result<Option<triad_receiver::tls::Listener>> {
     if addr.is_empty() {
         return Ok(None);
     }
     let addr: SocketAddr = addr
         .parse()
         .with_context(|| format!("{what}: {addr:?} is not an address"))?;
-    Ok(Some(bind(what, addr).await?))
+    Ok(Some(bind_server(what, addr, sec).await?))
 }
 
 /// Runs a server subcommand until a signal or a task failure, then closes the stores.
@@ -708,23 +770,24 @@ async fn up(
     } else {
         cfg
     };
-    let gate = security(&cfg, &mut registry)?;
-    let collector = open_collector(&cfg, &mut registry).await?;
+    let sec = security(&cfg, &mut registry, cancel, tasks)?;
+    let gate = sec.gate.clone();
+    let collector = open_collector(&cfg, &sec, &mut registry).await?;
     let om = object_mode(&cfg, &mut registry, cancel, tasks).await?;
     let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
     let agent_metrics = triad_agent::metrics::AgentMetrics::register(&mut registry);
     registry.register_collector(Box::new(triad_agent::metrics::HostMetrics));
     let alert_metrics = triad_query::alert::AlertMetrics::register(&mut registry);
     let registry = Arc::new(registry);
-    let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
-    let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
-    let query = bind("query", cfg.query.listen).await?;
+    let grpc = bind_server("otlp-grpc", cfg.collector.otlp_grpc_listen, &sec).await?;
+    let http = bind_server("otlp-http", cfg.collector.otlp_http_listen, &sec).await?;
+    let query = bind_server("query", cfg.query.listen, &sec).await?;
     let grpc_addr = grpc.local_addr()?;
     let advertise = advertise_url(&cfg, http.local_addr()?);
     // The alert engine starts once the collector registered; until then its internal
     // endpoint answers 503.
     let alerting_slot = triad_query::alert::remote::AlertingSlot::default();
-    let zipkin = bind_optional("zipkin", &cfg.collector.zipkin_listen).await?;
+    let zipkin = bind_optional("zipkin", &cfg.collector.zipkin_listen, &sec).await?;
     collector.spawn(
         triad_collector::Listeners { grpc, http, zipkin },
         registry.clone(),
@@ -794,7 +857,7 @@ async fn up(
         alerting: Some(alerting),
         remote_alerting,
     };
-    let state = query_state(&cfg, gate, served, registry, ready, cancel);
+    let state = query_state(&cfg, &sec, served, registry, ready, cancel);
     triad_receiver::http::spawn_server(
         "query server",
         query,
@@ -805,7 +868,11 @@ async fn up(
     if !cfg.agent.include.is_empty() {
         in_process_agent::spawn(&cfg, collector.logs.clone(), agent_metrics, cancel, tasks)?;
     }
-    println!("ready: query API on http://{}", cfg.query.listen);
+    println!(
+        "ready: query API on {}://{}",
+        scheme(&cfg),
+        cfg.query.listen
+    );
     Ok(Some(collector))
 }
 
@@ -834,7 +901,8 @@ async fn agent(
         }
     })?;
     let ag = &cfg.agent;
-    let gate = security(&cfg, &mut registry)?;
+    let sec = security(&cfg, &mut registry, cancel, tasks)?;
+    let gate = sec.gate.clone();
     let settings = triad_agent::run::AgentSettings {
         gate,
         data_dir: cfg.data_dir.join("agent"),
@@ -858,10 +926,10 @@ async fn agent(
     })?;
     let (agent, registry) = agent;
     let listeners = triad_agent::run::Listeners {
-        otlp_grpc: bind_optional("otlp-grpc", &ag.otlp_grpc_listen).await?,
-        otlp_http: bind_optional("otlp-http", &ag.otlp_http_listen).await?,
-        zipkin: bind_optional("zipkin", &ag.zipkin_listen).await?,
-        metrics: bind_optional("metrics", &ag.metrics_listen).await?,
+        otlp_grpc: bind_optional("otlp-grpc", &ag.otlp_grpc_listen, &sec).await?,
+        otlp_http: bind_optional("otlp-http", &ag.otlp_http_listen, &sec).await?,
+        zipkin: bind_optional("zipkin", &ag.zipkin_listen, &sec).await?,
+        metrics: bind_optional("metrics", &ag.metrics_listen, &sec).await?,
     };
     agent
         .spawn(listeners, Arc::new(registry), cancel, tasks)
@@ -894,16 +962,17 @@ async fn collector(
             c.collector.advertise_url = x.clone()
         }
     })?;
-    let gate = security(&cfg, &mut registry)?;
-    let collector = open_collector(&cfg, &mut registry).await?;
+    let sec = security(&cfg, &mut registry, cancel, tasks)?;
+    let gate = sec.gate.clone();
+    let collector = open_collector(&cfg, &sec, &mut registry).await?;
     let om = object_mode(&cfg, &mut registry, cancel, tasks).await?;
     let alert_metrics = triad_query::alert::AlertMetrics::register(&mut registry);
     let registry = Arc::new(registry);
-    let grpc = bind("otlp-grpc", cfg.collector.otlp_grpc_listen).await?;
-    let http = bind("otlp-http", cfg.collector.otlp_http_listen).await?;
+    let grpc = bind_server("otlp-grpc", cfg.collector.otlp_grpc_listen, &sec).await?;
+    let http = bind_server("otlp-http", cfg.collector.otlp_http_listen, &sec).await?;
     let advertise = advertise_url(&cfg, http.local_addr()?);
     let alerting_slot = triad_query::alert::remote::AlertingSlot::default();
-    let zipkin = bind_optional("zipkin", &cfg.collector.zipkin_listen).await?;
+    let zipkin = bind_optional("zipkin", &cfg.collector.zipkin_listen, &sec).await?;
     collector.spawn(
         triad_collector::Listeners { grpc, http, zipkin },
         registry,
@@ -956,7 +1025,7 @@ async fn query(
             c.query.remote_read_url = Some(url.clone())
         }
     })?;
-    let gate = security(&cfg, &mut registry)?;
+    let sec = security(&cfg, &mut registry, cancel, tasks)?;
     let om = object_mode(&cfg, &mut registry, cancel, tasks).await?;
     let served = match &om {
         None => {
@@ -1007,8 +1076,8 @@ async fn query(
     };
     let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
     let registry = Arc::new(registry);
-    let query = bind("query", cfg.query.listen).await?;
-    let state = query_state(&cfg, gate, served, registry, Arc::new(|| true), cancel);
+    let query = bind_server("query", cfg.query.listen, &sec).await?;
+    let state = query_state(&cfg, &sec, served, registry, Arc::new(|| true), cancel);
     triad_receiver::http::spawn_server(
         "query server",
         query,
@@ -1016,6 +1085,10 @@ async fn query(
         cancel,
         tasks,
     );
-    println!("ready: query API on http://{}", cfg.query.listen);
+    println!(
+        "ready: query API on {}://{}",
+        scheme(&cfg),
+        cfg.query.listen
+    );
     Ok(None)
 }

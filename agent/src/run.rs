@@ -19,11 +19,11 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prometheus_client::registry::Registry;
 use prost::Message;
-use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use triad_receiver::http::spawn_server;
 use triad_receiver::metrics::ReceiverMetrics;
+use triad_receiver::tls::Listener;
 use triad_receiver::{Accepted, Destination, Ingest, IngestError, IngestFuture};
 
 use crate::buffer::{BufferError, DiskBuffer, Kind, Producer};
@@ -62,13 +62,13 @@ pub struct AgentSettings {
 #[derive(Default)]
 pub struct Listeners {
     /// OTLP/gRPC.
-    pub otlp_grpc: Option<TcpListener>,
+    pub otlp_grpc: Option<Listener>,
     /// OTLP/HTTP.
-    pub otlp_http: Option<TcpListener>,
+    pub otlp_http: Option<Listener>,
     /// Zipkin v2 JSON.
-    pub zipkin: Option<TcpListener>,
+    pub zipkin: Option<Listener>,
     /// `/metrics`, `/healthz`, `/readyz`.
-    pub metrics: Option<TcpListener>,
+    pub metrics: Option<Listener>,
 }
 
 /// A running agent's parts.

@@ -43,11 +43,18 @@ pub struct Targets {
 }
 
 fn channel(url: &str, timeout: Duration) -> crate::Result<Channel> {
-    Ok(Endpoint::from_shared(url.to_string())
-        .map_err(|e| crate::Error::Endpoint {
-            endpoint: url.to_string(),
-            reason: e.to_string(),
-        })?
+    let bad = |reason: String| crate::Error::Endpoint {
+        endpoint: url.to_string(),
+        reason,
+    };
+    let mut endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| bad(e.to_string()))?;
+    if url.starts_with("https://") {
+        let tls = triad_receiver::client::grpc_tls().ok_or_else(|| {
+            bad("an https:// collector needs tls.ca_file (the CA its certificate chains to)".into())
+        })?;
+        endpoint = endpoint.tls_config(tls).map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(endpoint
         .connect_timeout(Duration::from_secs(5))
         .timeout(timeout)
         .tcp_nodelay(true)

@@ -25,6 +25,8 @@ pub struct StoreDestination {
     /// Sealed splits waiting for object storage: beyond their bound, logs and spans
     /// are refused (retryable) so senders buffer instead of the collector's disk filling.
     pub backlog: Arc<crate::publish::Backlog>,
+    /// The tenants' limits on the shape of metric series.
+    pub limits: Arc<triad_receiver::limits::Limits>,
 }
 
 impl StoreDestination {
@@ -63,7 +65,25 @@ impl Destination for StoreDestination {
     }
 
     fn metrics(&self, req: ExportMetricsServiceRequest, tenant: &str) -> IngestFuture<'_> {
-        let c = crate::otlp_metrics::convert(req);
+        let mut c = crate::otlp_metrics::convert(req);
+        let l = self.limits.of(tenant);
+        let (limited, first) = c
+            .batch
+            .retain_series(l.max_labels_per_series, l.max_label_bytes);
+        if limited > 0 {
+            self.limits
+                .count("max_labels_per_series", tenant, limited as u64);
+            c.rejected += limited as u64;
+            if c.message.is_empty()
+                && let Some(series) = first
+            {
+                c.message = format!(
+                    "{limited} samples of series over limits.max_labels_per_series ({}) or \
+                     limits.max_label_bytes ({}), e.g. {series}",
+                    l.max_labels_per_series, l.max_label_bytes
+                );
+            }
+        }
         let tenant = tenant.to_string();
         Box::pin(async move {
             let accepted = c.batch.samples.len() as u64;

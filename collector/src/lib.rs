@@ -79,6 +79,7 @@ pub struct Collector {
     /// RED metrics derived from spans, flushed into `metrics`.
     span_metrics: Arc<crate::span_metrics::SpanMetrics>,
     ingest: Ingest,
+    limits: Arc<triad_receiver::limits::Limits>,
     cfg: CollectorConfig,
     scrape_metrics: crate::metrics::ScrapeMetrics,
     remote_write_metrics: crate::metrics::RemoteWriteMetrics,
@@ -92,11 +93,11 @@ pub struct Collector {
 /// Where a collector's receivers listen.
 pub struct Listeners {
     /// OTLP/gRPC.
-    pub grpc: tokio::net::TcpListener,
+    pub grpc: triad_receiver::tls::Listener,
     /// OTLP/HTTP, remote write and read, the internal API.
-    pub http: tokio::net::TcpListener,
+    pub http: triad_receiver::tls::Listener,
     /// Zipkin v2, when on.
-    pub zipkin: Option<tokio::net::TcpListener>,
+    pub zipkin: Option<triad_receiver::tls::Listener>,
 }
 
 impl Collector {
@@ -108,6 +109,7 @@ impl Collector {
         cfg: &CollectorConfig,
         data_dir: &Path,
         object_storage: bool,
+        limits: Arc<triad_receiver::limits::Limits>,
         registry: &mut Registry,
     ) -> Result<Collector> {
         let store_metrics = StoreMetrics::register(registry);
@@ -148,9 +150,11 @@ impl Collector {
                 metrics: metrics.clone(),
                 span_metrics: span_metrics.clone(),
                 backlog: backlog.clone(),
+                limits: limits.clone(),
             }),
             ReceiverMetrics::register_under(registry, "triad_collector"),
-        );
+        )
+        .with_limits(limits.clone());
         let scrape_metrics = crate::metrics::ScrapeMetrics::register(registry);
         Ok(Collector {
             logs,
@@ -165,6 +169,7 @@ impl Collector {
             merge_metrics: crate::metrics::MergeMetrics::register(registry),
             backlog,
             ingest,
+            limits,
             cfg: cfg.clone(),
         })
     }
@@ -206,6 +211,7 @@ impl Collector {
         };
         let remote_write = crate::remote_write::router(crate::remote_write::RemoteWriteState {
             store: self.metrics.clone(),
+            limits: self.limits.clone(),
             metrics: self.remote_write_metrics.clone(),
             max_decompressed_bytes: self.cfg.max_decompressed_bytes,
         })

@@ -54,6 +54,7 @@ fn fixture() -> Fixture {
             ),
             span_metrics: Arc::new(triad_collector::span_metrics::SpanMetrics::new()),
             backlog: Default::default(),
+            limits: triad_receiver::limits::Limits::defaults(),
         }),
         ReceiverMetrics::register_under(&mut registry, "triad_collector"),
     );

@@ -10,9 +10,13 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 mod auth;
+mod limits;
 mod storage;
+mod tls;
 pub use auth::{AuthConfig, AuthSetting, TokenConfig};
+pub use limits::{Effective as EffectiveLimits, LimitsConfig, TenantLimits};
 pub use storage::{MetastoreConfig, StorageConfig};
+pub use tls::TlsConfig;
 
 /// A configuration value that is out of range; the message names the key and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +58,11 @@ pub struct Config {
     /// (`TRIAD_TOKEN` in the environment takes precedence). Such a token needs the
     /// `trusted` flag where it reads for several tenants.
     pub client_token_file: Option<PathBuf>,
+    /// TLS on this process's servers and for its calls to other Triad servers.
+    pub tls: TlsConfig,
+    /// What one tenant may cost (ingest rate, series shape, query range and
+    /// concurrency, live tails) and what one request may hold.
+    pub limits: LimitsConfig,
 }
 
 impl Default for Config {
@@ -68,6 +77,8 @@ impl Default for Config {
             metastore: MetastoreConfig::default(),
             auth: AuthSetting::Unset,
             client_token_file: None,
+            tls: TlsConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -519,6 +530,8 @@ impl Config {
     /// Checks every value; the error names the key and how to fix it. Does no I/O.
     pub fn validate(mut self) -> Result<ValidConfig, ConfigError> {
         self.auth.validate()?;
+        self.tls.validate()?;
+        self.limits.validate()?;
         let held = self.hold_to_loopback()?;
         let c = &self.collector;
         range(

@@ -17,6 +17,9 @@ pub enum ApiError {
     /// Storage failed (500); the detail is logged, not sent.
     #[error("internal error")]
     Internal(String),
+    /// A limit that passes (concurrency): try again later (429).
+    #[error("{0}")]
+    TooMany(String),
 }
 
 /// Result of an API handler.
@@ -43,6 +46,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 

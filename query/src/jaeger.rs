@@ -358,6 +358,9 @@ pub async fn search(
         Ok(q) => q,
         Err(e) => return e.into_jaeger(),
     };
+    if let Err(r) = st.limits.check_range(&tenant, q.start_ns, q.end_ns) {
+        return ApiError::BadRequest(r.message).into_jaeger();
+    }
     let r = read(&st, move |t| {
         let (ids, mut warnings) = t.find_trace_ids_partial(&q)?;
         let mut found = Vec::with_capacity(ids.len());

@@ -71,6 +71,8 @@ pub struct AppState {
     pub alert_tenant: String,
     /// The authentication gate of the server's routes (the UI signs in through it).
     pub gate: triad_receiver::auth::Gate,
+    /// The tenants' limits: query range, concurrent queries, live tails.
+    pub limits: Arc<triad_receiver::limits::Limits>,
 }
 
 /// The tenant of a request: the one the gate authenticated (the token's, or the one a
@@ -151,7 +153,15 @@ fn render_metrics(registry: &Registry) -> Response {
 pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
     let gate = state.gate.clone();
     let ui_state = state.clone();
+    let limits = state.limits.clone();
     routes()
+        // Inside the gate: the caller is known.
+        .map_router(|r| {
+            r.route_layer(axum::middleware::from_fn_with_state(
+                limits,
+                concurrent_queries,
+            ))
+        })
         .with_state(state)
         .into_router(gate)
         .fallback(move |uri: axum::http::Uri| ui::serve(axum::extract::State(ui_state), uri))
@@ -159,6 +169,30 @@ pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
             metrics,
             metrics::track,
         ))
+}
+
+/// Holds one of the caller's concurrent queries while a request runs
+/// (`limits.max_concurrent_queries`); live tails have their own limit.
+async fn concurrent_queries(
+    axum::extract::State(limits): axum::extract::State<Arc<triad_receiver::limits::Limits>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let tail = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .is_some_and(|p| p.as_str().ends_with("/tail"));
+    let tenant = req
+        .extensions()
+        .get::<triad_model::auth::Principal>()
+        .map(|p| p.tenant.clone());
+    let Some(tenant) = tenant.filter(|_| !tail) else {
+        return next.run(req).await;
+    };
+    match limits.query_slot(&tenant) {
+        Ok(_slot) => next.run(req).await,
+        Err(r) => triad_receiver::limits::refusal(&r),
+    }
 }
 
 /// Every route of the query server with who may use it: `read` for queries and the UI's

@@ -93,6 +93,9 @@ pub async fn search(
     Query(params): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Json<J>> {
     let q = log_query(&tenant, &params, st.cfg.max_log_hits, triad_model::now_ns())?;
+    st.limits
+        .check_range(&tenant, q.start_ns, q.end_ns)
+        .map_err(|r| ApiError::BadRequest(r.message))?;
     let logs = st.logs.clone();
     let started = std::time::Instant::now();
     let (q, res) = tokio::task::spawn_blocking(move || {
@@ -122,6 +125,8 @@ pub async fn search(
 struct TailState {
     st: AppState,
     tenant: String,
+    /// One of the tenant's live tails, released when the stream ends.
+    _slot: triad_receiver::limits::Slot,
     query: String,
     cursor: Option<u64>,
     pending: std::collections::VecDeque<LogRecord>,
@@ -135,6 +140,10 @@ pub async fn tail(
     Query(params): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let query = params.get("q").cloned().unwrap_or_default();
+    let slot = st
+        .limits
+        .tail_slot(&tenant)
+        .map_err(|r| ApiError::TooMany(r.message))?;
     // Validate the query up front, so a typo is a 400, not a silent empty stream.
     let logs = st.logs.clone();
     let (q2, t2) = (query.clone(), tenant.clone());
@@ -145,6 +154,7 @@ pub async fn tail(
     let state = TailState {
         st,
         tenant,
+        _slot: slot,
         query,
         cursor: Some(first.cursor),
         pending: Default::default(),

@@ -170,6 +170,15 @@ impl Req {
         Ok((start, end))
     }
 
+    /// [`Req::range`], within the tenant's `limits.max_query_range_secs`.
+    fn range_for(&self, st: &Scoped) -> Result<(i64, i64), LokiError> {
+        let (start, end) = self.range()?;
+        st.limits
+            .check_range(&st.tenant, start, end)
+            .map_err(|r| LokiError::bad(r.message))?;
+        Ok((start, end))
+    }
+
     fn limit(&self, max: usize) -> Result<usize, LokiError> {
         let limit = match self.p.get("limit") {
             None => DEFAULT_LIMIT,
@@ -346,7 +355,7 @@ pub async fn query_range(
 ) -> LokiResult {
     let r = Req::new(q, &headers, &body);
     let query = r.query()?;
-    let (start, end) = r.range()?;
+    let (start, end) = r.range_for(&st)?;
     match query {
         Query::Log(expr) => {
             let params = LogParams {
@@ -433,7 +442,7 @@ pub async fn labels(
     body: Bytes,
 ) -> LokiResult {
     let r = Req::new(q, &headers, &body);
-    let (start, end) = r.range()?;
+    let (start, end) = r.range_for(&st)?;
     let expr = r.selector("query")?;
     blocking(st, move |st| {
         let mut names = BTreeSet::new();
@@ -465,7 +474,7 @@ pub async fn label_values(
     body: Bytes,
 ) -> LokiResult {
     let r = Req::new(q, &headers, &body);
-    let (start, end) = r.range()?;
+    let (start, end) = r.range_for(&st)?;
     let expr = r.selector("query")?;
     blocking(st, move |st| {
         let indexed = INDEXED.iter().find(|(l, _)| *l == name).map(|(_, f)| *f);
@@ -494,7 +503,7 @@ pub async fn series(
     body: Bytes,
 ) -> LokiResult {
     let r = Req::new(q, &headers, &body);
-    let (start, end) = r.range()?;
+    let (start, end) = r.range_for(&st)?;
     let mut selectors = Vec::new();
     for m in r.p.all("match[]").into_iter().chain(r.p.all("match")) {
         match parse(m).map_err(|e| LokiError::bad(format!("parse error : {e}")))? {
@@ -551,7 +560,7 @@ pub async fn index_stats(
     body: Bytes,
 ) -> LokiResult {
     let r = Req::new(q, &headers, &body);
-    let (start, end) = r.range()?;
+    let (start, end) = r.range_for(&st)?;
     let expr = r
         .selector("query")?
         .ok_or_else(|| LokiError::bad("query parameter is missing"))?;
@@ -580,7 +589,7 @@ fn volume_by(r: &Req, expr: &LogExpr) -> Vec<String> {
 
 /// `GET /loki/api/v1/index/volume` and `/index/volume_range`: bytes per label set.
 async fn volume(st: Scoped, r: Req, ranged: bool) -> LokiResult {
-    let (start, end) = r.range()?;
+    let (start, end) = r.range_for(&st)?;
     let text =
         r.p.get("query")
             .ok_or_else(|| LokiError::bad("query parameter is missing"))?
@@ -677,7 +686,7 @@ pub async fn detected_labels(
     body: Bytes,
 ) -> LokiResult {
     let r = Req::new(q, &headers, &body);
-    let (start, end) = r.range()?;
+    let (start, end) = r.range_for(&st)?;
     let expr = r.selector("query")?;
     blocking(st, move |st| {
         let mut values: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -723,7 +732,7 @@ pub async fn detected_fields(
     body: Bytes,
 ) -> LokiResult {
     let r = Req::new(q, &headers, &body);
-    let (start, end) = r.range()?;
+    let (start, end) = r.range_for(&st)?;
     let expr = r.selector("query")?;
     let limit = match r.p.get("limit") {
         Some(l) => l
@@ -805,7 +814,13 @@ pub async fn tail(
         .ok_or_else(|| LokiError::bad("query parameter is missing"))?;
     let start = r.time("start", r.now - DEFAULT_RANGE_NS)?;
     let limit = r.limit(st.cfg.max_log_hits)?;
+    let slot = st
+        .limits
+        .tail_slot(&st.tenant)
+        .map_err(|r| LokiError(StatusCode::TOO_MANY_REQUESTS, r.message))?;
     Ok(ws.on_upgrade(move |socket| async move {
+        // Held while the tail runs.
+        let _slot = slot;
         if let Err(e) = run_tail(st, socket, expr, start, limit).await {
             tracing::debug!(error = %e, "Loki tail ended");
         }

@@ -360,6 +360,13 @@ pub async fn query_range(
     let start = p.required("start", parse_time_ms)?;
     let end = p.required("end", parse_time_ms)?;
     let step = p.required("step", parse_duration_ms)?;
+    s.limits
+        .check_range(
+            &tenant,
+            start.saturating_mul(1_000_000),
+            end.saturating_mul(1_000_000),
+        )
+        .map_err(|r| PromError::bad_data(r.message))?;
     let limits = limits(&s, p.get("timeout"))?;
     let store = store(&s)?;
     let (matrix, warnings) = blocking(move || {

@@ -241,6 +241,12 @@ pub async fn search(
     match search_query(&tenant, &params, triad_model::now_ns()) {
         Err(e) => error(StatusCode::BAD_REQUEST, e),
         Ok(plan) => {
+            if let Err(r) = st
+                .limits
+                .check_range(&tenant, plan.index.start_ns, plan.index.end_ns)
+            {
+                return error(StatusCode::BAD_REQUEST, r.message);
+            }
             let traces = st.traces.clone();
             match tokio::task::spawn_blocking(move || run_search(traces.as_ref(), plan)).await {
                 Ok(Ok(body)) => Json(body).into_response(),

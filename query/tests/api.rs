@@ -145,6 +145,7 @@ async fn fixture(with_metrics: bool) -> Fixture {
         trace_cache: Default::default(),
         alert_tenant: triad_model::DEFAULT_TENANT.into(),
         gate: triad_receiver::auth::Gate::open(),
+        limits: triad_receiver::limits::Limits::defaults(),
     };
     Fixture {
         _dir: dir,

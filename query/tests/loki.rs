@@ -110,6 +110,7 @@ async fn fixture_with(recs: Vec<LogRecord>) -> Fixture {
         trace_cache: Default::default(),
         alert_tenant: triad_model::DEFAULT_TENANT.into(),
         gate: triad_receiver::auth::Gate::open(),
+        limits: triad_receiver::limits::Limits::defaults(),
     };
     Fixture { _dir: dir, state }
 }

@@ -357,7 +357,7 @@ where
 pub async fn serve(
     ingest: Ingest,
     gate: Gate,
-    listener: tokio::net::TcpListener,
+    listener: crate::tls::Listener,
     max_message_bytes: usize,
     cancel: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
@@ -379,13 +379,31 @@ pub async fn serve(
         max_message_bytes,
         _m: PhantomData,
     };
-    tonic::transport::Server::builder()
+    let crate::tls::Listener { tcp, tls, limits } = listener;
+    let server = tonic::transport::Server::builder()
+        .http2_max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32)
         .add_service(traces)
         .add_service(logs)
-        .add_service(metrics)
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
-            cancel.cancelled_owned(),
-        )
-        .await
+        .add_service(metrics);
+    match tls {
+        None => {
+            server
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(tcp),
+                    cancel.cancelled_owned(),
+                )
+                .await
+        }
+        Some(tls) => {
+            let rx = crate::tls::handshakes(tcp, tls, cancel.clone());
+            let incoming = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv()
+                    .await
+                    .map(|(s, _)| (Ok::<_, std::io::Error>(s), rx))
+            });
+            server
+                .serve_with_incoming_shutdown(incoming, cancel.cancelled_owned())
+                .await
+        }
+    }
 }

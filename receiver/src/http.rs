@@ -437,15 +437,14 @@ pub fn router(state: HttpState, max_request_bytes: usize) -> Routes {
 /// requests finish first. A failure is reported as `"{name}: {error}"`.
 pub fn spawn_server(
     name: &'static str,
-    listener: tokio::net::TcpListener,
+    listener: crate::tls::Listener,
     app: axum::Router,
     cancel: &tokio_util::sync::CancellationToken,
     tasks: &mut tokio::task::JoinSet<Result<(), String>>,
 ) {
     let c = cancel.child_token();
     tasks.spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(c.cancelled_owned())
+        crate::serve::serve(listener, app, c)
             .await
             .map_err(|e| format!("{name}: {e}"))
     });

@@ -14,8 +14,11 @@ pub mod auth;
 pub mod client;
 pub mod grpc;
 pub mod http;
+pub mod limits;
 pub mod loki;
 pub mod metrics;
+pub mod serve;
+pub mod tls;
 pub mod zipkin;
 
 use std::future::Future;
@@ -86,15 +89,43 @@ pub struct Ingest {
     pub destination: Arc<dyn Destination>,
     /// Receiver counters.
     pub metrics: ReceiverMetrics,
+    /// The tenants' ingest rates.
+    pub limits: Arc<limits::Limits>,
 }
 
 impl Ingest {
-    /// An ingest path into `destination`, counted in `metrics`.
+    /// An ingest path into `destination`, counted in `metrics`, without rate limits.
     pub fn new(destination: Arc<dyn Destination>, metrics: ReceiverMetrics) -> Self {
         Self {
             destination,
             metrics,
+            limits: limits::Limits::defaults(),
         }
+    }
+
+    /// The same path under `limits` (the ingest rate per tenant).
+    pub fn with_limits(mut self, limits: Arc<limits::Limits>) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Takes `items` from the tenant's ingest budget, or refuses the request with a
+    /// retry hint (429 / RESOURCE_EXHAUSTED with RetryInfo): the sender retries, nothing
+    /// is lost.
+    fn admit(
+        &self,
+        signal: &'static str,
+        transport: &'static str,
+        tenant: &str,
+        items: u64,
+    ) -> Result<(), IngestError> {
+        self.limits.admit_ingest(tenant, items).map_err(|r| {
+            self.record_outcome(signal, transport, "rate_limited");
+            IngestError::Full {
+                message: r.message,
+                retry_after: r.retry_after.unwrap_or(Duration::from_secs(1)),
+            }
+        })
     }
 
     fn count(
@@ -152,6 +183,13 @@ impl Ingest {
         tenant: &str,
         transport: &'static str,
     ) -> Result<Accepted, IngestError> {
+        let n = req
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len() as u64)
+            .sum();
+        self.admit("traces", transport, tenant, n)?;
         let result = self.destination.traces(req, tenant).await;
         self.count("traces", transport, &result);
         result
@@ -164,6 +202,7 @@ impl Ingest {
         tenant: &str,
         transport: &'static str,
     ) -> Result<Accepted, IngestError> {
+        self.admit("metrics", transport, tenant, data_points(&req))?;
         let result = self.destination.metrics(req, tenant).await;
         self.count("metrics", transport, &result);
         result
@@ -176,8 +215,33 @@ impl Ingest {
         tenant: &str,
         transport: &'static str,
     ) -> Result<Accepted, IngestError> {
+        let n = req
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len() as u64)
+            .sum();
+        self.admit("logs", transport, tenant, n)?;
         let result = self.destination.logs(req, tenant).await;
         self.count("logs", transport, &result);
         result
     }
+}
+
+/// The data points of a metrics request (what the ingest rate counts).
+fn data_points(req: &ExportMetricsServiceRequest) -> u64 {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    req.resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .map(|m| match &m.data {
+            Some(Data::Gauge(g)) => g.data_points.len(),
+            Some(Data::Sum(x)) => x.data_points.len(),
+            Some(Data::Histogram(h)) => h.data_points.len(),
+            Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+            Some(Data::Summary(x)) => x.data_points.len(),
+            None => 0,
+        } as u64)
+        .sum()
 }

@@ -89,6 +89,40 @@ pub struct AppendBatch {
     pub metadata: Vec<(String, MetricMetadata)>,
 }
 
+impl AppendBatch {
+    /// Drops the samples and exemplars of series with more than `max_labels` labels or
+    /// a label name or value longer than `max_label_bytes` (`limits`); returns how many
+    /// samples were dropped and the first such series, for the sender's message.
+    pub fn retain_series(
+        &mut self,
+        max_labels: usize,
+        max_label_bytes: usize,
+    ) -> (usize, Option<String>) {
+        let fits = |l: &Labels| {
+            l.len() <= max_labels
+                && l.iter()
+                    .all(|(n, v)| n.len() <= max_label_bytes && v.len() <= max_label_bytes)
+        };
+        let mut first = None;
+        let before = self.samples.len();
+        self.samples.retain(|(l, _, _)| {
+            let ok = fits(l);
+            if !ok && first.is_none() {
+                let name = l
+                    .get("__name__")
+                    .unwrap_or("")
+                    .chars()
+                    .take(100)
+                    .collect::<String>();
+                first = Some(format!("{name} ({} labels)", l.len()));
+            }
+            ok
+        });
+        self.exemplars.retain(|(l, _)| fits(l));
+        (before - self.samples.len(), first)
+    }
+}
+
 /// What a commit did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct AppendOutcome {

@@ -144,7 +144,7 @@ async fn counting_sink() -> anyhow::Result<(
     tokio::spawn(triad_receiver::grpc::serve(
         ingest,
         triad_receiver::auth::Gate::open(),
-        listener,
+        triad_receiver::tls::Listener::plain(listener),
         64 << 20,
         cancel.clone(),
     ));

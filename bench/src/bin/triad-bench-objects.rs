@@ -585,6 +585,7 @@ fn ingest(
         &cfg,
         dir,
         remote.is_some(),
+        triad_receiver::limits::Limits::defaults(),
         &mut prometheus_client::registry::Registry::default(),
     )?);
     let cancel = tokio_util::sync::CancellationToken::new();

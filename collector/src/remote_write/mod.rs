@@ -108,6 +108,8 @@ pub struct WireMetadata {
 pub struct RemoteWriteState {
     /// Where samples go.
     pub store: Arc<MetricStore>,
+    /// The tenants' ingest rate and series shape.
+    pub limits: Arc<triad_receiver::limits::Limits>,
     /// Counters.
     pub metrics: RemoteWriteMetrics,
     /// Largest snappy-decompressed body.
@@ -247,9 +249,23 @@ pub async fn write(
     } else {
         match decode(&body, s.max_decompressed_bytes) {
             Err((code, msg)) => (code, msg),
-            Ok((batch, invalid)) => {
-                let store = s.store.clone();
+            Ok((mut batch, invalid)) => {
                 let tenant = caller.tenant;
+                if let Err(r) = s.limits.admit_ingest(&tenant, batch.samples.len() as u64) {
+                    s.metrics
+                        .requests
+                        .get_or_create(&CodeLabel { code: 429 })
+                        .inc();
+                    return triad_receiver::limits::refusal(&r);
+                }
+                let l = s.limits.of(&tenant);
+                let (limited, _) = batch.retain_series(l.max_labels_per_series, l.max_label_bytes);
+                if limited > 0 {
+                    s.limits
+                        .count("max_labels_per_series", &tenant, limited as u64);
+                }
+                let invalid = invalid + limited;
+                let store = s.store.clone();
                 let res =
                     tokio::task::spawn_blocking(move || store.append(&tenant, &batch, true)).await;
                 match res {
