@@ -97,7 +97,7 @@ def sdk_sender(endpoint, rate, acked, stop):
     wrapped so that the records of every batch the agent acknowledged are remembered."""
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
     from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogExportResult
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
     from opentelemetry.sdk.resources import Resource
 
     inner = OTLPLogExporter(endpoint=endpoint, insecure=True, timeout=10)
@@ -105,7 +105,8 @@ def sdk_sender(endpoint, rate, acked, stop):
     class Recording:
         def export(self, batch):
             result = inner.export(batch)
-            if result == LogExportResult.SUCCESS:
+            # The exporter's result enum is not the processor's in every SDK version.
+            if getattr(result, "name", None) == "SUCCESS":
                 for item in batch:
                     rec = getattr(item, "log_record", item)
                     m = re.match(r"soakotel (\d+)", str(rec.body))
@@ -138,7 +139,8 @@ def sdk_sender(endpoint, rate, acked, stop):
 
 
 def search(query_url, q, limit=200_000):
-    url = f"{query_url}/api/logs/search?q={urllib.parse.quote(q)}&limit={limit}&start=now-6h"
+    start = int(time.time() - 6 * 3600)
+    url = f"{query_url}/api/logs/search?q={urllib.parse.quote(q)}&limit={limit}&start={start}"
     with urllib.request.urlopen(url, timeout=60) as r:
         return json.loads(r.read())
 
@@ -160,6 +162,9 @@ def main():
     logs = work / "logs"
     logs.mkdir()
     grpc_port, http_port, query_port = free_port(), free_port(), free_port()
+    agent_grpc, agent_http = free_port(), free_port()
+    # The SDK's own retry warnings would drown the report.
+    logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
     cfg = work / "triad.yaml"
     cfg.write_text("query:\n  max_log_hits: 100000\n"
                    "collector:\n  logs: {commit_interval_ms: 500}\n"
@@ -180,7 +185,8 @@ def main():
         else:
             t = Triad(work / "agent", config=cfg, command="agent",
                       args=["--collector", f"http://127.0.0.1:{grpc_port}", "--zipkin-listen", "",
-                            "--metrics-listen", ""], log_path=work / "agent.log")
+                            "--metrics-listen", "", "--otlp-grpc-listen", f"127.0.0.1:{agent_grpc}",
+                            "--otlp-http-listen", f"127.0.0.1:{agent_http}"], log_path=work / "agent.log")
         procs[role] = rss.procs[role] = t.start()
         return procs[role]
 
@@ -230,6 +236,23 @@ def main():
         print(f"  volume full ({shutil.disk_usage(volume).free} bytes free)", flush=True)
         time.sleep(seconds)
         filler.unlink()
+        # A store whose write-ahead log failed stops taking writes (fail-stop: nothing
+        # unwritten is acknowledged) and /readyz says so; as a liveness probe on /readyz
+        # would, restart the collector if it stays unready once the disk is free.
+        def ready():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=5) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not ready():
+            time.sleep(0.5)
+        if not ready():
+            print("  collector unready after the disk was freed (its WAL failed): restarted, as a liveness "
+                  "probe on /readyz would", flush=True)
+            kill9("collector")
 
     hold = max(10.0, duration * 0.06)
     schedule = [

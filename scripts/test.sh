@@ -65,3 +65,10 @@ done
 
 echo "== end-to-end tests (real binary, real OpenTelemetry SDK)"
 TRIAD_BIN="$PWD/target/debug/triad" python3 -m pytest -q tests/e2e
+
+echo "== chaos soak, 3 minutes (scripts/soak.sh [minutes] runs a longer one)"
+python3 scripts/soak.py 3
+
+# Fuzzing is not run here: cargo-fuzz needs the nightly toolchain and sanitizer builds of
+# the whole dependency tree (several minutes on 2 cores before the first input).
+# `scripts/fuzz.sh [seconds]` runs every target from its checked-in seeds (fuzz/seeds).
