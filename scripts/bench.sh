@@ -15,6 +15,9 @@
 #   scripts/bench.sh trace-ui ARGS   the trace page with 10k, 50k and 100k-span traces in
 #                                    headless Chromium, streamed rows next to one document
 #                                    (--sizes, --runs; needs the e2e test clients)
+#   scripts/bench.sh security ARGS   ingest and query with tokens + mutual TLS next to
+#                                    plain: server CPU per record and per query
+#                                    (--seconds, --rounds; needs the e2e test clients)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-all}" = all ] || [ "${1:-all}" = agent ]; then
@@ -33,6 +36,7 @@ case "${1:-all}" in
   objects) shift; exec target/release/triad-bench-objects "$@" ;;
   scale-out) shift; exec python3 scripts/bench-scale-out.py "$@" ;;
   trace-ui) shift; exec python3 scripts/bench-trace-ui.py "$@" ;;
+  security) shift; exec python3 scripts/bench-security.py "$@" ;;
   all) shift || true
     target/release/triad-bench "$@"
     target/release/triad-bench-agent "$@"

@@ -95,7 +95,8 @@ impl Destination for StoreDestination {
             }
             let store = self.metrics.clone();
             let batch = c.batch;
-            let out = tokio::task::spawn_blocking(move || store.append(&tenant, &batch, true))
+            let t = tenant.clone();
+            let out = tokio::task::spawn_blocking(move || store.append(&t, &batch, true))
                 .await
                 .map_err(|e| IngestError::Unavailable(e.to_string()))?
                 .map_err(|e| {
@@ -103,8 +104,17 @@ impl Destination for StoreDestination {
                     IngestError::Unavailable(e.to_string())
                 })?;
             let rejected = c.rejected + out.rejected() as u64;
+            if out.series_limited > 0 {
+                self.limits
+                    .count("max_series", &tenant, out.series_limited as u64);
+            }
             let message = match (c.message.is_empty(), out.rejected()) {
                 (false, _) => c.message,
+                (true, _) if out.series_limited > 0 => format!(
+                    "{} samples of new series refused: the tenant has its most series \
+                     (limits.max_series)",
+                    out.series_limited
+                ),
                 (true, 0) => String::new(),
                 (true, n) => format!("{n} samples out of order or with a duplicate timestamp"),
             };

@@ -139,6 +139,10 @@ impl Collector {
             },
             registry,
         )?);
+        {
+            let limits = limits.clone();
+            metrics.set_series_limit(Arc::new(move |tenant: &str| limits.of(tenant).max_series));
+        }
         let span_metrics = Arc::new(crate::span_metrics::SpanMetrics::new());
         let logs = Arc::new(LogStore::new(logs));
         let traces = Arc::new(TraceStore::new(traces)?);

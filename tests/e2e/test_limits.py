@@ -28,7 +28,7 @@ def stack(tmp_path_factory):
                    "limits:\n  ingest_rate: 20\n  ingest_burst: 40\n  max_labels_per_series: 6\n"
                    "  max_label_bytes: 64\n  max_query_range_secs: 3600\n  max_concurrent_queries: 1\n"
                    "  max_tail_streams: 1\n  max_header_bytes: 16384\n  header_read_timeout_secs: 2\n"
-                   "  tenants:\n    big:\n      ingest_rate: 100000\n      max_concurrent_queries: 8\n")
+                   "  tenants:\n    big:\n      ingest_rate: 100000\n      max_concurrent_queries: 8\n      max_series: 20\n")
     t = Triad(d / "data", config=cfg).start()
     try:
         yield {"t": t, "tk": tokens}
@@ -91,6 +91,26 @@ def test_series_shape(stack):
     assert refused(t, "max_labels_per_series", "small") == 2
     wait_until("the fitting series", lambda: json.loads(call(
         t.query + "/api/v1/query?query=fine", tk[("small", "read")])[1])["data"]["result"])
+
+
+def test_active_series(stack):
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+
+    t, tk = stack["t"], stack["tk"]
+    now = time.time_ns()
+    req = gauge_request("many_series", [({"i": str(i)}, now, 1.0) for i in range(30)])
+    status, body = call(t.http + "/v1/metrics", tk[("big", "write")], "POST", req.SerializeToString(),
+                        {"Content-Type": "application/x-protobuf"})
+    assert status == 200, body
+    resp = metrics_service_pb2.ExportMetricsServiceResponse.FromString(body)
+    assert resp.partial_success.rejected_data_points == 10
+    assert "limits.max_series" in resp.partial_success.error_message
+    assert refused(t, "max_series", "big") == 10
+    # The series it has still take samples.
+    again = gauge_request("many_series", [({"i": str(i)}, now + 1_000_000_000, 2.0) for i in range(20)])
+    status, body = call(t.http + "/v1/metrics", tk[("big", "write")], "POST", again.SerializeToString(),
+                        {"Content-Type": "application/x-protobuf"})
+    assert metrics_service_pb2.ExportMetricsServiceResponse.FromString(body).partial_success.rejected_data_points == 0
 
 
 def test_query_range(stack):

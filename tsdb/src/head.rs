@@ -266,6 +266,14 @@ impl Head {
         self.slots.iter().flatten().map(|s| (s.id, s))
     }
 
+    /// Whether the head has the series `labels`.
+    pub fn contains(&self, labels: &Labels) -> bool {
+        labels.hint().checked_sub(1).is_some_and(|slot| {
+            self.at(slot)
+                .is_some_and(|s| s.labels.same_allocation(labels))
+        }) || self.by_labels.contains_key(labels)
+    }
+
     /// Number of series.
     pub fn num_series(&self) -> usize {
         self.slot_of.len()

@@ -132,12 +132,15 @@ pub struct AppendOutcome {
     pub out_of_order: usize,
     /// Samples with a repeated timestamp and a different value.
     pub duplicate_timestamp: usize,
+    /// Samples of new series refused because the tenant has its most series
+    /// (`limits.max_series`).
+    pub series_limited: usize,
 }
 
 impl AppendOutcome {
     /// Samples refused (repeats of the newest sample are not counted).
     pub fn rejected(&self) -> usize {
-        self.out_of_order + self.duplicate_timestamp
+        self.out_of_order + self.duplicate_timestamp + self.series_limited
     }
 }
 
@@ -225,6 +228,18 @@ impl Tsdb {
 
     /// Commits a batch; with `durable`, returns once the WAL record is on disk.
     pub fn append(&self, batch: &AppendBatch, durable: bool) -> Result<AppendOutcome> {
+        self.append_limited(batch, durable, 0)
+    }
+
+    /// [`Tsdb::append`], creating no series beyond `max_series` in the head (0: no
+    /// limit): the samples of new series past it are refused, those of series the head
+    /// has are stored.
+    pub fn append_limited(
+        &self,
+        batch: &AppendBatch,
+        durable: bool,
+        max_series: usize,
+    ) -> Result<AppendOutcome> {
         let mut out = AppendOutcome::default();
         let mut rec = WalRecord::default();
         let mut bytes = Vec::new();
@@ -232,6 +247,10 @@ impl Tsdb {
         {
             let mut head = self.head.write().map_err(|_| Error::Closed("tsdb"))?;
             for (labels, t, v) in &batch.samples {
+                if max_series > 0 && head.num_series() >= max_series && !head.contains(labels) {
+                    out.series_limited += 1;
+                    continue;
+                }
                 let (slot, created) = head.get_or_create(labels);
                 if created && let Some(s) = head.slot_series(slot) {
                     rec.series.push((s.id, labels.clone()));
@@ -247,6 +266,9 @@ impl Tsdb {
                 }
             }
             for (labels, e) in &batch.exemplars {
+                if max_series > 0 && head.num_series() >= max_series && !head.contains(labels) {
+                    continue;
+                }
                 let (slot, created) = head.get_or_create(labels);
                 if created && let Some(s) = head.slot_series(slot) {
                     rec.series.push((s.id, labels.clone()));

@@ -20,7 +20,12 @@ pub struct MetricStore {
     opts: TsdbOptions,
     metrics: TsdbMetrics,
     tenants: RwLock<HashMap<String, Arc<Tsdb>>>,
+    /// The most series a tenant's head may hold (0: no limit).
+    max_series: RwLock<Option<SeriesLimit>>,
 }
+
+/// The most series a tenant's head may hold (`limits.max_series`; 0: no limit).
+pub type SeriesLimit = Arc<dyn Fn(&str) -> usize + Send + Sync>;
 
 fn valid_tenant(t: &str) -> bool {
     !t.is_empty()
@@ -48,6 +53,7 @@ impl MetricStore {
             opts,
             metrics,
             tenants: RwLock::new(tenants),
+            max_series: RwLock::new(None),
         })
     }
 
@@ -84,7 +90,20 @@ impl MetricStore {
         batch: &AppendBatch,
         durable: bool,
     ) -> Result<AppendOutcome> {
-        self.tenant(tenant)?.append(batch, durable)
+        let max = self
+            .max_series
+            .read()
+            .ok()
+            .and_then(|l| l.as_ref().map(|f| f(tenant)))
+            .unwrap_or(0);
+        self.tenant(tenant)?.append_limited(batch, durable, max)
+    }
+
+    /// Sets the most series each tenant's head may hold.
+    pub fn set_series_limit(&self, limit: SeriesLimit) {
+        if let Ok(mut l) = self.max_series.write() {
+            *l = Some(limit);
+        }
     }
 
     /// Every tenant's TSDB, with the tenant's name.

@@ -61,7 +61,8 @@ fn append_select_and_order_policy() {
         AppendOutcome {
             accepted: 1,
             out_of_order: 1,
-            duplicate_timestamp: 1
+            duplicate_timestamp: 1,
+            series_limited: 0,
         }
     );
     let got = all_up(&db);
@@ -192,4 +193,32 @@ fn retention_drops_old_blocks() {
     let got = all_up(&db);
     assert!(got[0].samples[0].0 >= 60_000, "{:?}", got[0].samples[0]);
     assert_eq!(got[0].samples.last().unwrap().0, 99_000);
+}
+
+#[test]
+fn series_limit_refuses_new_series_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Tsdb::open(dir.path(), opts(3_600_000), TsdbMetrics::unregistered()).unwrap();
+    let (a, b, c) = (labels("up", "a"), labels("up", "b"), labels("up", "c"));
+    let out = db
+        .append_limited(
+            &batch(&[(&a, 1, 1.0), (&b, 1, 1.0), (&c, 1, 1.0)]),
+            false,
+            2,
+        )
+        .unwrap();
+    assert_eq!(
+        (out.accepted, out.series_limited, out.rejected()),
+        (2, 1, 1)
+    );
+    // Series the head has still take samples; a new one still does not.
+    let out = db
+        .append_limited(&batch(&[(&a, 2, 2.0), (&c, 2, 2.0)]), false, 2)
+        .unwrap();
+    assert_eq!((out.accepted, out.series_limited), (1, 1));
+    // No limit: it is created.
+    assert_eq!(
+        db.append(&batch(&[(&c, 3, 3.0)]), false).unwrap().accepted,
+        1
+    );
 }

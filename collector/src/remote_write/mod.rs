@@ -266,11 +266,15 @@ pub async fn write(
                 }
                 let invalid = invalid + limited;
                 let store = s.store.clone();
-                let res =
-                    tokio::task::spawn_blocking(move || store.append(&tenant, &batch, true)).await;
+                let t = tenant.clone();
+                let res = tokio::task::spawn_blocking(move || store.append(&t, &batch, true)).await;
                 match res {
                     Ok(Ok(out)) => {
                         s.metrics.samples.inc_by(out.accepted as u64);
+                        if out.series_limited > 0 {
+                            s.limits
+                                .count("max_series", &tenant, out.series_limited as u64);
+                        }
                         let rejected = out.rejected() + invalid;
                         s.metrics.rejected.inc_by(rejected as u64);
                         if rejected == 0 {
@@ -279,8 +283,11 @@ pub async fn write(
                             (
                                 StatusCode::BAD_REQUEST,
                                 format!(
-                                    "{rejected} samples rejected ({} out of order, {} duplicate timestamp, {invalid} invalid series); {} stored",
-                                    out.out_of_order, out.duplicate_timestamp, out.accepted
+                                    "{rejected} samples rejected ({} out of order, {} duplicate timestamp, {invalid} invalid series or over limits.max_labels_per_series / max_label_bytes, {} of new series over limits.max_series); {} stored",
+                                    out.out_of_order,
+                                    out.duplicate_timestamp,
+                                    out.series_limited,
+                                    out.accepted
                                 ),
                             )
                         }

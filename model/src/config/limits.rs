@@ -24,6 +24,10 @@ pub struct LimitsConfig {
     pub max_labels_per_series: usize,
     /// Bytes of a label's name or value; a series with a longer one is refused.
     pub max_label_bytes: usize,
+    /// Series a tenant may have in the metric store's head (those with samples since
+    /// the last block cut, about two hours); 0: no limit. Samples of new series past it
+    /// are refused, those of existing series stored.
+    pub max_series: usize,
     /// Longest time range a query may cover (PromQL ranges, log and trace searches,
     /// LogQL), in seconds; 0: no limit. Longer: 400.
     pub max_query_range_secs: u64,
@@ -47,6 +51,7 @@ impl Default for LimitsConfig {
             ingest_burst: 0,
             max_labels_per_series: 64,
             max_label_bytes: 4096,
+            max_series: 1_000_000,
             max_query_range_secs: 0,
             max_concurrent_queries: 32,
             max_tail_streams: 16,
@@ -69,6 +74,8 @@ pub struct TenantLimits {
     pub max_labels_per_series: Option<usize>,
     /// As `limits.max_label_bytes`.
     pub max_label_bytes: Option<usize>,
+    /// As `limits.max_series`.
+    pub max_series: Option<usize>,
     /// As `limits.max_query_range_secs`.
     pub max_query_range_secs: Option<u64>,
     /// As `limits.max_concurrent_queries`.
@@ -88,6 +95,8 @@ pub struct Effective {
     pub max_labels_per_series: usize,
     /// Bytes per label name or value.
     pub max_label_bytes: usize,
+    /// Series in the head (0: none).
+    pub max_series: usize,
     /// Query range, seconds (0: none).
     pub max_query_range_secs: u64,
     /// Concurrent queries.
@@ -109,6 +118,7 @@ impl LimitsConfig {
                 .max_labels_per_series
                 .unwrap_or(self.max_labels_per_series),
             max_label_bytes: t.max_label_bytes.unwrap_or(self.max_label_bytes),
+            max_series: t.max_series.unwrap_or(self.max_series),
             max_query_range_secs: t.max_query_range_secs.unwrap_or(self.max_query_range_secs),
             max_concurrent_queries: t
                 .max_concurrent_queries
