@@ -45,8 +45,8 @@ pub async fn correlate(
         None => DEFAULT_MARGIN_SECS * 1000,
     };
     let with_spans = params.get("trace").map(String::as_str) != Some("false");
-    let limits =
-        crate::prom_api::limits(&st, None).map_err(|_| ApiError::Internal("limits".into()))?;
+    let limits = crate::prom_api::limits(&st, &st.tenant, None)
+        .map_err(|_| ApiError::Internal("limits".into()))?;
     let st2 = st.clone();
     let out =
         tokio::task::spawn_blocking(move || build(&st2, trace_id, margin_ms, &limits, with_spans))

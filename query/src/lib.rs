@@ -75,6 +75,22 @@ pub struct AppState {
     pub limits: Arc<triad_receiver::limits::Limits>,
 }
 
+impl AppState {
+    /// The PromQL engine's limits for `tenant`: `query.max_samples` and
+    /// `query.query_timeout_secs`, or the tenant's own in `limits.tenants`.
+    pub fn query_limits(&self, tenant: &str) -> triad_promql::Limits {
+        let mut l = triad_promql::Limits::from_config(&self.cfg);
+        let t = self.limits.of(tenant);
+        if let Some(n) = t.max_query_samples {
+            l.max_samples = n;
+        }
+        if let Some(secs) = t.query_timeout_secs {
+            l.timeout = std::time::Duration::from_secs(secs);
+        }
+        l
+    }
+}
+
 /// The tenant of a request: the one the gate authenticated (the token's, or the one a
 /// trusted token named); without authentication, the default tenant. Every store read
 /// of a handler goes through it.

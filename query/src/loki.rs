@@ -235,7 +235,7 @@ fn evaluator(st: &Scoped) -> Evaluator<'_> {
     Evaluator {
         logs: st.logs.as_ref(),
         tenant: &st.tenant,
-        limits: triad_promql::Limits::from_config(&st.cfg),
+        limits: st.query_limits(&st.tenant),
         max_series: MAX_SERIES,
     }
 }

@@ -291,8 +291,12 @@ fn store(s: &AppState) -> Result<Arc<dyn MetricRead>, PromError> {
 }
 
 /// The query limits of the configuration, shortened by a `timeout` parameter.
-pub(crate) fn limits(s: &AppState, timeout: Option<&str>) -> Result<Limits, PromError> {
-    let mut l = Limits::from_config(&s.cfg);
+pub(crate) fn limits(
+    s: &AppState,
+    tenant: &str,
+    timeout: Option<&str>,
+) -> Result<Limits, PromError> {
+    let mut l = s.query_limits(tenant);
     if let Some(t) = timeout {
         let ms = parse_duration_ms(t)
             .map_err(|e| PromError::bad_data(format!("invalid parameter \"timeout\": {e}")))?;
@@ -323,7 +327,7 @@ pub async fn query(
         .ok_or_else(|| PromError::bad_data("invalid parameter \"query\": query must not be empty"))?
         .to_string();
     let t = p.time("time", now_ms())?;
-    let limits = limits(&s, p.get("timeout"))?;
+    let limits = limits(&s, &tenant, p.get("timeout"))?;
     let store = store(&s)?;
     let (value, warnings) = blocking(move || {
         let engine = Engine::new(store.as_ref(), &tenant, limits);
@@ -367,7 +371,7 @@ pub async fn query_range(
             end.saturating_mul(1_000_000),
         )
         .map_err(|r| PromError::bad_data(r.message))?;
-    let limits = limits(&s, p.get("timeout"))?;
+    let limits = limits(&s, &tenant, p.get("timeout"))?;
     let store = store(&s)?;
     let (matrix, warnings) = blocking(move || {
         let engine = Engine::new(store.as_ref(), &tenant, limits);

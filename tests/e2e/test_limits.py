@@ -28,7 +28,7 @@ def stack(tmp_path_factory):
                    "limits:\n  ingest_rate: 20\n  ingest_burst: 40\n  max_labels_per_series: 6\n"
                    "  max_label_bytes: 64\n  max_query_range_secs: 3600\n  max_concurrent_queries: 1\n"
                    "  max_tail_streams: 1\n  max_header_bytes: 16384\n  header_read_timeout_secs: 2\n"
-                   "  tenants:\n    big:\n      ingest_rate: 100000\n      max_concurrent_queries: 8\n      max_series: 20\n")
+                   "  tenants:\n    small:\n      max_query_samples: 1000\n    big:\n      ingest_rate: 100000\n      max_concurrent_queries: 8\n      max_series: 20\n")
     t = Triad(d / "data", config=cfg).start()
     try:
         yield {"t": t, "tk": tokens}
@@ -127,6 +127,16 @@ def test_query_range(stack):
     status, _ = call(t.query + "/api/v1/query_range?" + urllib.parse.urlencode(
         {"query": "up", "start": now - 600, "end": now, "step": 60}), tk[("small", "read")])
     assert status == 200
+
+
+def test_samples_per_query(stack):
+    t, tk = stack["t"], stack["tk"]
+    wait_until("the series", lambda: json.loads(call(
+        t.query + "/api/v1/query?query=fine", tk[("small", "read")])[1])["data"]["result"])
+    now = time.time()
+    q = urllib.parse.urlencode({"query": "fine", "start": now - 3000, "end": now, "step": 1})
+    status, body = call(t.query + "/api/v1/query_range?" + q, tk[("small", "read")])
+    assert status == 422 and b"too many samples" in body, (status, body)
 
 
 def hold_a_query(t, token):

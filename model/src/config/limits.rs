@@ -82,6 +82,11 @@ pub struct TenantLimits {
     pub max_concurrent_queries: Option<usize>,
     /// As `limits.max_tail_streams`.
     pub max_tail_streams: Option<usize>,
+    /// Instead of `query.max_samples` for this tenant: most samples a PromQL or LogQL
+    /// metric query may hold.
+    pub max_query_samples: Option<usize>,
+    /// Instead of `query.query_timeout_secs` for this tenant.
+    pub query_timeout_secs: Option<u64>,
 }
 
 /// The limits that apply to one tenant.
@@ -103,6 +108,10 @@ pub struct Effective {
     pub max_concurrent_queries: usize,
     /// Open live tails.
     pub max_tail_streams: usize,
+    /// Samples per query, where the tenant overrides `query.max_samples`.
+    pub max_query_samples: Option<usize>,
+    /// Query timeout, where the tenant overrides `query.query_timeout_secs`.
+    pub query_timeout_secs: Option<u64>,
 }
 
 impl LimitsConfig {
@@ -124,6 +133,8 @@ impl LimitsConfig {
                 .max_concurrent_queries
                 .unwrap_or(self.max_concurrent_queries),
             max_tail_streams: t.max_tail_streams.unwrap_or(self.max_tail_streams),
+            max_query_samples: t.max_query_samples,
+            query_timeout_secs: t.query_timeout_secs,
         }
     }
 
@@ -169,6 +180,25 @@ impl LimitsConfig {
                 });
             }
             check(&format!("limits.tenants.{name}."), &self.for_tenant(name))?;
+            let t = &self.tenants[name];
+            if let Some(n) = t.max_query_samples {
+                range(
+                    &format!("limits.tenants.{name}.max_query_samples"),
+                    n,
+                    1_000,
+                    1_000_000_000,
+                    "e.g. 50000000",
+                )?;
+            }
+            if let Some(s) = t.query_timeout_secs {
+                range(
+                    &format!("limits.tenants.{name}.query_timeout_secs"),
+                    s,
+                    1,
+                    3_600,
+                    "e.g. 120",
+                )?;
+            }
         }
         range(
             "limits.max_header_bytes",
