@@ -187,8 +187,9 @@ pub fn app(state: AppState, metrics: metrics::QueryMetrics) -> Router {
         ))
 }
 
-/// Holds one of the caller's concurrent queries while a request runs
-/// (`limits.max_concurrent_queries`); live tails have their own limit.
+/// Holds one of the caller's concurrent queries while a request runs, waiting for one
+/// when all are taken (`limits.max_concurrent_queries`, `limits.query_queue_secs`);
+/// live tails have their own limit.
 async fn concurrent_queries(
     axum::extract::State(limits): axum::extract::State<Arc<triad_receiver::limits::Limits>>,
     req: axum::extract::Request,
@@ -205,7 +206,7 @@ async fn concurrent_queries(
     let Some(tenant) = tenant.filter(|_| !tail) else {
         return next.run(req).await;
     };
-    match limits.query_slot(&tenant) {
+    match limits.query_slot(&tenant).await {
         Ok(_slot) => next.run(req).await,
         Err(r) => triad_receiver::limits::refusal(&r),
     }

@@ -47,7 +47,7 @@ struct Bucket {
 pub struct Limits {
     cfg: LimitsConfig,
     buckets: Mutex<HashMap<String, Bucket>>,
-    queries: Mutex<HashMap<String, usize>>,
+    queries: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     tails: Mutex<HashMap<String, usize>>,
     metrics: LimitMetrics,
 }
@@ -58,22 +58,19 @@ impl std::fmt::Debug for Limits {
     }
 }
 
-/// Holds one of a tenant's concurrent queries or live tails; released when dropped.
+/// Holds one of a tenant's live tails; released when dropped.
 #[derive(Debug)]
 pub struct Slot {
     limits: Arc<Limits>,
     tenant: String,
-    tail: bool,
 }
+
+/// Holds one of a tenant's concurrent queries; released when dropped.
+pub type QuerySlot = tokio::sync::OwnedSemaphorePermit;
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let map = if self.tail {
-            &self.limits.tails
-        } else {
-            &self.limits.queries
-        };
-        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self.limits.tails.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = m.get_mut(&self.tenant) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -169,47 +166,52 @@ impl Limits {
         })
     }
 
-    fn slot(self: &Arc<Self>, tenant: &str, tail: bool) -> Result<Slot, Refused> {
-        let l = self.of(tenant);
-        let (map, max, key) = if tail {
-            (&self.tails, l.max_tail_streams, "max_tail_streams")
-        } else {
-            (
-                &self.queries,
-                l.max_concurrent_queries,
-                "max_concurrent_queries",
-            )
+    /// One of the tenant's concurrent queries, while the permit lives: waits for one
+    /// up to `limits.query_queue_secs`, as Prometheus queues its queries.
+    pub async fn query_slot(&self, tenant: &str) -> Result<QuerySlot, Refused> {
+        let max = self.of(tenant).max_concurrent_queries;
+        let sem = {
+            let mut m = self.queries.lock().unwrap_or_else(|p| p.into_inner());
+            m.entry(tenant.to_string())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(max)))
+                .clone()
         };
-        {
-            let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
-            let n = m.entry(tenant.to_string()).or_default();
-            if *n < max {
-                *n += 1;
-                return Ok(Slot {
-                    limits: self.clone(),
-                    tenant: tenant.to_string(),
-                    tail,
-                });
-            }
+        let wait = Duration::from_secs(self.cfg.query_queue_secs);
+        if let Ok(Ok(p)) = tokio::time::timeout(wait, sem.acquire_owned()).await {
+            return Ok(p);
         }
-        self.count(key, tenant, 1);
+        self.count("max_concurrent_queries", tenant, 1);
         Err(Refused {
             message: format!(
-                "tenant {tenant:?} already has {max} {} open (limits.{key})",
-                if tail { "live tails" } else { "queries" }
+                "tenant {tenant:?} had {max} queries running for {}s \
+                 (limits.max_concurrent_queries, limits.query_queue_secs)",
+                wait.as_secs()
             ),
             retry_after: Some(Duration::from_secs(1)),
         })
     }
 
-    /// One of the tenant's concurrent queries, while the slot lives.
-    pub fn query_slot(self: &Arc<Self>, tenant: &str) -> Result<Slot, Refused> {
-        self.slot(tenant, false)
-    }
-
     /// One of the tenant's live tails, while the slot lives.
     pub fn tail_slot(self: &Arc<Self>, tenant: &str) -> Result<Slot, Refused> {
-        self.slot(tenant, true)
+        let max = self.of(tenant).max_tail_streams;
+        {
+            let mut m = self.tails.lock().unwrap_or_else(|p| p.into_inner());
+            let n = m.entry(tenant.to_string()).or_default();
+            if *n < max {
+                *n += 1;
+                return Ok(Slot {
+                    limits: Arc::clone(self),
+                    tenant: tenant.to_string(),
+                });
+            }
+        }
+        self.count("max_tail_streams", tenant, 1);
+        Err(Refused {
+            message: format!(
+                "tenant {tenant:?} already has {max} live tails open (limits.max_tail_streams)"
+            ),
+            retry_after: Some(Duration::from_secs(1)),
+        })
     }
 }
 
@@ -277,22 +279,23 @@ mod tests {
         assert!(fresh.admit_ingest("a", 1).is_err());
     }
 
-    #[test]
-    fn slots_are_counted_and_released() {
+    #[tokio::test]
+    async fn slots_are_counted_and_released() {
         let l = Limits::new(
             LimitsConfig {
                 max_concurrent_queries: 2,
                 max_tail_streams: 1,
+                query_queue_secs: 0,
                 ..Default::default()
             },
             LimitMetrics::unregistered(),
         );
-        let a = l.query_slot("t").unwrap();
-        let _b = l.query_slot("t").unwrap();
-        assert!(l.query_slot("t").is_err());
-        assert!(l.query_slot("u").is_ok());
+        let a = l.query_slot("t").await.unwrap();
+        let _b = l.query_slot("t").await.unwrap();
+        assert!(l.query_slot("t").await.is_err());
+        assert!(l.query_slot("u").await.is_ok());
         drop(a);
-        assert!(l.query_slot("t").is_ok());
+        assert!(l.query_slot("t").await.is_ok());
         let tail = l.tail_slot("t").unwrap();
         assert!(
             l.tail_slot("t")

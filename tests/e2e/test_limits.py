@@ -27,7 +27,7 @@ def stack(tmp_path_factory):
     cfg.write_text(f"auth:\n  tokens:\n{indented}\n"
                    "limits:\n  ingest_rate: 20\n  ingest_burst: 40\n  max_labels_per_series: 6\n"
                    "  max_label_bytes: 64\n  max_query_range_secs: 3600\n  max_concurrent_queries: 1\n"
-                   "  max_tail_streams: 1\n  max_header_bytes: 16384\n  header_read_timeout_secs: 2\n"
+                   "  query_queue_secs: 1\n  max_tail_streams: 1\n  max_header_bytes: 16384\n  header_read_timeout_secs: 2\n"
                    "  tenants:\n    small:\n      max_query_samples: 1000\n    big:\n      ingest_rate: 100000\n      max_concurrent_queries: 8\n      max_series: 20\n")
     t = Triad(d / "data", config=cfg).start()
     try:

@@ -31,8 +31,11 @@ pub struct LimitsConfig {
     /// Longest time range a query may cover (PromQL ranges, log and trace searches,
     /// LogQL), in seconds; 0: no limit. Longer: 400.
     pub max_query_range_secs: u64,
-    /// Queries a tenant may run at once on a query server; more: 429.
+    /// Queries a tenant may run at once on a query server; more wait for a slot (as in
+    /// Prometheus), up to `query_queue_secs`, then get 429.
     pub max_concurrent_queries: usize,
+    /// How long a query waits for one of its tenant's slots before 429.
+    pub query_queue_secs: u64,
     /// Live tails (the UI's and Loki's) a tenant may hold open at once; more: 429.
     pub max_tail_streams: usize,
     /// Bytes of a request's headers, on every HTTP server; more: 431.
@@ -54,6 +57,7 @@ impl Default for LimitsConfig {
             max_series: 1_000_000,
             max_query_range_secs: 0,
             max_concurrent_queries: 32,
+            query_queue_secs: 10,
             max_tail_streams: 16,
             max_header_bytes: 65_536,
             header_read_timeout_secs: 10,
@@ -206,6 +210,13 @@ impl LimitsConfig {
             8192,
             16 << 20,
             "e.g. 65536 (hyper needs at least 8192)",
+        )?;
+        range(
+            "limits.query_queue_secs",
+            self.query_queue_secs,
+            0,
+            3600,
+            "e.g. 10 (0: refuse at once)",
         )?;
         range(
             "limits.header_read_timeout_secs",
