@@ -20,7 +20,6 @@ import os
 import shutil
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,11 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 os.environ.setdefault("TRIAD_BIN", str(ROOT / "target" / "release" / "triad"))
-import conftest  # noqa: E402
-from conftest import Triad, logs_request  # noqa: E402
+from conftest import Triad, auth_yaml, logs_request, new_token  # noqa: E402
 from test_tls import make_pki  # noqa: E402
 
-conftest.BIN = Path(os.environ["TRIAD_BIN"])
 BATCH = 1000
 THREADS = 4
 TICK = os.sysconf("SC_CLK_TCK")
@@ -46,12 +43,6 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def new_token(tenant, role, name):
-    out = subprocess.run([str(conftest.BIN), "token", "new", "--tenant", tenant, "--role", role, "--name", name],
-                         capture_output=True, text=True, check=True).stdout
-    return out.splitlines()[0].rsplit(" ", 1)[1], "\n".join(out.splitlines()[2:])
-
-
 class Setup:
     def __init__(self, secure, pki, work):
         self.secure, self.pki = secure, pki
@@ -59,8 +50,7 @@ class Setup:
         if secure:
             self.write, e1 = new_token("default", "write", "bench-write")
             self.read, e2 = new_token("default", "read", "bench-read")
-            indented = "\n".join("    " + line for e in (e1, e2) for line in e.splitlines())
-            cfg.write_text(f"auth:\n  tokens:\n{indented}\n"
+            cfg.write_text(auth_yaml([e1, e2]) +
                            f"tls:\n  cert_file: {pki / 'server.pem'}\n  key_file: {pki / 'server.key'}\n"
                            f"  client_ca_file: {pki / 'ca.pem'}\n")
         else:

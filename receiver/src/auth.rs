@@ -118,18 +118,18 @@ impl Gate {
                 .transpose()?;
             auth.authenticate(&creds, org, needed)
         });
-        match result {
-            Ok(p) => Ok(Some(p)),
-            Err(e) => {
-                self.metrics
-                    .refused
-                    .get_or_create(&RefusalLabels {
-                        reason: reason_of(&e),
-                    })
-                    .inc();
-                Err(e)
-            }
-        }
+        result.map(Some).map_err(|e| self.refused(e))
+    }
+
+    /// Counts a refusal by reason.
+    fn refused(&self, e: AuthError) -> AuthError {
+        self.metrics
+            .refused
+            .get_or_create(&RefusalLabels {
+                reason: reason_of(&e),
+            })
+            .inc();
+        e
     }
 
     /// Checks a token offered to sign in (the UI's form) for read access.
@@ -142,14 +142,7 @@ impl Gate {
             user: None,
         };
         auth.authenticate(&creds, None, Some(Role::Read))
-            .inspect_err(|e| {
-                self.metrics
-                    .refused
-                    .get_or_create(&RefusalLabels {
-                        reason: reason_of(e),
-                    })
-                    .inc();
-            })
+            .map_err(|e| self.refused(e))
     }
 }
 

@@ -119,6 +119,27 @@ class Triad:
         return self.get_status("/metrics", base)[1].decode()
 
 
+def new_token(tenant, role, name, trusted=False):
+    """A token made with `triad token new`: (token, its `auth.tokens` entry as YAML).
+    `triad token hash` agrees with the entry, which holds the hash, not the token."""
+    args = [str(BIN), "token", "new", "--tenant", tenant, "--role", role, "--name", name]
+    if trusted:
+        args.append("--trusted")
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    token = out.splitlines()[0].rsplit(" ", 1)[1]
+    entry = "\n".join(out.splitlines()[2:])
+    hashed = subprocess.run([str(BIN), "token", "hash"], input=token + "\n", capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert hashed in entry and token not in entry
+    return token, entry
+
+
+def auth_yaml(entries):
+    """The `auth` section of triad.yaml accepting the `new_token` entries."""
+    indented = "\n".join("    " + line for e in entries for line in e.splitlines())
+    return f"auth:\n  tokens:\n{indented}\n"
+
+
 def post_protobuf(url, msg):
     """POST an OTLP protobuf message; asserts the 200 that acknowledges it."""
     req = urllib.request.Request(url, data=msg.SerializeToString(), headers={"Content-Type": "application/x-protobuf"})

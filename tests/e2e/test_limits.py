@@ -10,8 +10,8 @@ import time
 import urllib.parse
 
 import pytest
-from conftest import BIN, Triad, gauge_request, logs_request, wait_until
-from test_security import call, new_token
+from conftest import Triad, auth_yaml, gauge_request, logs_request, new_token, wait_until
+from test_security import call
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,8 @@ def stack(tmp_path_factory):
         for role in ("write", "read"):
             tokens[(tenant, role)], entry = new_token(tenant, role, f"{tenant}-{role}")
             entries.append(entry)
-    indented = "\n".join("    " + line for e in entries for line in e.splitlines())
     cfg = d / "triad.yaml"
-    cfg.write_text(f"auth:\n  tokens:\n{indented}\n"
+    cfg.write_text(auth_yaml(entries) +
                    "limits:\n  ingest_rate: 20\n  ingest_burst: 40\n  max_labels_per_series: 6\n"
                    "  max_label_bytes: 64\n  max_query_range_secs: 3600\n  max_concurrent_queries: 1\n"
                    "  query_queue_secs: 1\n  max_tail_streams: 1\n  max_header_bytes: 16384\n  header_read_timeout_secs: 2\n"

@@ -23,25 +23,11 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from conftest import BIN, Triad, logs_request, gauge_request, wait_until
+from conftest import BIN, Triad, auth_yaml, gauge_request, logs_request, new_token, wait_until
 
 A, B = "acme", "bravo"
 MARK = {A: "zqalpha", B: "zqbravo"}
 SHARED_TRACE = "5ec0de5ec0de5ec0de5ec0de5ec0de01"
-
-
-def new_token(tenant, role, name, trusted=False):
-    args = [str(BIN), "token", "new", "--tenant", tenant, "--role", role, "--name", name]
-    if trusted:
-        args.append("--trusted")
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    token = out.splitlines()[0].rsplit(" ", 1)[1]
-    entry = "\n".join(line for line in out.splitlines()[2:])
-    # The hash subcommand agrees with what `new` printed.
-    hashed = subprocess.run([str(BIN), "token", "hash"], input=token + "\n", capture_output=True, text=True,
-                            check=True).stdout.strip()
-    assert hashed in entry and token not in entry
-    return token, entry
 
 
 def call(url, token=None, method="GET", body=None, headers=None, timeout=10, basic=None, status_only=False):
@@ -161,9 +147,8 @@ def stack(tmp_path_factory):
     (d / "rules.yaml").write_text(
         "groups:\n- name: marker\n  interval: 1s\n  rules:\n"
         "  - alert: ZqalphaMarker\n    expr: vector(1)\n    labels: {marker: zqalpha}\n")
-    indented = "\n".join("    " + line for e in entries for line in e.splitlines())
     cfg = d / "triad.yaml"
-    cfg.write_text(f"auth:\n  tokens:\n{indented}\n"
+    cfg.write_text(auth_yaml(entries) +
                    f"alerting:\n  tenant: {A}\n  evaluation_interval_secs: 1\n  rule_files: [rules.yaml]\n")
     t = Triad(d / "data", config=cfg).start()
     spans = {}

@@ -15,7 +15,7 @@ import time
 import urllib.parse
 
 import pytest
-from conftest import BIN, Triad, logs_request, wait_until
+from conftest import Triad, auth_yaml, logs_request, new_token, wait_until
 
 
 def openssl(*args, cwd):
@@ -61,14 +61,6 @@ def get(addr, path, ctx, token, conn=None):
     return r.status, r.read(), conn
 
 
-def new_token(tenant, role, name, trusted=False):
-    args = [str(BIN), "token", "new", "--tenant", tenant, "--role", role, "--name", name]
-    if trusted:
-        args.append("--trusted")
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    return out.splitlines()[0].rsplit(" ", 1)[1], "\n".join(out.splitlines()[2:])
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp("pki")
@@ -86,9 +78,8 @@ def stack(pki, tmp_path_factory):
     for name, role, trusted in [("admin", "admin", False), ("agent", "write", False), ("reader", "read", True)]:
         tokens[name], entry = new_token("default", role, name, trusted)
         entries.append(entry)
-    indented = "\n".join("    " + line for e in entries for line in e.splitlines())
     cfg = d / "triad.yaml"
-    cfg.write_text(f"auth:\n  tokens:\n{indented}\n"
+    cfg.write_text(auth_yaml(entries) +
                    f"tls:\n  cert_file: {pki / 'live.pem'}\n  key_file: {pki / 'live.key'}\n"
                    f"  client_ca_file: {pki / 'ca.pem'}\n  reload_interval_secs: 1\n")
     t = Triad(d / "data", config=cfg).start()
