@@ -24,7 +24,8 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<ValidConfig> {
         {
             *f = base.join(&*f);
         }
-        for pattern in &mut c.alerting.rule_files {
+        let tenants = c.alerting.tenants.values_mut().map(|t| &mut t.rule_files);
+        for pattern in c.alerting.rule_files.iter_mut().chain(tenants.flatten()) {
             if Path::new(pattern.as_str()).is_relative() {
                 *pattern = base.join(&*pattern).to_string_lossy().into_owned();
             }
@@ -113,8 +114,11 @@ mod tests {
         match v {
             serde_json::Value::Object(m) if !m.is_empty() => {
                 for (k, x) in m {
-                    // Maps keyed by a name: golden-signal services, per-tenant limits.
-                    let named = prefix.ends_with(".services") || prefix == "limits.tenants";
+                    // Maps keyed by a name: golden-signal services, per-tenant limits
+                    // and alerting.
+                    let named = prefix.ends_with(".services")
+                        || prefix == "limits.tenants"
+                        || prefix == "alerting.tenants";
                     let key = if named {
                         format!("{prefix}.<name>")
                     } else if prefix.is_empty() {
@@ -205,7 +209,14 @@ mod tests {
         c.alerting
             .golden_signals
             .services
-            .insert("checkout".into(), all);
+            .insert("checkout".into(), all.clone());
+        let mut team = TenantAlerting {
+            rule_files: vec!["team-b/*.yml".into()],
+            ..Default::default()
+        };
+        team.golden_signals.default = Some(all.clone());
+        team.golden_signals.services.insert("api".into(), all);
+        c.alerting.tenants.insert("team-b".into(), team);
         c.collector.metrics.scrape_config_file = Some("prometheus.yml".into());
         c.limits.tenants.insert("team-a".into(), Default::default());
         c.auth = triad_model::config::AuthSetting::Tokens(triad_model::config::AuthConfig {

@@ -488,7 +488,12 @@ fn query_state(
         cancel: cancel.child_token(),
         ui: ui_asset,
         trace_cache: Default::default(),
-        alert_tenant: cfg.alerting.tenant.clone(),
+        alert_tenants: Arc::new(
+            std::iter::once(&cfg.alerting.tenant)
+                .chain(cfg.alerting.tenants.keys())
+                .cloned()
+                .collect(),
+        ),
         gate: sec.gate.clone(),
         limits: sec.limits.clone(),
     }
@@ -620,7 +625,6 @@ fn remote_alerting(
         traces: stores.traces.clone(),
         logs: stores.logs.clone(),
         external_url: external_url(cfg),
-        tenant: cfg.alerting.tenant.clone(),
         cfg: cfg.alerting.evidence.clone(),
     });
     let collectors = stores.collectors.clone();
@@ -1061,6 +1065,7 @@ async fn query(
             // alerts on the collector that evaluates rules.
             let silences = triad_query::alert::silence::Silences::open(
                 triad_query::alert::StateStore::Metastore(om.metastore.clone()),
+                &cfg.alerting.tenant,
             )
             .await
             .map_err(|e| anyhow::anyhow!("silences: {e}"))?;

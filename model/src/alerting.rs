@@ -31,9 +31,24 @@ pub struct AlertingConfig {
     pub evidence: EvidenceConfig,
     /// Built-in golden-signal rules.
     pub golden_signals: GoldenSignalsConfig,
-    /// The tenant whose metrics the rules read and whose members see and silence the
-    /// alerts (with authentication, a token of that tenant).
+    /// The tenant whose metrics `rule_files` and `golden_signals` read and whose members
+    /// see and silence their alerts (with authentication, a token of that tenant).
     pub tenant: String,
+    /// Rules and golden signals of other tenants, by tenant name: evaluated on that
+    /// tenant's metrics, seen and silenced by that tenant's tokens only. Their alerts
+    /// carry the label `tenant="<name>"`, so routes can send them apart
+    /// (`matchers: ['tenant="team-b"']`); receivers and the routing tree are shared.
+    pub tenants: BTreeMap<String, TenantAlerting>,
+}
+
+/// The alert rules of one tenant under `alerting.tenants`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantAlerting {
+    /// Prometheus rule files (globs allowed), relative to the directory of `triad.yaml`.
+    pub rule_files: Vec<String>,
+    /// Built-in golden-signal rules of this tenant's services.
+    pub golden_signals: GoldenSignalsConfig,
 }
 
 impl Default for AlertingConfig {
@@ -41,6 +56,7 @@ impl Default for AlertingConfig {
         Self {
             rule_files: Vec::new(),
             tenant: crate::DEFAULT_TENANT.to_string(),
+            tenants: BTreeMap::new(),
             evaluation_interval_secs: 60,
             external_url: String::new(),
             receivers: Vec::new(),
@@ -336,11 +352,42 @@ impl AlertingConfig {
                 "e.g. 5",
             ));
         }
-        if let Some(d) = &self.golden_signals.default {
-            d.validate("alerting.golden_signals.default")?;
+        self.golden_signals.validate("alerting.golden_signals")?;
+        for (name, t) in &self.tenants {
+            let key = format!("alerting.tenants.{name}");
+            if !crate::auth::valid_tenant(name) {
+                return Err(err(
+                    key,
+                    format!("{name:?} is not a tenant name"),
+                    "use 1-128 letters, digits, `_` or `-`",
+                ));
+            }
+            if *name == self.tenant {
+                return Err(err(
+                    key,
+                    format!("{name:?} is alerting.tenant already"),
+                    "put that tenant's rules under alerting.rule_files and alerting.golden_signals",
+                ));
+            }
+            t.golden_signals
+                .validate(&format!("alerting.tenants.{name}.golden_signals"))?;
         }
-        for (name, s) in &self.golden_signals.services {
-            s.validate(&format!("alerting.golden_signals.services.{name}"))?;
+        Ok(())
+    }
+
+    /// Whether `tenant` has alerting here: `alerting.tenant` or one of `alerting.tenants`.
+    pub fn has_tenant(&self, tenant: &str) -> bool {
+        tenant == self.tenant || self.tenants.contains_key(tenant)
+    }
+}
+
+impl GoldenSignalsConfig {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        if let Some(d) = &self.default {
+            d.validate(&format!("{prefix}.default"))?;
+        }
+        for (name, s) in &self.services {
+            s.validate(&format!("{prefix}.services.{name}"))?;
         }
         Ok(())
     }
@@ -490,6 +537,37 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         AlertingConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn other_tenants_are_checked_by_their_key() {
+        let mut c = AlertingConfig::default();
+        c.tenants.insert("team-b".into(), TenantAlerting::default());
+        c.validate().unwrap();
+        assert!(c.has_tenant("team-b") && c.has_tenant("default") && !c.has_tenant("x"));
+        c.tenants.insert("default".into(), TenantAlerting::default());
+        assert_eq!(c.validate().unwrap_err().key, "alerting.tenants.default");
+        c.tenants.remove("default");
+        c.tenants.insert("no spaces".into(), TenantAlerting::default());
+        assert_eq!(c.validate().unwrap_err().key, "alerting.tenants.no spaces");
+        c.tenants.remove("no spaces");
+        let mut t = TenantAlerting::default();
+        t.golden_signals.default = Some(GoldenSignals {
+            errors: Some(ErrorSignal {
+                ratio_threshold: 2.0,
+                window_secs: 60,
+                for_secs: 60,
+                slo: None,
+            }),
+            ..Default::default()
+        });
+        c.tenants.insert("team-b".into(), t);
+        let e = c.validate().unwrap_err();
+        assert!(
+            e.key.starts_with("alerting.tenants.team-b.golden_signals.default.errors"),
+            "{}",
+            e.key
+        );
     }
 
     #[test]

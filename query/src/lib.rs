@@ -66,9 +66,9 @@ pub struct AppState {
     pub ui: ui::UiAssets,
     /// Traces the trace page read recently ([`trace_view`]).
     pub trace_cache: Arc<trace_view::TraceCache>,
-    /// The tenant alerting works for (`alerting.tenant`): only its members see rules,
-    /// alerts and silences.
-    pub alert_tenant: String,
+    /// The tenants alerting works for (`alerting.tenant` and `alerting.tenants`): each
+    /// sees its own rules, alerts and silences.
+    pub alert_tenants: Arc<std::collections::BTreeSet<String>>,
     /// The authentication gate of the server's routes (the UI signs in through it).
     pub gate: triad_receiver::auth::Gate,
     /// The tenants' limits: query range, concurrent queries, live tails.

@@ -24,8 +24,11 @@ import urllib.request
 
 import pytest
 from conftest import BIN, Triad, auth_yaml, gauge_request, logs_request, new_token, wait_until
+from test_alerting import Webhook
 
 A, B = "acme", "bravo"
+# A tenant with tokens but without alerting.
+C = "charlie"
 MARK = {A: "zqalpha", B: "zqbravo"}
 SHARED_TRACE = "5ec0de5ec0de5ec0de5ec0de5ec0de01"
 
@@ -144,12 +147,35 @@ def stack(tmp_path_factory):
     gateway, entry = new_token("default", "read", "gateway", trusted=True)
     entries.append(entry)
     tokens["gateway"] = gateway
+    tokens[(C, "admin")], entry = new_token(C, "admin", "charlie-admin")
+    entries.append(entry)
     (d / "rules.yaml").write_text(
         "groups:\n- name: marker\n  interval: 1s\n  rules:\n"
         "  - alert: ZqalphaMarker\n    expr: vector(1)\n    labels: {marker: zqalpha}\n")
+    # B's rule reads B's gauge: it fires only if B's rules are evaluated on B's metrics.
+    (d / "rules-b.yaml").write_text(
+        "groups:\n- name: marker\n  interval: 1s\n  rules:\n"
+        "  - alert: ZqbravoDepth\n    expr: zqbravo_queue_depth > 0\n    labels: {marker: zqbravo}\n")
+    hooks = {A: Webhook(), B: Webhook()}
     cfg = d / "triad.yaml"
-    cfg.write_text(auth_yaml(entries) +
-                   f"alerting:\n  tenant: {A}\n  evaluation_interval_secs: 1\n  rule_files: [rules.yaml]\n")
+    cfg.write_text(auth_yaml(entries) + f"""
+alerting:
+  tenant: {A}
+  evaluation_interval_secs: 1
+  rule_files: [rules.yaml]
+  tenants:
+    {B}:
+      rule_files: [rules-b.yaml]
+  receivers:
+    - {{name: hook-a, url: "{hooks[A].url}"}}
+    - {{name: hook-b, url: "{hooks[B].url}"}}
+  route:
+    receiver: hook-a
+    group_wait_secs: 1
+    group_interval_secs: 1
+    routes:
+      - {{receiver: hook-b, matchers: ['tenant="{B}"']}}
+""")
     t = Triad(d / "data", config=cfg).start()
     spans = {}
     try:
@@ -168,9 +194,12 @@ def stack(tmp_path_factory):
         assert status == 200, body
         silence_id = json.loads(body)["silenceID"]
         fp = json.loads(call(t.query + "/api/alerts", admin_a)[1])[0]["fingerprint"]
-        yield {"t": t, "tokens": tokens, "spans": spans, "silence": silence_id, "fingerprint": fp}
+        yield {"t": t, "tokens": tokens, "spans": spans, "silence": silence_id, "fingerprint": fp,
+               "hooks": hooks}
     finally:
         t.stop()
+        for h in hooks.values():
+            h.close()
 
 
 def routes(base, admin):
@@ -348,6 +377,8 @@ def test_collector_internal_api_answers_for_the_callers_tenant(stack):
         assert gw[0] == 200 and b"zqalpha" in gw[1], path
     _, snap = call(t.http + "/internal/v1/alerting", tk[(B, "read")])
     assert b"Zqalpha" not in snap
+    wait_until("B's rule group in B's snapshot",
+               lambda: b"ZqbravoDepth" in call(t.http + "/internal/v1/alerting", tk[(B, "read")])[1])
     assert b"Zqalpha" in call(t.http + "/internal/v1/alerting", tk[(A, "read")])[1]
 
 
@@ -355,15 +386,70 @@ def test_alerting_belongs_to_its_tenant(stack):
     s, t = stack, stack["t"]
     tk = s["tokens"]
     sid = s["silence"]
-    # B cannot see, expire or add silences; A's silence survives B's attempt.
+    # B cannot see or expire A's silence; A's silence survives B's attempt.
     assert call(f"{t.query}/api/v2/silence/{sid}", tk[(B, "admin")], "DELETE")[0] == 404
-    status, body = call(t.query + "/api/v2/silences", tk[(B, "admin")], "POST",
+    assert call(f"{t.query}/api/v2/silence/{sid}", tk[(B, "read")])[0] == 404
+    _, body = call(f"{t.query}/api/v2/silence/{sid}", tk[(A, "read")])
+    assert json.loads(body)["status"]["state"] == "active"
+    # A tenant without alerting cannot add silences, and is told how to get alerting.
+    status, body = call(t.query + "/api/v2/silences", tk[(C, "admin")], "POST",
                         json.dumps({"matchers": [{"name": "a", "value": "b", "isRegex": False}],
                                     "endsAt": "2099-01-01T00:00:00Z"}).encode(),
                         {"Content-Type": "application/json"})
-    assert status == 403 and b"alerting.tenant" in body
-    _, body = call(f"{t.query}/api/v2/silence/{sid}", tk[(A, "read")])
-    assert json.loads(body)["status"]["state"] == "active"
+    assert status == 403 and b"alerting.tenants" in body, body
+    assert json.loads(call(t.query + "/api/v1/rules", tk[(C, "admin")])[1])["data"]["groups"] == []
+
+
+def alert_names(t, token):
+    return {a["labels"]["alertname"]: a for a in json.loads(call(t.query + "/api/alerts", token)[1])}
+
+
+def test_each_tenant_has_its_own_rules_alerts_silences_and_notifications(stack):
+    """alerting.tenants: B's rules run on B's metrics, B sees B's alerts only (with the
+    tenant label), B's notifications route by that label, B's silences mute B's alerts
+    and not A's, and alerts B posts to the Alertmanager API are B's."""
+    s, t = stack, stack["t"]
+    tk = s["tokens"]
+    hooks = s["hooks"]
+    wait_until("B's alert fires", lambda: "ZqbravoDepth" in alert_names(t, tk[(B, "read")]))
+    b_alerts = alert_names(t, tk[(B, "read")])
+    assert set(b_alerts) == {"ZqbravoDepth"}, b_alerts
+    assert b_alerts["ZqbravoDepth"]["labels"]["tenant"] == B
+    assert set(alert_names(t, tk[(A, "read")])) == {"ZqalphaMarker"}
+    rules_b = json.loads(call(t.query + "/api/v1/rules", tk[(B, "read")])[1])["data"]["groups"]
+    assert [r["name"] for g in rules_b for r in g["rules"]] == ["ZqbravoDepth"]
+
+    # Notifications: B's alerts go to B's hook through the route on `tenant`, A's to A's.
+    def notified(tenant, name):
+        return any(a["labels"]["alertname"] == name for b in hooks[tenant].bodies() for a in b["alerts"])
+    wait_until("both tenants notified", lambda: notified(A, "ZqalphaMarker") and notified(B, "ZqbravoDepth"))
+    a_posts = json.dumps(hooks[A].bodies())
+    b_posts = json.dumps(hooks[B].bodies())
+    assert MARK[B] not in a_posts and MARK[A] not in b_posts
+    assert all(a["labels"]["tenant"] == B for b in hooks[B].bodies() for a in b["alerts"])
+
+    # B's silence mutes B's alert only; A does not see it.
+    silence = {"matchers": [{"name": "alertname", "value": "Zq.*", "isRegex": True}],
+               "endsAt": "2099-01-01T00:00:00Z", "createdBy": "bravo-admin", "comment": "bravo"}
+    status, body = call(t.query + "/api/v2/silences", tk[(B, "admin")], "POST", json.dumps(silence).encode(),
+                        {"Content-Type": "application/json"})
+    assert status == 200, body
+    b_sid = json.loads(body)["silenceID"]
+    assert alert_names(t, tk[(B, "read")])["ZqbravoDepth"]["silencedBy"] == [b_sid]
+    assert alert_names(t, tk[(A, "read")])["ZqalphaMarker"]["silencedBy"] == []
+    assert b_sid not in call(t.query + "/api/v2/silences", tk[(A, "read")])[1].decode()
+    assert call(f"{t.query}/api/v2/silence/{b_sid}", tk[(A, "admin")], "DELETE")[0] == 404
+    assert call(f"{t.query}/api/v2/silence/{b_sid}", tk[(B, "admin")], "DELETE")[0] == 200
+
+    # Alerts B posts (as its Prometheus would) are B's, with B's tenant label.
+    posted = [{"labels": {"alertname": "ZqbravoPosted"}}]
+    status, body = call(t.query + "/api/v2/alerts", tk[(B, "admin")], "POST", json.dumps(posted).encode(),
+                        {"Content-Type": "application/json"})
+    assert status == 200, body
+    mine = json.loads(call(t.query + "/api/v2/alerts", tk[(B, "read")])[1])
+    assert {"alertname": "ZqbravoPosted", "tenant": B} in [a["labels"] for a in mine]
+    theirs = json.loads(call(t.query + "/api/v2/alerts", tk[(A, "read")])[1])
+    assert not [a for a in theirs if "zqbravo" in json.dumps(a).lower()], theirs
 
 
 def test_basic_auth_and_the_ui_session(stack):

@@ -55,6 +55,7 @@ pub struct PostableAlert {
 
 #[derive(Debug, Clone)]
 struct Posted {
+    tenant: String,
     labels: Labels,
     annotations: Vec<(String, String)>,
     starts_at_ms: i64,
@@ -63,24 +64,44 @@ struct Posted {
     updated_at_ms: i64,
 }
 
-/// The alerts posted to `/api/v2/alerts`, by fingerprint.
-#[derive(Default)]
+/// The alerts posted to `/api/v2/alerts`, by tenant and fingerprint.
 pub struct PostedAlerts {
-    items: Mutex<HashMap<u64, Posted>>,
+    /// `alerting.tenant`: its alerts keep their labels; other tenants' get `tenant`.
+    primary_tenant: String,
+    items: Mutex<HashMap<(String, u64), Posted>>,
 }
 
 impl PostedAlerts {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Posted>> {
+    /// None yet; `primary_tenant` is `alerting.tenant`.
+    pub fn new(primary_tenant: &str) -> PostedAlerts {
+        PostedAlerts {
+            primary_tenant: primary_tenant.to_string(),
+            items: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u64), Posted>> {
         self.items.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes posted alerts at `now_ms`: every valid one is kept (an alert already there
-    /// keeps its start while it is active); the invalid ones are named in the error.
-    pub fn post(&self, alerts: Vec<PostableAlert>, now_ms: i64) -> Result<usize, String> {
+    /// Takes alerts `tenant` posted at `now_ms`: every valid one is kept (an alert
+    /// already there keeps its start while it is active); the invalid ones are named in
+    /// the error. The alerts of a tenant of `alerting.tenants` get the label `tenant`, as
+    /// its rules' alerts do.
+    pub fn post(
+        &self,
+        tenant: &str,
+        alerts: Vec<PostableAlert>,
+        now_ms: i64,
+    ) -> Result<usize, String> {
         let mut errors = Vec::new();
         let mut valid = Vec::new();
-        for (i, a) in alerts.into_iter().enumerate() {
-            match validate(a, now_ms) {
+        for (i, mut a) in alerts.into_iter().enumerate() {
+            if tenant != self.primary_tenant {
+                a.labels
+                    .insert(super::TENANT_LABEL.to_string(), tenant.to_string());
+            }
+            match validate(tenant, a, now_ms) {
                 Ok(p) => valid.push(p),
                 Err(e) => errors.push(format!("alert {i}: {e}")),
             }
@@ -88,7 +109,7 @@ impl PostedAlerts {
         let n = valid.len();
         let mut items = self.lock();
         for mut p in valid {
-            let fp = fingerprint(&p.labels);
+            let fp = (tenant.to_string(), fingerprint(&p.labels));
             if let Some(old) = items.get(&fp)
                 && old.ends_at_ms > now_ms
                 && old.starts_at_ms < p.starts_at_ms
@@ -114,6 +135,7 @@ impl PostedAlerts {
             alerts: items
                 .values()
                 .map(|p| NotifyAlert {
+                    tenant: p.tenant.clone(),
                     labels: p.labels.clone(),
                     annotations: p.annotations.clone(),
                     starts_at_ms: p.starts_at_ms,
@@ -127,16 +149,16 @@ impl PostedAlerts {
         }
     }
 
-    fn active(&self, now_ms: i64) -> Vec<Posted> {
+    fn active(&self, tenant: &str, now_ms: i64) -> Vec<Posted> {
         self.lock()
             .values()
-            .filter(|p| p.ends_at_ms > now_ms)
+            .filter(|p| p.tenant == tenant && p.ends_at_ms > now_ms)
             .cloned()
             .collect()
     }
 }
 
-fn validate(a: PostableAlert, now_ms: i64) -> Result<Posted, String> {
+fn validate(tenant: &str, a: PostableAlert, now_ms: i64) -> Result<Posted, String> {
     if a.labels.is_empty() {
         return Err("at least one label pair required".into());
     }
@@ -164,6 +186,7 @@ fn validate(a: PostableAlert, now_ms: i64) -> Result<Posted, String> {
         return Err("endsAt is before startsAt".into());
     }
     Ok(Posted {
+        tenant: tenant.to_string(),
         labels: Labels::new(a.labels.into_iter().collect()),
         annotations: a.annotations.into_iter().collect(),
         starts_at_ms: starts,
@@ -208,7 +231,7 @@ pub async fn post_alerts(
         }
     };
     let total = alerts.len() as u64;
-    match a.posted.post(alerts, now_ms()) {
+    match a.posted.post(&tenant, alerts, now_ms()) {
         Ok(n) => {
             a.metrics.observe_posted(n as u64, 0);
             StatusCode::OK.into_response()
@@ -233,9 +256,6 @@ struct Listed {
 /// Every alert the API lists: the firing alerts of Triad's rules (as Prometheus would
 /// have sent them) and the active posted ones.
 async fn listed(st: &AppState, tenant: &str, now: i64) -> Result<Vec<Listed>, String> {
-    if tenant != st.alert_tenant {
-        return Ok(Vec::new());
-    }
     let groups: Vec<GroupState> = super::api::groups_of(st, tenant).await?;
     let mut out = Vec::new();
     for g in &groups {
@@ -254,7 +274,7 @@ async fn listed(st: &AppState, tenant: &str, now: i64) -> Result<Vec<Listed>, St
         }
     }
     if let Some(a) = &st.alerting {
-        out.extend(a.posted.active(now).into_iter().map(|p| Listed {
+        out.extend(a.posted.active(tenant, now).into_iter().map(|p| Listed {
             labels: p.labels,
             annotations: p.annotations,
             starts_at_ms: p.starts_at_ms,
@@ -330,8 +350,8 @@ fn receivers_of(st: &AppState, labels: &Labels) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// `gettableAlert`, or `None` when the filters leave it out.
-fn gettable(st: &AppState, l: &Listed, f: &Filters, now: i64) -> Option<Json_> {
+/// `gettableAlert` of an alert of `tenant`, or `None` when the filters leave it out.
+fn gettable(st: &AppState, tenant: &str, l: &Listed, f: &Filters, now: i64) -> Option<Json_> {
     if !f
         .matchers
         .iter()
@@ -348,7 +368,7 @@ fn gettable(st: &AppState, l: &Listed, f: &Filters, now: i64) -> Option<Json_> {
     let silenced_by = st
         .silences
         .as_ref()
-        .map(|s| s.muting(&l.labels, now))
+        .map(|s| s.muting(tenant, &l.labels, now))
         .unwrap_or_default();
     let suppressed = !silenced_by.is_empty();
     if (suppressed && !f.silenced) || (!suppressed && !f.active) {
@@ -385,7 +405,7 @@ pub async fn get_alerts(
     match listed(&st, &tenant, now).await {
         Ok(all) => Json(
             all.iter()
-                .filter_map(|l| gettable(&st, l, &f, now))
+                .filter_map(|l| gettable(&st, &tenant, l, &f, now))
                 .collect::<Vec<_>>(),
         )
         .into_response(),
@@ -413,7 +433,7 @@ pub async fn get_groups(
     };
     let mut groups: BTreeMap<(String, String), (Labels, Vec<Json_>)> = BTreeMap::new();
     for l in &all {
-        let Some(j) = gettable(&st, l, &f, now) else {
+        let Some(j) = gettable(&st, &tenant, l, &f, now) else {
             continue;
         };
         for route in a.route.matching(&l.labels) {
@@ -444,7 +464,7 @@ pub async fn get_receivers(State(st): State<AppState>, Tenant(tenant): Tenant) -
     let Some(a) = &st.alerting else {
         return no_engine();
     };
-    if tenant != st.alert_tenant {
+    if !st.alert_tenants.contains(&tenant) {
         return Json(json!([])).into_response();
     }
     Json(
@@ -457,10 +477,12 @@ pub async fn get_receivers(State(st): State<AppState>, Tenant(tenant): Tenant) -
 }
 
 /// `GET /api/v2/status`: Alertmanager's `alertmanagerStatus` (one instance, no
-/// cluster; the configuration as Triad's `alerting` section).
-pub async fn get_status(State(st): State<AppState>) -> Response {
+/// cluster; the configuration as Triad's `alerting` section, shown to the admins of
+/// `alerting.tenant` only: it names every tenant's rule files and receivers).
+pub async fn get_status(State(st): State<AppState>, Tenant(tenant): Tenant) -> Response {
     let (config, started) = match &st.alerting {
-        Some(a) => (a.config_text.clone(), a.started_at_ms),
+        Some(a) if a.primary_tenant == tenant => (a.config_text.clone(), a.started_at_ms),
+        Some(a) => (String::new(), a.started_at_ms),
         None => (String::new(), now_ms()),
     };
     Json(json!({
@@ -512,10 +534,11 @@ mod tests {
 
     #[test]
     fn posted_alerts_fire_resolve_and_time_out() {
-        let p = PostedAlerts::default();
+        let p = PostedAlerts::new("default");
         let now = 1_700_000_000_000;
         assert_eq!(
             p.post(
+                "default",
                 vec![
                     alert(&[("alertname", "A")], None),
                     alert(&[("alertname", "B")], Some("2023-11-14T22:13:30Z")),
@@ -540,7 +563,7 @@ mod tests {
             "resolved at endsAt"
         );
         // A is posted again: it keeps its start; without posts it times out.
-        p.post(vec![alert(&[("alertname", "A")], None)], later)
+        p.post("default", vec![alert(&[("alertname", "A")], None)], later)
             .unwrap();
         let timeout = later + RESOLVE_TIMEOUT_MS;
         assert_eq!(state(&p.update(timeout), "A"), Some(Some(timeout)));
@@ -553,10 +576,11 @@ mod tests {
 
     #[test]
     fn invalid_alerts_are_named_and_the_valid_ones_kept() {
-        let p = PostedAlerts::default();
+        let p = PostedAlerts::new("default");
         let now = 1_700_000_000_000;
         let e = p
             .post(
+                "default",
                 vec![
                     alert(&[], None),
                     alert(&[("alertname", "ok")], None),
@@ -574,7 +598,8 @@ mod tests {
             assert!(e.contains(part), "{e}");
         }
         assert!(!e.contains("alert 1"), "{e}");
-        assert_eq!(p.active(now).len(), 1);
+        assert_eq!(p.active("default", now).len(), 1);
+        assert!(p.active("team-b", now).is_empty());
     }
 
     #[test]

@@ -102,20 +102,22 @@ fn rule_json(r: &RuleState) -> Json_ {
     }
 }
 
-/// The rule groups and alert states the API shows: this process's engine while it leads
-/// (or when it is the only one), otherwise the one evaluating rules on another process;
-/// none where neither runs.
+/// The rule groups and alert states of `tenant` the API shows: this process's engine
+/// while it leads (or when it is the only one), otherwise the one evaluating rules on
+/// another process; none where neither runs.
 pub(crate) async fn groups_of(st: &AppState, tenant: &str) -> Result<Vec<GroupState>, String> {
-    if tenant != st.alert_tenant {
+    if !st.alert_tenants.contains(tenant) {
         return Ok(Vec::new());
     }
     if let Some(a) = &st.alerting
         && (st.remote_alerting.is_none() || a.leading.load(std::sync::atomic::Ordering::Acquire))
     {
-        return Ok(a.groups());
+        let mut groups = a.groups();
+        groups.retain(|g| g.group.tenant == tenant);
+        return Ok(groups);
     }
     if let Some(r) = &st.remote_alerting {
-        return r.groups().await;
+        return r.groups(tenant).await;
     }
     Ok(Vec::new())
 }
@@ -211,7 +213,7 @@ pub async fn active_alerts(State(st): State<AppState>, Tenant(tenant): Tenant) -
                 j["silencedBy"] = json!(
                     st.silences
                         .as_ref()
-                        .map(|s| s.muting(&alert.labels, now))
+                        .map(|s| s.muting(&tenant, &alert.labels, now))
                         .unwrap_or_default()
                 );
                 out.push(j);
@@ -257,6 +259,7 @@ pub async fn alert_evidence(
     let now = now_ms();
     match tokio::task::spawn_blocking(move || {
         ev.collect(&super::evidence::AlertRef {
+            tenant: &tenant,
             labels: &alert.labels,
             expr: &expr,
             active_at_ms: alert.active_at_ms,
@@ -283,16 +286,17 @@ fn silence_json(s: &Silence, now_ms: i64) -> Json_ {
     })
 }
 
-/// Changing alerting state (silences, posted alerts) is for the alerting tenant's members.
+/// Changing alerting state (silences, posted alerts) is for the members of a tenant
+/// alerting works for.
 pub(crate) fn alert_tenant_only(st: &AppState, tenant: &str) -> Result<(), Box<Response>> {
-    if tenant == st.alert_tenant {
+    if st.alert_tenants.contains(tenant) {
         return Ok(());
     }
     Err(Box::new(crate::error::json_error(
         StatusCode::FORBIDDEN,
         format!(
-            "alerting works for tenant {:?} (alerting.tenant); this token's tenant is {tenant:?}",
-            st.alert_tenant
+            "alerting works for tenants {:?}; this token's tenant is {tenant:?}: add it under alerting.tenants",
+            st.alert_tenants
         ),
     )))
 }
@@ -328,9 +332,6 @@ pub async fn list_silences(
     let Some(silences) = &st.silences else {
         return no_alerting();
     };
-    if tenant != st.alert_tenant {
-        return Json(json!([])).into_response();
-    }
     let filters = match super::am::filter_matchers(q.as_deref()) {
         Ok(f) => f,
         Err(e) => return silence_error(SilenceError::Invalid(e)),
@@ -341,7 +342,7 @@ pub async fn list_silences(
     let now = now_ms();
     Json(
         silences
-            .list()
+            .list(&tenant)
             .iter()
             .filter(|s| super::am::silence_matches(s, &filters))
             .map(|s| silence_json(s, now))
@@ -359,13 +360,10 @@ pub async fn get_silence(
     let Some(silences) = &st.silences else {
         return no_alerting();
     };
-    if tenant != st.alert_tenant {
-        return silence_error(SilenceError::NotFound(id));
-    }
     if let Err(e) = silences.refresh().await {
         return silence_error(e);
     }
-    match silences.list().iter().find(|s| s.id == id) {
+    match silences.list(&tenant).iter().find(|s| s.id == id) {
         Some(s) => Json(silence_json(s, now_ms())).into_response(),
         None => silence_error(SilenceError::NotFound(id)),
     }
@@ -387,7 +385,7 @@ pub async fn post_silence(
         Ok(r) => r,
         Err(e) => return silence_error(SilenceError::Invalid(format!("invalid silence: {e}"))),
     };
-    match silences.upsert(req, now_ms()).await {
+    match silences.upsert(&tenant, req, now_ms()).await {
         Ok(id) => Json(json!({"silenceID": id})).into_response(),
         Err(e) => silence_error(e),
     }
@@ -402,10 +400,7 @@ pub async fn delete_silence(
     let Some(silences) = &st.silences else {
         return no_alerting();
     };
-    if tenant != st.alert_tenant {
-        return silence_error(SilenceError::NotFound(id));
-    }
-    match silences.expire(&id, now_ms()).await {
+    match silences.expire(&tenant, &id, now_ms()).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => silence_error(e),
     }

@@ -29,14 +29,14 @@ pub struct EvidenceSource {
     pub logs: Arc<dyn LogRead>,
     /// Links start with this.
     pub external_url: String,
-    /// The tenant whose data the evidence comes from (`alerting.tenant`).
-    pub tenant: String,
     /// Limits and window.
     pub cfg: triad_model::alerting::EvidenceConfig,
 }
 
 /// The alert the evidence is for.
 pub struct AlertRef<'a> {
+    /// Its tenant: the evidence is that tenant's data only.
+    pub tenant: &'a str,
     /// Its labels.
     pub labels: &'a Labels,
     /// The rule's expression.
@@ -88,7 +88,7 @@ impl EvidenceSource {
                 && ids.len() < self.cfg.max_traces
             {
                 let q = TraceQuery {
-                    tenant: self.tenant.clone(),
+                    tenant: a.tenant.to_string(),
                     service: svc.clone(),
                     operation: None,
                     tags: vec![("error".into(), "true".into())],
@@ -108,7 +108,7 @@ impl EvidenceSource {
         }
         let traces: Vec<Json> = ids
             .iter()
-            .map(|(id, why)| self.describe_trace(*id, why))
+            .map(|(id, why)| self.describe_trace(a.tenant, *id, why))
             .collect();
         let logs = if self.cfg.max_logs == 0 {
             Vec::new()
@@ -128,7 +128,7 @@ impl EvidenceSource {
             if query.is_empty() {
                 Vec::new()
             } else {
-                self.log_lines(&query, start_ms, end_ms)
+                self.log_lines(a.tenant, &query, start_ms, end_ms)
             }
         };
         json!({
@@ -146,10 +146,7 @@ impl EvidenceSource {
         if walk_expr(&mut sel, &expr).is_err() || sel.0.is_empty() {
             return Vec::new();
         }
-        let Ok(found) = self
-            .metrics
-            .exemplars(&self.tenant, &sel.0, start_ms, end_ms)
-        else {
+        let Ok(found) = self.metrics.exemplars(a.tenant, &sel.0, start_ms, end_ms) else {
             return Vec::new();
         };
         let mut candidates: Vec<(f64, TraceId)> = Vec::new();
@@ -178,9 +175,9 @@ impl EvidenceSource {
         candidates.into_iter().map(|(_, id)| id).collect()
     }
 
-    fn describe_trace(&self, id: TraceId, why: &str) -> Json {
+    fn describe_trace(&self, tenant: &str, id: TraceId, why: &str) -> Json {
         let hex = id.to_hex();
-        let spans = self.traces.trace(&self.tenant, id).unwrap_or_default();
+        let spans = self.traces.trace(tenant, id).unwrap_or_default();
         let root = spans
             .iter()
             .find(|s| s.parent_span_id.is_none())
@@ -200,9 +197,9 @@ impl EvidenceSource {
         })
     }
 
-    fn log_lines(&self, query: &str, start_ms: i64, end_ms: i64) -> Vec<Json> {
+    fn log_lines(&self, tenant: &str, query: &str, start_ms: i64, end_ms: i64) -> Vec<Json> {
         let q = LogQuery {
-            tenant: self.tenant.clone(),
+            tenant: tenant.to_string(),
             query: query.to_string(),
             start_ns: start_ms * 1_000_000,
             end_ns: (end_ms + 1) * 1_000_000,

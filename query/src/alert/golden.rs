@@ -263,6 +263,7 @@ fn group(
         interval_ms,
         limit: 0,
         rules: b.rules,
+        tenant: String::new(),
     })
 }
 

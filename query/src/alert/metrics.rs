@@ -20,6 +20,7 @@ struct OutcomeLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GroupLabel {
+    tenant: String,
     rule_group: String,
 }
 
@@ -55,8 +56,9 @@ triad_model::metric_set! {
 
 impl AlertMetrics {
     /// Counts a group evaluation and its failed rules.
-    pub fn observe_group(&self, group: &str, failures: u64, took: Duration) {
+    pub fn observe_group(&self, tenant: &str, group: &str, failures: u64, took: Duration) {
         let l = GroupLabel {
+            tenant: tenant.to_string(),
             rule_group: group.to_string(),
         };
         self.evaluations.get_or_create(&l).inc();

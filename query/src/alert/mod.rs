@@ -107,13 +107,36 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The label that names the tenant of an alert of `alerting.tenants`.
+pub const TENANT_LABEL: &str = "tenant";
+
 /// Reads the configured rule files (relative to `config_dir`) and compiles the golden
-/// signals: every group the engine will run. `triad check-config` calls this too.
+/// signals: every group the engine will run, `alerting.tenant`'s first, then those of
+/// `alerting.tenants` by name. `triad check-config` calls this too.
 pub fn load_groups(cfg: &AlertingConfig, config_dir: &Path) -> Result<Vec<RuleGroup>, AlertError> {
     let interval_ms = cfg.evaluation_interval_secs as i64 * 1000;
-    let files = rules::expand_patterns(config_dir, &cfg.rule_files)?;
-    let mut groups = rules::load_files(&files, interval_ms)?;
-    groups.extend(golden::compile(&cfg.golden_signals, interval_ms)?);
+    let tenant_groups = |files: &[String], golden_cfg, tenant: &str| {
+        let files = rules::expand_patterns(config_dir, files)?;
+        let mut groups = rules::load_files(&files, interval_ms)?;
+        groups.extend(golden::compile(golden_cfg, interval_ms)?);
+        for g in &mut groups {
+            g.tenant = tenant.to_string();
+        }
+        Ok::<_, AlertError>(groups)
+    };
+    let mut groups = tenant_groups(&cfg.rule_files, &cfg.golden_signals, &cfg.tenant)?;
+    for (name, t) in &cfg.tenants {
+        let mut more = tenant_groups(&t.rule_files, &t.golden_signals, name)?;
+        // Their alerts say whose they are, wherever they are sent; the label also keeps
+        // two tenants' alerts of the same rule apart in the notifier.
+        for rule in more.iter_mut().flat_map(|g| g.rules.iter_mut()) {
+            if rule.alert.is_some() {
+                rule.labels.retain(|(k, _)| k != TENANT_LABEL);
+                rule.labels.push((TENANT_LABEL.to_string(), name.clone()));
+            }
+        }
+        groups.append(&mut more);
+    }
     Ok(groups)
 }
 
@@ -146,6 +169,8 @@ pub struct Alerting {
     pub receivers: Vec<String>,
     /// The `alerting` section as JSON, secrets masked (Alertmanager's status shows it).
     pub config_text: String,
+    /// `alerting.tenant`.
+    pub primary_tenant: String,
     /// When the engine started, ms.
     pub started_at_ms: i64,
     /// Telemetry.
@@ -210,7 +235,7 @@ impl Alerting {
             std::fs::create_dir_all(dir).map_err(|e| state_err(&e))?;
         }
         let silences = Arc::new(
-            silence::Silences::open(state.clone())
+            silence::Silences::open(state.clone(), &cfg.tenant)
                 .await
                 .map_err(|e| state_err(&e))?,
         );
@@ -218,7 +243,7 @@ impl Alerting {
             .await
             .map_err(|e| state_err(&e))?;
         let route = route::Route::new(&cfg.route).map_err(AlertError::Config)?;
-        let posted = Arc::new(am::PostedAlerts::default());
+        let posted = Arc::new(am::PostedAlerts::new(&cfg.tenant));
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
@@ -228,7 +253,6 @@ impl Alerting {
             traces: stores.traces.clone(),
             logs: stores.logs.clone(),
             external_url: external_url.clone(),
-            tenant: cfg.tenant.clone(),
             cfg: cfg.evidence.clone(),
         });
         let (tx, rx) = mpsc::channel(notifier::UPDATE_QUEUE);
@@ -251,6 +275,7 @@ impl Alerting {
                 .iter()
                 .map(|g| g.rules.iter().filter(|r| r.alert.is_some()).count())
                 .sum::<usize>(),
+            primary_tenant: cfg.tenant.clone(),
         };
         let ncancel = cancel.child_token();
         tasks.spawn(async move {
@@ -288,9 +313,8 @@ impl Alerting {
             let cancel = cancel.child_token();
             let metrics = metrics.clone();
             let leading = leading.clone();
-            let tenant = cfg.tenant.clone();
             tasks.spawn(async move {
-                run_group(g, store, tenant, limits, url, tx, metrics, leading, cancel).await;
+                run_group(g, store, limits, url, tx, metrics, leading, cancel).await;
                 Ok(())
             });
         }
@@ -304,6 +328,7 @@ impl Alerting {
             route,
             receivers: cfg.receivers.iter().map(|r| r.name.clone()).collect(),
             config_text: masked_config(cfg),
+            primary_tenant: cfg.tenant.clone(),
             started_at_ms: triad_model::now_ns() / 1_000_000,
             metrics,
         }))
@@ -314,7 +339,6 @@ impl Alerting {
 async fn run_group(
     group: Arc<Mutex<GroupState>>,
     store: Arc<dyn MetricReadWrite>,
-    tenant: String,
     limits: Limits,
     external_url: String,
     tx: mpsc::Sender<Update>,
@@ -323,9 +347,13 @@ async fn run_group(
     cancel: CancellationToken,
 ) {
     let mut led = false;
-    let (interval_ms, name) = {
+    let (interval_ms, name, tenant) = {
         let g = group.lock().unwrap_or_else(|p| p.into_inner());
-        (g.group.interval_ms, g.group.name.clone())
+        (
+            g.group.interval_ms,
+            g.group.name.clone(),
+            g.group.tenant.clone(),
+        )
     };
     let mut tick = tokio::time::interval(Duration::from_millis(interval_ms.max(1) as u64));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -349,12 +377,12 @@ async fn run_group(
         let store = store.clone();
         let limits = limits.clone();
         let url = external_url.clone();
-        let tenant = tenant.clone();
+        let group_tenant = tenant.clone();
         let started = std::time::Instant::now();
         let updates = tokio::task::spawn_blocking(move || {
             let mut g = g.lock().unwrap_or_else(|p| p.into_inner());
             let t = triad_model::now_ns() / 1_000_000;
-            g.evaluate(store.as_ref(), &tenant, &limits, &url, t);
+            g.evaluate(store.as_ref(), &group_tenant, &limits, &url, t);
             let failures = g.rules.iter().filter(|r| r.last_error.is_some()).count() as u64;
             (updates_of(&g, &url), failures)
         })
@@ -366,7 +394,7 @@ async fn run_group(
                 continue;
             }
         };
-        metrics.observe_group(&name, failures, started.elapsed());
+        metrics.observe_group(&tenant, &name, failures, started.elapsed());
         for u in updates {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -384,7 +412,10 @@ fn updates_of(g: &GroupState, external_url: &str) -> Vec<Update> {
         .enumerate()
         .filter(|(_, r)| r.rule.alert.is_some())
         .map(|(i, r)| Update {
-            rule_key: format!("{}\u{0}{}\u{0}{i}", g.group.file, g.group.name),
+            rule_key: format!(
+                "{}\u{0}{}\u{0}{}\u{0}{i}",
+                g.group.tenant, g.group.file, g.group.name
+            ),
             pending: r
                 .alerts
                 .values()
@@ -399,6 +430,7 @@ fn updates_of(g: &GroupState, external_url: &str) -> Vec<Update> {
                         || (a.state == AlertState::Inactive && a.fired_at_ms.is_some())
                 })
                 .map(|a| NotifyAlert {
+                    tenant: g.group.tenant.clone(),
                     labels: a.labels.clone(),
                     annotations: a.annotations.clone(),
                     starts_at_ms: a.fired_at_ms.unwrap_or(a.active_at_ms),
@@ -418,4 +450,48 @@ pub fn generator_url(external_url: &str, expr: &str) -> String {
         "{external_url}/graph?g0.expr={}&g0.tab=1",
         form_urlencoded::byte_serialize(expr.as_bytes()).collect::<String>()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tenant_gets_its_groups_and_others_alerts_say_whose() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = "groups:\n  - name: g\n    rules:\n      - alert: High\n        expr: up == 0\n        labels: {tenant: spoofed, severity: page}\n      - record: job:up\n        expr: sum(up)\n";
+        std::fs::write(dir.path().join("ops.yml"), rules).unwrap();
+        std::fs::write(dir.path().join("b.yml"), rules).unwrap();
+        let cfg: AlertingConfig = serde_json::from_value(serde_json::json!({
+            "tenant": "ops",
+            "rule_files": ["ops.yml"],
+            "tenants": {"team-b": {
+                "rule_files": ["b.yml"],
+                "golden_signals": {"default": {"errors": {"ratio_threshold": 0.1}}},
+            }},
+        }))
+        .unwrap();
+        let groups = load_groups(&cfg, dir.path()).unwrap();
+        let of = |t: &str| groups.iter().filter(|g| g.tenant == t).collect::<Vec<_>>();
+        assert_eq!(of("ops").len(), 1);
+        assert!(of("team-b").len() >= 2, "its file and its golden signals");
+        let label = |g: &RuleGroup, i: usize, k: &str| {
+            g.rules[i]
+                .labels
+                .iter()
+                .filter(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+        };
+        // The primary tenant's rules are as written.
+        assert_eq!(label(of("ops")[0], 0, "tenant"), ["spoofed"]);
+        // Another tenant's alerts carry its name, whatever the file says; recording
+        // rules (whose series stay in the tenant's own store) do not.
+        for g in of("team-b") {
+            for (i, r) in g.rules.iter().enumerate() {
+                let want: &[&str] = if r.alert.is_some() { &["team-b"] } else { &[] };
+                assert_eq!(label(g, i, "tenant"), want, "{}", r.name);
+            }
+        }
+    }
 }

@@ -21,6 +21,9 @@ const FILE: &str = "notifications.json";
 /// A firing alert as notified: enough to tell the receiver it resolved.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoggedAlert {
+    /// Its tenant (absent in logs written before alerts had tenants).
+    #[serde(default)]
+    pub tenant: Option<String>,
     /// Labels, sorted by name.
     pub labels: Vec<(String, String)>,
     /// Annotations.

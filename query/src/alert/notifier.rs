@@ -52,6 +52,9 @@ pub const UPDATE_QUEUE: usize = 1024;
 /// An alert as the notifier tracks it.
 #[derive(Debug, Clone)]
 pub struct NotifyAlert {
+    /// The tenant whose rule (or post) it comes from: its silences mute it, its data
+    /// is the evidence.
+    pub tenant: String,
     /// Labels.
     pub labels: Labels,
     /// Annotations.
@@ -84,6 +87,7 @@ pub struct Update {
 impl NotifyAlert {
     fn logged(&self) -> LoggedAlert {
         LoggedAlert {
+            tenant: Some(self.tenant.clone()),
             labels: self.labels.to_vec(),
             annotations: self.annotations.clone(),
             starts_at_ms: self.starts_at_ms,
@@ -156,6 +160,8 @@ pub struct NotifierParts {
     pub leading: Arc<AtomicBool>,
     /// How many alerting rules report updates.
     pub rules: usize,
+    /// `alerting.tenant` (alerts logged before alerts had tenants are its).
+    pub primary_tenant: String,
 }
 
 /// What the notifier tracks: alerts, who reports them, their groups.
@@ -340,6 +346,8 @@ fn adopt_orphans(parts: &NotifierParts, t: &mut Tracked) -> usize {
     let n = orphans.len();
     for (fp, a) in orphans {
         let alert = NotifyAlert {
+            // Logged before alerts had tenants: the alerting tenant's.
+            tenant: a.tenant.unwrap_or_else(|| parts.primary_tenant.clone()),
             labels: Labels::new(a.labels),
             annotations: a.annotations,
             starts_at_ms: a.starts_at_ms,
@@ -390,7 +398,11 @@ async fn flush_due(
         let mut muted_resolved = Vec::new();
         for fp in &g.alerts {
             let a = &alerts[fp];
-            if !parts.silences.muting(&a.labels, now_ms).is_empty() {
+            if !parts
+                .silences
+                .muting(&a.tenant, &a.labels, now_ms)
+                .is_empty()
+            {
                 muted += 1;
                 if a.ends_at_ms.is_some() {
                     muted_resolved.push(*fp);
@@ -521,6 +533,7 @@ impl Delivery {
                     .iter()
                     .map(|a| {
                         ev.collect(&AlertRef {
+                            tenant: &a.tenant,
                             labels: &a.labels,
                             expr: &a.expr,
                             active_at_ms: a.active_at_ms,

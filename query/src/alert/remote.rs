@@ -5,6 +5,7 @@
 //! every alert's state, in the JSON form below (rule expressions travel as text and are
 //! parsed again, so what the query server serves is what the leader evaluates).
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -36,6 +37,7 @@ struct Snapshot {
 
 #[derive(Serialize, Deserialize)]
 struct GroupWire {
+    tenant: String,
     name: String,
     file: String,
     interval_ms: i64,
@@ -83,6 +85,7 @@ fn encode(groups: &[GroupState], leading: bool) -> Snapshot {
         groups: groups
             .iter()
             .map(|g| GroupWire {
+                tenant: g.group.tenant.clone(),
                 name: g.group.name.clone(),
                 file: g.group.file.clone(),
                 interval_ms: g.group.interval_ms,
@@ -153,6 +156,7 @@ fn decode(groups: Vec<GroupWire>) -> Result<Vec<GroupState>, String> {
                 interval_ms: g.interval_ms,
                 limit: g.limit,
                 rules,
+                tenant: g.tenant,
             });
             state.last_evaluation_ms = g.last_evaluation_ms;
             state.evaluation_secs = g.evaluation_secs;
@@ -190,7 +194,7 @@ fn decode(groups: Vec<GroupWire>) -> Result<Vec<GroupState>, String> {
 
 /// The collector's side: `GET /internal/v1/alerting` answers this process's rules and
 /// alert states, and whether it leads (503 until the alert engine started). The `read`
-/// role; a caller of another tenant than `alerting.tenant` sees no groups.
+/// role; a caller sees its tenant's groups only.
 pub fn internal_router(slot: AlertingSlot) -> triad_receiver::auth::Routes {
     use triad_receiver::auth::{Access, Routes};
     Routes::new()
@@ -210,11 +214,11 @@ async fn snapshot(
         None => (StatusCode::SERVICE_UNAVAILABLE, "alerting is starting").into_response(),
         Some(a) => {
             let leading = a.leading.load(Ordering::Acquire);
-            let groups = if tenant == a.evidence.tenant {
-                a.groups()
-            } else {
-                Vec::new()
-            };
+            let groups: Vec<GroupState> = a
+                .groups()
+                .into_iter()
+                .filter(|g| g.group.tenant == tenant)
+                .collect();
             Json(encode(&groups, leading)).into_response()
         }
     }
@@ -225,7 +229,8 @@ pub struct RemoteAlerting {
     /// The live collectors' base URLs (`http://collector-0:4318`).
     collectors: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
     client: reqwest::Client,
-    last: tokio::sync::Mutex<Option<(Instant, Vec<GroupState>)>>,
+    /// The last answer per tenant.
+    last: tokio::sync::Mutex<HashMap<String, (Instant, Vec<GroupState>)>>,
     /// Evidence for an alert, gathered from this query server's stores.
     pub evidence: Arc<EvidenceSource>,
 }
@@ -242,28 +247,28 @@ impl RemoteAlerting {
         Ok(RemoteAlerting {
             collectors,
             client,
-            last: tokio::sync::Mutex::new(None),
+            last: tokio::sync::Mutex::new(HashMap::new()),
             evidence,
         })
     }
 
-    /// The leader's groups (reused for a second); an error when no collector leads or
-    /// the leader did not answer.
-    pub async fn groups(&self) -> Result<Vec<GroupState>, String> {
+    /// The leader's groups of `tenant` (reused for a second); an error when no collector
+    /// leads or the leader did not answer.
+    pub async fn groups(&self, tenant: &str) -> Result<Vec<GroupState>, String> {
         let mut last = self.last.lock().await;
-        if let Some((at, groups)) = last.as_ref()
-            && at.elapsed() < REUSE
-        {
+        last.retain(|_, (at, _)| at.elapsed() < REUSE);
+        if let Some((_, groups)) = last.get(tenant) {
             return Ok(groups.clone());
         }
         let urls = (self.collectors)();
-        let answers = futures_util::future::join_all(urls.iter().map(|u| self.ask(u))).await;
+        let answers =
+            futures_util::future::join_all(urls.iter().map(|u| self.ask(u, tenant))).await;
         let mut failed = Vec::new();
         for (url, answer) in urls.iter().zip(answers) {
             match answer {
                 Ok(s) if s.leading => {
                     let groups = decode(s.groups)?;
-                    *last = Some((Instant::now(), groups.clone()));
+                    last.insert(tenant.to_string(), (Instant::now(), groups.clone()));
                     return Ok(groups);
                 }
                 Ok(_) => {}
@@ -283,12 +288,12 @@ impl RemoteAlerting {
         })
     }
 
-    async fn ask(&self, base: &str) -> Result<Snapshot, String> {
+    async fn ask(&self, base: &str, tenant: &str) -> Result<Snapshot, String> {
         let url = format!("{}/internal/v1/alerting", base.trim_end_matches('/'));
         let r = self
             .client
             .get(&url)
-            .header(triad_receiver::auth::ORG_ID_HEADER, &self.evidence.tenant)
+            .header(triad_receiver::auth::ORG_ID_HEADER, tenant)
             .send()
             .await
             .map_err(|e| e.to_string())?;

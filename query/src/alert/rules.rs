@@ -52,6 +52,9 @@ pub struct RuleGroup {
     pub limit: usize,
     /// The rules, in file order.
     pub rules: Vec<Rule>,
+    /// The tenant whose metrics the rules read and write and whose members see the
+    /// alerts (set by [`super::load_groups`]).
+    pub tenant: String,
 }
 
 /// One alerting or recording rule.
@@ -227,6 +230,7 @@ pub fn parse(
             interval_ms,
             limit: g.limit,
             rules,
+            tenant: String::new(),
         });
     }
     Ok(groups)

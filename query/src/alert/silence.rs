@@ -53,6 +53,11 @@ impl SilenceMatcher {
 pub struct Silence {
     /// Identifier.
     pub id: String,
+    /// The tenant whose members made it, see it and may end it; it mutes only that
+    /// tenant's alerts. Empty in silences stored before they had tenants: those are
+    /// `alerting.tenant`'s.
+    #[serde(default)]
+    pub tenant: String,
     /// All must match an alert's labels.
     pub matchers: Vec<SilenceMatcher>,
     /// Start, ms.
@@ -79,8 +84,9 @@ impl Silence {
         }
     }
 
-    fn mutes(&self, labels: &Labels, now_ms: i64) -> bool {
-        self.state(now_ms) == "active"
+    fn mutes(&self, tenant: &str, labels: &Labels, now_ms: i64) -> bool {
+        self.tenant == tenant
+            && self.state(now_ms) == "active"
             && self
                 .matchers
                 .iter()
@@ -129,6 +135,8 @@ pub enum SilenceError {
 /// metastore (where other processes add them) by [`Silences::refresh`].
 pub struct Silences {
     store: StateStore,
+    /// `alerting.tenant`: the tenant of silences stored without one.
+    primary_tenant: String,
     items: Mutex<Vec<Silence>>,
     /// One change at a time (a change rewrites the file, or reads before it writes).
     writing: tokio::sync::Mutex<()>,
@@ -137,11 +145,13 @@ pub struct Silences {
 const FILE: &str = "silences.json";
 
 impl Silences {
-    /// Loads the silences kept in `store` (none when there are none yet).
-    pub async fn open(store: StateStore) -> Result<Silences, SilenceError> {
-        let items = load(&store).await?;
+    /// Loads the silences kept in `store` (none when there are none yet); those stored
+    /// without a tenant are `primary_tenant`'s.
+    pub async fn open(store: StateStore, primary_tenant: &str) -> Result<Silences, SilenceError> {
+        let items = load(&store, primary_tenant).await?;
         Ok(Silences {
             store,
+            primary_tenant: primary_tenant.to_string(),
             items: Mutex::new(items),
             writing: tokio::sync::Mutex::new(()),
         })
@@ -155,7 +165,7 @@ impl Silences {
     /// do for files, which this process alone writes.
     pub async fn refresh(&self) -> Result<(), SilenceError> {
         if let StateStore::Metastore(_) = &self.store {
-            let items = load(&self.store).await?;
+            let items = load(&self.store, &self.primary_tenant).await?;
             *self.lock() = items;
         }
         Ok(())
@@ -213,8 +223,14 @@ impl Silences {
         Ok(changed)
     }
 
-    /// Creates (or, with an ID, replaces) a silence; returns its ID.
-    pub async fn upsert(&self, req: SilenceRequest, now_ms: i64) -> Result<String, SilenceError> {
+    /// Creates (or, with an ID, replaces) a silence of `tenant`; returns its ID. Another
+    /// tenant's silence cannot be replaced: for this tenant it does not exist.
+    pub async fn upsert(
+        &self,
+        tenant: &str,
+        req: SilenceRequest,
+        now_ms: i64,
+    ) -> Result<String, SilenceError> {
         if req.matchers.is_empty() {
             return Err(SilenceError::Invalid(
                 "a silence needs at least one matcher".into(),
@@ -257,7 +273,7 @@ impl Silences {
             .change(now_ms, |items| {
                 let id = match &req.id {
                     Some(id) if !id.is_empty() => {
-                        if !items.iter().any(|s| &s.id == id) {
+                        if !items.iter().any(|s| &s.id == id && s.tenant == tenant) {
                             return Err(SilenceError::NotFound(id.clone()));
                         }
                         id.clone()
@@ -267,6 +283,7 @@ impl Silences {
                 items.retain(|s| s.id != id);
                 let s = Silence {
                     id,
+                    tenant: tenant.to_string(),
                     matchers: req.matchers,
                     starts_at_ms: starts,
                     ends_at_ms: ends,
@@ -281,12 +298,12 @@ impl Silences {
         Ok(created.id)
     }
 
-    /// Ends a silence now.
-    pub async fn expire(&self, id: &str, now_ms: i64) -> Result<(), SilenceError> {
+    /// Ends a silence of `tenant` now.
+    pub async fn expire(&self, tenant: &str, id: &str, now_ms: i64) -> Result<(), SilenceError> {
         self.change(now_ms, |items| {
             let s = items
                 .iter_mut()
-                .find(|s| s.id == id)
+                .find(|s| s.id == id && s.tenant == tenant)
                 .ok_or_else(|| SilenceError::NotFound(id.to_string()))?;
             if s.state(now_ms) != "expired" {
                 s.ends_at_ms = now_ms;
@@ -299,26 +316,31 @@ impl Silences {
         Ok(())
     }
 
-    /// Every silence (expired ones within retention), newest first, as this process
-    /// last read them (see [`Silences::refresh`]).
-    pub fn list(&self) -> Vec<Silence> {
-        let mut v = self.lock().clone();
+    /// Every silence of `tenant` (expired ones within retention), newest first, as this
+    /// process last read them (see [`Silences::refresh`]).
+    pub fn list(&self, tenant: &str) -> Vec<Silence> {
+        let mut v: Vec<Silence> = self
+            .lock()
+            .iter()
+            .filter(|s| s.tenant == tenant)
+            .cloned()
+            .collect();
         v.sort_by_key(|s| std::cmp::Reverse(s.updated_at_ms));
         v
     }
 
-    /// IDs of the active silences that mute an alert with these labels.
-    pub fn muting(&self, labels: &Labels, now_ms: i64) -> Vec<String> {
+    /// IDs of the active silences that mute an alert of `tenant` with these labels.
+    pub fn muting(&self, tenant: &str, labels: &Labels, now_ms: i64) -> Vec<String> {
         self.lock()
             .iter()
-            .filter(|s| s.mutes(labels, now_ms))
+            .filter(|s| s.mutes(tenant, labels, now_ms))
             .map(|s| s.id.clone())
             .collect()
     }
 }
 
-async fn load(store: &StateStore) -> Result<Vec<Silence>, SilenceError> {
-    match store {
+async fn load(store: &StateStore, primary_tenant: &str) -> Result<Vec<Silence>, SilenceError> {
+    let mut items: Vec<Silence> = match store {
         StateStore::Files(dir) => {
             let path = dir.join(FILE);
             match std::fs::read(&path) {
@@ -326,7 +348,7 @@ async fn load(store: &StateStore) -> Result<Vec<Silence>, SilenceError> {
                     .map_err(|e| SilenceError::Io(format!("{}: {e}", path.display()))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
                 Err(e) => Err(SilenceError::Io(format!("{}: {e}", path.display()))),
-            }
+            }?
         }
         StateStore::Metastore(m) => m
             .alert_records(AlertKind::Silence)
@@ -337,8 +359,12 @@ async fn load(store: &StateStore) -> Result<Vec<Silence>, SilenceError> {
                 serde_json::from_str(&r.body)
                     .map_err(|e| SilenceError::Io(format!("silence {}: {e}", r.key)))
             })
-            .collect(),
+            .collect::<Result<_, _>>()?,
+    };
+    for s in items.iter_mut().filter(|s| s.tenant.is_empty()) {
+        s.tenant = primary_tenant.to_string();
     }
+    Ok(items)
 }
 
 fn new_id(now_ms: i64) -> String {
@@ -386,31 +412,70 @@ mod tests {
     async fn mutes_while_active_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::Files(dir.path().to_path_buf());
-        let s = Silences::open(store.clone()).await.unwrap();
+        let s = Silences::open(store.clone(), "default").await.unwrap();
         let now = 1_700_000_000_000;
         let id = s
             .upsert(
+                "default",
                 req(vec![m("service", "check.*", true)], "2023-11-14T23:13:20Z"),
                 now,
             )
             .await
             .unwrap();
         let labels = Labels::new(vec![("service".into(), "checkout".into())]);
-        assert_eq!(s.muting(&labels, now + 1), vec![id.clone()]);
+        assert_eq!(s.muting("default", &labels, now + 1), vec![id.clone()]);
         let other = Labels::new(vec![("service".into(), "feed".into())]);
-        assert!(s.muting(&other, now).is_empty());
+        assert!(s.muting("default", &other, now).is_empty());
 
-        let reopened = Silences::open(store).await.unwrap();
-        assert_eq!(reopened.muting(&labels, now + 1).len(), 1);
-        reopened.expire(&id, now + 10).await.unwrap();
-        assert!(reopened.muting(&labels, now + 11).is_empty());
-        assert_eq!(reopened.list()[0].state(now + 11), "expired");
+        let reopened = Silences::open(store, "default").await.unwrap();
+        assert_eq!(reopened.muting("default", &labels, now + 1).len(), 1);
+        reopened.expire("default", &id, now + 10).await.unwrap();
+        assert!(reopened.muting("default", &labels, now + 11).is_empty());
+        assert_eq!(reopened.list("default")[0].state(now + 11), "expired");
+    }
+
+    #[tokio::test]
+    async fn a_silence_is_its_tenants_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::Files(dir.path().to_path_buf());
+        let s = Silences::open(store.clone(), "ops").await.unwrap();
+        let now = 1_700_000_000_000;
+        let end = "2023-11-14T23:13:20Z";
+        let id = s
+            .upsert("team-b", req(vec![m("service", "api", false)], end), now)
+            .await
+            .unwrap();
+        let labels = Labels::new(vec![("service".into(), "api".into())]);
+        assert_eq!(s.muting("team-b", &labels, now + 1), vec![id.clone()]);
+        assert!(s.muting("ops", &labels, now + 1).is_empty());
+        assert!(s.list("ops").is_empty());
+        assert_eq!(s.list("team-b").len(), 1);
+        // Another tenant can neither end nor replace it.
+        assert!(matches!(
+            s.expire("ops", &id, now + 2).await,
+            Err(SilenceError::NotFound(_))
+        ));
+        let mut replace = req(vec![m("service", "web", false)], end);
+        replace.id = Some(id.clone());
+        assert!(matches!(
+            s.upsert("ops", replace, now + 2).await,
+            Err(SilenceError::NotFound(_))
+        ));
+        assert_eq!(s.muting("team-b", &labels, now + 3), vec![id.clone()]);
+
+        // Silences stored before they had tenants are the primary tenant's.
+        let old = r#"[{"id":"x","matchers":[{"name":"a","value":"b","isRegex":false,"isEqual":true}],
+            "starts_at_ms":0,"ends_at_ms":1800000000000,"created_by":"","comment":"","updated_at_ms":0}]"#;
+        std::fs::write(dir.path().join(FILE), old).unwrap();
+        let reopened = Silences::open(store, "ops").await.unwrap();
+        assert_eq!(reopened.list("ops")[0].id, "x");
+        assert!(reopened.list("team-b").is_empty());
     }
 
     #[tokio::test]
     async fn bad_requests_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Silences::open(StateStore::Files(dir.path().to_path_buf()))
+        let s = Silences::open(StateStore::Files(dir.path().to_path_buf()), "default")
             .await
             .unwrap();
         let now = 1_700_000_000_000;
@@ -422,12 +487,12 @@ mod tests {
             req(vec![m("a", "x", false)], "tomorrow"),
         ] {
             assert!(matches!(
-                s.upsert(r, now).await,
+                s.upsert("default", r, now).await,
                 Err(SilenceError::Invalid(_))
             ));
         }
         assert!(matches!(
-            s.expire("nope", now).await,
+            s.expire("default", "nope", now).await,
             Err(SilenceError::NotFound(_))
         ));
     }
