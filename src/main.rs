@@ -466,6 +466,24 @@ fn security(
     })
 }
 
+/// `served` read within each tenant's retention: a tenant with its own
+/// (`limits.tenants.<name>.*_retention_secs`) does not see its records past it.
+fn retained(cfg: &ValidConfig, served: Served) -> Served {
+    use triad_model::store::Retained;
+    let r = cfg.retentions();
+    if r.logs.tenants.is_empty() && r.traces.tenants.is_empty() && r.metrics.tenants.is_empty() {
+        return served;
+    }
+    Served {
+        logs: Arc::new(Retained::new(served.logs, r.logs)),
+        traces: Arc::new(Retained::new(served.traces, r.traces)),
+        metrics: served.metrics.map(|m| {
+            Arc::new(Retained::new(m, r.metrics)) as Arc<dyn triad_model::store::MetricRead>
+        }),
+        ..served
+    }
+}
+
 fn query_state(
     cfg: &ValidConfig,
     sec: &Security,
@@ -474,6 +492,7 @@ fn query_state(
     ready: Arc<dyn Fn() -> bool + Send + Sync>,
     cancel: &CancellationToken,
 ) -> triad_query::AppState {
+    let served = retained(cfg, served);
     triad_query::AppState {
         logs: served.logs,
         traces: served.traces,

@@ -55,8 +55,8 @@ pub struct Janitor {
     logs: Arc<LogStore>,
     traces: Arc<TraceStore>,
     metric_store: Arc<MetricStore>,
-    /// Retention of logs, traces and metrics, seconds (0: forever).
-    retention_secs: (u64, u64, u64),
+    /// Retention of logs, traces and metrics, per tenant.
+    retention: triad_model::config::Retentions,
     grace: Duration,
     metrics: JanitorMetrics,
 }
@@ -71,7 +71,7 @@ impl Janitor {
         logs: Arc<LogStore>,
         traces: Arc<TraceStore>,
         metric_store: Arc<MetricStore>,
-        retention_secs: (u64, u64, u64),
+        retention: triad_model::config::Retentions,
         grace: Duration,
         metrics: JanitorMetrics,
     ) -> Janitor {
@@ -82,7 +82,7 @@ impl Janitor {
             logs,
             traces,
             metric_store,
-            retention_secs,
+            retention,
             grace,
             metrics,
         }
@@ -130,23 +130,31 @@ impl Janitor {
         let mut report = Report::default();
         let now_ms = now_ns / 1_000_000;
         for (kind, retention) in [
-            (Kind::Logs, self.retention_secs.0),
-            (Kind::Traces, self.retention_secs.1),
-            (Kind::Metrics, self.retention_secs.2),
+            (Kind::Logs, &self.retention.logs),
+            (Kind::Traces, &self.retention.traces),
+            (Kind::Metrics, &self.retention.metrics),
         ] {
             let label = SignalLabel {
                 signal: kind.as_str(),
             };
-            if retention > 0 {
-                let cutoff =
-                    now_ns.saturating_sub((retention as i64).saturating_mul(1_000_000_000));
+            let shortest = retention.shortest();
+            if shortest > 0 {
+                // Nothing newer than the shortest retention can have expired; a split
+                // goes when the longest retention of its tenants is over (a metric
+                // block has one tenant).
+                let earliest =
+                    now_ns.saturating_sub((shortest as i64).saturating_mul(1_000_000_000));
                 let expired: Vec<String> = self
                     .metastore
-                    .list(&ListQuery::published(kind, i64::MIN, cutoff))
+                    .list(&ListQuery::published(kind, i64::MIN, earliest))
                     .await
                     .map_err(|e| e.to_string())?
                     .into_iter()
-                    .filter(|r| r.max_ts < cutoff)
+                    .filter(|r| {
+                        retention
+                            .cutoff_ns(r.tenants.iter().map(String::as_str), now_ns)
+                            .is_some_and(|cutoff| r.max_ts < cutoff)
+                    })
                     .map(|r| r.split_id)
                     .collect();
                 let n = self
@@ -156,8 +164,12 @@ impl Janitor {
                     .map_err(|e| e.to_string())?;
                 report.marked += n;
                 self.metrics.marked.get_or_create(&label).inc_by(n as u64);
-                if kind == Kind::Traces {
-                    // Operations no split within retention holds leave the catalog.
+                let longest = retention.longest();
+                if kind == Kind::Traces && longest > 0 {
+                    // Operations no split within any tenant's retention holds leave the
+                    // catalog.
+                    let cutoff =
+                        now_ns.saturating_sub((longest as i64).saturating_mul(1_000_000_000));
                     self.metastore
                         .forget_operations(cutoff / 1_000_000)
                         .await

@@ -143,6 +143,10 @@ impl Collector {
             let limits = limits.clone();
             metrics.set_series_limit(Arc::new(move |tenant: &str| limits.of(tenant).max_series));
         }
+        let retentions = triad_model::config::Retentions::of(cfg, limits.config());
+        metrics.set_retention(retentions.metrics.tenants.clone());
+        logs.set_retention(retentions.logs.clone());
+        traces.set_retention(retentions.traces.clone());
         let span_metrics = Arc::new(crate::span_metrics::SpanMetrics::new());
         let logs = Arc::new(LogStore::new(logs));
         let traces = Arc::new(TraceStore::new(traces)?);
@@ -332,11 +336,7 @@ impl Collector {
             self.logs.clone(),
             self.traces.clone(),
             self.metrics.clone(),
-            (
-                self.cfg.logs.retention_secs,
-                self.cfg.traces.retention_secs,
-                self.cfg.metrics.retention_secs,
-            ),
+            triad_model::config::Retentions::of(&self.cfg, self.limits.config()),
             grace,
             self.janitor_metrics.clone(),
         );

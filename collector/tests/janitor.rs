@@ -63,11 +63,22 @@ async fn retention_deletion_and_orphans() {
         vec![],
     )));
     let now = triad_model::now_ns();
-    // old: past the 7-day retention; fresh: within it; orphan: staged, never published.
+    // old: past the 7-day retention; fresh: within it; orphan: staged, never published;
+    // short: two days old, of a tenant that keeps a day; mixed: as old, of that tenant and
+    // another that keeps seven (it stays).
+    let of = |mut r: SplitRow, tenants: &[&str]| {
+        r.tenants = tenants.iter().map(|t| t.to_string()).collect();
+        r
+    };
     for (r, publish) in [
         (row("old", now - 8 * 24 * HOUR_NS), true),
         (row("fresh", now - HOUR_NS), true),
         (row("orphan", now - HOUR_NS), false),
+        (of(row("short", now - 48 * HOUR_NS), &["short"]), true),
+        (
+            of(row("mixed", now - 48 * HOUR_NS), &["short", "default"]),
+            true,
+        ),
     ] {
         meta.stage(&r).await.unwrap();
         storage
@@ -97,16 +108,24 @@ async fn retention_deletion_and_orphans() {
             )
             .unwrap(),
         ),
-        (7 * 86_400, 7 * 86_400, 15 * 86_400),
+        triad_model::config::Retentions {
+            logs: triad_model::config::Retention {
+                default_secs: 7 * 86_400,
+                tenants: [("short".to_string(), 86_400)].into(),
+            },
+            traces: triad_model::config::Retention::uniform(7 * 86_400),
+            metrics: triad_model::config::Retention::uniform(15 * 86_400),
+        },
         Duration::from_secs(600),
         triad_collector::metrics::JanitorMetrics::unregistered(),
     );
-    // Now: the old split is marked, nothing is deleted yet (grace, orphan age).
+    // Now: the old and short splits are marked, nothing is deleted yet (grace, orphan
+    // age).
     let r = janitor.round(now).await.unwrap();
     assert_eq!(
         r,
         Report {
-            marked: 1,
+            marked: 2,
             deleted: 0,
             orphans: 0
         }
@@ -115,7 +134,13 @@ async fn retention_deletion_and_orphans() {
         .list(&ListQuery::published(Signal::Logs, i64::MIN, i64::MAX))
         .await
         .unwrap();
-    assert_eq!(published.len(), 1, "fresh stays listed");
+    let mut listed: Vec<&str> = published.iter().map(|r| r.split_id.as_str()).collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        ["node/fresh", "node/mixed"],
+        "fresh and mixed stay listed"
+    );
     assert_eq!(
         storage.size("logs/node/old.split").await.unwrap(),
         Some(3),
@@ -127,20 +152,21 @@ async fn retention_deletion_and_orphans() {
         r,
         Report {
             marked: 0,
-            deleted: 1,
+            deleted: 2,
             orphans: 1
         }
     );
-    let keys: Vec<String> = storage
+    let mut keys: Vec<String> = storage
         .list("logs")
         .await
         .unwrap()
         .into_iter()
         .map(|o| o.key)
         .collect();
+    keys.sort();
     assert_eq!(
         keys,
-        ["logs/node/fresh.split"],
+        ["logs/node/fresh.split", "logs/node/mixed.split"],
         "no orphaned or expired object left"
     );
     for state in [SplitState::Staged, SplitState::Marked] {

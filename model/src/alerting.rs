@@ -545,10 +545,12 @@ mod tests {
         c.tenants.insert("team-b".into(), TenantAlerting::default());
         c.validate().unwrap();
         assert!(c.has_tenant("team-b") && c.has_tenant("default") && !c.has_tenant("x"));
-        c.tenants.insert("default".into(), TenantAlerting::default());
+        c.tenants
+            .insert("default".into(), TenantAlerting::default());
         assert_eq!(c.validate().unwrap_err().key, "alerting.tenants.default");
         c.tenants.remove("default");
-        c.tenants.insert("no spaces".into(), TenantAlerting::default());
+        c.tenants
+            .insert("no spaces".into(), TenantAlerting::default());
         assert_eq!(c.validate().unwrap_err().key, "alerting.tenants.no spaces");
         c.tenants.remove("no spaces");
         let mut t = TenantAlerting::default();
@@ -564,7 +566,8 @@ mod tests {
         c.tenants.insert("team-b".into(), t);
         let e = c.validate().unwrap_err();
         assert!(
-            e.key.starts_with("alerting.tenants.team-b.golden_signals.default.errors"),
+            e.key
+                .starts_with("alerting.tenants.team-b.golden_signals.default.errors"),
             "{}",
             e.key
         );

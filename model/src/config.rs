@@ -11,10 +11,12 @@ use serde::{Deserialize, Serialize};
 
 mod auth;
 mod limits;
+mod retention;
 mod storage;
 mod tls;
 pub use auth::{AuthConfig, AuthSetting, TokenConfig};
 pub use limits::{Effective as EffectiveLimits, LimitsConfig, TenantLimits};
+pub use retention::{Retention, Retentions};
 pub use storage::{MetastoreConfig, StorageConfig};
 pub use tls::TlsConfig;
 
@@ -532,6 +534,7 @@ impl Config {
         self.auth.validate()?;
         self.tls.validate()?;
         self.limits.validate()?;
+        self.validate_retentions()?;
         let held = self.hold_to_loopback()?;
         let c = &self.collector;
         range(

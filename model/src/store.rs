@@ -347,4 +347,6 @@ pub trait MetricWrite: Send + Sync {
 }
 
 mod merged;
+mod retained;
 pub use merged::{MergedLogs, MergedMetrics, MergedTraces};
+pub use retained::Retained;

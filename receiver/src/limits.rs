@@ -102,6 +102,11 @@ impl Limits {
         self.cfg.for_tenant(tenant)
     }
 
+    /// The `limits` section these come from.
+    pub fn config(&self) -> &LimitsConfig {
+        &self.cfg
+    }
+
     /// Counts `n` refusals of `limit` for `tenant`.
     pub fn count(&self, limit: &'static str, tenant: &str, n: u64) {
         self.metrics

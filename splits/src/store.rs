@@ -108,10 +108,13 @@ struct Shared<S: Signal> {
     /// False once a thread stopped on a fatal error.
     healthy: AtomicBool,
     metrics: StoreMetrics,
+    /// Tenants' own retention (`cfg.retention_secs` for the others).
+    retention: RwLock<triad_model::config::Retention>,
 }
 
 impl<S: Signal> Shared<S> {
     fn new(signal: S, dir: &Path, cfg: StoreConfig, metrics: StoreMetrics) -> Self {
+        let cfg_retention = cfg.retention_secs;
         Self {
             signal,
             dir: dir.to_path_buf(),
@@ -120,6 +123,7 @@ impl<S: Signal> Shared<S> {
             checkpoint: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
             metrics,
+            retention: RwLock::new(triad_model::config::Retention::uniform(cfg_retention)),
         }
     }
 
@@ -484,11 +488,27 @@ impl<S: Signal> Store<S> {
         Ok(())
     }
 
-    /// Drops sealed splits older than `retention_secs` (by their newest record), then the
-    /// oldest sealed splits while the store exceeds `retention_bytes`. Returns how many
-    /// splits were removed. Does blocking file I/O.
+    /// Gives tenants their own retention (the default stays `retention_secs`).
+    pub fn set_retention(&self, retention: triad_model::config::Retention) {
+        *self
+            .shared
+            .retention
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = retention;
+    }
+
+    /// Drops sealed splits whose newest record is older than their retention — the
+    /// longest of their tenants' (`retention_secs` unless [`Store::set_retention`] gave
+    /// some their own) — then the oldest sealed splits while the store exceeds
+    /// `retention_bytes`. Returns how many splits were removed. Does blocking file I/O.
     pub fn apply_retention(&self, now_ns: i64) -> Result<usize> {
         let cfg = &self.shared.cfg;
+        let retention = self
+            .shared
+            .retention
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut removed = Vec::new();
         {
             let mut splits = self
@@ -496,17 +516,40 @@ impl<S: Signal> Store<S> {
                 .splits
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
-            if cfg.retention_secs > 0 {
-                let cutoff = now_ns
-                    .saturating_sub((cfg.retention_secs as i64).saturating_mul(1_000_000_000));
+            let shortest = retention.shortest();
+            if shortest > 0 {
+                // Nothing newer than the shortest retention can have expired.
+                let earliest =
+                    now_ns.saturating_sub((shortest as i64).saturating_mul(1_000_000_000));
+                let uniform = retention.is_uniform();
+                let mut failed = false;
                 splits.retain(|s| {
                     let m = s.meta();
-                    let expired = m.sealed && m.max_ts < cutoff;
+                    if !m.sealed || m.max_ts >= earliest {
+                        return true;
+                    }
+                    let cutoff = if uniform {
+                        Some(earliest)
+                    } else {
+                        match s.tenants() {
+                            Ok(t) => retention.cutoff_ns(t.iter().map(String::as_str), now_ns),
+                            Err(e) => {
+                                // Kept: a split is never dropped on a guess.
+                                failed = true;
+                                tracing::error!(split = %s.id, error = %e, "cannot read the tenants of a split; kept");
+                                None
+                            }
+                        }
+                    };
+                    let expired = cutoff.is_some_and(|c| m.max_ts < c);
                     if expired {
                         removed.push(s.clone());
                     }
                     !expired
                 });
+                if failed {
+                    self.shared.error("retention");
+                }
             }
             let sizes: Vec<u64> = splits.iter().map(|s| s.disk_bytes()).collect();
             let mut total: u64 = sizes.iter().sum();

@@ -207,6 +207,74 @@ fn tail_returns_new_lines_in_arrival_order() {
 }
 
 #[test]
+fn a_split_goes_when_the_longest_retention_of_its_tenants_is_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        split_max_docs: 2,
+        split_max_age_secs: 1,
+        retention_secs: 3 * 3600,
+        ..fast_cfg()
+    };
+    let store = open_logs(dir.path(), cfg);
+    // "short" keeps an hour, the default three.
+    store.store().set_retention(triad_model::config::Retention {
+        default_secs: 3 * 3600,
+        tenants: [("short".to_string(), 3600)].into(),
+    });
+    let now = triad_model::now_ns();
+    let rt = runtime();
+    let of = |tenant: &str, body: &str| triad_model::LogRecord {
+        tenant: tenant.into(),
+        ..log(now - 2 * HOUR_NS, body, "s", "info", None)
+    };
+    // split_max_docs = 2: each pair seals a split, two hours old.
+    for pair in [
+        [of("short", "short-only-1"), of("short", "short-only-2")],
+        [of("short", "mixed-short"), of("default", "mixed-default")],
+        [
+            of("default", "default-only-1"),
+            of("default", "default-only-2"),
+        ],
+    ] {
+        let sealed = store
+            .store()
+            .splits()
+            .iter()
+            .filter(|s| s.meta().sealed)
+            .count();
+        rt.block_on(store.append(pair.to_vec())).unwrap();
+        wait_for("split sealed", || {
+            store
+                .store()
+                .splits()
+                .iter()
+                .filter(|s| s.meta().sealed)
+                .count()
+                == sealed + 1
+        });
+    }
+    // Only the split of "short" alone is past its retention; the mixed one lives as
+    // long as "default" does.
+    assert_eq!(store.store().apply_retention(now).unwrap(), 1);
+    let found = |tenant: &str, q: &str| {
+        store
+            .search(&LogQuery {
+                tenant: tenant.into(),
+                ..query(q, now - 3 * HOUR_NS, now + 1)
+            })
+            .unwrap()
+            .total
+    };
+    assert_eq!(found("short", "short-only-1"), 0);
+    assert_eq!(found("short", "mixed-short"), 1);
+    assert_eq!(found("default", "mixed-default"), 1);
+    assert_eq!(found("default", "default-only-1"), 1);
+    // Three hours on, everything has gone.
+    assert_eq!(store.store().apply_retention(now + 2 * HOUR_NS).unwrap(), 2);
+    store.store().shutdown();
+}
+
+#[test]
 fn retention_drops_expired_splits_and_queries_skip_out_of_range_splits() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = StoreConfig {

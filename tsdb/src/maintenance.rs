@@ -7,6 +7,12 @@ impl Tsdb {
     /// Runs due maintenance: cuts the head into a block when it spans the block range,
     /// merges blocks (unless [`TsdbOptions::compact`] is off), applies retention. Call it periodically from a blocking thread.
     pub fn maintain(&self, now_ms: i64) -> Result<()> {
+        self.maintain_with(now_ms, self.opts.retention_ms)
+    }
+
+    /// As [`Tsdb::maintain`], with this retention (ms, 0: for ever) instead of
+    /// [`TsdbOptions::retention_ms`]: the tenant's own.
+    pub fn maintain_with(&self, now_ms: i64, retention_ms: i64) -> Result<()> {
         let _guard = self.maintenance.lock().map_err(|_| Error::Closed("tsdb"))?;
         let due = {
             let head = self.head.read().map_err(|_| Error::Closed("tsdb"))?;
@@ -18,7 +24,7 @@ impl Tsdb {
         if self.opts.compact {
             self.compact()?;
         }
-        self.apply_retention(now_ms)?;
+        self.apply_retention_with(now_ms, retention_ms)?;
         self.update_gauges();
         Ok(())
     }
@@ -159,10 +165,15 @@ impl Tsdb {
 
     /// Drops blocks past the age limit, then the oldest while over the size limit.
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize> {
+        self.apply_retention_with(now_ms, self.opts.retention_ms)
+    }
+
+    /// As [`Tsdb::apply_retention`] with this age limit (ms, 0: none).
+    pub fn apply_retention_with(&self, now_ms: i64, retention_ms: i64) -> Result<usize> {
         let mut blocks = self.blocks.write().map_err(|_| Error::Closed("tsdb"))?;
         let mut removed = Vec::new();
-        if self.opts.retention_ms > 0 {
-            let horizon = now_ms - self.opts.retention_ms;
+        if retention_ms > 0 {
+            let horizon = now_ms - retention_ms;
             let (old, keep): (Vec<_>, Vec<_>) =
                 blocks.drain(..).partition(|b| b.meta.max_t < horizon);
             *blocks = keep;

@@ -22,6 +22,8 @@ pub struct MetricStore {
     tenants: RwLock<HashMap<String, Arc<Tsdb>>>,
     /// The most series a tenant's head may hold (0: no limit).
     max_series: RwLock<Option<SeriesLimit>>,
+    /// Tenants' own retention, seconds (the others keep `opts.retention_ms`).
+    retention: RwLock<BTreeMap<String, u64>>,
 }
 
 /// The most series a tenant's head may hold (`limits.max_series`; 0: no limit).
@@ -54,6 +56,7 @@ impl MetricStore {
             metrics,
             tenants: RwLock::new(tenants),
             max_series: RwLock::new(None),
+            retention: RwLock::new(BTreeMap::new()),
         })
     }
 
@@ -122,10 +125,27 @@ impl MetricStore {
             .unwrap_or_default()
     }
 
-    /// Runs maintenance (cut, compaction, retention) on every tenant.
+    /// Gives tenants their own retention (`limits.tenants.<name>.metrics_retention_secs`,
+    /// seconds, 0: for ever); the others keep [`TsdbOptions::retention_ms`].
+    pub fn set_retention(&self, tenants: BTreeMap<String, u64>) {
+        if let Ok(mut r) = self.retention.write() {
+            *r = tenants;
+        }
+    }
+
+    /// Runs maintenance (cut, compaction, retention) on every tenant, each with its own
+    /// retention.
     pub fn maintain(&self, now_ms: i64) -> Result<()> {
-        for db in self.all() {
-            db.maintain(now_ms)?;
+        for (tenant, db) in self.tenants() {
+            let own = self
+                .retention
+                .read()
+                .ok()
+                .and_then(|r| r.get(&tenant).copied());
+            match own {
+                Some(secs) => db.maintain_with(now_ms, (secs as i64).saturating_mul(1000))?,
+                None => db.maintain(now_ms)?,
+            }
         }
         Ok(())
     }

@@ -222,3 +222,33 @@ fn series_limit_refuses_new_series_only() {
         1
     );
 }
+
+#[test]
+fn each_tenant_keeps_its_own_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(10_000);
+    o.retention_ms = 30_000;
+    // Blocks as cut, not merged: each goes at its own age.
+    o.compact = false;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let store = crate::metric_store::MetricStore::open(dir.path(), o, &mut registry).unwrap();
+    store.set_retention([("short".to_string(), 15), ("ever".to_string(), 0)].into());
+    let a = labels("up", "a");
+    for tenant in ["short", "ever", "other"] {
+        let db = store.tenant(tenant).unwrap();
+        for i in 0..100 {
+            db.append(&batch(&[(&a, i * 1_000, 1.0)]), true).unwrap();
+            if i % 11 == 10 {
+                db.flush().unwrap();
+            }
+        }
+        db.flush().unwrap();
+    }
+    store.maintain(100_000).unwrap();
+    let first = |t: &str| all_up(&store.get(t).unwrap())[0].samples[0].0;
+    // Blocks of 11 samples (0-10 s, 11-21 s, …): a block goes once its newest sample is
+    // past the horizon (85 s for 15 s of retention, 70 s for the default 30 s).
+    assert_eq!(first("short"), 77_000);
+    assert_eq!(first("other"), 66_000);
+    assert_eq!(first("ever"), 0);
+}

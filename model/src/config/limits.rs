@@ -91,6 +91,15 @@ pub struct TenantLimits {
     pub max_query_samples: Option<usize>,
     /// Instead of `query.query_timeout_secs` for this tenant.
     pub query_timeout_secs: Option<u64>,
+    /// Instead of `collector.logs.retention_secs` for this tenant's log records (0: for
+    /// ever). Splits hold several tenants' records and go when the longest retention of
+    /// theirs is over; the tenant does not see its records past this one meanwhile.
+    pub logs_retention_secs: Option<u64>,
+    /// Instead of `collector.traces.retention_secs` for this tenant's spans (as logs).
+    pub traces_retention_secs: Option<u64>,
+    /// Instead of `collector.metrics.retention_secs` for this tenant's samples (its
+    /// blocks are its own: they go at this retention).
+    pub metrics_retention_secs: Option<u64>,
 }
 
 /// The limits that apply to one tenant.
