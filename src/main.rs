@@ -427,6 +427,11 @@ fn security(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     triad_receiver::client::configure(token.as_deref(), &cfg.tls)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    triad_receiver::client::spawn_reloader(
+        Duration::from_secs(cfg.tls.reload_interval_secs),
+        cancel,
+        tasks,
+    );
     let tls = triad_receiver::tls::ServerTls::load(
         &cfg.tls,
         triad_receiver::tls::TlsMetrics::register(registry),

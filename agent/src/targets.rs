@@ -12,7 +12,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// How often names are resolved again.
 pub const RESOLVE_EVERY: Duration = Duration::from_secs(30);
@@ -47,18 +47,13 @@ fn channel(url: &str, timeout: Duration) -> crate::Result<Channel> {
         endpoint: url.to_string(),
         reason,
     };
-    let mut endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| bad(e.to_string()))?;
-    if url.starts_with("https://") {
-        let tls = triad_receiver::client::grpc_tls().ok_or_else(|| {
-            bad("an https:// collector needs tls.ca_file (the CA its certificate chains to)".into())
-        })?;
-        endpoint = endpoint.tls_config(tls).map_err(|e| bad(e.to_string()))?;
-    }
-    Ok(endpoint
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(timeout)
-        .tcp_nodelay(true)
-        .connect_lazy())
+    triad_receiver::client::grpc_channel(url, |endpoint| {
+        endpoint
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(timeout)
+            .tcp_nodelay(true)
+    })
+    .map_err(bad)
 }
 
 /// `http://host:port` split into scheme, host and port (80/443 by default).

@@ -5,14 +5,20 @@
 //! certificates chain to, the client certificate for mutual TLS — belongs to the
 //! process, like its host name: set once at start from `client_token_file` or
 //! `TRIAD_TOKEN` and the `tls` section ([`configure`]), and applied by [`http_client`]
-//! to every HTTP client and by [`bearer`] and [`grpc_tls`] to the agent's gRPC
+//! to every HTTP client and by [`bearer`] and [`grpc_channel`] to the agent's gRPC
 //! channels. The tenant a call reads for travels per
 //! request in [`crate::auth::ORG_ID_HEADER`] (honoured for trusted tokens).
+//!
+//! The client certificate is re-read when its files change ([`spawn_reloader`]), as the
+//! servers' are: every TLS handshake asks [`ClientCert`] for the current one, so new
+//! connections present the new certificate and open ones keep theirs.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, SystemTime};
 
 use axum::http::HeaderValue;
+use rustls::sign::CertifiedKey;
 use triad_model::config::TlsConfig;
 
 /// Who this process is to other Triad servers.
@@ -20,8 +26,88 @@ struct Identity {
     token: Option<HeaderValue>,
     /// For `https://` calls over reqwest: `None` keeps reqwest's own trust store.
     rustls: Option<Arc<rustls::ClientConfig>>,
-    /// For the agent's gRPC channels to `https://` collectors.
-    grpc: Option<tonic::transport::ClientTlsConfig>,
+    /// For the agent's gRPC channels to `https://` collectors (HTTP/2 by ALPN).
+    grpc: Option<Arc<rustls::ClientConfig>>,
+    /// The client certificate, when mutual TLS is configured.
+    cert: Option<Arc<ClientCert>>,
+}
+
+/// The client certificate and key, re-read from their files when they change; a file
+/// that cannot be read or does not parse (half-written by a rotation, say) keeps the
+/// current one.
+#[derive(Debug)]
+pub struct ClientCert {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+    stamp: Mutex<Vec<Option<(SystemTime, u64)>>>,
+}
+
+impl ClientCert {
+    fn load(cert_file: PathBuf, key_file: PathBuf) -> Result<ClientCert, String> {
+        let stamp = Self::stamp_of(&cert_file, &key_file);
+        let current = Self::read(&cert_file, &key_file)?;
+        Ok(ClientCert {
+            cert_file,
+            key_file,
+            current: RwLock::new(Arc::new(current)),
+            stamp: Mutex::new(stamp),
+        })
+    }
+
+    fn read(
+        cert_file: &std::path::Path,
+        key_file: &std::path::Path,
+    ) -> Result<CertifiedKey, String> {
+        let certs = crate::tls::certificates(cert_file, "tls.client_cert_file")?;
+        let key = crate::tls::private_key(key_file, "tls.client_key_file")?;
+        let provider = rustls::crypto::ring::default_provider();
+        CertifiedKey::from_der(certs, key, &provider)
+            .map_err(|e| format!("tls.client_cert_file / tls.client_key_file: {e}"))
+    }
+
+    fn stamp_of(cert: &std::path::Path, key: &std::path::Path) -> Vec<Option<(SystemTime, u64)>> {
+        [cert, key]
+            .into_iter()
+            .map(|p| {
+                std::fs::metadata(p)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len())))
+            })
+            .collect()
+    }
+
+    /// Re-reads the files if they changed since the last look; `Ok(true)` when the
+    /// certificate was replaced.
+    pub fn reload_if_changed(&self) -> Result<bool, String> {
+        let now = Self::stamp_of(&self.cert_file, &self.key_file);
+        if *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) == now {
+            return Ok(false);
+        }
+        let next = Self::read(&self.cert_file, &self.key_file)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) = now;
+        Ok(true)
+    }
+}
+
+impl rustls::client::ResolvesClientCert for ClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 static IDENTITY: OnceLock<Identity> = OnceLock::new();
@@ -37,15 +123,12 @@ pub fn configure(token: Option<&str>, tls: &TlsConfig) -> Result<(), String> {
             Ok::<_, String>(v)
         })
         .transpose()?;
-    let identity = match (&tls.client_cert_file, &tls.client_key_file) {
-        (Some(c), Some(k)) => Some((
-            crate::tls::certificates(c, "tls.client_cert_file")?,
-            crate::tls::private_key(k, "tls.client_key_file")?,
-        )),
+    let cert = match (&tls.client_cert_file, &tls.client_key_file) {
+        (Some(c), Some(k)) => Some(Arc::new(ClientCert::load(c.clone(), k.clone())?)),
         _ => None,
     };
     let (rustls, grpc) = match &tls.ca_file {
-        None if identity.is_some() => {
+        None if cert.is_some() => {
             return Err(
                 "tls.client_cert_file is set without tls.ca_file: name the CA the servers' \
                  certificates chain to"
@@ -56,39 +139,94 @@ pub fn configure(token: Option<&str>, tls: &TlsConfig) -> Result<(), String> {
         Some(ca) => {
             let roots = crate::tls::roots(ca, "tls.ca_file")?;
             let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-            let cfg = match &identity {
-                Some((certs, key)) => builder
-                    .with_client_auth_cert(certs.clone(), key.clone_key())
-                    .map_err(|e| format!("tls.client_cert_file / tls.client_key_file: {e}"))?,
+            let cfg = match &cert {
+                Some(c) => builder.with_client_cert_resolver(c.clone()),
                 None => builder.with_no_client_auth(),
             };
-            let pem =
-                std::fs::read(ca).map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?;
-            let mut grpc = tonic::transport::ClientTlsConfig::new()
-                .ca_certificate(tonic::transport::Certificate::from_pem(pem));
-            if let (Some(c), Some(k)) = (&tls.client_cert_file, &tls.client_key_file) {
-                let read = |p: &std::path::Path, what: &str| {
-                    std::fs::read(p).map_err(|e| format!("{what} {}: {e}", p.display()))
-                };
-                grpc = grpc.identity(tonic::transport::Identity::from_pem(
-                    read(c, "tls.client_cert_file")?,
-                    read(k, "tls.client_key_file")?,
-                ));
-            }
-            (Some(Arc::new(cfg)), Some(grpc))
+            let mut grpc = cfg.clone();
+            grpc.alpn_protocols = vec![b"h2".to_vec()];
+            (Some(Arc::new(cfg)), Some(Arc::new(grpc)))
         }
     };
     let _ = IDENTITY.set(Identity {
         token,
         rustls,
         grpc,
+        cert,
     });
     Ok(())
 }
 
-/// TLS settings for a gRPC channel to an `https://` server, if `tls.ca_file` is set.
-pub fn grpc_tls() -> Option<tonic::transport::ClientTlsConfig> {
-    IDENTITY.get().and_then(|i| i.grpc.clone())
+/// Looks at the client certificate's files every `every` (when one is configured) and
+/// re-reads them when they change, until `cancel` fires.
+pub fn spawn_reloader(
+    every: Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+    tasks: &mut tokio::task::JoinSet<Result<(), String>>,
+) {
+    let Some(cert) = IDENTITY.get().and_then(|i| i.cert.clone()) else {
+        return;
+    };
+    let cancel = cancel.child_token();
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tick.tick() => {}
+            }
+            let c = cert.clone();
+            match tokio::task::spawn_blocking(move || c.reload_if_changed()).await {
+                Ok(Ok(true)) => tracing::info!(cert = %cert.cert_file.display(), "TLS client certificate reloaded"),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "TLS client certificate not reloaded; the previous one stays in use"),
+                Err(e) => tracing::error!(error = %e, "TLS client certificate reload task failed"),
+            }
+        }
+    });
+}
+
+/// A lazily connecting gRPC channel to `url` (`http://` or `https://host:port`), with
+/// `configure` applied to its endpoint (timeouts). An `https://` channel makes its TLS
+/// connections itself, with `tls.ca_file` and the current client certificate; an error
+/// says what is missing.
+pub fn grpc_channel(
+    url: &str,
+    configure: impl FnOnce(tonic::transport::Endpoint) -> tonic::transport::Endpoint,
+) -> Result<tonic::transport::Channel, String> {
+    use tonic::transport::Endpoint;
+    let Some(rest) = url.strip_prefix("https://") else {
+        let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| e.to_string())?;
+        return Ok(configure(endpoint).connect_lazy());
+    };
+    let tls = IDENTITY.get().and_then(|i| i.grpc.clone()).ok_or_else(|| {
+        "an https:// collector needs tls.ca_file (the CA its certificate chains to)".to_string()
+    })?;
+    // tonic's own TLS takes no rustls configuration (nor a certificate that changes):
+    // the channel speaks to an http:// URI over connections this connector secures.
+    let endpoint = Endpoint::from_shared(format!("http://{rest}")).map_err(|e| e.to_string())?;
+    let connector = tower::service_fn(move |uri: axum::http::Uri| {
+        let tls = tls.clone();
+        async move {
+            let host = uri
+                .host()
+                .ok_or_else(|| std::io::Error::other(format!("{uri}: no host")))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let port = uri.port_u16().unwrap_or(443);
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| std::io::Error::other(format!("{host}: {e}")))?;
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            tcp.set_nodelay(true)?;
+            let stream = tokio_rustls::TlsConnector::from(tls)
+                .connect(name, tcp)
+                .await?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+        }
+    });
+    Ok(configure(endpoint).connect_with_connector_lazy(connector))
 }
 
 /// The `Authorization` value to send, if a token is configured.

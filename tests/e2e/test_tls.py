@@ -159,6 +159,47 @@ def test_agent_forwards_to_an_https_collector_with_its_client_certificate(stack,
         agent.stop()
 
 
+def handshake_failures(t, pki, token):
+    _, body, _ = get(hostport(t.query), "/metrics", client_ctx(pki), token)
+    line = [l for l in body.decode().splitlines() if l.startswith("triad_tls_handshake_failures_total")]
+    return float(line[0].split()[-1]) if line else 0.0
+
+
+def test_the_agent_presents_its_renewed_client_certificate_without_a_restart(stack, pki, tmp_path):
+    """The agent starts with a client certificate the collector does not trust (another
+    CA: an expired or revoked one is the same to the agent); its handshakes fail and it
+    keeps the lines. Its certificate files are then replaced as a renewal does, and the
+    agent presents the new one on its next connection: the lines arrive, no restart."""
+    t, tk = stack["t"], stack["tokens"]
+    for src, dst in [("rogue.pem", "agent-client.pem"), ("rogue.key", "agent-client.key")]:
+        (tmp_path / dst).write_bytes((pki / src).read_bytes())
+    (tmp_path / "token").write_text(tk["agent"])
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(f"client_token_file: {tmp_path / 'token'}\n"
+                   f"tls:\n  ca_file: {pki / 'ca.pem'}\n  client_cert_file: {tmp_path / 'agent-client.pem'}\n"
+                   f"  client_key_file: {tmp_path / 'agent-client.key'}\n  reload_interval_secs: 1\n")
+    before = handshake_failures(t, pki, tk["admin"])
+    agent = Triad(tmp_path / "agent", config=cfg, command="agent", args=["--collector", f"https://{t.grpc}"]).start()
+    try:
+        from conftest import post_protobuf
+        post_protobuf(agent.http + "/v1/logs", logs_request("tls-renewal-svc", ["sent before the renewal"]))
+        q = hostport(t.query)
+
+        def found():
+            _, body, _ = get(q, "/api/logs/search?q=renewal", client_ctx(pki), tk["admin"])
+            return json.loads(body)["total"]
+
+        wait_until("the collector refusing the agent's first certificate",
+                   lambda: handshake_failures(t, pki, tk["admin"]) > before)
+        assert found() == 0
+        for src, dst in [("client.key", "agent-client.key"), ("client.pem", "agent-client.pem")]:
+            (tmp_path / (dst + ".new")).write_bytes((pki / src).read_bytes())
+            os.replace(tmp_path / (dst + ".new"), tmp_path / dst)
+        wait_until("the line, over the renewed certificate", lambda: found() == 1, timeout=90)
+    finally:
+        agent.stop()
+
+
 def post(addr, path, body, ctx, token):
     host, port = addr.rsplit(":", 1)
     conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)

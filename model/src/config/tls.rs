@@ -29,7 +29,7 @@ pub struct TlsConfig {
     /// Empty: the operating system's trust store.
     pub ca_file: Option<PathBuf>,
     /// PEM certificate chain this process presents when a server asks for one (mutual
-    /// TLS).
+    /// TLS); re-read when it changes, as the servers' certificates are.
     pub client_cert_file: Option<PathBuf>,
     /// PEM private key of `client_cert_file`.
     pub client_key_file: Option<PathBuf>,
