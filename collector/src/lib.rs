@@ -67,6 +67,24 @@ pub(crate) fn wait<T>(
 
 /// How often the metric store checks whether its head is due to become a block.
 const METRICS_MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often a stopped store is restarted (see `Collector::restart_loop`).
+const RESTART_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Restarts `store` if its threads stopped on an error; logs when it cannot yet.
+async fn restart_if_stopped<S: triad_splits::store::Signal>(
+    name: &'static str,
+    store: &Arc<triad_splits::store::Store<S>>,
+) {
+    if store.is_healthy() {
+        return;
+    }
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.restart()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(store = name, error = %e, "store still stopped; retrying"),
+        Err(e) => tracing::error!(store = name, error = %e, "store restart panicked"),
+    }
+}
 
 /// The collector: both stores and the ingest path, ready to serve.
 pub struct Collector {
@@ -269,6 +287,13 @@ impl Collector {
 
         let me = self.clone();
         let c = cancel.child_token();
+        tasks.spawn(async move {
+            me.restart_loop(c).await;
+            Ok(())
+        });
+
+        let me = self.clone();
+        let c = cancel.child_token();
         let every = std::time::Duration::from_secs(self.cfg.metrics.span_metrics_interval_secs);
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -404,6 +429,23 @@ impl Collector {
         tracing::info!(jobs = prom.scrape_configs.len(), "scraper started");
         tasks.spawn(scraper.run(cancel.child_token()));
         Ok(())
+    }
+
+    /// Restarts a store whose WAL or indexer stopped on an error (a full disk): every
+    /// [`RESTART_EVERY`] while it is down, so the collector takes writes again once the
+    /// disk does, without a restart of the process. Until then `/readyz` says 503 and
+    /// senders retry.
+    async fn restart_loop(self: Arc<Self>, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(RESTART_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            restart_if_stopped("logs", self.logs.store()).await;
+            restart_if_stopped("traces", self.traces.store()).await;
+        }
     }
 
     async fn retention_loop(self: Arc<Self>, cancel: CancellationToken) {

@@ -108,7 +108,7 @@ async fn fixture_with(recs: Vec<LogRecord>) -> Fixture {
         cancel: CancellationToken::new(),
         ui: triad_query::ui::no_ui,
         trace_cache: Default::default(),
-        alert_tenant: triad_model::DEFAULT_TENANT.into(),
+        alert_tenants: Arc::new([triad_model::DEFAULT_TENANT.to_string()].into()),
         gate: triad_receiver::auth::Gate::open(),
         limits: triad_receiver::limits::Limits::defaults(),
     };

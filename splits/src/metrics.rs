@@ -55,5 +55,8 @@ triad_model::metric_set! {
         pub retention_removed_splits: Family<SignalLabel, Counter>,
         /// Storage errors by stage.
         pub errors: Family<StageLabels, Counter>,
+        /// Restarts of the store's threads after their WAL or indexer stopped on an
+        /// error (a full disk, say).
+        pub restarts: Family<SignalLabel, Counter>,
     }
 }

@@ -177,6 +177,119 @@ fn open_splits<S: Signal>(shared: &Shared<S>) -> Result<Vec<Arc<Split>>> {
         .collect()
 }
 
+/// Starts the indexer and WAL threads over the splits in `shared`: the newest split
+/// takes writes if it is not sealed (else a new one is created), and the WAL is replayed
+/// above the last commit before any new write. Returns the append channel and the
+/// threads.
+#[allow(clippy::type_complexity)]
+fn start<S: Signal>(
+    shared: &Arc<Shared<S>>,
+) -> Result<(mpsc::Sender<AppendRequest<S::Record>>, Vec<JoinHandle<()>>)> {
+    let splits: Vec<Arc<Split>> = shared
+        .splits
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let checkpoint = splits.iter().map(|s| s.meta().lsn).max().unwrap_or(0);
+    let next_seq = splits.iter().map(|s| s.meta().max_seq).max().unwrap_or(0) + 1;
+    shared.checkpoint.store(checkpoint, Ordering::SeqCst);
+    // Only the newest split may take writes; an older unsealed one (a crash during a
+    // rollover) is treated as sealed.
+    let active = match splits.last() {
+        Some(s) if !s.meta().sealed => s.clone(),
+        _ => {
+            let s = Arc::new(Split::create(
+                &shared.splits_dir(),
+                shared.signal.schema(),
+                shared.signal.settings(),
+                &shared.configure(),
+            )?);
+            shared
+                .splits
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(s.clone());
+            s
+        }
+    };
+    shared
+        .metrics
+        .splits
+        .get_or_create(&shared.label())
+        .set(shared.splits.read().map(|s| s.len()).unwrap_or(0) as i64);
+
+    let writer = new_writer(shared, &active)?;
+    let (index_tx, index_rx) = std_mpsc::sync_channel::<IndexMsg<S::Record>>(INDEX_QUEUE);
+    let indexer = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("{}-indexer", S::NAME))
+            .spawn(move || index_loop(shared, index_rx, active, writer, next_seq))
+            .map_err(Error::io("spawn indexer thread"))?
+    };
+    // On an error below, the indexer ends with its channel, and is waited for.
+    let stop = |indexer: JoinHandle<()>, index_tx: std_mpsc::SyncSender<IndexMsg<S::Record>>| {
+        drop(index_tx);
+        let _ = indexer.join();
+    };
+
+    // Replay what was acknowledged but not yet committed, in order, before any new write.
+    let wal_dir = shared.dir.join("wal");
+    let replay_shared = shared.clone();
+    let opened = Wal::open(&wal_dir, checkpoint, |lsn, payload| {
+        let records: Vec<S::Record> = postcard::from_bytes(&payload).map_err(|e| {
+            replay_shared.error("wal");
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("wal record {lsn}: {e}"),
+            )
+        })?;
+        index_tx
+            .send(IndexMsg::Batch { lsn, records })
+            .map_err(|_| std::io::Error::other("indexer stopped during replay"))
+    })
+    .map_err(Error::io(format!("open wal {}", wal_dir.display())));
+    let (wal, stats) = match opened {
+        Ok(w) => w,
+        Err(e) => {
+            stop(indexer, index_tx);
+            return Err(e);
+        }
+    };
+    shared
+        .metrics
+        .wal_replayed
+        .get_or_create(&shared.label())
+        .inc_by(stats.replayed);
+    if stats.replayed > 0 {
+        // Open returns once replayed data is committed: ready means searchable.
+        let (done_tx, done_rx) = std_mpsc::sync_channel(1);
+        if index_tx.send(IndexMsg::Flush(done_tx)).is_err() || done_rx.recv().is_err() {
+            wal.abandon();
+            stop(indexer, index_tx);
+            return Err(Error::Closed(S::NAME));
+        }
+    }
+    if stats.replayed > 0 || stats.truncated_bytes > 0 {
+        tracing::info!(
+            signal = S::NAME,
+            replayed = stats.replayed,
+            truncated_bytes = stats.truncated_bytes,
+            "replayed write-ahead log"
+        );
+    }
+
+    let (tx, rx) = mpsc::channel(APPEND_QUEUE);
+    let wal_thread = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("{}-wal", S::NAME))
+            .spawn(move || wal_loop(shared, wal, rx, index_tx))
+            .map_err(Error::io("spawn wal thread"))?
+    };
+    Ok((tx, vec![wal_thread, indexer]))
+}
+
 impl<S: Signal> Store<S> {
     /// Opens the store in `dir` for reading and writing: opens its splits, replays the
     /// WAL above the last commit and starts the WAL and indexer threads.
@@ -187,95 +300,45 @@ impl<S: Signal> Store<S> {
         metrics: StoreMetrics,
     ) -> Result<Arc<Self>> {
         let shared = Arc::new(Shared::new(signal, dir, cfg, metrics));
-        let mut splits = open_splits(&shared)?;
-        let checkpoint = splits.iter().map(|s| s.meta().lsn).max().unwrap_or(0);
-        let next_seq = splits.iter().map(|s| s.meta().max_seq).max().unwrap_or(0) + 1;
-        shared.checkpoint.store(checkpoint, Ordering::SeqCst);
-        // Only the newest split may take writes; an older unsealed one (a crash during
-        // a rollover) is treated as sealed.
-        let active = match splits.last() {
-            Some(s) if !s.meta().sealed => s.clone(),
-            _ => {
-                let s = Arc::new(Split::create(
-                    &shared.splits_dir(),
-                    shared.signal.schema(),
-                    shared.signal.settings(),
-                    &shared.configure(),
-                )?);
-                splits.push(s.clone());
-                s
-            }
-        };
+        let splits = open_splits(&shared)?;
         *shared.splits.write().unwrap_or_else(|e| e.into_inner()) = splits;
-        shared
-            .metrics
-            .splits
-            .get_or_create(&shared.label())
-            .set(shared.splits.read().map(|s| s.len()).unwrap_or(0) as i64);
-
-        let writer = new_writer(&shared, &active)?;
-        let (index_tx, index_rx) = std_mpsc::sync_channel::<IndexMsg<S::Record>>(INDEX_QUEUE);
-        let indexer = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name(format!("{}-indexer", S::NAME))
-                .spawn(move || index_loop(shared, index_rx, active, writer, next_seq))
-                .map_err(Error::io("spawn indexer thread"))?
-        };
-
-        // Replay what was acknowledged but not yet committed, in order, before any new write.
-        let wal_dir = dir.join("wal");
-        let replay_shared = shared.clone();
-        let (wal, stats) = Wal::open(&wal_dir, checkpoint, |lsn, payload| {
-            let records: Vec<S::Record> = postcard::from_bytes(&payload).map_err(|e| {
-                replay_shared.error("wal");
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("wal record {lsn}: {e}"),
-                )
-            })?;
-            index_tx
-                .send(IndexMsg::Batch { lsn, records })
-                .map_err(|_| std::io::Error::other("indexer stopped during replay"))
-        })
-        .map_err(Error::io(format!("open wal {}", wal_dir.display())))?;
-        shared
-            .metrics
-            .wal_replayed
-            .get_or_create(&shared.label())
-            .inc_by(stats.replayed);
-        if stats.replayed > 0 {
-            // Open returns once replayed data is committed: ready means searchable.
-            let (done_tx, done_rx) = std_mpsc::sync_channel(1);
-            index_tx
-                .send(IndexMsg::Flush(done_tx))
-                .map_err(|_| Error::Closed(S::NAME))?;
-            done_rx.recv().map_err(|_| Error::Closed(S::NAME))?;
-        }
-        if stats.replayed > 0 || stats.truncated_bytes > 0 {
-            tracing::info!(
-                signal = S::NAME,
-                replayed = stats.replayed,
-                truncated_bytes = stats.truncated_bytes,
-                "replayed write-ahead log"
-            );
-        }
-
-        let (tx, rx) = mpsc::channel(APPEND_QUEUE);
-        let wal_thread = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name(format!("{}-wal", S::NAME))
-                .spawn(move || wal_loop(shared, wal, rx, index_tx))
-                .map_err(Error::io("spawn wal thread"))?
-        };
+        let (tx, threads) = start(&shared)?;
         Ok(Arc::new(Store {
             shared,
             tx: Mutex::new(Some(tx)),
-            threads: Mutex::new(vec![wal_thread, indexer]),
+            threads: Mutex::new(threads),
             local: true,
             overlay: None,
         }))
+    }
+
+    /// Restarts a store whose WAL or indexer stopped on an error (a full disk, say):
+    /// stops both threads, then starts them again as [`Store::open`] does — the active
+    /// split reopened at its last commit, the WAL replayed above it (every acknowledged
+    /// record), writes taken again. Fails, leaving the store stopped, while the cause
+    /// lasts (the disk still full); call it again later. Does blocking I/O.
+    pub fn restart(&self) -> Result<()> {
+        if !self.local {
+            return Ok(());
+        }
+        lock(&self.tx).take();
+        let threads: Vec<_> = lock(&self.threads).drain(..).collect();
+        for t in threads {
+            if t.join().is_err() {
+                tracing::error!(signal = S::NAME, "store thread panicked");
+            }
+        }
+        let (tx, threads) = start(&self.shared)?;
+        *lock(&self.tx) = Some(tx);
+        *lock(&self.threads) = threads;
+        self.shared.healthy.store(true, Ordering::SeqCst);
+        self.shared
+            .metrics
+            .restarts
+            .get_or_create(&self.shared.label())
+            .inc();
+        tracing::info!(signal = S::NAME, "store restarted; taking writes again");
+        Ok(())
     }
 
     /// Opens the store read-only, for a query server beside a collector that writes it.

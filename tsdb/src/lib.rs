@@ -147,6 +147,8 @@ impl AppendOutcome {
 /// Head samples moved out by a cut, queryable until their block is on disk.
 struct Frozen {
     series: Vec<(Labels, Vec<Arc<Chunk>>)>,
+    /// The checkpoint once this part is in a block: the WAL holds its samples up to it.
+    checkpoint: u64,
 }
 
 /// One tenant's TSDB.
@@ -293,6 +295,13 @@ impl Tsdb {
                 );
             }
         }
+        // A batch whose samples the head had already (a sender retrying after an error)
+        // logs nothing, but its acknowledgement must still mean durable: the record
+        // that holds them may be waiting for a sync that failed (a full disk).
+        let lsn = match lsn {
+            None if durable => self.wal.lock().next_lsn().checked_sub(1).filter(|l| *l > 0),
+            lsn => lsn,
+        };
         if let Some(lsn) = lsn {
             if durable {
                 // Group commit: concurrent senders share the fsync.

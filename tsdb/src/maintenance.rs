@@ -41,16 +41,19 @@ impl Tsdb {
     /// Cuts the head: freezes its samples, advances the WAL checkpoint, writes the block.
     fn cut(&self) -> Result<()> {
         let started = Instant::now();
-        let (frozen, checkpoint) = {
+        {
             let mut head = self.head.write().map_err(|_| Error::Closed("tsdb"))?;
             if head.samples == 0 {
-                return Ok(());
+                drop(head);
+                // Parts a failed cut left frozen are written now.
+                return self.write_frozen(started);
             }
-            let series = head.cut();
-            // Re-log every live series so that a replay from the new checkpoint knows
-            // them, and the metadata, which would otherwise be lost with old segments.
+            // Re-log every series the cut keeps (those with samples) so that a replay
+            // from the new checkpoint knows them, and the metadata, which would
+            // otherwise be lost with old segments. Logged before the head is touched: a
+            // WAL that fails (a full disk) leaves the head as it was.
             let mut rec = WalRecord::default();
-            for (id, s) in head.all_series() {
+            for (id, s) in head.all_series().filter(|(_, s)| s.has_samples()) {
                 rec.series.push((id, s.labels.clone()));
             }
             rec.series.sort_by_key(|(id, _)| *id);
@@ -67,50 +70,70 @@ impl Tsdb {
                 .map_err(Error::io("appending to the tsdb wal"))?;
             wal.sync(self.checkpoint.load(Ordering::Acquire))
                 .map_err(Error::io("syncing the tsdb wal"))?;
-            let frozen = Arc::new(Frozen { series });
+            drop(wal);
+            let series = head.cut();
+            let frozen = Arc::new(Frozen {
+                series,
+                checkpoint: lsn - 1,
+            });
             self.frozen
                 .write()
                 .map_err(|_| Error::Closed("tsdb"))?
-                .push(frozen.clone());
-            (frozen, lsn - 1)
-        };
-        let written = write_block(
-            &self.dir.join("blocks"),
-            frozen
-                .series
-                .iter()
-                .map(|(l, chunks)| (l.clone(), decode_chunks(chunks))),
-            0,
-        );
-        let path = match written {
-            Ok(p) => p,
-            Err(e) => {
-                // The samples stay in the WAL (the checkpoint did not move) and in the
-                // frozen list; the next cut or a restart writes them.
-                self.metrics.errors.inc();
-                return Err(e);
-            }
-        };
-        if let Some(path) = path {
-            let block = Arc::new(Block::open(&path)?);
-            let mut blocks = self.blocks.write().map_err(|_| Error::Closed("tsdb"))?;
-            blocks.push(block);
-            blocks.sort_by_key(|b| (b.meta.min_t, b.meta.max_t));
+                .push(frozen);
         }
-        write_checkpoint(&self.dir, checkpoint)?;
-        self.checkpoint.store(checkpoint, Ordering::Release);
-        self.frozen
-            .write()
-            .map_err(|_| Error::Closed("tsdb"))?
-            .retain(|f| !Arc::ptr_eq(f, &frozen));
-        self.metrics.cuts.inc();
-        tracing::info!(
-            dir = %self.dir.display(),
-            series = frozen.series.len(),
-            took_ms = started.elapsed().as_millis() as u64,
-            "tsdb head cut into a block"
-        );
-        Ok(())
+        self.write_frozen(started)
+    }
+
+    /// Writes the frozen parts into blocks, oldest first, moving the checkpoint past
+    /// each. A part whose block could not be written (a full disk) stays frozen —
+    /// readable, and in the WAL, whose checkpoint stays before it — and is written
+    /// first by the next cut; a newer part never moves the checkpoint past it.
+    fn write_frozen(&self, started: Instant) -> Result<()> {
+        loop {
+            let Some(frozen) = self
+                .frozen
+                .read()
+                .map_err(|_| Error::Closed("tsdb"))?
+                .first()
+                .cloned()
+            else {
+                return Ok(());
+            };
+            let written = write_block(
+                &self.dir.join("blocks"),
+                frozen
+                    .series
+                    .iter()
+                    .map(|(l, chunks)| (l.clone(), decode_chunks(chunks))),
+                0,
+            );
+            let path = match written {
+                Ok(p) => p,
+                Err(e) => {
+                    self.metrics.errors.inc();
+                    return Err(e);
+                }
+            };
+            if let Some(path) = path {
+                let block = Arc::new(Block::open(&path)?);
+                let mut blocks = self.blocks.write().map_err(|_| Error::Closed("tsdb"))?;
+                blocks.push(block);
+                blocks.sort_by_key(|b| (b.meta.min_t, b.meta.max_t));
+            }
+            write_checkpoint(&self.dir, frozen.checkpoint)?;
+            self.checkpoint.store(frozen.checkpoint, Ordering::Release);
+            self.frozen
+                .write()
+                .map_err(|_| Error::Closed("tsdb"))?
+                .retain(|f| !Arc::ptr_eq(f, &frozen));
+            self.metrics.cuts.inc();
+            tracing::info!(
+                dir = %self.dir.display(),
+                series = frozen.series.len(),
+                took_ms = started.elapsed().as_millis() as u64,
+                "tsdb head cut into a block"
+            );
+        }
     }
 
     /// Removes the local blocks named (their data is elsewhere now: published to

@@ -39,6 +39,8 @@ pub struct Wal {
     writer: BufWriter<File>,
     current_bytes: u64,
     next_lsn: u64,
+    /// Bytes of the current segment made durable by the last successful sync.
+    synced_bytes: u64,
 }
 
 /// What [`Wal::open`] found.
@@ -152,6 +154,7 @@ impl Wal {
             writer: BufWriter::with_capacity(1 << 20, file),
             current_bytes: 0,
             next_lsn,
+            synced_bytes: 0,
         };
         Ok((wal, stats))
     }
@@ -187,10 +190,28 @@ impl Wal {
     pub fn sync(&mut self, checkpoint: u64) -> io::Result<()> {
         self.writer.flush()?;
         self.writer.get_ref().sync_data()?;
+        self.synced_bytes = self.current_bytes;
         if self.current_bytes >= SEGMENT_BYTES {
             self.rotate(checkpoint)?;
         }
         Ok(())
+    }
+
+    /// Gives up the records appended since the last successful sync, after a failed
+    /// append or sync: none of them was acknowledged, and the next [`Wal::open`] must
+    /// not find (and replay) a part of them. Their buffered bytes are dropped unwritten
+    /// and the segment is cut back to what was synced (best effort: on a full or
+    /// failing disk the open's CRC check still cuts a torn tail).
+    pub fn abandon(self) {
+        let Wal {
+            writer,
+            synced_bytes,
+            ..
+        } = self;
+        let (file, _unwritten) = writer.into_parts();
+        if file.set_len(synced_bytes).is_ok() {
+            let _ = file.sync_all();
+        }
     }
 
     fn rotate(&mut self, checkpoint: u64) -> io::Result<()> {
@@ -205,6 +226,7 @@ impl Wal {
         let old = std::mem::replace(&mut self.current, next);
         self.writer = BufWriter::with_capacity(1 << 20, file);
         self.current_bytes = 0;
+        self.synced_bytes = 0;
         self.closed.push(old);
         // A closed segment's records end just before the next segment's first LSN.
         let mut keep = Vec::new();
@@ -237,10 +259,23 @@ impl Wal {
     }
 
     /// Hands buffered records to the operating system and returns a handle on the
-    /// current segment to `fdatasync` without holding the WAL.
-    fn flushed_segment(&mut self) -> io::Result<File> {
+    /// current segment to `fdatasync` without holding the WAL, with the segment's first
+    /// LSN and its length then (see [`Wal::synced_through`]).
+    fn flushed_segment(&mut self) -> io::Result<(File, u64, u64)> {
         self.writer.flush()?;
-        self.writer.get_ref().try_clone()
+        Ok((
+            self.writer.get_ref().try_clone()?,
+            self.current.first_lsn,
+            self.current_bytes,
+        ))
+    }
+
+    /// Notes that segment `first_lsn` was synced through `bytes` (by a sync run
+    /// outside the WAL's lock).
+    fn synced_through(&mut self, first_lsn: u64, bytes: u64) {
+        if self.current.first_lsn == first_lsn {
+            self.synced_bytes = self.synced_bytes.max(bytes);
+        }
     }
 
     /// Total bytes of the WAL's segments on disk.
@@ -298,12 +333,13 @@ impl GroupCommit {
         if self.durable_below.load(Ordering::Acquire) > lsn {
             return Ok(()); // the sync we waited for covered it
         }
-        let (segment, upto, full) = {
+        let ((segment, first_lsn, bytes), upto, full) = {
             let mut wal = self.lock();
             (wal.flushed_segment()?, wal.next_lsn(), wal.segment_full())
         };
         // Appenders go on meanwhile: their records join the next sync.
         segment.sync_data()?;
+        self.lock().synced_through(first_lsn, bytes);
         if full {
             // Rare (once a segment): flush, sync and rotate under the lock, so nothing
             // appended since is left behind in the closed segment.
@@ -409,6 +445,24 @@ mod tests {
         let (_, got, stats) = open_collect(dir.path(), 0);
         assert_eq!(got.len(), 2);
         assert_eq!(stats.truncated_bytes, 10);
+    }
+
+    #[test]
+    fn an_abandoned_wal_keeps_what_was_synced_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _, _) = open_collect(dir.path(), 0);
+        wal.append(b"acknowledged").unwrap();
+        wal.sync(0).unwrap();
+        // A group whose sync failed: some bytes reached the file, some the buffer only.
+        wal.append(&[7u8; 100]).unwrap();
+        wal.flush().unwrap();
+        wal.append(b"still buffered").unwrap();
+        wal.abandon();
+        let (mut wal, got, stats) = open_collect(dir.path(), 0);
+        assert_eq!(got, vec![(1, b"acknowledged".to_vec())]);
+        assert_eq!(stats.truncated_bytes, 0, "cut by abandon, not found torn");
+        // The LSNs of the abandoned records are given again.
+        assert_eq!(wal.append(b"next").unwrap(), 2);
     }
 
     #[test]

@@ -48,14 +48,18 @@ pub(super) fn wal_loop<S: Signal>(
             Ok(l) => l,
             Err(e) => {
                 // The WAL's state on disk is unknown: stop taking writes rather than
-                // acknowledge something that may not be there.
+                // acknowledge something that may not be there, and cut the unsynced
+                // group off so that a restart does not replay a part of it. The
+                // collector restarts the store once the disk takes writes again
+                // ([`Store::restart`]).
                 shared.error("wal");
                 shared.healthy.store(false, Ordering::SeqCst);
                 tracing::error!(signal = S::NAME, error = %e, "write-ahead log failed; store stops accepting writes");
                 for r in group {
                     let _ = r.ack.send(Err(Error::Closed(S::NAME)));
                 }
-                break;
+                wal.abandon();
+                return;
             }
         };
         shared
