@@ -9,15 +9,18 @@
 //! channels. The tenant a call reads for travels per
 //! request in [`crate::auth::ORG_ID_HEADER`] (honoured for trusted tokens).
 //!
-//! The client certificate is re-read when its files change ([`spawn_reloader`]), as the
-//! servers' are: every TLS handshake asks [`ClientCert`] for the current one, so new
-//! connections present the new certificate and open ones keep theirs.
+//! The client certificate and the CA are re-read when their files change
+//! ([`spawn_reloader`]), as the servers' certificates are: every TLS handshake asks for
+//! the current ones, so new connections use the new files and open ones keep theirs.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use axum::http::HeaderValue;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use triad_model::config::TlsConfig;
 
@@ -28,85 +31,163 @@ struct Identity {
     rustls: Option<Arc<rustls::ClientConfig>>,
     /// For the agent's gRPC channels to `https://` collectors (HTTP/2 by ALPN).
     grpc: Option<Arc<rustls::ClientConfig>>,
-    /// The client certificate, when mutual TLS is configured.
-    cert: Option<Arc<ClientCert>>,
+    /// What is re-read when its files change: the CA, the client certificate.
+    watched: Vec<Arc<dyn Reload>>,
 }
 
-/// The client certificate and key, re-read from their files when they change; a file
-/// that cannot be read or does not parse (half-written by a rotation, say) keeps the
-/// current one.
-#[derive(Debug)]
-pub struct ClientCert {
-    cert_file: PathBuf,
-    key_file: PathBuf,
-    current: RwLock<Arc<CertifiedKey>>,
-    stamp: Mutex<Vec<Option<(SystemTime, u64)>>>,
+/// Something read from files and read again when they change.
+trait Reload: Send + Sync {
+    /// Re-reads the files if they changed since the last look; `Ok(true)` when the
+    /// value was replaced. A file that cannot be read or does not parse (half-written
+    /// by a rotation, say) keeps the current value.
+    fn reload_if_changed(&self) -> Result<bool, String>;
+    /// The first file, for logs.
+    fn name(&self) -> String;
 }
 
-impl ClientCert {
-    fn load(cert_file: PathBuf, key_file: PathBuf) -> Result<ClientCert, String> {
-        let stamp = Self::stamp_of(&cert_file, &key_file);
-        let current = Self::read(&cert_file, &key_file)?;
-        Ok(ClientCert {
-            cert_file,
-            key_file,
+type Stamp = Vec<Option<(SystemTime, u64)>>;
+
+/// A value built from `files` by `build`, rebuilt when they change (by modification
+/// time and length).
+struct Watched<T> {
+    files: Vec<PathBuf>,
+    build: fn(&[PathBuf]) -> Result<T, String>,
+    current: RwLock<Arc<T>>,
+    stamp: Mutex<Stamp>,
+}
+
+fn stamp_of(files: &[PathBuf]) -> Stamp {
+    files
+        .iter()
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())))
+        })
+        .collect()
+}
+
+impl<T> Watched<T> {
+    fn load(
+        files: Vec<PathBuf>,
+        build: fn(&[PathBuf]) -> Result<T, String>,
+    ) -> Result<Self, String> {
+        let stamp = stamp_of(&files);
+        let current = build(&files)?;
+        Ok(Watched {
+            files,
+            build,
             current: RwLock::new(Arc::new(current)),
             stamp: Mutex::new(stamp),
         })
     }
 
-    fn read(
-        cert_file: &std::path::Path,
-        key_file: &std::path::Path,
-    ) -> Result<CertifiedKey, String> {
-        let certs = crate::tls::certificates(cert_file, "tls.client_cert_file")?;
-        let key = crate::tls::private_key(key_file, "tls.client_key_file")?;
-        let provider = rustls::crypto::ring::default_provider();
-        CertifiedKey::from_der(certs, key, &provider)
-            .map_err(|e| format!("tls.client_cert_file / tls.client_key_file: {e}"))
+    fn get(&self) -> Arc<T> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
+}
 
-    fn stamp_of(cert: &std::path::Path, key: &std::path::Path) -> Vec<Option<(SystemTime, u64)>> {
-        [cert, key]
-            .into_iter()
-            .map(|p| {
-                std::fs::metadata(p)
-                    .ok()
-                    .and_then(|m| Some((m.modified().ok()?, m.len())))
-            })
-            .collect()
-    }
-
-    /// Re-reads the files if they changed since the last look; `Ok(true)` when the
-    /// certificate was replaced.
-    pub fn reload_if_changed(&self) -> Result<bool, String> {
-        let now = Self::stamp_of(&self.cert_file, &self.key_file);
+impl<T: Send + Sync> Reload for Watched<T> {
+    fn reload_if_changed(&self) -> Result<bool, String> {
+        let now = stamp_of(&self.files);
         if *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) == now {
             return Ok(false);
         }
-        let next = Self::read(&self.cert_file, &self.key_file)?;
+        let next = (self.build)(&self.files)?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
         *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) = now;
         Ok(true)
     }
+
+    fn name(&self) -> String {
+        self.files
+            .first()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    }
 }
 
-impl rustls::client::ResolvesClientCert for ClientCert {
+impl<T> std::fmt::Debug for Watched<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watched")
+            .field("files", &self.files)
+            .finish()
+    }
+}
+
+/// The client certificate and key (`tls.client_cert_file`, `tls.client_key_file`).
+fn client_cert(files: &[PathBuf]) -> Result<CertifiedKey, String> {
+    let [cert_file, key_file] = files else {
+        return Err("a client certificate needs its certificate and key files".into());
+    };
+    let certs = crate::tls::certificates(cert_file, "tls.client_cert_file")?;
+    let key = crate::tls::private_key(key_file, "tls.client_key_file")?;
+    let provider = rustls::crypto::ring::default_provider();
+    CertifiedKey::from_der(certs, key, &provider)
+        .map_err(|e| format!("tls.client_cert_file / tls.client_key_file: {e}"))
+}
+
+/// The verifier of servers' certificates against the CA of `tls.ca_file`.
+fn server_verifier(files: &[PathBuf]) -> Result<Arc<WebPkiServerVerifier>, String> {
+    let [ca] = files else {
+        return Err("the CA is one file".into());
+    };
+    WebPkiServerVerifier::builder(Arc::new(crate::tls::roots(ca, "tls.ca_file")?))
+        .build()
+        .map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))
+}
+
+impl ResolvesClientCert for Watched<CertifiedKey> {
     fn resolve(
         &self,
         _root_hint_subjects: &[&[u8]],
         _sigschemes: &[rustls::SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
-        Some(
-            self.current
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-        )
+        Some(self.get())
     }
 
     fn has_certs(&self) -> bool {
         true
+    }
+}
+
+/// Servers' certificates are checked by WebPKI against the current CA.
+impl ServerCertVerifier for Watched<Arc<WebPkiServerVerifier>> {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.get()
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.get().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.get().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.get().supported_verify_schemes()
     }
 }
 
@@ -124,9 +205,13 @@ pub fn configure(token: Option<&str>, tls: &TlsConfig) -> Result<(), String> {
         })
         .transpose()?;
     let cert = match (&tls.client_cert_file, &tls.client_key_file) {
-        (Some(c), Some(k)) => Some(Arc::new(ClientCert::load(c.clone(), k.clone())?)),
+        (Some(c), Some(k)) => Some(Arc::new(Watched::load(
+            vec![c.clone(), k.clone()],
+            client_cert,
+        )?)),
         _ => None,
     };
+    let mut watched: Vec<Arc<dyn Reload>> = Vec::new();
     let (rustls, grpc) = match &tls.ca_file {
         None if cert.is_some() => {
             return Err(
@@ -137,10 +222,18 @@ pub fn configure(token: Option<&str>, tls: &TlsConfig) -> Result<(), String> {
         }
         None => (None, None),
         Some(ca) => {
-            let roots = crate::tls::roots(ca, "tls.ca_file")?;
-            let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+            let verifier = Arc::new(Watched::load(vec![ca.clone()], server_verifier)?);
+            watched.push(verifier.clone());
+            // "dangerous" only in name: the verifier is rustls' WebPKI one, over the
+            // CA as last read.
+            let builder = rustls::ClientConfig::builder()
+                .dangerous()
+                .with_custom_certificate_verifier(verifier);
             let cfg = match &cert {
-                Some(c) => builder.with_client_cert_resolver(c.clone()),
+                Some(c) => {
+                    watched.push(c.clone());
+                    builder.with_client_cert_resolver(c.clone())
+                }
                 None => builder.with_no_client_auth(),
             };
             let mut grpc = cfg.clone();
@@ -152,21 +245,25 @@ pub fn configure(token: Option<&str>, tls: &TlsConfig) -> Result<(), String> {
         token,
         rustls,
         grpc,
-        cert,
+        watched,
     });
     Ok(())
 }
 
-/// Looks at the client certificate's files every `every` (when one is configured) and
-/// re-reads them when they change, until `cancel` fires.
+/// Looks at the CA's and the client certificate's files every `every` (when they are
+/// configured) and re-reads them when they change, until `cancel` fires.
 pub fn spawn_reloader(
     every: Duration,
     cancel: &tokio_util::sync::CancellationToken,
     tasks: &mut tokio::task::JoinSet<Result<(), String>>,
 ) {
-    let Some(cert) = IDENTITY.get().and_then(|i| i.cert.clone()) else {
+    let watched = IDENTITY
+        .get()
+        .map(|i| i.watched.clone())
+        .unwrap_or_default();
+    if watched.is_empty() {
         return;
-    };
+    }
     let cancel = cancel.child_token();
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -176,12 +273,15 @@ pub fn spawn_reloader(
                 _ = cancel.cancelled() => return Ok(()),
                 _ = tick.tick() => {}
             }
-            let c = cert.clone();
-            match tokio::task::spawn_blocking(move || c.reload_if_changed()).await {
-                Ok(Ok(true)) => tracing::info!(cert = %cert.cert_file.display(), "TLS client certificate reloaded"),
-                Ok(Ok(false)) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "TLS client certificate not reloaded; the previous one stays in use"),
-                Err(e) => tracing::error!(error = %e, "TLS client certificate reload task failed"),
+            for w in &watched {
+                let file = w.name();
+                let w = w.clone();
+                match tokio::task::spawn_blocking(move || w.reload_if_changed()).await {
+                    Ok(Ok(true)) => tracing::info!(file, "TLS client file reloaded"),
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "TLS client file not reloaded; the previous one stays in use"),
+                    Err(e) => tracing::error!(error = %e, "TLS client reload task failed"),
+                }
             }
         }
     });

@@ -165,37 +165,48 @@ def handshake_failures(t, pki, token):
     return float(line[0].split()[-1]) if line else 0.0
 
 
-def test_the_agent_presents_its_renewed_client_certificate_without_a_restart(stack, pki, tmp_path):
+@pytest.mark.parametrize("renewed", ["client certificate", "CA"])
+def test_the_agent_takes_renewed_tls_files_without_a_restart(stack, pki, tmp_path, renewed):
     """The agent starts with a client certificate the collector does not trust (another
-    CA: an expired or revoked one is the same to the agent); its handshakes fail and it
-    keeps the lines. Its certificate files are then replaced as a renewal does, and the
-    agent presents the new one on its next connection: the lines arrive, no restart."""
+    CA: an expired or revoked one is the same to the agent), or with a CA that did not
+    sign the collector's certificate; its handshakes fail and it keeps the lines. The
+    file is then replaced as a renewal does, and the agent uses the new one on its next
+    connection: the lines arrive, without a restart."""
     t, tk = stack["t"], stack["tokens"]
-    for src, dst in [("rogue.pem", "agent-client.pem"), ("rogue.key", "agent-client.key")]:
-        (tmp_path / dst).write_bytes((pki / src).read_bytes())
+    start, final = {"client certificate": ({"agent-client": "rogue", "agent-ca": "ca"}, {"agent-client": "client"}),
+                    "CA": ({"agent-client": "client", "agent-ca": "rogue-ca"}, {"agent-ca": "ca"})}[renewed]
+    for dst, src in start.items():
+        (tmp_path / f"{dst}.pem").write_bytes((pki / f"{src}.pem").read_bytes())
+        if dst == "agent-client":
+            (tmp_path / f"{dst}.key").write_bytes((pki / f"{src}.key").read_bytes())
     (tmp_path / "token").write_text(tk["agent"])
     cfg = tmp_path / "agent.yaml"
     cfg.write_text(f"client_token_file: {tmp_path / 'token'}\n"
-                   f"tls:\n  ca_file: {pki / 'ca.pem'}\n  client_cert_file: {tmp_path / 'agent-client.pem'}\n"
+                   f"tls:\n  ca_file: {tmp_path / 'agent-ca.pem'}\n"
+                   f"  client_cert_file: {tmp_path / 'agent-client.pem'}\n"
                    f"  client_key_file: {tmp_path / 'agent-client.key'}\n  reload_interval_secs: 1\n")
     before = handshake_failures(t, pki, tk["admin"])
     agent = Triad(tmp_path / "agent", config=cfg, command="agent", args=["--collector", f"https://{t.grpc}"]).start()
+    mark = "renewedca" if renewed == "CA" else "renewedcert"
     try:
         from conftest import post_protobuf
-        post_protobuf(agent.http + "/v1/logs", logs_request("tls-renewal-svc", ["sent before the renewal"]))
+        post_protobuf(agent.http + "/v1/logs", logs_request("tls-renewal-svc", [f"{mark} sent before the renewal"]))
         q = hostport(t.query)
 
         def found():
-            _, body, _ = get(q, "/api/logs/search?q=renewal", client_ctx(pki), tk["admin"])
+            _, body, _ = get(q, f"/api/logs/search?q={mark}", client_ctx(pki), tk["admin"])
             return json.loads(body)["total"]
 
-        wait_until("the collector refusing the agent's first certificate",
+        wait_until("the agent's first handshakes failing",
                    lambda: handshake_failures(t, pki, tk["admin"]) > before)
         assert found() == 0
-        for src, dst in [("client.key", "agent-client.key"), ("client.pem", "agent-client.pem")]:
-            (tmp_path / (dst + ".new")).write_bytes((pki / src).read_bytes())
-            os.replace(tmp_path / (dst + ".new"), tmp_path / dst)
-        wait_until("the line, over the renewed certificate", lambda: found() == 1, timeout=90)
+        # Renewed as cert-manager or certbot do: new files written aside, then renamed over.
+        for dst, src in final.items():
+            exts = ["key", "pem"] if dst == "agent-client" else ["pem"]
+            for ext in exts:
+                (tmp_path / f"{dst}.{ext}.new").write_bytes((pki / f"{src}.{ext}").read_bytes())
+                os.replace(tmp_path / f"{dst}.{ext}.new", tmp_path / f"{dst}.{ext}")
+        wait_until("the line, over the renewed file", lambda: found() == 1, timeout=90)
     finally:
         agent.stop()
 

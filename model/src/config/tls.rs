@@ -25,8 +25,8 @@ pub struct TlsConfig {
     pub client_ca_file: Option<PathBuf>,
     /// How often the certificate, key and CA files are checked for changes, in seconds.
     pub reload_interval_secs: u64,
-    /// PEM CA certificates the servers this process calls over `https://` must chain to.
-    /// Empty: the operating system's trust store.
+    /// PEM CA certificates the servers this process calls over `https://` must chain to
+    /// (re-read when the file changes). Empty: the operating system's trust store.
     pub ca_file: Option<PathBuf>,
     /// PEM certificate chain this process presents when a server asks for one (mutual
     /// TLS); re-read when it changes, as the servers' certificates are.
