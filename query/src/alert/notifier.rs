@@ -275,11 +275,23 @@ async fn take_over(parts: &mut NotifierParts) -> Result<(), String> {
     Ok(())
 }
 
+/// The key of the notification group of an alert of `tenant` on a route: Alertmanager's
+/// (`{route}:{group labels}`), with the tenant before it for the tenants of
+/// `alerting.tenants`, so that one notification never holds two tenants' alerts even
+/// when they share a receiver and the route does not group by `tenant`.
+fn group_key(primary_tenant: &str, tenant: &str, route_key: &str, group_labels: &Labels) -> String {
+    if tenant == primary_tenant {
+        format!("{route_key}:{group_labels}")
+    } else {
+        format!("{tenant}/{route_key}:{group_labels}")
+    }
+}
+
 /// Puts an alert in the groups of every route it matches.
 fn place(parts: &NotifierParts, fp: u64, a: &NotifyAlert, groups: &mut BTreeMap<String, Group>) {
     for route in parts.route.matching(&a.labels) {
         let group_labels = route.group_labels(&a.labels);
-        let key = format!("{}:{}", route.key, group_labels);
+        let key = group_key(&parts.primary_tenant, &a.tenant, &route.key, &group_labels);
         let g = groups
             .entry(format!("{}\u{0}{key}", route.receiver))
             .or_insert_with(|| Group {
@@ -668,6 +680,20 @@ fn payload(d: &Delivery, evidence: &[Json]) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_tenants_alerts_never_share_a_notification() {
+        let labels = Labels::new(vec![("alertname".into(), "High".into())]);
+        let ops = group_key("ops", "ops", "{}", &labels);
+        let b = group_key("ops", "team-b", "{}", &labels);
+        assert_eq!(
+            ops,
+            format!("{{}}:{labels}"),
+            "Alertmanager's key, as before tenants"
+        );
+        assert_ne!(ops, b);
+        assert_ne!(b, group_key("ops", "team-c", "{}", &labels));
+    }
 
     #[test]
     fn fingerprint_is_alertmanagers() {
