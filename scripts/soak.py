@@ -138,16 +138,41 @@ def sdk_sender(endpoint, rate, acked, stop):
     return sent
 
 
-def search(query_url, q, limit=200_000):
-    start = int(time.time() - 6 * 3600)
-    url = f"{query_url}/api/logs/search?q={urllib.parse.quote(q)}&limit={limit}&start={start}"
-    with urllib.request.urlopen(url, timeout=60) as r:
+# Hits one search answers (the query server's `query.max_log_hits` in the soak's config).
+MAX_HITS = 100_000
+
+
+def rfc3339_ns(ns):
+    """RFC 3339 with nanoseconds: exact, unlike Unix seconds in a float."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def search(query_url, q, limit=MAX_HITS, start_ns=None, end_ns=None):
+    """A log search over [start_ns, end_ns] (both included; the last 6 hours by default)."""
+    start_ns = start_ns if start_ns is not None else time.time_ns() - 6 * 3600 * 10**9
+    params = {"q": q, "limit": limit, "start": rfc3339_ns(start_ns)}
+    if end_ns is not None:
+        params["end"] = rfc3339_ns(end_ns)
+    with urllib.request.urlopen(f"{query_url}/api/logs/search?{urllib.parse.urlencode(params)}", timeout=60) as r:
         return json.loads(r.read())
 
 
 def stored_seqs(query_url, word):
-    hits = search(query_url, word)["hits"]
-    seqs = [int(m.group(1)) for h in hits if (m := re.match(rf"{word} (\d+)", h["body"]))]
+    """The sequence numbers of every stored record of `word` (a duplicate twice). More
+    than one answer holds: the time range is halved until each part's hits fit in one."""
+    seqs = []
+
+    def collect(start_ns, end_ns):
+        r = search(query_url, word, start_ns=start_ns, end_ns=end_ns)
+        if r["total"] > len(r["hits"]) and end_ns > start_ns:
+            mid = (start_ns + end_ns) // 2
+            collect(start_ns, mid)
+            collect(mid + 1, end_ns)
+            return
+        seqs.extend(int(m.group(1)) for h in r["hits"] if (m := re.match(rf"{word} (\d+)", h["body"])))
+
+    now = time.time_ns()
+    collect(now - 6 * 3600 * 10**9, now + 60 * 10**9)
     return seqs
 
 
@@ -166,7 +191,7 @@ def main():
     # The SDK's own retry warnings would drown the report.
     logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
     cfg = work / "triad.yaml"
-    cfg.write_text("query:\n  max_log_hits: 100000\n"
+    cfg.write_text(f"query:\n  max_log_hits: {MAX_HITS}\n"
                    "collector:\n  logs: {commit_interval_ms: 500}\n"
                    f"agent:\n  include: ['{logs}/app.log*']\n  read_from: beginning\n  scan_interval_secs: 1\n"
                    "  max_buffer_bytes: 268435456\n")

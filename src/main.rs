@@ -113,6 +113,40 @@ enum TokenCommand {
     },
     /// Print the hash (`sha256:…`) of a token read from standard input, for `auth.tokens[].hash`.
     Hash,
+    /// Make a new random token and keep its hash in the PostgreSQL metastore that the
+    /// configuration names: every collector and query server accepts it within seconds,
+    /// without a restart. The token is printed once.
+    Add {
+        /// The configuration of the processes (its `storage` and `metastore`).
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// The tenant the token writes to and reads from.
+        #[arg(long, default_value = triad_model::DEFAULT_TENANT)]
+        tenant: String,
+        /// `write` (send data), `read` (query, UI) or `admin` (both, plus rules and silences).
+        #[arg(long, value_parser = ["write", "read", "admin"])]
+        role: String,
+        /// A name for logs, `list` and `remove`; defaults to `<tenant>-<role>`.
+        #[arg(long)]
+        name: Option<String>,
+        /// May choose the tenant with `X-Scope-OrgID`.
+        #[arg(long)]
+        trusted: bool,
+    },
+    /// List the tokens kept in the metastore (names, tenants, roles; never the tokens).
+    List {
+        /// The configuration of the processes.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Remove a token from the metastore: every process refuses it within seconds.
+    Remove {
+        /// The configuration of the processes.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// The token's name.
+        name: String,
+    },
 }
 
 #[derive(Args)]
@@ -401,7 +435,164 @@ fn token_command(t: &TokenCommand) -> anyhow::Result<()> {
             anyhow::ensure!(!token.is_empty(), "no token on standard input");
             println!("{}", TokenHash::of(token));
         }
+        TokenCommand::Add { config, .. }
+        | TokenCommand::List { config }
+        | TokenCommand::Remove { config, .. } => {
+            let cfg = config_file::load(Some(config))?;
+            anyhow::ensure!(
+                cfg.tokens_in_metastore(),
+                "{}: tokens are kept in the metastore with object storage (storage.url) and \
+                 a PostgreSQL metastore (metastore.url); otherwise list them under \
+                 auth.tokens (`triad token new` prints the entry)",
+                config.display()
+            );
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?
+                .block_on(metastore_token_command(t, &cfg))?;
+        }
     }
+    Ok(())
+}
+
+/// `triad token add|list|remove` on the metastore of `cfg`.
+async fn metastore_token_command(t: &TokenCommand, cfg: &ValidConfig) -> anyhow::Result<()> {
+    use triad_model::auth::{Role, TokenHash, new_token, valid_tenant};
+    let metastore = triad_metastore::Metastore::open(&cfg.metastore, &cfg.data_dir)
+        .await
+        .context("metastore")?;
+    match t {
+        TokenCommand::Add {
+            tenant,
+            role,
+            name,
+            trusted,
+            ..
+        } => {
+            anyhow::ensure!(
+                valid_tenant(tenant),
+                "--tenant {tenant:?}: use 1-128 letters, digits, `_` or `-`"
+            );
+            let token = new_token()?;
+            let entry = triad_model::config::TokenConfig {
+                name: name.clone().unwrap_or_else(|| format!("{tenant}-{role}")),
+                hash: TokenHash::of(&token).to_string(),
+                tenant: tenant.clone(),
+                role: Role::parse(role).map_err(|e| anyhow::anyhow!("--role: {e}"))?,
+                trusted: *trusted,
+            };
+            anyhow::ensure!(
+                metastore.add_token(&entry).await?,
+                "a token named {:?} is in the metastore already: choose another --name, or \
+                 `triad token remove` it first",
+                entry.name
+            );
+            println!("token (shown once; give it to the client): {token}");
+            if cfg.auth.tokens().is_none() {
+                eprintln!(
+                    "note: this configuration has no `auth: {{tokens: …}}` section, so its \
+                     processes check no token; add `auth: {{tokens: []}}` to require them"
+                );
+            }
+            println!(
+                "kept in the metastore as {:?} (tenant {}, role {}); every process accepts it within {} s",
+                entry.name,
+                entry.tenant,
+                entry.role.as_str(),
+                TOKEN_REFRESH.as_secs()
+            );
+        }
+        TokenCommand::List { .. } => {
+            println!("{:<24} {:<24} {:<6} trusted", "name", "tenant", "role");
+            for t in metastore.tokens().await? {
+                println!(
+                    "{:<24} {:<24} {:<6} {}",
+                    t.name,
+                    t.tenant,
+                    t.role.as_str(),
+                    t.trusted
+                );
+            }
+        }
+        TokenCommand::Remove { name, .. } => {
+            anyhow::ensure!(
+                metastore.remove_token(name).await?,
+                "no token named {name:?} in the metastore (`triad token list` shows them)"
+            );
+            println!(
+                "removed {name:?}; every process refuses it within {} s",
+                TOKEN_REFRESH.as_secs()
+            );
+        }
+        TokenCommand::New { .. } | TokenCommand::Hash => {}
+    }
+    Ok(())
+}
+
+/// How often processes re-read the metastore's tokens.
+const TOKEN_REFRESH: Duration = Duration::from_secs(5);
+
+/// With tokens kept in a PostgreSQL metastore (`triad token add`): reads them before
+/// serving and every [`TOKEN_REFRESH`] after, the gate accepting the configuration's
+/// tokens and the metastore's. While the metastore cannot be read, the tokens read last
+/// stay in force.
+async fn metastore_tokens(
+    cfg: &ValidConfig,
+    gate: &triad_receiver::auth::Gate,
+    om: Option<&object_mode::ObjectMode>,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<Result<(), String>>,
+) -> anyhow::Result<()> {
+    use triad_model::auth::{Authenticator, valid_tenant};
+    let (Some(om), Some(auth)) = (om, cfg.auth.tokens()) else {
+        return Ok(());
+    };
+    if !cfg.tokens_in_metastore() {
+        return Ok(());
+    }
+    let auth = auth.clone();
+    let apply = move |gate: &triad_receiver::auth::Gate,
+                      tokens: &[triad_model::config::TokenConfig]| {
+        let valid: Vec<_> = tokens
+            .iter()
+            .filter(|t| {
+                let ok = valid_tenant(&t.tenant);
+                if !ok {
+                    tracing::warn!(token = %t.name, "metastore token with an invalid tenant name skipped");
+                }
+                ok
+            })
+            .cloned()
+            .collect();
+        gate.replace(Authenticator::with_tokens(&auth, &valid));
+        tracing::info!(tokens = valid.len(), "tokens read from the metastore");
+    };
+    let metastore = om.metastore.clone();
+    let mut last = metastore
+        .tokens()
+        .await
+        .context("reading the tokens kept in the metastore")?;
+    apply(gate, &last);
+    let (gate, cancel) = (gate.clone(), cancel.child_token());
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(TOKEN_REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tick.tick() => {}
+            }
+            match metastore.tokens().await {
+                Ok(tokens) if tokens != last => {
+                    apply(&gate, &tokens);
+                    last = tokens;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the metastore's tokens; the last ones stay in force"),
+            }
+        }
+    });
     Ok(())
 }
 
@@ -802,6 +993,7 @@ async fn up(
     let gate = sec.gate.clone();
     let collector = open_collector(&cfg, &sec, &mut registry).await?;
     let om = object_mode(&cfg, &mut registry, cancel, tasks).await?;
+    metastore_tokens(&cfg, &gate, om.as_ref(), cancel, tasks).await?;
     let qm = triad_query::metrics::QueryMetrics::register(&mut registry);
     let agent_metrics = triad_agent::metrics::AgentMetrics::register(&mut registry);
     registry.register_collector(Box::new(triad_agent::metrics::HostMetrics));
@@ -994,6 +1186,7 @@ async fn collector(
     let gate = sec.gate.clone();
     let collector = open_collector(&cfg, &sec, &mut registry).await?;
     let om = object_mode(&cfg, &mut registry, cancel, tasks).await?;
+    metastore_tokens(&cfg, &gate, om.as_ref(), cancel, tasks).await?;
     let alert_metrics = triad_query::alert::AlertMetrics::register(&mut registry);
     let registry = Arc::new(registry);
     let grpc = bind_server("otlp-grpc", cfg.collector.otlp_grpc_listen, &sec).await?;
@@ -1055,6 +1248,7 @@ async fn query(
     })?;
     let sec = security(&cfg, &mut registry, cancel, tasks)?;
     let om = object_mode(&cfg, &mut registry, cancel, tasks).await?;
+    metastore_tokens(&cfg, &sec.gate, om.as_ref(), cancel, tasks).await?;
     let served = match &om {
         None => {
             let readers =

@@ -22,7 +22,15 @@ pub mod testing;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use triad_model::config::MetastoreConfig;
+use triad_model::config::{MetastoreConfig, TokenConfig};
+
+fn no_tokens_in_a_file() -> MetastoreError {
+    MetastoreError::Config(
+        "tokens are kept in the metastore only with PostgreSQL (metastore.url); with the \
+         file metastore, list them under auth.tokens in the configuration"
+            .into(),
+    )
+}
 
 /// The signal a split holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -440,6 +448,32 @@ impl Metastore {
         match self {
             Metastore::File(m) => m.alert_records(kind).await,
             Metastore::Postgres(m) => m.alert_records(kind).await,
+        }
+    }
+
+    /// The tokens kept here (PostgreSQL; none in a file metastore, whose one process
+    /// takes its tokens from its configuration), by name.
+    pub async fn tokens(&self) -> Result<Vec<TokenConfig>> {
+        match self {
+            Metastore::File(_) => Ok(Vec::new()),
+            Metastore::Postgres(m) => m.tokens().await,
+        }
+    }
+
+    /// Adds a token (its hash, never the token); `false` when its name or hash is
+    /// taken already (nothing changed).
+    pub async fn add_token(&self, token: &TokenConfig) -> Result<bool> {
+        match self {
+            Metastore::File(_) => Err(no_tokens_in_a_file()),
+            Metastore::Postgres(m) => m.add_token(token, now_ms()).await,
+        }
+    }
+
+    /// Removes the token named `name`; `false` when there was none.
+    pub async fn remove_token(&self, name: &str) -> Result<bool> {
+        match self {
+            Metastore::File(_) => Err(no_tokens_in_a_file()),
+            Metastore::Postgres(m) => m.remove_token(name).await,
         }
     }
 

@@ -12,7 +12,8 @@ use deadpool_postgres::{
     Config, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime, Timeouts,
 };
 use tokio_postgres::NoTls;
-use triad_model::config::MetastoreConfig;
+use triad_model::auth::Role;
+use triad_model::config::{MetastoreConfig, TokenConfig};
 
 use crate::{
     AlertKind, AlertRecord, Lease, ListQuery, MetastoreError, NodeRow, OperationRow, Publish,
@@ -26,6 +27,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../migrations/0002_operations.sql")),
     (3, include_str!("../migrations/0003_nodes.sql")),
     (4, include_str!("../migrations/0004_alert_state.sql")),
+    (5, include_str!("../migrations/0005_tokens.sql")),
 ];
 
 /// PostgreSQL's clock, ms since the epoch: leases are timed by one clock for all.
@@ -526,6 +528,61 @@ impl PgMetastore {
                 })
             })
             .collect()
+    }
+
+    pub(crate) async fn tokens(&self) -> Result<Vec<TokenConfig>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT name, hash, tenant, role, trusted FROM tokens ORDER BY name",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| {
+                let role: String = r.try_get(3).map_err(pg)?;
+                Ok(TokenConfig {
+                    name: r.try_get(0).map_err(pg)?,
+                    hash: r.try_get(1).map_err(pg)?,
+                    tenant: r.try_get(2).map_err(pg)?,
+                    role: Role::parse(&role).map_err(MetastoreError::Corrupt)?,
+                    trusted: r.try_get(4).map_err(pg)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn add_token(&self, t: &TokenConfig, created_ms: i64) -> Result<bool> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "INSERT INTO tokens (name, hash, tenant, role, trusted, created_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                &[
+                    &t.name,
+                    &t.hash,
+                    &t.tenant,
+                    &t.role.as_str(),
+                    &t.trusted,
+                    &created_ms,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
+    }
+
+    pub(crate) async fn remove_token(&self, name: &str) -> Result<bool> {
+        let n = self
+            .client()
+            .await?
+            .execute("DELETE FROM tokens WHERE name = $1", &[&name])
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
     }
 
     pub(crate) async fn put_alert_record(&self, kind: AlertKind, r: &AlertRecord) -> Result<()> {

@@ -333,6 +333,39 @@ async fn contract(m: &Metastore) {
     assert!(m.operations().await.unwrap().is_empty());
 }
 
+/// Tokens in PostgreSQL: added once by name and hash, listed, removed.
+async fn tokens(m: &Metastore) {
+    use triad_model::auth::{Role, TokenHash};
+    use triad_model::config::TokenConfig;
+    let token = |name: &str, secret: &str| TokenConfig {
+        name: name.into(),
+        hash: TokenHash::of(secret).to_string(),
+        tenant: "team-a".into(),
+        role: Role::Write,
+        trusted: false,
+    };
+    assert!(m.tokens().await.unwrap().is_empty());
+    assert!(m.add_token(&token("agents", "s1")).await.unwrap());
+    assert!(
+        !m.add_token(&token("agents", "s2")).await.unwrap(),
+        "name taken"
+    );
+    assert!(
+        !m.add_token(&token("other", "s1")).await.unwrap(),
+        "hash taken"
+    );
+    let gateway = TokenConfig {
+        role: Role::Read,
+        trusted: true,
+        ..token("gateway", "s3")
+    };
+    assert!(m.add_token(&gateway).await.unwrap());
+    assert_eq!(m.tokens().await.unwrap(), [token("agents", "s1"), gateway]);
+    assert!(m.remove_token("agents").await.unwrap());
+    assert!(!m.remove_token("agents").await.unwrap());
+    assert_eq!(m.tokens().await.unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn the_file_metastore_keeps_the_contract_and_its_state_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -341,6 +374,12 @@ async fn the_file_metastore_keeps_the_contract_and_its_state_across_a_restart() 
     contract(&m).await;
     leases(&m).await;
     alert_state(&m).await;
+    // Its one process takes tokens from its configuration.
+    assert!(m.tokens().await.unwrap().is_empty());
+    assert!(matches!(
+        m.remove_token("x").await,
+        Err(MetastoreError::Config(_))
+    ));
     drop(m);
     let m = Metastore::open(&cfg, dir.path()).await.unwrap();
     let marked = ListQuery::in_state(Signal::Logs, SplitState::Marked);
@@ -370,6 +409,7 @@ async fn postgres_keeps_the_same_contract_and_survives_a_restart() {
     contract(&m).await;
     leases(&m).await;
     alert_state(&m).await;
+    tokens(&m).await;
 
     // Unreachable: an error, not an empty answer; back: the pool reconnects.
     pg.stop().unwrap();

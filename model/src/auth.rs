@@ -41,6 +41,16 @@ impl Role {
             Role::Admin => "admin",
         }
     }
+
+    /// The role named `text` (`write`, `read`, `admin`).
+    pub fn parse(text: &str) -> Result<Role, String> {
+        match text {
+            "write" => Ok(Role::Write),
+            "read" => Ok(Role::Read),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!("{other:?} is not a role: use write, read or admin")),
+        }
+    }
 }
 
 /// Who is asking, once authenticated.
@@ -228,9 +238,16 @@ impl Authenticator {
     /// From validated configuration (a hash that does not parse is skipped: validation
     /// refused it already).
     pub fn new(cfg: &AuthConfig) -> Authenticator {
+        Authenticator::with_tokens(cfg, &[])
+    }
+
+    /// From the configuration's tokens and `more` (those of the metastore); an entry
+    /// whose hash does not parse is skipped.
+    pub fn with_tokens(cfg: &AuthConfig, more: &[crate::config::TokenConfig]) -> Authenticator {
         let entries = cfg
             .tokens
             .iter()
+            .chain(more)
             .filter_map(|t| {
                 Some(Entry {
                     hash: TokenHash::parse(&t.hash).ok()?,
@@ -245,6 +262,11 @@ impl Authenticator {
             entries,
             protect_metrics: cfg.protect_metrics,
         }
+    }
+
+    /// How many tokens it accepts.
+    pub fn token_count(&self) -> usize {
+        self.entries.len()
     }
 
     /// Whether `/metrics` needs a token.

@@ -529,9 +529,15 @@ impl Config {
         Ok(changed)
     }
 
+    /// Whether tokens are also kept in the metastore (`triad token add`): with object
+    /// storage and a PostgreSQL metastore, which every process shares.
+    pub fn tokens_in_metastore(&self) -> bool {
+        self.storage.is_remote() && self.metastore.url.starts_with("postgres")
+    }
+
     /// Checks every value; the error names the key and how to fix it. Does no I/O.
     pub fn validate(mut self) -> Result<ValidConfig, ConfigError> {
-        self.auth.validate()?;
+        self.auth.validate(self.tokens_in_metastore())?;
         self.tls.validate()?;
         self.limits.validate()?;
         self.validate_retentions()?;

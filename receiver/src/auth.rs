@@ -61,7 +61,9 @@ triad_model::metric_set! {
 /// Checks requests against the configured tokens; shared by every server of a process.
 #[derive(Clone)]
 pub struct Gate {
-    auth: Option<Arc<Authenticator>>,
+    /// The accepted tokens; replaced as a whole when the metastore's change
+    /// ([`Gate::replace`]).
+    auth: Option<Arc<std::sync::RwLock<Arc<Authenticator>>>>,
     metrics: AuthMetrics,
 }
 
@@ -77,7 +79,25 @@ impl Gate {
     /// A gate over `auth` (`None`: authentication off, every caller is
     /// [`Principal::anonymous`]).
     pub fn new(auth: Option<Arc<Authenticator>>, metrics: AuthMetrics) -> Gate {
-        Gate { auth, metrics }
+        Gate {
+            auth: auth.map(|a| Arc::new(std::sync::RwLock::new(a))),
+            metrics,
+        }
+    }
+
+    /// The tokens in force now.
+    fn current(&self) -> Option<Arc<Authenticator>> {
+        self.auth
+            .as_ref()
+            .map(|a| a.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// Accepts the tokens of `auth` from now on (requests in progress finish with the
+    /// previous ones); nothing changes for a gate without authentication.
+    pub fn replace(&self, auth: Authenticator) {
+        if let Some(a) = &self.auth {
+            *a.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(auth);
+        }
     }
 
     /// A gate that lets everyone in (tests, benchmarks, `auth: none`).
@@ -99,13 +119,13 @@ impl Gate {
     ) -> Result<Option<Principal>, AuthError> {
         let needed = match access {
             Access::Open => return Ok(None),
-            Access::Metrics => match &self.auth {
+            Access::Metrics => match self.current() {
                 Some(a) if a.protect_metrics() => None,
                 _ => return Ok(None),
             },
             Access::Role(r) => Some(r),
         };
-        let Some(auth) = &self.auth else {
+        let Some(auth) = self.current() else {
             return Ok(Some(Principal::anonymous()));
         };
         let result = credentials(headers).and_then(|creds| {
@@ -134,7 +154,7 @@ impl Gate {
 
     /// Checks a token offered to sign in (the UI's form) for read access.
     pub fn sign_in(&self, token: &str) -> Result<Principal, AuthError> {
-        let Some(auth) = &self.auth else {
+        let Some(auth) = self.current() else {
             return Ok(Principal::anonymous());
         };
         let creds = Credentials {
@@ -433,6 +453,41 @@ mod tests {
             .await
             .unwrap();
         (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[test]
+    fn replaced_tokens_take_effect_at_once() {
+        let g = gate();
+        let bearer = |secret: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                "authorization",
+                axum::http::HeaderValue::from_str(&format!("Bearer {secret}")).unwrap(),
+            );
+            h
+        };
+        let read = Access::Role(Role::Read);
+        assert!(g.check(&bearer("r-secret"), read).is_ok());
+        assert!(g.check(&bearer("new-secret"), read).is_err());
+        let cfg = AuthConfig {
+            tokens: Vec::new(),
+            protect_metrics: true,
+        };
+        let added = TokenConfig {
+            name: "new".into(),
+            hash: TokenHash::of("new-secret").to_string(),
+            tenant: "t-new".into(),
+            role: Role::Read,
+            trusted: false,
+        };
+        g.replace(Authenticator::with_tokens(&cfg, &[added]));
+        let p = g.check(&bearer("new-secret"), read).unwrap().unwrap();
+        assert_eq!(p.tenant, "t-new");
+        assert!(g.check(&bearer("r-secret"), read).is_err(), "removed");
+        // A gate without authentication stays open.
+        let open = Gate::open();
+        open.replace(Authenticator::with_tokens(&cfg, &[]));
+        assert!(!open.enabled());
     }
 
     #[tokio::test]

@@ -4,14 +4,18 @@ all there and asks every one for what it has not published; a trace whose spans 
 two collectors is whole, counts add up, PromQL covers both; a collector that dies makes
 answers say they are partial until it returns; a collector paused past its lease is
 fenced off once a successor registered as its node; an agent with two collectors spreads its
-batches over both and delivers everything through the one left when the other dies."""
+batches over both and delivers everything through the one left when the other dies; tokens
+kept in the metastore work in every process without a restart."""
 
+import json
+import re
+import subprocess
 import time
 
 import pytest
 import yaml
 
-from conftest import Triad, logs_request, metric_value, post_protobuf, wait_until
+from conftest import BIN, Triad, logs_request, metric_value, post_protobuf, wait_until
 from engines import Postgres, SeaweedFS
 from test_object_storage import batch_total, gauge_request, write_config
 
@@ -585,3 +589,62 @@ def test_three_collectors_two_query_servers_two_agents_through_a_kill_and_a_join
         for t in [*agents.values(), *collectors.values(), *queries]:
             if t.proc is not None and t.proc.poll() is None:
                 t.kill9()
+
+
+def token_cli(*args):
+    out = subprocess.run([str(BIN), "token", *map(str, args)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, (args, out.stdout, out.stderr)
+    return out.stdout
+
+
+def test_tokens_kept_in_the_metastore_work_everywhere_without_a_restart(tmp_path, engines):
+    """With a PostgreSQL metastore, `triad token add` keeps a token's hash there and
+    every process accepts it within seconds; `triad token remove` makes every process
+    refuse it. The configuration names no token at all."""
+    from test_security import call
+
+    weed, pg = engines
+    query_cfg, cfgs = configs(tmp_path, weed, pg, "tokens", ("c1",))
+    for path in (query_cfg, cfgs["c1"]):
+        doc = yaml.safe_load(path.read_text())
+        doc["auth"] = {"tokens": []}
+        path.write_text(yaml.safe_dump(doc))
+
+    def new(*args):
+        out = token_cli("add", "--config", query_cfg, *args)
+        return re.search(r"shown once; give it to the client\): (\S+)", out).group(1)
+
+    ops = new("--tenant", "acme", "--role", "admin", "--name", "ops")
+    # The query server reads the collectors for every tenant: a trusted token.
+    (tmp_path / "query-token").write_text(new("--tenant", "acme", "--role", "read", "--name", "query-servers",
+                                              "--trusted"))
+    doc = yaml.safe_load(query_cfg.read_text())
+    doc["client_token_file"] = str(tmp_path / "query-token")
+    query_cfg.write_text(yaml.safe_dump(doc))
+    c1 = Triad(tmp_path / "c1", config=cfgs["c1"], command="collector", log_path=tmp_path / "c1.log").start()
+    q = Triad(tmp_path / "q", config=query_cfg, command="query", log_path=tmp_path / "q.log").start()
+    try:
+        body = logs_request("tokens-svc", ["kept by the metastore's token"]).SerializeToString()
+        proto = {"Content-Type": "application/x-protobuf"}
+        assert call(c1.http + "/v1/logs", None, "POST", body, proto)[0] == 401
+        assert call(c1.http + "/v1/logs", ops, "POST", body, proto)[0] == 200
+
+        def found(token):
+            status, out = call(q.query + "/api/logs/search?q=metastore", token)
+            return status, (json.loads(out)["total"] if status == 200 else None)
+
+        wait_until("the line, read with the metastore's token", lambda: found(ops) == (200, 1))
+        # Added while they run: accepted by both within seconds.
+        reader = new("--tenant", "acme", "--role", "read", "--name", "dashboards")
+        wait_until("the new token accepted", lambda: found(reader) == (200, 1), timeout=30)
+        listed = token_cli("list", "--config", query_cfg)
+        assert all(n in listed for n in ("ops", "query-servers", "dashboards")) and ops not in listed
+        # Removed: refused everywhere within seconds.
+        token_cli("remove", "--config", query_cfg, "ops")
+        wait_until("the removed token refused by the query server", lambda: found(ops)[0] == 401, timeout=30)
+        wait_until("the removed token refused by the collector",
+                   lambda: call(c1.http + "/v1/logs", ops, "POST", body, proto)[0] == 401, timeout=30)
+        assert found(reader) == (200, 1)
+    finally:
+        q.stop()
+        c1.stop()

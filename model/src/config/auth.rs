@@ -66,11 +66,14 @@ impl<'de> Deserialize<'de> for AuthSetting {
 /// Authentication. Absent: no tokens, and every listener is held to loopback; `auth:
 /// none`: no tokens, on any address (behind a gateway that authenticates); a map with
 /// `tokens`: bearer tokens (or Basic auth, user = tenant, password = token), each mapped
-/// to a tenant and a role. Make one with `triad token new`.
+/// to a tenant and a role. Make one with `triad token new`. With object storage and a
+/// PostgreSQL metastore, tokens may also be kept there (`triad token add`), where every
+/// process reads them every few seconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// The accepted tokens (at least one).
+    /// The accepted tokens (at least one, unless they are kept in a PostgreSQL metastore
+    /// with `triad token add`).
     pub tokens: Vec<TokenConfig>,
     /// Whether `/metrics` needs a token (any role). Off: Prometheus scrapes it as it
     /// scrapes any exporter. `/healthz` and `/readyz` are always open.
@@ -98,16 +101,19 @@ pub struct TokenConfig {
 }
 
 impl AuthSetting {
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks the tokens; with `in_metastore` (a PostgreSQL metastore holds more, see
+    /// `triad token add`) the list may be empty.
+    pub(crate) fn validate(&self, in_metastore: bool) -> Result<(), ConfigError> {
         let Some(a) = self.tokens() else {
             return Ok(());
         };
-        if a.tokens.is_empty() {
+        if a.tokens.is_empty() && !in_metastore {
             return Err(ConfigError {
                 key: "auth.tokens".into(),
                 problem: "is empty: no request could be authenticated".into(),
-                fix: "add a token made with `triad token new --tenant T --role admin`, or \
-                      write `auth: none`"
+                fix: "add a token made with `triad token new --tenant T --role admin`, \
+                      keep tokens in a PostgreSQL metastore (`triad token add`), or write \
+                      `auth: none`"
                     .into(),
             });
         }
