@@ -32,10 +32,36 @@ impl<T: ?Sized> Retained<T> {
             .map_or(start_ns, |h| start_ns.max(h))
     }
 
-    /// `start_ms` moved up to `tenant`'s horizon.
-    fn start_ms(&self, tenant: &str, start_ms: i64) -> i64 {
-        self.horizon_ns(tenant)
-            .map_or(start_ms, |h| start_ms.max(h.div_euclid(1_000_000)))
+    /// `read` of `tenant`'s `[start_ns, end_ns]` from its horizon on: it gets the start
+    /// moved up; a range wholly before the horizon reads nothing.
+    fn read_from_horizon_ns<R: Default>(
+        &self,
+        tenant: &str,
+        start_ns: i64,
+        end_ns: i64,
+        read: impl FnOnce(i64) -> StoreResult<R>,
+    ) -> StoreResult<R> {
+        match self.start_ns(tenant, start_ns) {
+            start if start > end_ns => Ok(R::default()),
+            start => read(start),
+        }
+    }
+
+    /// [`Retained::read_from_horizon_ns`] in ms.
+    fn read_from_horizon_ms<R: Default>(
+        &self,
+        tenant: &str,
+        start_ms: i64,
+        end_ms: i64,
+        read: impl FnOnce(i64) -> StoreResult<R>,
+    ) -> StoreResult<R> {
+        let start = self
+            .horizon_ns(tenant)
+            .map_or(start_ms, |h| start_ms.max(h.div_euclid(1_000_000)));
+        if start > end_ms {
+            return Ok(R::default());
+        }
+        read(start)
     }
 }
 
@@ -60,12 +86,10 @@ impl LogRead for Retained<dyn LogRead> {
         end_ns: i64,
         limit: usize,
     ) -> StoreResult<Vec<String>> {
-        let start_ns = self.start_ns(tenant, start_ns);
-        if start_ns > end_ns {
-            return Ok(Vec::new());
-        }
-        self.inner
-            .field_values(tenant, field, start_ns, end_ns, limit)
+        self.read_from_horizon_ns(tenant, start_ns, end_ns, |start_ns| {
+            self.inner
+                .field_values(tenant, field, start_ns, end_ns, limit)
+        })
     }
 
     fn tail(
@@ -111,11 +135,9 @@ impl TraceRead for Retained<dyn TraceRead> {
         end_ns: i64,
         limit: usize,
     ) -> StoreResult<Vec<String>> {
-        let start_ns = self.start_ns(tenant, start_ns);
-        if start_ns > end_ns {
-            return Ok(Vec::new());
-        }
-        self.inner.tag_values(tenant, key, start_ns, end_ns, limit)
+        self.read_from_horizon_ns(tenant, start_ns, end_ns, |start_ns| {
+            self.inner.tag_values(tenant, key, start_ns, end_ns, limit)
+        })
     }
 
     fn operations(&self, tenant: &str, service: &str) -> StoreResult<Vec<Operation>> {
@@ -139,11 +161,9 @@ impl TraceRead for Retained<dyn TraceRead> {
         start_ns: i64,
         end_ns: i64,
     ) -> StoreResult<Vec<DependencyLink>> {
-        let start_ns = self.start_ns(tenant, start_ns);
-        if start_ns > end_ns {
-            return Ok(Vec::new());
-        }
-        self.inner.dependencies(tenant, start_ns, end_ns)
+        self.read_from_horizon_ns(tenant, start_ns, end_ns, |start_ns| {
+            self.inner.dependencies(tenant, start_ns, end_ns)
+        })
     }
 
     fn trace_partial(
@@ -171,11 +191,9 @@ impl MetricRead for Retained<dyn MetricRead> {
         start_ms: i64,
         end_ms: i64,
     ) -> StoreResult<Vec<crate::metric::SeriesSamples>> {
-        let start_ms = self.start_ms(tenant, start_ms);
-        if start_ms > end_ms {
-            return Ok(Vec::new());
-        }
-        self.inner.select(tenant, matchers, start_ms, end_ms)
+        self.read_from_horizon_ms(tenant, start_ms, end_ms, |start_ms| {
+            self.inner.select(tenant, matchers, start_ms, end_ms)
+        })
     }
 
     fn series(
@@ -185,11 +203,9 @@ impl MetricRead for Retained<dyn MetricRead> {
         start_ms: i64,
         end_ms: i64,
     ) -> StoreResult<Vec<crate::metric::Labels>> {
-        let start_ms = self.start_ms(tenant, start_ms);
-        if start_ms > end_ms {
-            return Ok(Vec::new());
-        }
-        self.inner.series(tenant, matcher_sets, start_ms, end_ms)
+        self.read_from_horizon_ms(tenant, start_ms, end_ms, |start_ms| {
+            self.inner.series(tenant, matcher_sets, start_ms, end_ms)
+        })
     }
 
     fn label_names(
@@ -199,12 +215,10 @@ impl MetricRead for Retained<dyn MetricRead> {
         start_ms: i64,
         end_ms: i64,
     ) -> StoreResult<Vec<String>> {
-        let start_ms = self.start_ms(tenant, start_ms);
-        if start_ms > end_ms {
-            return Ok(Vec::new());
-        }
-        self.inner
-            .label_names(tenant, matcher_sets, start_ms, end_ms)
+        self.read_from_horizon_ms(tenant, start_ms, end_ms, |start_ms| {
+            self.inner
+                .label_names(tenant, matcher_sets, start_ms, end_ms)
+        })
     }
 
     fn label_values(
@@ -215,12 +229,10 @@ impl MetricRead for Retained<dyn MetricRead> {
         start_ms: i64,
         end_ms: i64,
     ) -> StoreResult<Vec<String>> {
-        let start_ms = self.start_ms(tenant, start_ms);
-        if start_ms > end_ms {
-            return Ok(Vec::new());
-        }
-        self.inner
-            .label_values(tenant, name, matcher_sets, start_ms, end_ms)
+        self.read_from_horizon_ms(tenant, start_ms, end_ms, |start_ms| {
+            self.inner
+                .label_values(tenant, name, matcher_sets, start_ms, end_ms)
+        })
     }
 
     fn metadata(
@@ -238,11 +250,9 @@ impl MetricRead for Retained<dyn MetricRead> {
         start_ms: i64,
         end_ms: i64,
     ) -> StoreResult<Vec<crate::metric::SeriesExemplars>> {
-        let start_ms = self.start_ms(tenant, start_ms);
-        if start_ms > end_ms {
-            return Ok(Vec::new());
-        }
-        self.inner.exemplars(tenant, matcher_sets, start_ms, end_ms)
+        self.read_from_horizon_ms(tenant, start_ms, end_ms, |start_ms| {
+            self.inner.exemplars(tenant, matcher_sets, start_ms, end_ms)
+        })
     }
 
     fn select_partial(
@@ -252,12 +262,10 @@ impl MetricRead for Retained<dyn MetricRead> {
         start_ms: i64,
         end_ms: i64,
     ) -> StoreResult<(Vec<crate::metric::SeriesSamples>, Vec<String>)> {
-        let start_ms = self.start_ms(tenant, start_ms);
-        if start_ms > end_ms {
-            return Ok((Vec::new(), Vec::new()));
-        }
-        self.inner
-            .select_partial(tenant, matchers, start_ms, end_ms)
+        self.read_from_horizon_ms(tenant, start_ms, end_ms, |start_ms| {
+            self.inner
+                .select_partial(tenant, matchers, start_ms, end_ms)
+        })
     }
 }
 
