@@ -96,21 +96,7 @@ enum TokenCommand {
     /// The token is shown once: give it to the client (the agent's
     /// `client_token_file`, Grafana's data source, `Authorization: Bearer <token>`).
     /// The configuration keeps only its hash.
-    New {
-        /// The tenant the token writes to and reads from.
-        #[arg(long, default_value = triad_model::DEFAULT_TENANT)]
-        tenant: String,
-        /// `write` (send data), `read` (query, UI) or `admin` (both, plus rules and silences).
-        #[arg(long, value_parser = ["write", "read", "admin"])]
-        role: String,
-        /// A name for logs and metrics; defaults to `<tenant>-<role>`.
-        #[arg(long)]
-        name: Option<String>,
-        /// May choose the tenant with `X-Scope-OrgID` (a gateway, or a query server
-        /// reading collectors for every tenant).
-        #[arg(long)]
-        trusted: bool,
-    },
+    New(TokenSpec),
     /// Print the hash (`sha256:…`) of a token read from standard input, for `auth.tokens[].hash`.
     Hash,
     /// Make a new random token and keep its hash in the PostgreSQL metastore that the
@@ -120,18 +106,8 @@ enum TokenCommand {
         /// The configuration of the processes (its `storage` and `metastore`).
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
-        /// The tenant the token writes to and reads from.
-        #[arg(long, default_value = triad_model::DEFAULT_TENANT)]
-        tenant: String,
-        /// `write` (send data), `read` (query, UI) or `admin` (both, plus rules and silences).
-        #[arg(long, value_parser = ["write", "read", "admin"])]
-        role: String,
-        /// A name for logs, `list` and `remove`; defaults to `<tenant>-<role>`.
-        #[arg(long)]
-        name: Option<String>,
-        /// May choose the tenant with `X-Scope-OrgID`.
-        #[arg(long)]
-        trusted: bool,
+        #[command(flatten)]
+        spec: TokenSpec,
     },
     /// List the tokens kept in the metastore (names, tenants, roles; never the tokens).
     List {
@@ -147,6 +123,48 @@ enum TokenCommand {
         /// The token's name.
         name: String,
     },
+}
+
+/// Who a new token is.
+#[derive(Args)]
+struct TokenSpec {
+    /// The tenant the token writes to and reads from.
+    #[arg(long, default_value = triad_model::DEFAULT_TENANT)]
+    tenant: String,
+    /// `write` (send data), `read` (query, UI) or `admin` (both, plus rules and silences).
+    #[arg(long, value_parser = ["write", "read", "admin"])]
+    role: String,
+    /// A name for logs, metrics and `triad token list`; defaults to `<tenant>-<role>`.
+    #[arg(long)]
+    name: Option<String>,
+    /// May choose the tenant with `X-Scope-OrgID` (a gateway, or a query server
+    /// reading collectors for every tenant).
+    #[arg(long)]
+    trusted: bool,
+}
+
+impl TokenSpec {
+    /// A new random token and the entry that accepts it (its hash).
+    fn make(&self) -> anyhow::Result<(String, triad_model::config::TokenConfig)> {
+        use triad_model::auth::{Role, TokenHash, new_token, valid_tenant};
+        anyhow::ensure!(
+            valid_tenant(&self.tenant),
+            "--tenant {:?}: use 1-128 letters, digits, `_` or `-`",
+            self.tenant
+        );
+        let token = new_token()?;
+        let entry = triad_model::config::TokenConfig {
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}-{}", self.tenant, self.role)),
+            hash: TokenHash::of(&token).to_string(),
+            tenant: self.tenant.clone(),
+            role: Role::parse(&self.role).map_err(|e| anyhow::anyhow!("--role: {e}"))?,
+            trusted: self.trusted,
+        };
+        Ok((token, entry))
+    }
 }
 
 #[derive(Args)]
@@ -403,27 +421,17 @@ struct Served {
 
 /// `triad token new|hash`.
 fn token_command(t: &TokenCommand) -> anyhow::Result<()> {
-    use triad_model::auth::{TokenHash, new_token, valid_tenant};
+    use triad_model::auth::TokenHash;
     match t {
-        TokenCommand::New {
-            tenant,
-            role,
-            name,
-            trusted,
-        } => {
-            anyhow::ensure!(
-                valid_tenant(tenant),
-                "--tenant {tenant:?}: use 1-128 letters, digits, `_` or `-`"
-            );
-            let token = new_token()?;
-            let name = name.clone().unwrap_or_else(|| format!("{tenant}-{role}"));
+        TokenCommand::New(spec) => {
+            let (token, entry) = spec.make()?;
             println!("token (shown once; give it to the client): {token}");
             println!("# under auth.tokens in triad.yaml:");
-            println!("- name: {name}");
-            println!("  hash: \"{}\"", TokenHash::of(&token));
-            println!("  tenant: {tenant}");
-            println!("  role: {role}");
-            if *trusted {
+            println!("- name: {}", entry.name);
+            println!("  hash: \"{}\"", entry.hash);
+            println!("  tenant: {}", entry.tenant);
+            println!("  role: {}", entry.role.as_str());
+            if entry.trusted {
                 println!("  trusted: true");
             }
         }
@@ -458,30 +466,12 @@ fn token_command(t: &TokenCommand) -> anyhow::Result<()> {
 
 /// `triad token add|list|remove` on the metastore of `cfg`.
 async fn metastore_token_command(t: &TokenCommand, cfg: &ValidConfig) -> anyhow::Result<()> {
-    use triad_model::auth::{Role, TokenHash, new_token, valid_tenant};
     let metastore = triad_metastore::Metastore::open(&cfg.metastore, &cfg.data_dir)
         .await
         .context("metastore")?;
     match t {
-        TokenCommand::Add {
-            tenant,
-            role,
-            name,
-            trusted,
-            ..
-        } => {
-            anyhow::ensure!(
-                valid_tenant(tenant),
-                "--tenant {tenant:?}: use 1-128 letters, digits, `_` or `-`"
-            );
-            let token = new_token()?;
-            let entry = triad_model::config::TokenConfig {
-                name: name.clone().unwrap_or_else(|| format!("{tenant}-{role}")),
-                hash: TokenHash::of(&token).to_string(),
-                tenant: tenant.clone(),
-                role: Role::parse(role).map_err(|e| anyhow::anyhow!("--role: {e}"))?,
-                trusted: *trusted,
-            };
+        TokenCommand::Add { spec, .. } => {
+            let (token, entry) = spec.make()?;
             anyhow::ensure!(
                 metastore.add_token(&entry).await?,
                 "a token named {:?} is in the metastore already: choose another --name, or \
