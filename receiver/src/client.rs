@@ -14,8 +14,8 @@
 //! the current ones, so new connections use the new files and open ones keep theirs.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::http::HeaderValue;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -23,6 +23,8 @@ use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use triad_model::config::TlsConfig;
+
+use crate::tls::{Reload, Watched};
 
 /// Who this process is to other Triad servers.
 struct Identity {
@@ -33,89 +35,6 @@ struct Identity {
     grpc: Option<Arc<rustls::ClientConfig>>,
     /// What is re-read when its files change: the CA, the client certificate.
     watched: Vec<Arc<dyn Reload>>,
-}
-
-/// Something read from files and read again when they change.
-trait Reload: Send + Sync {
-    /// Re-reads the files if they changed since the last look; `Ok(true)` when the
-    /// value was replaced. A file that cannot be read or does not parse (half-written
-    /// by a rotation, say) keeps the current value.
-    fn reload_if_changed(&self) -> Result<bool, String>;
-    /// The first file, for logs.
-    fn name(&self) -> String;
-}
-
-type Stamp = Vec<Option<(SystemTime, u64)>>;
-
-/// A value built from `files` by `build`, rebuilt when they change (by modification
-/// time and length).
-struct Watched<T> {
-    files: Vec<PathBuf>,
-    build: fn(&[PathBuf]) -> Result<T, String>,
-    current: RwLock<Arc<T>>,
-    stamp: Mutex<Stamp>,
-}
-
-fn stamp_of(files: &[PathBuf]) -> Stamp {
-    files
-        .iter()
-        .map(|p| {
-            std::fs::metadata(p)
-                .ok()
-                .and_then(|m| Some((m.modified().ok()?, m.len())))
-        })
-        .collect()
-}
-
-impl<T> Watched<T> {
-    fn load(
-        files: Vec<PathBuf>,
-        build: fn(&[PathBuf]) -> Result<T, String>,
-    ) -> Result<Self, String> {
-        let stamp = stamp_of(&files);
-        let current = build(&files)?;
-        Ok(Watched {
-            files,
-            build,
-            current: RwLock::new(Arc::new(current)),
-            stamp: Mutex::new(stamp),
-        })
-    }
-
-    fn get(&self) -> Arc<T> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-impl<T: Send + Sync> Reload for Watched<T> {
-    fn reload_if_changed(&self) -> Result<bool, String> {
-        let now = stamp_of(&self.files);
-        if *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) == now {
-            return Ok(false);
-        }
-        let next = (self.build)(&self.files)?;
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
-        *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) = now;
-        Ok(true)
-    }
-
-    fn name(&self) -> String {
-        self.files
-            .first()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()
-    }
-}
-
-impl<T> std::fmt::Debug for Watched<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watched")
-            .field("files", &self.files)
-            .finish()
-    }
 }
 
 /// The client certificate and key (`tls.client_cert_file`, `tls.client_key_file`).

@@ -47,40 +47,102 @@ triad_model::metric_set! {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct Files {
-    cert: PathBuf,
-    key: PathBuf,
-    client_ca: Option<PathBuf>,
+/// Something read from files and read again when they change.
+pub(crate) trait Reload: Send + Sync {
+    /// Re-reads the files if they changed since the last look; `Ok(true)` when the
+    /// value was replaced. A file that cannot be read or does not parse (half-written
+    /// by a rotation, say) keeps the current value.
+    fn reload_if_changed(&self) -> Result<bool, String>;
+    /// The first file, for logs.
+    fn name(&self) -> String;
 }
 
-impl Files {
-    /// Modification time and length of each file: what a change is noticed by.
-    fn stamp(&self) -> Vec<Option<(SystemTime, u64)>> {
-        [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                std::fs::metadata(p)
-                    .ok()
-                    .and_then(|m| Some((m.modified().ok()?, m.len())))
-            })
-            .collect()
+type Stamp = Vec<Option<(SystemTime, u64)>>;
+
+/// A value built from `files` by `build`, rebuilt when they change (by modification
+/// time and length).
+pub(crate) struct Watched<T> {
+    files: Vec<PathBuf>,
+    build: fn(&[PathBuf]) -> Result<T, String>,
+    current: RwLock<Arc<T>>,
+    stamp: Mutex<Stamp>,
+}
+
+fn stamp_of(files: &[PathBuf]) -> Stamp {
+    files
+        .iter()
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())))
+        })
+        .collect()
+}
+
+impl<T> Watched<T> {
+    /// `build` over `files`, read now; an error names the key and the file.
+    pub(crate) fn load(
+        files: Vec<PathBuf>,
+        build: fn(&[PathBuf]) -> Result<T, String>,
+    ) -> Result<Self, String> {
+        let stamp = stamp_of(&files);
+        let current = build(&files)?;
+        Ok(Watched {
+            files,
+            build,
+            current: RwLock::new(Arc::new(current)),
+            stamp: Mutex::new(stamp),
+        })
+    }
+
+    /// The value as last read.
+    pub(crate) fn get(&self) -> Arc<T> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl<T: Send + Sync> Reload for Watched<T> {
+    fn reload_if_changed(&self) -> Result<bool, String> {
+        let now = stamp_of(&self.files);
+        if *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) == now {
+            return Ok(false);
+        }
+        let next = (self.build)(&self.files)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) = now;
+        Ok(true)
+    }
+
+    fn name(&self) -> String {
+        self.files
+            .first()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl<T> std::fmt::Debug for Watched<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watched")
+            .field("files", &self.files)
+            .finish()
     }
 }
 
 /// A server's TLS configuration, reloaded when its files change.
 pub struct ServerTls {
-    files: Files,
-    current: RwLock<Arc<rustls::ServerConfig>>,
-    stamp: Mutex<Vec<Option<(SystemTime, u64)>>>,
+    /// Built from the certificate, the key and the client CA, if any.
+    watched: Watched<rustls::ServerConfig>,
     metrics: TlsMetrics,
 }
 
 impl std::fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerTls")
-            .field("files", &self.files)
+            .field("files", &self.watched)
             .finish()
     }
 }
@@ -121,11 +183,18 @@ pub fn roots(path: &Path, what: &str) -> Result<rustls::RootCertStore, String> {
     Ok(store)
 }
 
-fn build(files: &Files) -> Result<rustls::ServerConfig, String> {
-    let certs = certificates(&files.cert, "tls.cert_file")?;
-    let key = private_key(&files.key, "tls.key_file")?;
+/// The server configuration of `[cert_file, key_file]` or `[cert_file, key_file,
+/// client_ca_file]`.
+fn build(files: &[PathBuf]) -> Result<rustls::ServerConfig, String> {
+    let (cert, key, client_ca) = match files {
+        [cert, key] => (cert, key, None),
+        [cert, key, ca] => (cert, key, Some(ca)),
+        _ => return Err("a server certificate needs its certificate and key files".into()),
+    };
+    let certs = certificates(cert, "tls.cert_file")?;
+    let key = private_key(key, "tls.key_file")?;
     let builder = rustls::ServerConfig::builder();
-    let builder = match &files.client_ca {
+    let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
             let verifier =
@@ -150,58 +219,34 @@ impl ServerTls {
         let (Some(cert), Some(key)) = (&cfg.cert_file, &cfg.key_file) else {
             return Ok(None);
         };
-        let files = Files {
-            cert: cert.clone(),
-            key: key.clone(),
-            client_ca: cfg.client_ca_file.clone(),
-        };
-        let stamp = files.stamp();
-        let current = build(&files)?;
+        let mut files = vec![cert.clone(), key.clone()];
+        files.extend(cfg.client_ca_file.clone());
         Ok(Some(Arc::new(ServerTls {
-            files,
-            current: RwLock::new(Arc::new(current)),
-            stamp: Mutex::new(stamp),
+            watched: Watched::load(files, build)?,
             metrics,
         })))
     }
 
     /// The configuration new connections get.
     pub fn config(&self) -> Arc<rustls::ServerConfig> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.watched.get()
     }
 
     /// Re-reads the files if they changed since the last look. A file that cannot be
     /// read or does not parse (half-written by a rotation, say) leaves the current
     /// configuration in place, and is tried again at the next look.
     pub fn reload_if_changed(&self) -> Result<bool, String> {
-        let now = self.files.stamp();
-        {
-            let last = self.stamp.lock().unwrap_or_else(|p| p.into_inner());
-            if *last == now {
-                return Ok(false);
-            }
-        }
-        match build(&self.files) {
-            Ok(cfg) => {
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
-                *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) = now;
-                self.metrics
-                    .reloads
-                    .get_or_create(&OutcomeLabel { outcome: "ok" })
-                    .inc();
-                Ok(true)
-            }
-            Err(e) => {
-                self.metrics
-                    .reloads
-                    .get_or_create(&OutcomeLabel { outcome: "error" })
-                    .inc();
-                Err(e)
-            }
-        }
+        let outcome = self.watched.reload_if_changed();
+        let label = match outcome {
+            Ok(false) => return outcome,
+            Ok(true) => "ok",
+            Err(_) => "error",
+        };
+        self.metrics
+            .reloads
+            .get_or_create(&OutcomeLabel { outcome: label })
+            .inc();
+        outcome
     }
 
     /// Looks at the files every `every` until `cancel` fires.
@@ -222,7 +267,7 @@ impl ServerTls {
                 }
                 let m = me.clone();
                 match tokio::task::spawn_blocking(move || m.reload_if_changed()).await {
-                    Ok(Ok(true)) => tracing::info!(cert = %me.files.cert.display(), "TLS certificate reloaded"),
+                    Ok(Ok(true)) => tracing::info!(cert = %me.watched.name(), "TLS certificate reloaded"),
                     Ok(Ok(false)) => {}
                     Ok(Err(e)) => tracing::error!(error = %e, "TLS certificate not reloaded; the previous one stays in use"),
                     Err(e) => tracing::error!(error = %e, "TLS reload task failed"),
